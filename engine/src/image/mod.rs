@@ -1,0 +1,1 @@
+//! Image geometry and pixels. TO BE WRITTEN by the image helper.

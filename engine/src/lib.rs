@@ -1,0 +1,12 @@
+//! mixtape-engine: the recipe model, the planner and (later) the shard-set builder.
+//!
+//! Layers, from input to output: [`recipe`] (YAML with spans -> validated recipe), [`source`] (files ->
+//! records -> [`sample::Sample`]s), [`synthetic`] (the built-in demo generators), [`image`] (the
+//! Qwen2.5-VL resize rule and pixels), [`template`] (samples -> token ids and loss masks), [`index`]
+//! (per-source length index, cached by content hash), [`plan`] (recipe + index -> exact draws and a
+//! fingerprint) and [`diff`] (what changed between two plans).
+
+pub mod image;
+pub mod sample;
+pub mod source;
+pub mod synthetic;
