@@ -6,7 +6,9 @@
 //! (per-source length index, cached by content hash), [`plan`] (recipe + index -> exact draws and a
 //! fingerprint) and [`diff`] (what changed between two plans).
 
+pub mod diag;
 pub mod image;
 pub mod sample;
 pub mod source;
 pub mod synthetic;
+pub mod yaml;
