@@ -8,6 +8,7 @@
 
 pub mod diag;
 pub mod image;
+pub mod recipe;
 pub mod sample;
 pub mod source;
 pub mod synthetic;

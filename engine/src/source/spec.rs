@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 /// The on-disk (or built-in) format of a source.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceFormat {
     /// JSONL (or a JSON array file): LLaVA `conversations: [{from, value}]` + `image`, or ShareGPT /
     /// LLaMA-Factory `messages: [{role, content}]` + `images`. The style is detected per record.
