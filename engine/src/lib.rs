@@ -7,9 +7,14 @@
 //! fingerprint) and [`diff`] (what changed between two plans).
 
 pub mod diag;
+pub mod diff;
 pub mod image;
+pub mod index;
+pub mod plan;
 pub mod recipe;
+pub mod resolve;
 pub mod sample;
 pub mod source;
 pub mod synthetic;
+pub mod template;
 pub mod yaml;

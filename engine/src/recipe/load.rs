@@ -28,6 +28,8 @@ const TRAIN_KEYS: &[&str] =
 const PACK_KEYS: &[&str] = &["algorithm", "buffer", "max_image_tokens", "split_long_text"];
 const FIELD_KEYS: &[&str] = &["image", "caption", "text", "conversations", "messages"];
 const FORMATS: &[&str] = &["conversation", "caption", "text", "parquet", "webdataset", "synthetic"];
+/// Stage settings a child stage replaces whole instead of merging into its parent's.
+const REPLACED_ON_INHERIT: &[&str] = &["budget", "mix"];
 /// Longest `extends` chain followed before declaring it runaway.
 const MAX_EXTENDS_DEPTH: usize = 32;
 
@@ -524,7 +526,11 @@ fn stage_tree(
     visiting.push(i);
     let base = stage_tree(parent, items, names, merged, visiting, diags);
     visiting.pop();
-    let tree = yaml::merge(&base?.without(&["name", "extends"]), item);
+    // A child's `budget` and `mix` replace the parent's whole: merging them key by key would leave the
+    // parent's basis or categories behind (two budget bases, shares summing past 1).
+    let base = base?.without(&["name", "extends"]);
+    let base = base.without(&REPLACED_ON_INHERIT.iter().copied().filter(|k| item.get(k).is_some()).collect::<Vec<_>>());
+    let tree = yaml::merge(&base, item);
     merged[i] = Some(tree);
     merged[i].clone()
 }

@@ -1,0 +1,309 @@
+//! The length index: per valid sample of a source, its token counts and image sizes.
+//!
+//! Planning needs every sample's length on every basis, which means really tokenizing the source.
+//! That is the slow part of `plan`, so the index is cached on disk under a key derived from the content
+//! hashes of the source's files, the tokenizer file and the source's settings: a second plan over
+//! unchanged inputs reads a few arrays instead of tokenizing. Image pads are not stored, only image
+//! sizes, because the pad count depends on each stage's image policy.
+//!
+//! Cache files are written to a temporary name and renamed, so a killed plan never leaves a torn
+//! entry; an unreadable entry is treated as a miss and rebuilt.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::sample::SampleKind;
+use crate::source::spec::{SourceFormat, SourceSpec};
+use crate::source::{self, Record, SourceError};
+use crate::template::Encoder;
+
+/// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
+/// synthetic generators) changes, so stale cache entries are never reused.
+pub const INDEX_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"MXIDX\0\0\x01";
+/// Records tokenized per parallel batch: large enough to amortise rayon, small enough to keep memory
+/// flat while streaming.
+const BATCH: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A file's identity for fingerprints and cache keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Path relative to the recipe's folder (with `/` separators), so digests are portable.
+    pub path: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+impl FileDigest {
+    pub fn of(path: &Path, base: &Path) -> Result<Self, IndexError> {
+        let io = |source| IndexError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut hasher = blake3::Hasher::new();
+        let bytes = std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut hasher).map_err(io)?;
+        Ok(Self { path: relative_path(path, base), bytes, blake3: hasher.finalize().to_hex().to_string() })
+    }
+}
+
+/// `path` relative to `base` when it lies beneath it (else as given), with `/` separators.
+pub fn relative_path(path: &Path, base: &Path) -> String {
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let rel = full.strip_prefix(&base).map(Path::to_path_buf).unwrap_or(full);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// A record that did not become a sample.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexReject {
+    /// `file:line`, `file row N`, ... as the reader shows it.
+    pub location: String,
+    /// Stable reason code (`invalid_json`, `missing_image`, ...).
+    pub code: String,
+    pub message: String,
+}
+
+/// Lengths of every valid sample of one source, in record order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceIndex {
+    /// Records read, valid or not.
+    pub records: u64,
+    pub files: Vec<FileDigest>,
+    pub rejects: Vec<IndexReject>,
+    /// Record number (in source order) of each sample.
+    #[serde(skip)]
+    pub record_of: Vec<u64>,
+    /// 1 when the sample is long text (split into windows rather than rejected when too long).
+    #[serde(skip)]
+    pub is_text: Vec<u8>,
+    #[serde(skip)]
+    pub text_tokens: Vec<u32>,
+    #[serde(skip)]
+    pub loss_tokens: Vec<u32>,
+    /// `image_start[i]..image_start[i + 1]` indexes `image_sizes` for sample `i`.
+    #[serde(skip)]
+    pub image_start: Vec<u32>,
+    /// (height, width) of each image.
+    #[serde(skip)]
+    pub image_sizes: Vec<(u32, u32)>,
+}
+
+impl SourceIndex {
+    pub fn samples(&self) -> usize {
+        self.text_tokens.len()
+    }
+
+    pub fn images(&self, sample: usize) -> &[(u32, u32)] {
+        &self.image_sizes[self.image_start[sample] as usize..self.image_start[sample + 1] as usize]
+    }
+
+    /// Reject counts by reason code.
+    pub fn reject_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for r in &self.rejects {
+            *counts.entry(r.code.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn push_sample(&mut self, record: u64, kind: SampleKind, text: u32, loss: u32, images: &[(u32, u32)]) {
+        if self.image_start.is_empty() {
+            self.image_start.push(0);
+        }
+        self.record_of.push(record);
+        self.is_text.push(u8::from(kind == SampleKind::Text));
+        self.text_tokens.push(text);
+        self.loss_tokens.push(loss);
+        self.image_sizes.extend_from_slice(images);
+        self.image_start.push(self.image_sizes.len() as u32);
+    }
+}
+
+/// Where index entries are cached; `None` disables caching.
+#[derive(Clone, Debug)]
+pub struct IndexCache {
+    pub dir: Option<PathBuf>,
+}
+
+impl IndexCache {
+    /// `$MIXTAPE_CACHE_DIR`, else `$XDG_CACHE_HOME/mixtape`, else `~/.cache/mixtape`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("MIXTAPE_CACHE_DIR") {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(dir).join("mixtape"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("mixtape"))
+    }
+}
+
+/// Builds (or loads from cache) the index of one source.
+pub fn index_source(
+    spec: &SourceSpec,
+    encoder: &Encoder,
+    tokenizer: &FileDigest,
+    recipe_dir: &Path,
+    cache: &IndexCache,
+) -> Result<SourceIndex, IndexError> {
+    let files = spec.files.iter().map(|f| FileDigest::of(f, recipe_dir)).collect::<Result<Vec<_>, _>>()?;
+    let key = cache_key(spec, &files, tokenizer, recipe_dir);
+    let entry = cache.dir.as_ref().map(|d| d.join("index").join(format!("{key}.idx")));
+    if let Some(path) = &entry {
+        if let Some(index) = read_entry(path) {
+            return Ok(index);
+        }
+    }
+    let mut index = SourceIndex { files, image_start: vec![0], ..SourceIndex::default() };
+    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    for record in source::read_source(spec)? {
+        batch.push(record?);
+        if batch.len() == BATCH {
+            measure_batch(&mut index, &mut batch, encoder);
+        }
+    }
+    measure_batch(&mut index, &mut batch, encoder);
+    if let Some(path) = &entry {
+        // The cache is an optimisation: failing to write it must not fail the plan.
+        let _ = write_entry(path, &index);
+    }
+    Ok(index)
+}
+
+fn measure_batch(index: &mut SourceIndex, batch: &mut Vec<Record>, encoder: &Encoder) {
+    let measured: Vec<_> = batch
+        .par_iter()
+        .map(|record| match &record.sample {
+            Ok(sample) => {
+                let sizes: Option<Vec<(u32, u32)>> = sample.images.iter().map(|i| i.size).collect();
+                let Some(sizes) = sizes else {
+                    return Err(("unreadable_image_header", "image size unknown".to_string()));
+                };
+                encoder
+                    .measure(sample)
+                    .map(|len| (sample.kind, len, sizes))
+                    .map_err(|e| ("template", e.to_string()))
+            }
+            Err(reason) => Err((reason.code(), reason.to_string())),
+        })
+        .collect();
+    for (record, result) in batch.drain(..).zip(measured) {
+        index.records += 1;
+        match result {
+            Ok((kind, len, sizes)) => {
+                index.push_sample(record.location.record, kind, len.text_tokens, len.loss_tokens, &sizes)
+            }
+            Err((code, message)) => index.rejects.push(IndexReject {
+                location: record.location.to_string(),
+                code: code.to_string(),
+                message,
+            }),
+        }
+    }
+}
+
+fn cache_key(spec: &SourceSpec, files: &[FileDigest], tokenizer: &FileDigest, recipe_dir: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(&INDEX_VERSION.to_le_bytes());
+    h.update(format!("{:?}|{:?}|{:?}|{:?}", spec.format, spec.schema, spec.fields, spec.synthetic).as_bytes());
+    if let Some(root) = &spec.image_root {
+        h.update(relative_path(root, recipe_dir).as_bytes());
+    }
+    if spec.format != SourceFormat::Synthetic {
+        // Image paths resolve against the source files' folders: where the files are matters.
+        for f in &spec.files {
+            h.update(f.to_string_lossy().as_bytes());
+        }
+    }
+    for f in files {
+        h.update(f.blake3.as_bytes());
+    }
+    h.update(tokenizer.blake3.as_bytes());
+    h.finalize().to_hex()[..32].to_string()
+}
+
+fn write_entry(path: &Path, index: &SourceIndex) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let header = serde_json::to_vec(index).map_err(std::io::Error::other)?;
+    let mut buf = Vec::with_capacity(header.len() + index.samples() * 24);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&header);
+    buf.extend_from_slice(&(index.samples() as u64).to_le_bytes());
+    buf.extend_from_slice(&(index.image_sizes.len() as u64).to_le_bytes());
+    index.record_of.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+    buf.extend_from_slice(&index.is_text);
+    for arr in [&index.text_tokens, &index.loss_tokens, &index.image_start] {
+        arr.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+    }
+    for (h, w) in &index.image_sizes {
+        buf.extend_from_slice(&h.to_le_bytes());
+        buf.extend_from_slice(&w.to_le_bytes());
+    }
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(&buf)?;
+    tmp.1.sync_all()?;
+    std::fs::rename(&tmp.0, path)
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
+    Ok((path.clone(), std::fs::File::create(path)?))
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn read_entry(path: &Path) -> Option<SourceIndex> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
+    let mut cur = Cursor { bytes: &bytes, pos: 0 };
+    if cur.take(8)? != MAGIC {
+        return None;
+    }
+    let header_len = cur.u64()? as usize;
+    let mut index: SourceIndex = serde_json::from_slice(cur.take(header_len)?).ok()?;
+    let samples = cur.u64()? as usize;
+    let images = cur.u64()? as usize;
+    index.record_of = (0..samples).map(|_| cur.u64()).collect::<Option<_>>()?;
+    index.is_text = cur.take(samples)?.to_vec();
+    index.text_tokens = (0..samples).map(|_| cur.u32()).collect::<Option<_>>()?;
+    index.loss_tokens = (0..samples).map(|_| cur.u32()).collect::<Option<_>>()?;
+    index.image_start = (0..=samples).map(|_| cur.u32()).collect::<Option<_>>()?;
+    index.image_sizes = (0..images).map(|_| Some((cur.u32()?, cur.u32()?))).collect::<Option<_>>()?;
+    (cur.pos == bytes.len()).then_some(index)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+}

@@ -1,0 +1,542 @@
+//! Planning: a recipe plus the sources' length indexes -> the exact draws of every stage.
+//!
+//! Each source is read as an endless stream of its valid samples: pass (epoch) `e` visits them in a
+//! permutation seeded by (recipe seed, source name, e). Stages consume consecutive stretches of that
+//! stream, in stage order, so a later stage never reuses what an earlier one took until `max_repeat`
+//! lets the stream wrap around (a stage may reach stream position `max_repeat x samples`).
+//!
+//! A stage's budget is split across categories by `mix` (shares on the budget's basis) and within a
+//! category across its sources by `weight` (or, when no source of the category sets one, by each
+//! source's size on the basis). A source then draws samples until its target is met: the overshoot is
+//! at most one sample, which keeps realized shares far inside the 0.5 pp promise. Samples that the
+//! stage cannot use (too long, images too small or too elongated under the stage's image policy) are
+//! consumed and counted as rejects, so every record lands in exactly one place.
+//!
+//! The builder replays the same draws from [`SourceDraw::start`]..[`SourceDraw::end`] through
+//! [`stream_sample`], which is why this module and not the builder owns the stream order.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diag::{Diagnostic, Span};
+use crate::image::{ResizeError, image_tokens, smart_resize};
+use crate::index::{FileDigest, SourceIndex};
+use crate::recipe::{Basis, ImagePolicy, PackPolicy, Recipe, Stage};
+use crate::source::spec::SourceSpec;
+
+/// Version of the plan document (`mixtape plan --json`, lock files).
+pub const PLAN_VERSION: u32 = 1;
+/// Most passes the planner simulates when telling the user which `max_repeat` would suffice.
+const MAX_SIMULATED_PASSES: u64 = 1000;
+
+/// Counts on every basis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Amounts {
+    pub samples: u64,
+    pub tokens: u64,
+    pub loss_tokens: u64,
+    pub image_tokens: u64,
+    pub images: u64,
+}
+
+impl Amounts {
+    pub fn on(&self, basis: Basis) -> u64 {
+        match basis {
+            Basis::Samples => self.samples,
+            Basis::Tokens => self.tokens,
+            Basis::LossTokens => self.loss_tokens,
+            Basis::ImageTokens => self.image_tokens,
+        }
+    }
+
+    pub fn add(&mut self, other: &Amounts) {
+        self.samples += other.samples;
+        self.tokens += other.tokens;
+        self.loss_tokens += other.loss_tokens;
+        self.image_tokens += other.image_tokens;
+        self.images += other.images;
+    }
+}
+
+/// The resolved plan of a recipe: stable JSON (`--json`) and the content of lock files.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub mixtape_plan: u32,
+    pub name: String,
+    pub fingerprint: String,
+    pub seed: u64,
+    pub tokenizer: FileDigest,
+    pub sources: Vec<SourcePlan>,
+    pub stages: Vec<StagePlan>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SourcePlan {
+    pub name: String,
+    pub format: String,
+    pub category: String,
+    pub weight: Option<f64>,
+    pub files: Vec<FileDigest>,
+    /// Records read, valid or not.
+    pub records: u64,
+    /// Valid samples.
+    pub samples: u64,
+    /// Records rejected while reading, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Serialized settings (format, fields, schema, ...), compared by `diff`.
+    pub settings: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct StagePlan {
+    pub name: String,
+    pub extends: Option<String>,
+    pub seq_len: u32,
+    pub basis: Basis,
+    pub budget: u64,
+    pub max_repeat: u32,
+    pub image: serde_json::Value,
+    pub train: serde_json::Value,
+    pub pack: serde_json::Value,
+    pub categories: Vec<CategoryPlan>,
+    pub expected: Amounts,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CategoryPlan {
+    pub name: String,
+    /// Share of the budget the recipe asks for.
+    pub target_share: f64,
+    /// The category's target on the stage's basis.
+    pub target: f64,
+    /// Share of the stage's expected total on the basis.
+    pub expected_share: f64,
+    pub expected: Amounts,
+    pub sources: Vec<SourceDraw>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SourceDraw {
+    pub source: String,
+    /// Fraction of the category's target assigned to this source.
+    pub weight_share: f64,
+    pub target: f64,
+    /// Valid samples in the source (one pass).
+    pub available: u64,
+    /// Stream positions `[start, end)` this stage consumes.
+    pub start: u64,
+    pub end: u64,
+    /// Samples consumed that the stage cannot use, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Passes over the source this stage's draws amount to.
+    pub passes: f64,
+    pub expected: Amounts,
+}
+
+/// What the planner needs per source.
+#[derive(Debug)]
+pub struct SourceInput<'a> {
+    pub spec: &'a SourceSpec,
+    pub index: &'a SourceIndex,
+}
+
+/// Resolves every stage. Sources that cannot satisfy a stage within `max_repeat` become diagnostics
+/// pointing at the stage's budget.
+pub fn resolve(
+    recipe: &Recipe,
+    indexes: &BTreeMap<String, SourceIndex>,
+    tokenizer: FileDigest,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut cursors: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut streams: BTreeMap<&str, Stream> = BTreeMap::new();
+    let mut stages = Vec::new();
+    for stage in &recipe.stages {
+        let mut categories = Vec::new();
+        for entry in &stage.mix {
+            let cat_target = stage.budget.amount as f64 * entry.share;
+            let members: Vec<&SourceSpec> = recipe.sources_in(&entry.category).collect();
+            let sizes: Vec<f64> = members
+                .iter()
+                .map(|s| {
+                    let index = &indexes[&s.name];
+                    (0..index.samples()).map(|i| usable(index, i, stage).map_or(0, |a| a.on(stage.budget.basis)) as f64).sum()
+                })
+                .collect();
+            let weights: Vec<f64> = if members.iter().all(|s| s.weight.is_none()) {
+                sizes.clone()
+            } else {
+                members.iter().map(|s| s.weight.unwrap_or(1.0)).collect()
+            };
+            let total_weight: f64 = weights.iter().sum();
+            let mut draws = Vec::new();
+            let mut expected = Amounts::default();
+            for (k, spec) in members.iter().enumerate() {
+                let weight_share = if total_weight > 0.0 { weights[k] / total_weight } else { 1.0 / members.len() as f64 };
+                let target = cat_target * weight_share;
+                let index = &indexes[&spec.name];
+                let stream = streams.entry(spec.name.as_str()).or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
+                let start = *cursors.get(spec.name.as_str()).unwrap_or(&0);
+                match draw(stream, index, stage, start, target) {
+                    Ok(d) => {
+                        cursors.insert(spec.name.as_str(), d.end);
+                        expected.add(&d.expected);
+                        draws.push(SourceDraw {
+                            source: spec.name.clone(),
+                            weight_share,
+                            target,
+                            available: index.samples() as u64,
+                            start,
+                            end: d.end,
+                            rejected: d.rejected,
+                            passes: if index.samples() == 0 { 0.0 } else { (d.end - start) as f64 / index.samples() as f64 },
+                            expected: d.expected,
+                        });
+                    }
+                    Err(short) => errors.push(shortfall(stage, spec, &entry.category, target, short, stage.budget_span)),
+                }
+            }
+            categories.push(CategoryPlan {
+                name: entry.category.clone(),
+                target_share: entry.share,
+                target: cat_target,
+                expected_share: 0.0,
+                expected,
+                sources: draws,
+            });
+        }
+        let mut totals = Amounts::default();
+        categories.iter().for_each(|c| totals.add(&c.expected));
+        let denominator = totals.on(stage.budget.basis).max(1) as f64;
+        for c in &mut categories {
+            c.expected_share = c.expected.on(stage.budget.basis) as f64 / denominator;
+        }
+        stages.push(StagePlan {
+            name: stage.name.clone(),
+            extends: stage.parent.clone(),
+            seq_len: stage.seq_len,
+            basis: stage.budget.basis,
+            budget: stage.budget.amount,
+            max_repeat: stage.max_repeat,
+            image: to_json(&stage.image),
+            train: to_json(&stage.train),
+            pack: to_json(&stage.pack),
+            categories,
+            expected: totals,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let sources: Vec<SourcePlan> = recipe
+        .sources
+        .iter()
+        .map(|spec| {
+            let index = &indexes[&spec.name];
+            SourcePlan {
+                name: spec.name.clone(),
+                format: format!("{:?}", spec.format).to_lowercase(),
+                category: spec.category.clone(),
+                weight: spec.weight,
+                files: index.files.clone(),
+                records: index.records,
+                samples: index.samples() as u64,
+                rejected: index.reject_counts(),
+                settings: source_settings(spec, &recipe.path),
+            }
+        })
+        .collect();
+    let fingerprint = fingerprint(recipe, &sources, &stages, &tokenizer);
+    Ok(Plan {
+        mixtape_plan: PLAN_VERSION,
+        name: recipe.name.clone(),
+        fingerprint,
+        seed: recipe.seed,
+        tokenizer,
+        sources,
+        stages,
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The settings of a source that shape its samples (not its files: those are digested separately).
+fn source_settings(spec: &SourceSpec, recipe_path: &std::path::Path) -> serde_json::Value {
+    let base = recipe_path.parent().unwrap_or(std::path::Path::new("."));
+    let f = &spec.fields;
+    serde_json::json!({
+        "format": format!("{:?}", spec.format).to_lowercase(),
+        "category": spec.category,
+        "weight": spec.weight,
+        "schema": spec.schema.map(|s| format!("{s:?}").to_lowercase()),
+        "fields": {
+            "image": f.image, "caption": f.caption, "text": f.text,
+            "conversations": f.conversations, "messages": f.messages,
+        },
+        "image_root": spec.image_root.as_ref().map(|r| crate::index::relative_path(r, base)),
+        "synthetic": spec.synthetic.as_ref().map(|s| serde_json::json!({
+            "kind": s.kind.name(), "count": s.count, "seed": s.seed,
+        })),
+    })
+}
+
+/// blake3 over everything that changes the data: source settings and file contents, the tokenizer,
+/// the seed, and every stage setting. Names, descriptions, key order, comments and whitespace do not
+/// count (the document hashed is rebuilt from typed values in a fixed order).
+fn fingerprint(recipe: &Recipe, sources: &[SourcePlan], stages: &[StagePlan], tokenizer: &FileDigest) -> String {
+    let doc = serde_json::json!({
+        "plan_version": PLAN_VERSION,
+        "index_version": crate::index::INDEX_VERSION,
+        "seed": recipe.seed,
+        "template": recipe.template,
+        "tokenizer": tokenizer.blake3,
+        "sources": sources.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "settings": s.settings,
+            "files": s.files.iter().map(|f| (&f.path, &f.blake3)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "stages": stages.iter().map(|s| serde_json::json!({
+            "name": s.name, "seq_len": s.seq_len, "basis": s.basis, "budget": s.budget,
+            "max_repeat": s.max_repeat, "image": s.image, "train": s.train, "pack": s.pack,
+            "mix": s.categories.iter().map(|c| (&c.name, c.target_share)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    blake3::hash(&bytes).to_hex().to_string()
+}
+
+/// Why a sample cannot be used in a stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    TooLong { tokens: u64, seq_len: u32 },
+    Image(String, &'static str),
+}
+
+impl Unusable {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unusable::TooLong { .. } => "too_long",
+            Unusable::Image(_, code) => code,
+        }
+    }
+}
+
+/// A sample's amounts under a stage's policies, or why the stage cannot use it.
+pub fn usable(index: &SourceIndex, sample: usize, stage: &Stage) -> Result<Amounts, Unusable> {
+    sample_amounts(index, sample, stage.seq_len, &stage.image, &stage.pack)
+}
+
+/// Amounts of one sample: image pads from the resize rule, long text counted per window.
+pub fn sample_amounts(
+    index: &SourceIndex,
+    sample: usize,
+    seq_len: u32,
+    image: &ImagePolicy,
+    pack: &PackPolicy,
+) -> Result<Amounts, Unusable> {
+    let policy = image.resize_policy();
+    let mut pads = 0u64;
+    let images = index.images(sample);
+    for &(h, w) in images {
+        let (rh, rw) = smart_resize(h, w, &policy).map_err(|e| {
+            let code = match e {
+                ResizeError::TooSmall { .. } => "image_too_small",
+                ResizeError::TooElongated { .. } => "image_too_elongated",
+                _ => "image_unresizable",
+            };
+            Unusable::Image(e.to_string(), code)
+        })?;
+        pads += u64::from(image_tokens(rh, rw, &policy));
+    }
+    let tokens = u64::from(index.text_tokens[sample]) + pads;
+    let is_text = index.is_text[sample] != 0;
+    let samples = if tokens <= u64::from(seq_len) {
+        1
+    } else if is_text && pack.split_long_text {
+        tokens.div_ceil(u64::from(seq_len))
+    } else {
+        return Err(Unusable::TooLong { tokens, seq_len });
+    };
+    Ok(Amounts {
+        samples,
+        tokens,
+        loss_tokens: u64::from(index.loss_tokens[sample]),
+        image_tokens: pads,
+        images: images.len() as u64,
+    })
+}
+
+/// The deterministic order in which a source's samples are drawn, pass after pass.
+#[derive(Debug)]
+pub struct Stream {
+    seed: u64,
+    source_hash: u64,
+    len: usize,
+    epoch: Option<(u64, Vec<u32>)>,
+}
+
+impl Stream {
+    pub fn new(seed: u64, source: &str, len: usize) -> Self {
+        let h = blake3::hash(source.as_bytes());
+        let source_hash = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
+        Self { seed, source_hash, len, epoch: None }
+    }
+
+    /// The sample at stream position `pos`.
+    pub fn sample_at(&mut self, pos: u64) -> usize {
+        let epoch = pos / self.len as u64;
+        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch = Some((epoch, permutation(self.len, self.seed ^ self.source_hash.rotate_left(17) ^ mix(epoch))));
+        }
+        let perm = &self.epoch.as_ref().map(|(_, p)| p).expect("set above");
+        perm[(pos % self.len as u64) as usize] as usize
+    }
+}
+
+/// The sample a plan's stream position refers to (for the builder).
+pub fn stream_sample(seed: u64, source: &str, len: usize, pos: u64) -> usize {
+    Stream::new(seed, source, len).sample_at(pos)
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fisher-Yates with a splitmix64 generator: stable across platforms and dependency versions.
+fn permutation(len: usize, seed: u64) -> Vec<u32> {
+    let mut perm: Vec<u32> = (0..len as u32).collect();
+    let mut state = seed;
+    for i in (1..len).rev() {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let r = mix(state);
+        let j = ((u128::from(r) * (i as u128 + 1)) >> 64) as usize;
+        perm.swap(i, j);
+    }
+    perm
+}
+
+struct Drawn {
+    end: u64,
+    expected: Amounts,
+    rejected: BTreeMap<String, u64>,
+}
+
+/// How far a source got before its limit.
+struct Short {
+    have: u64,
+    /// Smallest `max_repeat` that would satisfy the target, if any does within the simulated passes.
+    repeat_needed: Option<u64>,
+}
+
+fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, target: f64) -> Result<Drawn, Short> {
+    let n = index.samples() as u64;
+    let limit = n * u64::from(stage.max_repeat);
+    let basis = stage.budget.basis;
+    let mut expected = Amounts::default();
+    let mut rejected = BTreeMap::new();
+    let mut pos = start;
+    while (expected.on(basis) as f64) < target {
+        if pos >= limit {
+            // Keep simulating to tell the user which max_repeat would do.
+            let mut acc = expected.on(basis);
+            let mut p = pos;
+            let mut needed = None;
+            while n > 0 && p < n * MAX_SIMULATED_PASSES {
+                if let Ok(a) = usable(index, stream.sample_at(p), stage) {
+                    acc += a.on(basis);
+                }
+                p += 1;
+                if acc as f64 >= target {
+                    needed = Some(p.div_ceil(n));
+                    break;
+                }
+            }
+            return Err(Short { have: expected.on(basis), repeat_needed: needed });
+        }
+        match usable(index, stream.sample_at(pos), stage) {
+            Ok(a) => expected.add(&a),
+            Err(why) => *rejected.entry(why.code().to_string()).or_insert(0) += 1,
+        }
+        pos += 1;
+    }
+    Ok(Drawn { end: pos, expected, rejected })
+}
+
+fn shortfall(stage: &Stage, spec: &SourceSpec, category: &str, target: f64, short: Short, span: Span) -> Diagnostic {
+    let noun = stage.budget.basis.noun();
+    let need = target.ceil() as u64;
+    let missing = need.saturating_sub(short.have);
+    let pct = 100.0 * missing as f64 / need.max(1) as f64;
+    let mut hint = format!("add data to `{}`, lower the budget or the share of `{category}`", spec.name);
+    match short.repeat_needed {
+        Some(r) => hint.push_str(&format!(", or set `max_repeat: {r}` on this stage")),
+        None => hint.push_str(" (no max_repeat would do: the source has no usable samples)"),
+    }
+    Diagnostic::error(
+        span,
+        format!(
+            "source `{}` cannot satisfy stage `{}` within max_repeat {}: needs {} {noun}, has {} (short by {} {noun}, {:.1}%)",
+            spec.name,
+            stage.name,
+            stage.max_repeat,
+            group(need),
+            group(short.have),
+            group(missing),
+            pct
+        ),
+    )
+    .with_hint(hint)
+}
+
+/// 1234567 -> "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_deterministic_and_complete() {
+        let a = permutation(1000, 7);
+        let b = permutation(1000, 7);
+        assert_eq!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
+        assert_ne!(a, permutation(1000, 8));
+    }
+
+    #[test]
+    fn each_pass_visits_every_sample_once_in_a_new_order() {
+        let mut s = Stream::new(1, "src", 50);
+        let first: Vec<usize> = (0..50).map(|p| s.sample_at(p)).collect();
+        let second: Vec<usize> = (50..100).map(|p| s.sample_at(p)).collect();
+        let mut f = first.clone();
+        f.sort();
+        assert_eq!(f, (0..50).collect::<Vec<_>>());
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(100), "100");
+    }
+}

@@ -1,0 +1,95 @@
+//! Entry points for `check` and `plan`: recipe file -> diagnostics and, when valid, a [`Plan`].
+//!
+//! This is the one place that sequences the layers (load the recipe, load the tokenizer, index every
+//! source, plan), turning each layer's typed errors into located diagnostics so the CLI only prints.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceMap};
+use crate::index::{FileDigest, IndexCache, SourceIndex, index_source};
+use crate::plan::{self, Plan};
+use crate::recipe::{self, Recipe};
+use crate::template::Encoder;
+
+/// Everything `check` and `plan` report.
+#[derive(Debug)]
+pub struct Resolved {
+    pub files: SourceMap,
+    pub diagnostics: Diagnostics,
+    pub recipe: Option<Recipe>,
+    pub indexes: BTreeMap<String, SourceIndex>,
+    /// `Some` when there are no errors.
+    pub plan: Option<Plan>,
+}
+
+/// Loads, indexes and plans a recipe, collecting every problem.
+pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
+    let loaded = recipe::load(path);
+    let mut diagnostics = loaded.diagnostics;
+    let mut resolved =
+        Resolved { files: loaded.sources, diagnostics: Diagnostics::default(), recipe: None, indexes: BTreeMap::new(), plan: None };
+    let Some(recipe) = loaded.recipe else {
+        resolved.diagnostics = diagnostics;
+        return resolved;
+    };
+    let recipe_dir = recipe.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let encoder = match Encoder::from_file(&recipe.tokenizer) {
+        Ok(e) => e,
+        Err(err) => {
+            diagnostics.push(
+                Diagnostic::error_in_file(recipe.tokenizer.clone(), err.to_string())
+                    .with_hint("`tokenizer.path` must name an HF tokenizer.json with the ChatML and vision special tokens"),
+            );
+            resolved.diagnostics = diagnostics;
+            resolved.recipe = Some(recipe);
+            return resolved;
+        }
+    };
+    let tokenizer = match FileDigest::of(&recipe.tokenizer, &recipe_dir) {
+        Ok(d) => d,
+        Err(err) => {
+            diagnostics.push(Diagnostic::error_in_file(recipe.tokenizer.clone(), err.to_string()));
+            resolved.diagnostics = diagnostics;
+            return resolved;
+        }
+    };
+    for spec in &recipe.sources {
+        let span = recipe.source_spans[&spec.name];
+        match index_source(spec, &encoder, &tokenizer, &recipe_dir, cache) {
+            Ok(index) => {
+                if !index.rejects.is_empty() {
+                    let counts: Vec<String> = index.reject_counts().iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    let first = &index.rejects[0];
+                    diagnostics.push(
+                        Diagnostic::warning(
+                            span,
+                            format!(
+                                "source `{}`: {} of {} records rejected ({})",
+                                spec.name,
+                                index.rejects.len(),
+                                index.records,
+                                counts.join(", ")
+                            ),
+                        )
+                        .with_hint(format!("first: {}: {}", first.location, first.message)),
+                    );
+                }
+                resolved.indexes.insert(spec.name.clone(), index);
+            }
+            Err(err) => diagnostics.push(
+                Diagnostic::error(span, format!("source `{}` cannot be read: {err}", spec.name))
+                    .with_hint("fix or remove the file; per-record problems are rejected, but whole-file failures stop the plan"),
+            ),
+        }
+    }
+    if !diagnostics.has_errors() {
+        match plan::resolve(&recipe, &resolved.indexes, tokenizer) {
+            Ok(p) => resolved.plan = Some(p),
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    resolved.diagnostics = diagnostics;
+    resolved.recipe = Some(recipe);
+    resolved
+}

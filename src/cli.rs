@@ -1,0 +1,66 @@
+//! Command-line arguments (clap types only; the commands live in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// mixtape: data recipes and packed shard sets for multimodal LLM training.
+///
+/// Write a recipe (sources, category mixes, stages), `check` it while editing, `plan` it to see
+/// exactly what each stage draws, and `diff` two recipes or lock files to review a change.
+#[derive(Debug, Parser)]
+#[command(name = "mixtape", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Where per-source length indexes are cached [env: MIXTAPE_CACHE_DIR; default: ~/.cache/mixtape].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not read or write the index cache (re-tokenize every source).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate recipes: report every error with file:line:col, the snippet and a hint.
+    ///
+    /// Opens and counts every source and checks that each stage can be satisfied within its
+    /// `max_repeat`. Exit status 0 when every recipe is valid, 1 otherwise.
+    Check {
+        /// Recipe files.
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        /// Print diagnostics as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve a recipe into exact per-stage, per-source draws and a fingerprint.
+    Plan {
+        recipe: PathBuf,
+        /// Print the plan as a stable JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Write the plan to FILE as a lock file (a later `plan --locked` or `diff` reads it).
+        #[arg(long, value_name = "FILE")]
+        lock: Option<PathBuf>,
+        /// Fail (exit 1) unless the plan's fingerprint equals the one in FILE; writes nothing.
+        #[arg(long, value_name = "FILE", conflicts_with = "lock")]
+        locked: Option<PathBuf>,
+    },
+    /// Explain what changed between two recipes or lock files, stage by stage.
+    Diff {
+        /// Recipe (.yaml/.yml) or lock file (.json) before the change.
+        before: PathBuf,
+        /// Recipe or lock file after the change.
+        after: PathBuf,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when the two differ (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+    },
+}

@@ -1,0 +1,25 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod check;
+mod diff;
+mod plan;
+
+use std::process::ExitCode;
+
+use mixtape_engine::index::IndexCache;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for "ran fine, found problems".
+pub const PROBLEMS: u8 = 1;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cache = IndexCache {
+        dir: if cli.no_cache { None } else { cli.cache_dir.clone().or_else(IndexCache::default_dir) },
+    };
+    match cli.command {
+        Command::Check { recipes, json } => check::run(&recipes, json, &cache),
+        Command::Plan { recipe, json, lock, locked } => plan::run(&recipe, json, lock.as_deref(), locked.as_deref(), &cache),
+        Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
+    }
+}

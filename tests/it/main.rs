@@ -1,0 +1,7 @@
+//! End-to-end tests of the `mixtape` binary: each test runs the real CLI in its own temp folder.
+
+mod util;
+
+mod check;
+mod diff;
+mod plan;
