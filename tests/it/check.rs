@@ -216,3 +216,17 @@ fn a_missing_tokenizer_is_an_error_at_its_path() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("error: tokenizer file not found: nope/tokenizer.json\n  --> recipe.yaml:4:19"), "{}", out.stderr);
 }
+
+#[test]
+fn the_mindvl_example_is_valid_but_for_the_data_it_points_at() {
+    let dir = TestDir::new();
+    let recipe = crate::util::repo().join("recipes/mindvl.yaml");
+    dir.write("recipe.yaml", "");
+    let out = dir.run(&["check", "--json", recipe.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 12, "one error per source path: {}", out.stdout);
+    for l in &lines {
+        assert!(l["message"].as_str().unwrap().starts_with("no files match `data/"), "{l}");
+    }
+}
