@@ -1,1 +1,39 @@
-//! placeholder
+//! mixtape's packed-shard format (version 1): the last stage of the pipeline
+//! (sources -> samples -> encoded samples -> packs -> **shards**).
+//!
+//! A stage of a build is a folder of Parquet shards plus a `manifest.json`:
+//!
+//! - [`schema`]: the Arrow schema (one row per packed sequence) and the file metadata keys;
+//! - [`row`]: [`PackedRow`], the unit written and read, and its validation;
+//! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
+//! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
+//! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
+//! - [`read`]: [`ShardFile`], reading shards back row group by row group.
+//!
+//! FORMAT.md at the repository root documents the format for readers in other languages.
+//!
+//! This crate knows nothing about recipes, tokenizers or images beyond their bytes and geometry:
+//! the engine depends on it, never the reverse, so a training-side reader can link it alone.
+
+mod atomic;
+mod batch;
+pub mod manifest;
+pub mod read;
+pub mod row;
+pub mod schema;
+pub mod shard_set;
+pub mod writer;
+
+#[cfg(test)]
+mod testing;
+
+pub use batch::{DecodeError, EncodeError};
+pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardInfo, Totals};
+pub use read::{ReadError, ShardFile, read_rows};
+pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
+pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
+pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
+pub use writer::{
+    DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions, ShardWriter,
+    WriteError, shard_file_name,
+};

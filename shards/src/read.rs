@@ -1,0 +1,221 @@
+//! Reading a shard back into [`PackedRow`]s, one row group at a time.
+//!
+//! [`ShardFile::open`] reads only the footer: it checks the format version and parses the
+//! [`ShardMeta`], so a shard of another version or another tool is refused before any data is
+//! decoded. [`ShardFile::read_row_group`] decodes one row group (the unit a streaming reader
+//! shuffles and prefetches) and validates every row exactly as the writer did, so a damaged or
+//! hand-edited shard fails loudly instead of feeding misaligned tokens to training.
+//!
+//! Every error names the file, and the row group (and row) where it applies. Nothing here
+//! panics on bad input: columns are looked up by name and type-checked (see [`crate::batch`]).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::errors::ParquetError;
+
+use crate::batch::{self, DecodeError};
+use crate::schema::MetaError;
+use crate::{PackedRow, RowChecks, RowError, ShardMeta};
+
+/// Rows decoded per Arrow batch. Bounds the size of one batch's binary column (Arrow's int32
+/// offsets cap it at 2 GiB) even for row groups written by other tools.
+const READ_BATCH_ROWS: usize = 128;
+
+/// Why a shard cannot be read. Shards are rebuilt, never repaired: each message says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error("cannot open shard {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}{}: not a readable Parquet shard: {source} (the file is truncated or corrupt: delete it and rebuild the stage)", path.display(), at(*row_group))]
+    Parquet { path: PathBuf, row_group: Option<usize>, source: ParquetError },
+    #[error("{}: {source}", path.display())]
+    Meta { path: PathBuf, source: MetaError },
+    #[error("{}, row group {row_group}: {source} (not a mixtape shard of format 1, or corrupt: rebuild it)", path.display())]
+    Decode { path: PathBuf, row_group: usize, source: DecodeError },
+    #[error("{}, row group {row_group}, row {row}: {source} (the shard is corrupt: rebuild it)", path.display())]
+    InvalidRow { path: PathBuf, row_group: usize, row: usize, source: RowError },
+    #[error("{}: has no row group {row_group} (it has {row_groups})", path.display())]
+    NoSuchRowGroup { path: PathBuf, row_group: usize, row_groups: usize },
+}
+
+fn at(row_group: Option<usize>) -> String {
+    row_group.map(|g| format!(", row group {g}")).unwrap_or_default()
+}
+
+/// An open shard: its footer and metadata, ready to decode row groups.
+#[derive(Debug)]
+pub struct ShardFile {
+    path: PathBuf,
+    meta: ShardMeta,
+    metadata: ArrowReaderMetadata,
+}
+
+impl ShardFile {
+    /// Reads and checks the footer of the shard at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|source| ReadError::Parquet { path: path.clone(), row_group: None, source })?;
+        let kv: HashMap<String, String> = metadata
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
+            .collect();
+        let meta = ShardMeta::from_key_values(&kv).map_err(|source| ReadError::Meta { path: path.clone(), source })?;
+        Ok(Self { path, meta, metadata })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the footer says about the shard.
+    pub fn meta(&self) -> &ShardMeta {
+        &self.meta
+    }
+
+    /// Rows in the shard, from the footer.
+    pub fn rows(&self) -> u64 {
+        u64::try_from(self.metadata.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// Decodes and validates the rows of row group `row_group`.
+    pub fn read_row_group(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
+        let path = || self.path.clone();
+        if row_group >= self.row_groups() {
+            return Err(ReadError::NoSuchRowGroup { path: path(), row_group, row_groups: self.row_groups() });
+        }
+        let parquet = |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
+        // A fresh handle per call: the shard may be read from several threads at once.
+        let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+            .with_row_groups(vec![row_group])
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(parquet)?;
+        let checks = RowChecks::default().with_max_tokens(self.meta.seq_len);
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
+            let decoded =
+                batch::decode(&batch).map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
+            for row in decoded {
+                row.validate(&checks).map_err(|source| ReadError::InvalidRow {
+                    path: path(),
+                    row_group,
+                    row: rows.len(),
+                    source,
+                })?;
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Decodes every row group in order.
+    pub fn read_all(&self) -> Result<Vec<PackedRow>, ReadError> {
+        let mut rows = Vec::new();
+        for row_group in 0..self.row_groups() {
+            rows.extend(self.read_row_group(row_group)?);
+        }
+        Ok(rows)
+    }
+}
+
+/// Reads every row of the shard at `path`.
+pub fn read_rows(path: impl AsRef<Path>) -> Result<Vec<PackedRow>, ReadError> {
+    ShardFile::open(path)?.read_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::row;
+    use crate::{ShardOptions, ShardWriter};
+
+    fn write_shard(dir: &Path) -> PathBuf {
+        let meta = ShardMeta { recipe_fingerprint: "fp".into(), stage: "sft".into(), seq_len: 64, shard_index: 0 };
+        let mut writer =
+            ShardWriter::try_new(dir, meta, ShardOptions::default().with_max_rows_per_row_group(2)).unwrap();
+        for n in 0..5 {
+            writer.write(row(&[(10 + n, 1), (8, 0)])).unwrap();
+        }
+        dir.join(writer.finish().unwrap().file)
+    }
+
+    #[test]
+    fn row_groups_are_read_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = ShardFile::open(write_shard(dir.path())).unwrap();
+        assert_eq!((shard.rows(), shard.row_groups()), (5, 3));
+        assert_eq!(shard.read_row_group(2).unwrap(), [row(&[(14, 1), (8, 0)])]);
+        let err = shard.read_row_group(3).unwrap_err();
+        assert!(matches!(err, ReadError::NoSuchRowGroup { row_group: 3, row_groups: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = ShardFile::open("/nonexistent/shard-00000.parquet").unwrap_err();
+        assert!(matches!(err, ReadError::Io { .. }));
+        assert!(err.to_string().contains("/nonexistent/shard-00000.parquet"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_shard_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_shard(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = ShardFile::open(&path).unwrap_err();
+        assert!(matches!(err, ReadError::Parquet { row_group: None, .. }), "{err}");
+        assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_row_group_is_reported_with_the_row_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_shard(dir.path());
+        let shard = ShardFile::open(&path).unwrap();
+        // Overwrite the middle of row group 1's first column chunk with garbage.
+        let column = shard.metadata.metadata().row_group(1).column(0);
+        let (start, len) = column.byte_range();
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in &mut bytes[start as usize + 4..(start + len) as usize] {
+            *b = 0xA5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(shard.read_row_group(0).is_ok());
+        let err = shard.read_row_group(1).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("row group 1"), "{message}");
+        assert!(message.contains("shard-00000.parquet"), "{message}");
+    }
+
+    #[test]
+    fn a_parquet_file_without_mixtape_metadata_is_refused_at_open() {
+        use arrow_array::{ArrayRef, Int32Array, RecordBatch};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.parquet");
+        let ids: ArrayRef = std::sync::Arc::new(Int32Array::from(vec![1, 2, 3]));
+        let batch = RecordBatch::try_from_iter([("input_ids", ids)]).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let err = ShardFile::open(&path).unwrap_err();
+        assert!(matches!(err, ReadError::Meta { source: MetaError::Missing { key: "mixtape.format_version" }, .. }));
+        assert!(err.to_string().contains("other.parquet"), "{err}");
+    }
+}
