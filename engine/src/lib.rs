@@ -10,6 +10,7 @@ pub mod diag;
 pub mod diff;
 pub mod image;
 pub mod index;
+pub mod pack;
 pub mod plan;
 pub mod recipe;
 pub mod resolve;
