@@ -50,6 +50,33 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "lock")]
         locked: Option<PathBuf>,
     },
+    /// Build one packed Parquet shard set per stage (the main job).
+    ///
+    /// Reads every drawn record, tokenizes it with the recipe's template, resizes its images with the
+    /// Qwen2.5-VL rule, packs samples into sequences of at most `seq_len` tokens, and writes zstd
+    /// Parquet shards plus a manifest per stage. Deterministic for any `--jobs`; rerunning after a
+    /// crash finishes the build without redoing finished shards.
+    Build {
+        recipe: PathBuf,
+        /// Output folder: one subfolder per stage.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Worker threads [default: all cores].
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Fail when more than this fraction of a stage's drawn records are rejected.
+        #[arg(long, default_value_t = mixtape_engine::build::DEFAULT_MAX_REJECT_FRACTION)]
+        max_reject_fraction: f64,
+        /// Target size of one shard in bytes.
+        #[arg(long, default_value_t = mixtape_engine::build::DEFAULT_TARGET_SHARD_BYTES)]
+        shard_bytes: u64,
+        /// No progress bars.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Print the build summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain what changed between two recipes or lock files, stage by stage.
     Diff {
         /// Recipe (.yaml/.yml) or lock file (.json) before the change.

@@ -23,7 +23,7 @@ use crate::template::Encoder;
 
 /// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
 /// synthetic generators) changes, so stale cache entries are never reused.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"MXIDX\0\0\x01";
 /// Records tokenized per parallel batch: large enough to amortise rayon, small enough to keep memory
 /// flat while streaming.
@@ -82,7 +82,8 @@ pub struct SourceIndex {
     pub records: u64,
     pub files: Vec<FileDigest>,
     pub rejects: Vec<IndexReject>,
-    /// Record number (in source order) of each sample.
+    /// Ordinal of each sample's record in the source (files in order, records in file order, rejects
+    /// counted).
     #[serde(skip)]
     pub record_of: Vec<u64>,
     /// 1 when the sample is long text (split into windows rather than rejected when too long).
@@ -200,11 +201,12 @@ fn measure_batch(index: &mut SourceIndex, batch: &mut Vec<Record>, encoder: &Enc
         })
         .collect();
     for (record, result) in batch.drain(..).zip(measured) {
+        // The ordinal of a record in the whole source (files in order, records in file order): the
+        // builder re-reads the source and counts the same way to find drawn samples.
+        let ordinal = index.records;
         index.records += 1;
         match result {
-            Ok((kind, len, sizes)) => {
-                index.push_sample(record.location.record, kind, len.text_tokens, len.loss_tokens, &sizes)
-            }
+            Ok((kind, len, sizes)) => index.push_sample(ordinal, kind, len.text_tokens, len.loss_tokens, &sizes),
             Err((code, message)) => index.rejects.push(IndexReject {
                 location: record.location.to_string(),
                 code: code.to_string(),

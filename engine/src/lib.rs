@@ -6,6 +6,7 @@
 //! (per-source length index, cached by content hash), [`plan`] (recipe + index -> exact draws and a
 //! fingerprint) and [`diff`] (what changed between two plans).
 
+pub mod build;
 pub mod diag;
 pub mod diff;
 pub mod image;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod build;
 mod check;
 mod diff;
 mod plan;
@@ -20,6 +21,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { recipes, json } => check::run(&recipes, json, &cache),
         Command::Plan { recipe, json, lock, locked } => plan::run(&recipe, json, lock.as_deref(), locked.as_deref(), &cache),
+        Command::Build { recipe, out, jobs, max_reject_fraction, shard_bytes, quiet, json } => {
+            let options = mixtape_engine::build::BuildOptions {
+                out,
+                jobs,
+                max_reject_fraction,
+                target_shard_bytes: shard_bytes,
+                cache,
+            };
+            build::run(&recipe, &options, quiet, json)
+        }
         Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
     }
 }

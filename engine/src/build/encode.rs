@@ -1,0 +1,163 @@
+//! One record -> one encoded sample: images decoded, resized by the stage's rule and re-encoded, text
+//! rendered by the template with each image's real pad count.
+//!
+//! Runs in parallel (rayon) over batches of records; everything here is a pure function of the record
+//! and the stage's policies, which is what makes a build byte-identical for any thread count.
+
+use std::sync::Arc;
+
+use mixtape_shards::{ImageEncoding as ShardEncoding, ShardImage};
+
+use crate::image::process::{Encoding, ProcessError, process};
+use crate::image::{RgbImage, encode_jpeg, encode_png, grid, image_tokens, resize, smart_resize};
+use crate::recipe::{ImageEncoding, ImagePolicy};
+use crate::sample::{ImageSource, Sample, SampleKind};
+use crate::template::Encoder;
+
+/// A sample ready to be packed. Image `token_offset`s are relative to the sample's first token.
+#[derive(Clone, Debug)]
+pub struct EncodedSample {
+    pub ids: Vec<u32>,
+    pub loss_mask: Vec<u8>,
+    pub images: Vec<ShardImage>,
+    pub is_text: bool,
+}
+
+impl EncodedSample {
+    pub fn image_tokens(&self) -> u32 {
+        self.images.iter().map(|i| i.num_tokens).sum()
+    }
+}
+
+/// Why a drawn record did not make it into a shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeReject {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Encodes a sample under a stage's policies.
+pub fn encode_sample(
+    sample: &Sample,
+    encoder: &Encoder,
+    policy: &ImagePolicy,
+    seq_len: u32,
+) -> Result<EncodedSample, EncodeReject> {
+    let resize_policy = policy.resize_policy();
+    let mut images = Vec::with_capacity(sample.images.len());
+    for (i, image) in sample.images.iter().enumerate() {
+        let processed = process_image(&image.source, image.size, policy).map_err(|mut e| {
+            e.message = format!("image {}: {}", i + 1, e.message);
+            e
+        })?;
+        let (t, gh, gw) = grid(processed.height, processed.width, &resize_policy);
+        images.push(ShardImage {
+            bytes: processed.bytes,
+            encoding: processed.encoding,
+            height: processed.height,
+            width: processed.width,
+            source_height: processed.source_height,
+            source_width: processed.source_width,
+            grid_t: t,
+            grid_h: gh,
+            grid_w: gw,
+            token_offset: 0,
+            num_tokens: image_tokens(processed.height, processed.width, &resize_policy),
+            sample: 0,
+        });
+    }
+    let pads: Vec<u32> = images.iter().map(|i| i.num_tokens).collect();
+    let encoded = encoder.encode(sample, &pads).map_err(|e| EncodeReject { code: "template", message: e.to_string() })?;
+    for (image, (offset, _)) in images.iter_mut().zip(&encoded.image_slots) {
+        image.token_offset = *offset;
+    }
+    let is_text = sample.kind == SampleKind::Text;
+    if !is_text && encoded.ids.len() > seq_len as usize {
+        return Err(EncodeReject {
+            code: "too_long",
+            message: format!("{} tokens do not fit seq_len {seq_len} (images are never cut)", encoded.ids.len()),
+        });
+    }
+    Ok(EncodedSample { ids: encoded.ids, loss_mask: encoded.loss_mask, images, is_text })
+}
+
+struct Processed {
+    bytes: Vec<u8>,
+    encoding: ShardEncoding,
+    height: u32,
+    width: u32,
+    source_height: u32,
+    source_width: u32,
+}
+
+fn process_image(source: &ImageSource, size: Option<(u32, u32)>, policy: &ImagePolicy) -> Result<Processed, EncodeReject> {
+    let reject = |e: ProcessError| EncodeReject { code: e.code(), message: e.to_string() };
+    let resize_policy = policy.resize_policy();
+    let encoding = match policy.encoding {
+        ImageEncoding::Png => Encoding::Png,
+        _ => Encoding::Jpeg { quality: policy.jpeg_quality },
+    };
+    let shard_encoding = match policy.encoding {
+        ImageEncoding::Jpeg => ShardEncoding::Jpeg,
+        ImageEncoding::Png => ShardEncoding::Png,
+        ImageEncoding::Source => ShardEncoding::Source,
+    };
+    let bytes: Arc<[u8]> = match source {
+        ImageSource::Synthetic { scene } => {
+            let img = crate::synthetic::render_scene(*scene);
+            return process_pixels(&img, policy, encoding, shard_encoding).map_err(reject);
+        }
+        ImageSource::Bytes(bytes) => bytes.clone(),
+        ImageSource::File(path) => std::fs::read(path)
+            .map_err(|e| EncodeReject { code: "missing_image", message: format!("cannot read {}: {e}", path.display()) })?
+            .into(),
+    };
+    if policy.encoding == ImageEncoding::Source {
+        // Stored as-is with the target size: the reader resizes with the same rule.
+        let (h, w) = size.unwrap_or((0, 0));
+        let (height, width) = smart_resize(h, w, &resize_policy).map_err(|e| reject(e.into()))?;
+        return Ok(Processed {
+            bytes: bytes.to_vec(),
+            encoding: shard_encoding,
+            height,
+            width,
+            source_height: h,
+            source_width: w,
+        });
+    }
+    let p = process(&bytes, &resize_policy, encoding).map_err(reject)?;
+    Ok(Processed {
+        bytes: p.bytes,
+        encoding: shard_encoding,
+        height: p.height,
+        width: p.width,
+        source_height: p.source_height,
+        source_width: p.source_width,
+    })
+}
+
+fn process_pixels(
+    img: &RgbImage,
+    policy: &ImagePolicy,
+    encoding: Encoding,
+    shard_encoding: ShardEncoding,
+) -> Result<Processed, ProcessError> {
+    let resize_policy = policy.resize_policy();
+    let (height, width) = smart_resize(img.height, img.width, &resize_policy)?;
+    if policy.encoding == ImageEncoding::Source {
+        return Ok(Processed {
+            bytes: encode_png(img)?,
+            encoding: shard_encoding,
+            height,
+            width,
+            source_height: img.height,
+            source_width: img.width,
+        });
+    }
+    let resized = resize(img, height, width)?;
+    let bytes = match encoding {
+        Encoding::Jpeg { quality } => encode_jpeg(&resized, quality)?,
+        Encoding::Png => encode_png(&resized)?,
+    };
+    Ok(Processed { bytes, encoding: shard_encoding, height, width, source_height: img.height, source_width: img.width })
+}
