@@ -2,6 +2,7 @@
 
 mod util;
 
+mod build;
 mod check;
 mod diff;
 mod plan;
