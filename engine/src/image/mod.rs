@@ -1,15 +1,33 @@
-//! Image geometry and pixels.
+//! Image geometry, pixels and codecs.
 //!
-//! Two concerns live here, both independent of any image codec:
+//! Two concerns are independent of any image codec:
 //!
 //! - [`resize`]: the Qwen2.5-VL `smart_resize` rule, which decides the size an image is trained at and
 //!   therefore how many LLM tokens it costs. The planner calls it on header sizes for millions of images,
 //!   so it is pure integer/float arithmetic with typed errors, bit-for-bit faithful to the Python.
 //! - [`rgb`]: [`RgbImage`], the plain RGB8 buffer that the synthetic generators draw into. It is kept
 //!   deliberately minimal (no codecs, no resampling): encoders and resizers belong to the builder.
+//!
+//! The builder's per-image pipeline lives beside them, one stage per module, all pure Rust:
+//! [`decode`] (JPEG/PNG/WebP bytes -> upright RGB8, honouring EXIF orientation via [`exif`]),
+//! [`resample`] (bicubic resize to an exact size), [`encode`] (JPEG 4:2:0 / PNG) and [`process`]
+//! (decode -> `smart_resize` -> resample -> encode, with stable reject codes).
 
+pub mod decode;
+pub mod encode;
+pub mod exif;
+pub mod process;
+pub mod resample;
 pub mod resize;
 pub mod rgb;
 
+#[cfg(test)]
+mod codec_tests;
+
+pub use decode::{DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_with_limit};
+pub use encode::{DEFAULT_JPEG_QUALITY, EncodeError, encode_jpeg, encode_png};
+pub use exif::{Orientation, jpeg_orientation};
+pub use process::{Encoding, ProcessError, ProcessedImage, process};
+pub use resample::{ResampleError, resize};
 pub use resize::{ResizeError, ResizePolicy, grid, image_tokens, smart_resize};
 pub use rgb::RgbImage;

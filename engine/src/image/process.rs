@@ -1,0 +1,131 @@
+//! The per-image pipeline of the shard builder: decode, apply the resize rule, resample, re-encode.
+//!
+//! [`process`] is what the builder runs on every image of a sample. Its error, [`ProcessError`],
+//! carries a stable [`ProcessError::code`] so the builder can count rejects by reason and a report
+//! can name them without parsing messages.
+//!
+//! # Invariants
+//!
+//! - The output's `(height, width)` is exactly `smart_resize(displayed size)`, so its token count is
+//!   the one the planner computed from the header, provided the header size it was given equals
+//!   `(source_height, source_width)`; the builder should check that and reject on a mismatch.
+//! - Deterministic: the same bytes, policy and encoding give the same output bytes (see the
+//!   determinism notes of [`super::decode`], [`super::resample`] and [`super::encode`]).
+
+use thiserror::Error;
+
+use super::decode::{DecodeError, decode};
+use super::encode::{DEFAULT_JPEG_QUALITY, EncodeError, encode_jpeg, encode_png};
+use super::resample::{ResampleError, resize};
+use super::resize::{ResizeError, ResizePolicy, smart_resize};
+
+/// How [`process`] re-encodes the resized image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Baseline JPEG, 4:2:0, at `quality` (1 to 100).
+    Jpeg { quality: u8 },
+    /// Lossless 8-bit RGB PNG: for text-heavy images where JPEG ringing would blur glyphs.
+    Png,
+}
+
+impl Default for Encoding {
+    /// JPEG at [`DEFAULT_JPEG_QUALITY`].
+    fn default() -> Self {
+        Encoding::Jpeg {
+            quality: DEFAULT_JPEG_QUALITY,
+        }
+    }
+}
+
+/// An image ready for a shard.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProcessedImage {
+    /// The encoded, resized image.
+    pub bytes: Vec<u8>,
+    /// Size after `smart_resize`: what the vision encoder sees.
+    pub height: u32,
+    pub width: u32,
+    /// Decoded size as displayed (after EXIF orientation), before resizing.
+    pub source_height: u32,
+    pub source_width: u32,
+}
+
+// By hand so that a failing assertion prints sizes, not kilobytes of bytes.
+impl std::fmt::Debug for ProcessedImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessedImage")
+            .field("bytes", &format_args!("[{} bytes]", self.bytes.len()))
+            .field("height", &self.height)
+            .field("width", &self.width)
+            .field("source_height", &self.source_height)
+            .field("source_width", &self.source_width)
+            .finish()
+    }
+}
+
+/// Why [`process`] could not turn bytes into a shard image.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The resize rule rejects the decoded size (too small, too elongated, too thin for the budget).
+    #[error(transparent)]
+    Resize(#[from] ResizeError),
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+impl ProcessError {
+    /// A stable snake_case name for the reason, for reject counts and reports:
+    ///
+    /// - `undecodable_image`: not an image, an unsupported format, corrupt, truncated, over the
+    ///   decode limit.
+    /// - `image_too_small`: a side below the policy's factor (28 pixels by default).
+    /// - `image_too_elongated`: long side over `max_aspect_ratio` times the short side.
+    /// - `image_unresizable`: the resize rule or the resampler cannot produce a grid for it (too
+    ///   thin for `max_pixels`, outside the budget, an invalid policy).
+    /// - `image_unencodable`: the encoder refused the resized image (an invalid JPEG quality, a side
+    ///   over 65,535 for JPEG).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProcessError::Decode(_) => "undecodable_image",
+            ProcessError::Resize(ResizeError::TooSmall { .. }) => "image_too_small",
+            ProcessError::Resize(ResizeError::TooElongated { .. }) => "image_too_elongated",
+            ProcessError::Resize(_) | ProcessError::Resample(_) => "image_unresizable",
+            ProcessError::Encode(_) => "image_unencodable",
+        }
+    }
+}
+
+/// Decodes `bytes`, resizes the displayed image to `smart_resize(height, width, policy)` with a
+/// bicubic filter and encodes the result.
+pub fn process(
+    bytes: &[u8],
+    policy: &ResizePolicy,
+    encoding: Encoding,
+) -> Result<ProcessedImage, ProcessError> {
+    // An invalid quality is a configuration error: refuse before spending a decode on it.
+    match encoding {
+        Encoding::Jpeg { quality } if !(1..=100).contains(&quality) => {
+            return Err(EncodeError::InvalidQuality(quality).into());
+        }
+        _ => {}
+    }
+    let img = decode(bytes)?;
+    let (height, width) = smart_resize(img.height, img.width, policy)?;
+    let resized = resize(&img, height, width)?;
+    let bytes = match encoding {
+        Encoding::Jpeg { quality } => encode_jpeg(&resized, quality)?,
+        Encoding::Png => encode_png(&resized)?,
+    };
+    Ok(ProcessedImage {
+        bytes,
+        height,
+        width,
+        source_height: img.height,
+        source_width: img.width,
+    })
+}
