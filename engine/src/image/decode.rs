@@ -239,10 +239,12 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
         None => return Err(corrupt("no colour space".into())),
         Some(_) => {}
     }
-    // Checked before decoding so a truncated file costs no pixel work.
+    // Checked before decoding so a truncated file costs no pixel work. Entropy-coded data cannot
+    // contain FF D9 (0xFF is stuffed), so any FF D9 after the first scan ends the image; searched
+    // from the end, where it normally is.
     let complete = jpeg_scan_start(bytes)
         .and_then(|sos| bytes.get(sos..))
-        .is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]));
+        .is_some_and(|scan| scan.windows(2).rev().any(|w| w == [0xFF, 0xD9]));
     if !complete {
         return Err(corrupt(
             "truncated: no end-of-image marker after the image data".into(),
