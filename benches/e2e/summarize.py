@@ -11,6 +11,8 @@ import os
 import statistics
 import sys
 
+CLEAN = 0.3
+
 
 def load(path):
     with open(path) as f:
@@ -45,6 +47,14 @@ def main():
     by = {}
     for r in runs:
         by.setdefault(r["label"], []).append(r)
+    # Repetitions during which other processes kept more than CLEAN cores busy are left out of the medians
+    # when at least one clean repetition of that configuration exists.
+    dropped = {}
+    for label, rs in by.items():
+        clean = [r for r in rs if r["others_cores"] <= CLEAN]
+        if clean and len(clean) < len(rs):
+            dropped[label] = len(rs) - len(clean)
+            by[label] = clean
 
     def build_stats(label):
         rs = by.get(label, [])
@@ -128,6 +138,10 @@ def main():
     p.append("`vs HF datasets` is (d)'s wall time over the row's (higher is faster); `% of floor` is the floor's wall "
              "time over the row's (for (b) the floor is tokenizing alone, "
              f"{c['source_wall']:.3f} s, since a `source` build decodes nothing)." if c else "")
+    if dropped:
+        p.append("")
+        p.append("Left out of the medians, because other processes kept more than "
+                 f"{CLEAN} of a core busy during them: " + ", ".join(f"{k} x{v}" for k, v in sorted(dropped.items())) + ".")
     others = [s["others"] for s in (a, b, c, d) if s]
     p.append("")
     p.append(f"Other processes' CPU use during the runs (median per configuration, in cores of the 2): "
