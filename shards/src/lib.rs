@@ -8,7 +8,8 @@
 //! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
 //! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
-//! - [`read`]: [`ShardFile`], reading shards back row group by row group.
+//! - [`read`]: [`ShardFile`], reading shards back row group by row group;
+//! - [`verify`]: [`verify()`], checking a stage or a whole build output against its manifests.
 //!
 //! FORMAT.md at the repository root documents the format for readers in other languages.
 //!
@@ -22,6 +23,7 @@ pub mod read;
 pub mod row;
 pub mod schema;
 pub mod shard_set;
+pub mod verify;
 pub mod writer;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ pub use read::{ReadError, ShardFile, read_rows};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
+pub use verify::{Problem, ProblemKind, StageReport, VerifyError, VerifyReport, verify};
 pub use writer::{
     DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions, ShardWriter,
     WriteError, shard_file_name,

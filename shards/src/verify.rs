@@ -1,0 +1,689 @@
+//! Verifying a shard set against its manifest: is what is on disk what the manifest promises?
+//!
+//! [`verify`] takes a stage folder (`manifest.json` + shards) or a whole build output (one stage
+//! folder per stage, `build.json` at the top) and checks, for every stage:
+//! - the manifest parses, its totals are the sums of its shard entries, its entries name
+//!   `shard-{index:05}.parquet` in index order;
+//! - every listed shard exists with the listed size and blake3 (hashed in fixed-size chunks);
+//! - its footer agrees with the manifest (format version, stage, seq_len, recipe fingerprint, shard
+//!   index, rows, row groups), every row group decodes and every row validates, and the counts
+//!   recomputed from the rows (totals, per category, per source) equal the manifest entry's;
+//! - no `shard-*.parquet` file is left unlisted, and a stage folder has a manifest at all.
+//!
+//! It never stops at the first problem: every finding becomes a [`Problem`] naming the file (and
+//! the row group where one is at fault) with a fix. Only a folder that is no shard set at all, or
+//! cannot be listed, is an error ([`VerifyError`]). Memory is bounded by one row group.
+//!
+//! The fixes follow what `mixtape build` does on a rerun: a stage folder holding a manifest is
+//! skipped whole, and inside an unfinished stage a shard with a `.shard-NNNNN.done.json` sidecar
+//! whose file exists is reused. So a damaged shard is only rewritten once the shard, its sidecar
+//! and the stage's manifest are deleted; a wrong manifest alone is rewritten from the sidecars
+//! without re-encoding anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::read::{ReadError, ShardFile};
+use crate::{Counts, ShardInfo, shard_file_name};
+
+/// The build output's state file (written by `mixtape build`): holds the recipe fingerprint.
+const BUILD_STATE_FILE: &str = "build.json";
+
+/// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("cannot list {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{} is not a shard set: it has no manifest.json and no stage folder holding one (pass a build output folder, the --out of `mixtape build`, or one of its stage folders)",
+        path.display()
+    )]
+    NotAShardSet { path: PathBuf },
+}
+
+/// What is wrong, without the file it is about (see [`Problem`]).
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    #[error("missing: the manifest lists it but there is no such file")]
+    MissingShard,
+    #[error("size is {file} bytes, the manifest says {manifest}")]
+    SizeMismatch { manifest: u64, file: u64 },
+    #[error("blake3 is {file}, the manifest says {manifest} (the file changed after it was written)")]
+    Blake3Mismatch { manifest: String, file: String },
+    #[error("cannot be decoded: {detail}")]
+    Unreadable { detail: String },
+    #[error("{field} is {file} in the shard, {manifest} in the manifest")]
+    MetadataMismatch { field: String, manifest: String, file: String },
+    #[error("{field} counted from the rows is {file}, the manifest says {manifest}")]
+    CountsMismatch { field: String, manifest: String, file: String },
+    #[error("manifest {field} is {stated}, but its shard entries sum to {sum}")]
+    TotalsMismatch { field: String, stated: String, sum: String },
+    #[error("manifest entry {position} is {detail}")]
+    BadEntry { position: usize, detail: String },
+    #[error("not listed in the manifest")]
+    UnlistedShard,
+    #[error("cannot be read: {detail}")]
+    ManifestUnreadable { detail: String },
+    #[error("stage folder without a manifest: its build did not finish")]
+    UnfinishedStage,
+    #[error("belongs to recipe fingerprint {manifest}, but build.json says {build}")]
+    OtherBuild { manifest: String, build: String },
+}
+
+/// One finding: the file it is about, the row group where one is at fault, what is wrong and how to
+/// fix it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Problem {
+    pub path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_group: Option<usize>,
+    #[serde(flatten)]
+    pub kind: ProblemKind,
+    /// What to do about it, with the paths to delete and the command to rerun.
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(g) = self.row_group {
+            write!(f, ", row group {g}")?;
+        }
+        write!(f, ": {}\n  fix: {}", self.kind, self.fix)
+    }
+}
+
+/// The verification of one stage folder.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageReport {
+    /// Stage name (from the manifest, else the folder name).
+    pub stage: String,
+    pub dir: PathBuf,
+    /// Shards listed in the manifest.
+    pub shards: u64,
+    /// Rows, row groups and bytes of the listed shards, as the manifest states them.
+    pub rows: u64,
+    pub row_groups: u64,
+    pub bytes: u64,
+    /// Everything found wrong, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl StageReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The verification of a stage folder or a whole build output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerifyReport {
+    pub dir: PathBuf,
+    /// Whether `dir` is a build output (stage subfolders) rather than one stage folder.
+    pub build_output: bool,
+    pub stages: Vec<StageReport>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.stages.iter().all(StageReport::is_ok)
+    }
+
+    /// Every problem of every stage.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.stages.iter().flat_map(|s| &s.problems)
+    }
+}
+
+/// Verifies `dir`: a stage folder (it holds `manifest.json`) or a build output (its subfolders are
+/// stages). Stages are verified in name order.
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
+    let dir = dir.as_ref();
+    if dir.join(MANIFEST_FILE).is_file() {
+        let stage = verify_stage(dir, None)?;
+        return Ok(VerifyReport { dir: dir.to_path_buf(), build_output: false, stages: vec![stage] });
+    }
+    let entries = list(dir)?;
+    let build_fingerprint = std::fs::read(dir.join(BUILD_STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("fingerprint")?.as_str().map(str::to_owned));
+    let mut stages = Vec::new();
+    for (name, path) in entries {
+        if !path.is_dir() {
+            continue;
+        }
+        if path.join(MANIFEST_FILE).is_file() {
+            stages.push(verify_stage(&path, build_fingerprint.as_deref())?);
+        } else if list(&path)?.keys().any(|n| is_shard_name(n) || is_sidecar_name(n)) {
+            let out = dir.display();
+            let problem = Problem {
+                path: path.clone(),
+                row_group: None,
+                kind: ProblemKind::UnfinishedStage,
+                fix: format!(
+                    "rerun `mixtape build RECIPE --out {out}`: it finishes the stage, reusing its finished shards"
+                ),
+            };
+            let stage = StageReport {
+                stage: name,
+                dir: path,
+                shards: 0,
+                rows: 0,
+                row_groups: 0,
+                bytes: 0,
+                problems: vec![problem],
+            };
+            stages.push(stage);
+        }
+    }
+    if stages.is_empty() {
+        return Err(VerifyError::NotAShardSet { path: dir.to_path_buf() });
+    }
+    Ok(VerifyReport { dir: dir.to_path_buf(), build_output: true, stages })
+}
+
+/// Verifies one stage folder; `build_fingerprint` is the build output's, when there is one.
+fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageReport, VerifyError> {
+    let fixes = Fixes::new(dir);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut problems = Vec::new();
+    let on_disk: BTreeSet<String> = list(dir)?.into_keys().filter(|n| is_shard_name(n)).collect();
+    let manifest = match Manifest::read(&manifest_path) {
+        Ok(m) => m,
+        Err(e) => {
+            let detail = match &e {
+                crate::ManifestError::Json { source, .. } => source.to_string(),
+                _ => e.to_string(),
+            };
+            problems.push(fixes.manifest(ProblemKind::ManifestUnreadable { detail }));
+            let stage = StageReport {
+                stage: folder_name,
+                dir: dir.to_path_buf(),
+                shards: 0,
+                rows: 0,
+                row_groups: 0,
+                bytes: 0,
+                problems,
+            };
+            return Ok(stage);
+        }
+    };
+    if let Some(build) = build_fingerprint.filter(|b| *b != manifest.recipe_fingerprint) {
+        let kind = ProblemKind::OtherBuild { manifest: manifest.recipe_fingerprint.clone(), build: build.to_owned() };
+        problems.push(Problem { path: manifest_path.clone(), row_group: None, kind, fix: fixes.whole_stage() });
+    }
+    check_totals(&manifest, &fixes, &mut problems);
+    let mut listed = BTreeSet::new();
+    for (position, info) in manifest.shards.iter().enumerate() {
+        let expected = shard_file_name(info.index);
+        if info.file != expected || info.index as usize != position {
+            let detail = format!(
+                "`{}` with index {}; entry {position} must be `{}`",
+                info.file,
+                info.index,
+                shard_file_name(position as u32)
+            );
+            problems.push(fixes.manifest(ProblemKind::BadEntry { position, detail }));
+        }
+        // Never follow a name out of the stage folder, whatever the manifest says.
+        if !is_shard_name(&info.file) {
+            continue;
+        }
+        listed.insert(info.file.clone());
+        check_shard(dir, &manifest, info, &fixes, &mut problems);
+    }
+    for file in on_disk.difference(&listed) {
+        let path = dir.join(file);
+        let fix = format!(
+            "delete {} (readers that follow the manifest skip it, but one that globs shard-*.parquet, like pyarrow, would read it)",
+            path.display()
+        );
+        problems.push(Problem { path, row_group: None, kind: ProblemKind::UnlistedShard, fix });
+    }
+    Ok(StageReport {
+        stage: manifest.stage.clone(),
+        dir: dir.to_path_buf(),
+        shards: manifest.shards.len() as u64,
+        rows: manifest.shards.iter().map(|s| s.rows).sum(),
+        row_groups: manifest.shards.iter().map(|s| s.row_groups).sum(),
+        bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
+        problems,
+    })
+}
+
+/// The manifest's totals and maps must be the sums of its shard entries.
+fn check_totals(manifest: &Manifest, fixes: &Fixes, problems: &mut Vec<Problem>) {
+    let summed = Manifest::new(
+        manifest.stage.clone(),
+        manifest.seq_len,
+        manifest.recipe_fingerprint.clone(),
+        manifest.shards.clone(),
+        manifest.rejects.clone(),
+    );
+    let mut fields = Vec::new();
+    let (s, t) = (&manifest.totals, &summed.totals);
+    for (name, stated, sum) in [
+        ("rows", s.rows, t.rows),
+        ("samples", s.samples, t.samples),
+        ("tokens", s.tokens, t.tokens),
+        ("loss_tokens", s.loss_tokens, t.loss_tokens),
+        ("image_tokens", s.image_tokens, t.image_tokens),
+        ("images", s.images, t.images),
+        ("padded_capacity", s.padded_capacity, t.padded_capacity),
+        ("rejected", s.rejected, t.rejected),
+    ] {
+        fields.push((format!("totals.{name}"), stated.to_string(), sum.to_string()));
+    }
+    fields.push(("totals.efficiency".into(), s.efficiency.to_string(), t.efficiency.to_string()));
+    compare_maps("by_category", &manifest.by_category, &summed.by_category, &mut fields);
+    compare_maps("by_source", &manifest.by_source, &summed.by_source, &mut fields);
+    for (field, stated, sum) in fields.into_iter().filter(|(_, a, b)| a != b) {
+        problems.push(fixes.manifest(ProblemKind::TotalsMismatch { field, stated, sum }));
+    }
+}
+
+/// Appends `(field, stated, recomputed)` for every key of either map.
+fn compare_maps(
+    what: &str,
+    stated: &BTreeMap<String, Counts>,
+    recomputed: &BTreeMap<String, Counts>,
+    out: &mut Vec<(String, String, String)>,
+) {
+    let keys: BTreeSet<&String> = stated.keys().chain(recomputed.keys()).collect();
+    for key in keys {
+        let show = |c: Option<&Counts>| c.map_or_else(|| "absent".to_string(), counts_text);
+        out.push((format!("{what}[{key}]"), show(stated.get(key)), show(recomputed.get(key))));
+    }
+}
+
+fn counts_text(c: &Counts) -> String {
+    format!(
+        "{{samples {}, tokens {}, loss_tokens {}, image_tokens {}, images {}}}",
+        c.samples, c.tokens, c.loss_tokens, c.image_tokens, c.images
+    )
+}
+
+/// Checks one listed shard: presence, size, hash, footer, every row group, recomputed counts.
+fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes, problems: &mut Vec<Problem>) {
+    let path = dir.join(&info.file);
+    let (bytes, blake3) = match hash_file(&path) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problems.push(fixes.shard(&path, info.index, None, ProblemKind::MissingShard));
+            return;
+        }
+        Err(e) => {
+            let kind = ProblemKind::Unreadable { detail: e.to_string() };
+            problems.push(fixes.shard(&path, info.index, None, kind));
+            return;
+        }
+    };
+    // Bytes as written: a disagreement below is the manifest's fault, not the shard's.
+    let intact = bytes == info.bytes && blake3 == info.blake3;
+    let mismatch = |problems: &mut Vec<Problem>, kind| {
+        problems.push(if intact { fixes.wrong_entry(&path, kind) } else { fixes.shard(&path, info.index, None, kind) })
+    };
+    if bytes != info.bytes {
+        problems.push(fixes.shard(
+            &path,
+            info.index,
+            None,
+            ProblemKind::SizeMismatch { manifest: info.bytes, file: bytes },
+        ));
+    }
+    if blake3 != info.blake3 {
+        let kind = ProblemKind::Blake3Mismatch { manifest: info.blake3.clone(), file: blake3 };
+        problems.push(fixes.shard(&path, info.index, None, kind));
+    }
+    let shard = match ShardFile::open(&path) {
+        Ok(shard) => shard,
+        Err(e) => {
+            problems.push(fixes.shard(&path, info.index, None, ProblemKind::Unreadable { detail: read_detail(&e) }));
+            return;
+        }
+    };
+    let meta = shard.meta();
+    let footer = [
+        ("mixtape.stage", meta.stage.clone(), manifest.stage.clone()),
+        ("mixtape.seq_len", meta.seq_len.to_string(), manifest.seq_len.to_string()),
+        ("mixtape.recipe_fingerprint", meta.recipe_fingerprint.clone(), manifest.recipe_fingerprint.clone()),
+        ("mixtape.shard_index", meta.shard_index.to_string(), info.index.to_string()),
+        ("rows", shard.rows().to_string(), info.rows.to_string()),
+        ("row_groups", shard.row_groups().to_string(), info.row_groups.to_string()),
+    ];
+    for (field, file, listed) in footer {
+        if file != listed {
+            mismatch(problems, ProblemKind::MetadataMismatch { field: field.into(), manifest: listed, file });
+        }
+    }
+    let mut recomputed = Recount::default();
+    let mut complete = true;
+    for row_group in 0..shard.row_groups() {
+        match shard.read_row_group(row_group) {
+            Ok(rows) => rows.iter().for_each(|row| recomputed.add(row)),
+            Err(e) => {
+                complete = false;
+                let kind = ProblemKind::Unreadable { detail: read_detail(&e) };
+                problems.push(fixes.shard(&path, info.index, Some(row_group), kind));
+            }
+        }
+    }
+    // Counts of a partly unreadable shard mean nothing; its row groups are already named. (Rows
+    // were compared with the footer's count, which is what decoding every row group yields.)
+    if complete {
+        let mut fields = vec![("totals".to_string(), counts_text(&info.totals), counts_text(&recomputed.totals))];
+        compare_maps("by_category", &info.by_category, &recomputed.by_category, &mut fields);
+        compare_maps("by_source", &info.by_source, &recomputed.by_source, &mut fields);
+        for (field, listed, file) in fields.into_iter().filter(|(_, a, b)| a != b) {
+            mismatch(problems, ProblemKind::CountsMismatch { field, manifest: listed, file });
+        }
+    }
+}
+
+/// Counts recomputed from decoded rows, as the writer computes them.
+#[derive(Default)]
+struct Recount {
+    totals: Counts,
+    by_category: BTreeMap<String, Counts>,
+    by_source: BTreeMap<String, Counts>,
+}
+
+impl Recount {
+    fn add(&mut self, row: &crate::PackedRow) {
+        row.sample_counts(|meta, counts| {
+            self.totals += &counts;
+            *self.by_category.entry(meta.category.clone()).or_default() += &counts;
+            *self.by_source.entry(meta.source.clone()).or_default() += &counts;
+        });
+    }
+}
+
+/// The message of a read error without the path (the [`Problem`] carries it).
+fn read_detail(e: &ReadError) -> String {
+    match e {
+        ReadError::Io { source, .. } => source.to_string(),
+        ReadError::Parquet { source, .. } => format!("not a readable Parquet file: {source}"),
+        ReadError::Meta { source, .. } => source.to_string(),
+        ReadError::Decode { source, .. } => source.to_string(),
+        ReadError::InvalidRow { row, source, .. } => format!("row {row}: {source}"),
+        other => other.to_string(),
+    }
+}
+
+/// Size and blake3 (hex) of a file, read in fixed-size chunks.
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut hasher = blake3::Hasher::new();
+    let bytes = std::io::copy(&mut File::open(path)?, &mut hasher)?;
+    Ok((bytes, hasher.finalize().to_hex().to_string()))
+}
+
+/// The entries of a folder by name (sorted).
+fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>, VerifyError> {
+    let io = |source| VerifyError::Io { path: dir.to_path_buf(), source };
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        out.insert(entry.file_name().to_string_lossy().into_owned(), entry.path());
+    }
+    Ok(out)
+}
+
+/// `shard-<digits>.parquet`: the only names a stage's shards have (hidden temporaries start with a dot).
+fn is_shard_name(name: &str) -> bool {
+    name.strip_prefix("shard-")
+        .and_then(|n| n.strip_suffix(".parquet"))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_sidecar_name(name: &str) -> bool {
+    name.starts_with(".shard-") && name.ends_with(".done.json")
+}
+
+const REWRITES_MANIFEST: &str = "it rewrites the manifest from the shards' sidecars without re-encoding anything";
+
+/// The fix texts of one stage folder, in terms of what a `mixtape build` rerun does.
+struct Fixes {
+    manifest: PathBuf,
+    dir: PathBuf,
+    /// The build output folder (the stage folder's parent), for the rerun command.
+    out: String,
+}
+
+impl Fixes {
+    fn new(dir: &Path) -> Self {
+        let out = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Self { manifest: dir.join(MANIFEST_FILE), dir: dir.to_path_buf(), out: out.display().to_string() }
+    }
+
+    fn rerun(&self) -> String {
+        format!("rerun `mixtape build RECIPE --out {}`", self.out)
+    }
+
+    /// A shard that is missing or damaged: it is rewritten only when the stage has no manifest and
+    /// the shard no sidecar, since a rerun skips a stage with a manifest and reuses a sidecar's shard.
+    fn shard(&self, path: &Path, index: u32, row_group: Option<usize>, kind: ProblemKind) -> Problem {
+        let sidecar = self.dir.join(format!(".shard-{index:05}.done.json"));
+        let fix = format!(
+            "delete {}, {} and {}, then {}: it rewrites only that shard, byte-identical to the original",
+            path.display(),
+            sidecar.display(),
+            self.manifest.display(),
+            self.rerun()
+        );
+        Problem { path: path.to_path_buf(), row_group, kind, fix }
+    }
+
+    /// The manifest is wrong (the shards are as written): a rerun rebuilds it from the sidecars.
+    fn manifest(&self, kind: ProblemKind) -> Problem {
+        let fix = format!("delete {}, then {}: {REWRITES_MANIFEST}", self.manifest.display(), self.rerun());
+        Problem { path: self.manifest.clone(), row_group: None, kind, fix }
+    }
+
+    /// The manifest's entry for an intact shard (size and blake3 as recorded) is wrong.
+    fn wrong_entry(&self, path: &Path, kind: ProblemKind) -> Problem {
+        let fix = format!(
+            "the shard has its recorded size and blake3, so its manifest entry is wrong: delete {}, then {}: {REWRITES_MANIFEST}",
+            self.manifest.display(),
+            self.rerun()
+        );
+        Problem { path: path.to_path_buf(), row_group: None, kind, fix }
+    }
+
+    fn whole_stage(&self) -> String {
+        format!("delete the folder {} and {}", self.dir.display(), self.rerun())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::row_with_seed;
+    use crate::{ShardMeta, ShardOptions, ShardWriter};
+
+    /// Writes stage `name` into `dir/name`: `shards` shards of 5 rows in row groups of 2.
+    fn write_stage(dir: &Path, name: &str, shards: u32) -> PathBuf {
+        let stage = dir.join(name);
+        std::fs::create_dir_all(&stage).unwrap();
+        let mut infos = Vec::new();
+        for index in 0..shards {
+            let meta =
+                ShardMeta { recipe_fingerprint: "fp".into(), stage: name.into(), seq_len: 256, shard_index: index };
+            let options = ShardOptions::default().with_max_rows_per_row_group(2);
+            let mut writer = ShardWriter::try_new(&stage, meta, options).unwrap();
+            for n in 0..5u64 {
+                writer.write(row_with_seed(&[(20, 1), (12, 0)], u64::from(index) * 10 + n)).unwrap();
+            }
+            infos.push(writer.finish().unwrap());
+        }
+        Manifest::new(name, 256, "fp", infos, BTreeMap::new()).write(stage.join(MANIFEST_FILE)).unwrap();
+        stage
+    }
+
+    fn kinds(report: &VerifyReport) -> Vec<(String, Option<usize>, ProblemKind)> {
+        report
+            .problems()
+            .map(|p| (p.path.file_name().unwrap().to_string_lossy().into_owned(), p.row_group, p.kind.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_stage_and_build_output_verify_with_their_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 2);
+        write_stage(dir.path(), "warmup", 1);
+        let report = verify(&stage).unwrap();
+        assert!(report.is_ok(), "{:?}", kinds(&report));
+        assert!(!report.build_output);
+        let s = &report.stages[0];
+        assert_eq!((s.stage.as_str(), s.shards, s.rows, s.row_groups), ("sft", 2, 10, 6));
+        let all = verify(dir.path()).unwrap();
+        assert!(all.is_ok() && all.build_output);
+        assert_eq!(all.stages.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>(), ["sft", "warmup"]);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_a_blake3_mismatch_naming_the_shard_and_how_to_rebuild_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 2);
+        let path = stage.join("shard-00001.parquet");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+        let report = verify(&stage).unwrap();
+        let problems: Vec<&Problem> = report.problems().collect();
+        assert!(!problems.is_empty());
+        assert!(problems.iter().all(|p| p.path == path), "{problems:?}");
+        assert!(matches!(problems[0].kind, ProblemKind::Blake3Mismatch { .. }), "{problems:?}");
+        let text = problems[0].to_string();
+        for part in ["shard-00001.parquet", ".shard-00001.done.json", "manifest.json", "mixtape build"] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_shard_and_an_unlisted_one_are_both_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 2);
+        std::fs::rename(stage.join("shard-00000.parquet"), stage.join("shard-00007.parquet")).unwrap();
+        let report = verify(&stage).unwrap();
+        assert_eq!(
+            kinds(&report),
+            [
+                ("shard-00000.parquet".into(), None, ProblemKind::MissingShard),
+                ("shard-00007.parquet".into(), None, ProblemKind::UnlistedShard),
+            ]
+        );
+    }
+
+    #[test]
+    fn edited_manifest_rows_are_named_as_the_manifests_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 2);
+        let path = stage.join(MANIFEST_FILE);
+        let json = std::fs::read_to_string(&path).unwrap().replacen("\"rows\": 5,", "\"rows\": 6,", 1);
+        std::fs::write(&path, json).unwrap();
+        let report = verify(&stage).unwrap();
+        let found = kinds(&report);
+        assert!(found.contains(&(
+            "manifest.json".into(),
+            None,
+            ProblemKind::TotalsMismatch { field: "totals.rows".into(), stated: "10".into(), sum: "11".into() }
+        )));
+        let shard = report.problems().find(|p| p.path.ends_with("shard-00000.parquet")).unwrap();
+        assert_eq!(
+            shard.kind,
+            ProblemKind::MetadataMismatch { field: "rows".into(), manifest: "6".into(), file: "5".into() }
+        );
+        assert!(shard.fix.contains("manifest entry is wrong"), "{}", shard.fix);
+    }
+
+    #[test]
+    fn a_corrupt_row_group_is_named_and_the_other_row_groups_still_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 1);
+        let path = stage.join("shard-00000.parquet");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Garble row group 1's first column chunk (past its page header).
+        let file = File::open(&path).unwrap();
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&file).unwrap();
+        let (start, len) = meta.row_group(1).column(0).byte_range();
+        bytes[start as usize + 4..(start + len) as usize].fill(0xA5);
+        std::fs::write(&path, &bytes).unwrap();
+        let report = verify(&stage).unwrap();
+        let groups: Vec<Option<usize>> = report.problems().map(|p| p.row_group).collect();
+        assert!(groups.contains(&Some(1)) && !groups.contains(&Some(0)) && !groups.contains(&Some(2)), "{groups:?}");
+        assert!(report.problems().any(|p| matches!(p.kind, ProblemKind::Blake3Mismatch { .. })));
+    }
+
+    #[test]
+    fn footer_metadata_that_disagrees_with_the_manifest_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 1);
+        let other = write_stage(dir.path(), "other", 1);
+        // A shard of another stage, recorded in this manifest with its real hash and size.
+        std::fs::copy(other.join("shard-00000.parquet"), stage.join("shard-00000.parquet")).unwrap();
+        let mut manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
+        let theirs = Manifest::read(other.join(MANIFEST_FILE)).unwrap();
+        manifest.shards[0].blake3 = theirs.shards[0].blake3.clone();
+        manifest.shards[0].bytes = theirs.shards[0].bytes;
+        manifest.write(stage.join(MANIFEST_FILE)).unwrap();
+        let report = verify(&stage).unwrap();
+        assert!(
+            kinds(&report).contains(&(
+                "shard-00000.parquet".into(),
+                None,
+                ProblemKind::MetadataMismatch {
+                    field: "mixtape.stage".into(),
+                    manifest: "sft".into(),
+                    file: "other".into()
+                }
+            )),
+            "{:?}",
+            kinds(&report)
+        );
+    }
+
+    #[test]
+    fn an_unfinished_stage_and_another_builds_stage_are_named_in_a_build_output() {
+        let dir = tempfile::tempdir().unwrap();
+        write_stage(dir.path(), "sft", 1);
+        std::fs::write(dir.path().join(BUILD_STATE_FILE), r#"{"recipe": "r", "fingerprint": "fp-new"}"#).unwrap();
+        std::fs::create_dir(dir.path().join("late")).unwrap();
+        std::fs::write(dir.path().join("late/.shard-00000.done.json"), "{}").unwrap();
+        let report = verify(dir.path()).unwrap();
+        let found = kinds(&report);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0], ("late".into(), None, ProblemKind::UnfinishedStage));
+        assert_eq!(
+            found[1],
+            ("manifest.json".into(), None, ProblemKind::OtherBuild { manifest: "fp".into(), build: "fp-new".into() })
+        );
+    }
+
+    #[test]
+    fn a_truncated_manifest_is_a_problem_and_a_plain_folder_is_no_shard_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 1);
+        std::fs::write(stage.join(MANIFEST_FILE), "{\"format_version\": 1, \"stage\"").unwrap();
+        let report = verify(&stage).unwrap();
+        assert!(matches!(kinds(&report)[..], [(_, None, ProblemKind::ManifestUnreadable { .. })]));
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir(empty.path().join("notes")).unwrap();
+        let err = verify(empty.path()).unwrap_err();
+        assert!(matches!(err, VerifyError::NotAShardSet { .. }));
+        assert!(err.to_string().contains(&empty.path().display().to_string()), "{err}");
+        assert!(matches!(verify(empty.path().join("absent")), Err(VerifyError::Io { .. })));
+    }
+}
