@@ -42,7 +42,6 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -55,7 +54,6 @@ constexpr c10::DeviceIndex kDeviceCount = 2;
 constexpr c10::DeviceType kDevice = c10::DeviceType::PrivateUse1;
 
 thread_local c10::DeviceIndex current_device = 0;
-std::atomic<int> init_calls{0};
 
 void check_index(c10::DeviceIndex index) {
   TORCH_CHECK(index >= 0 && index < kDeviceCount, "fake npu: device index ", static_cast<int>(index),
@@ -310,12 +308,7 @@ __attribute__((visibility("default"))) void init_npu(const std::string& device_s
   auto index = device.has_index() ? device.index() : c10::DeviceIndex(0);
   mixtape_fake_npu::check_index(index);
   mixtape_fake_npu::current_device = index;
-  mixtape_fake_npu::init_calls.fetch_add(1);
 }
 
 }  // namespace torch_npu
 
-// How many times init_npu ran: lets a test prove the shim called the backend's init, not just loaded it.
-extern "C" __attribute__((visibility("default"))) int mixtape_fake_npu_init_calls() {
-  return mixtape_fake_npu::init_calls.load();
-}

@@ -1,0 +1,189 @@
+//! The Ascend code path end to end on the fake PrivateUse1 backend (shim/fake_npu.cpp, built by
+//! build.rs): loading through `torch_npu::init_npu`, moving tensors, autocast, and training steps
+//! (forward, backward, AdamW) whose losses and weights must equal a CPU run's bit for bit. The fake
+//! runs every kernel as the CPU does, so any difference would come from the device plumbing.
+//!
+//! No test here touches a global random generator: tests share one process and run in parallel.
+
+use std::path::{Path, PathBuf};
+
+use mixtape_trainer_bridge::device::{DeviceSpec, Placement};
+use mixtape_trainer_bridge::npu::{AutocastDtype, NpuDevice, NpuError};
+use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+
+fn fake() -> PathBuf {
+    Path::new(env!("MIXTAPE_NPU_TEST_BACKENDS")).join("libmixtape_fake_npu.so")
+}
+
+fn npu(index: usize) -> NpuDevice {
+    NpuDevice::load(Some(&fake()), index).expect("the fake backend loads")
+}
+
+/// Deterministic "random-looking" values without a generator.
+fn init(shape: &[i64], phase: f64, scale: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    ((Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.7311 + phase).sin() * scale).view(shape)
+}
+
+#[test]
+fn tensors_round_trip_and_report_their_npu_index() {
+    let device = npu(0);
+    assert_eq!(device.device_count(), 2);
+    let cpu = init(&[3, 5], 0.1, 1.0).to_kind(Kind::Double);
+    let on_npu = device.to_device(&cpu).unwrap();
+    assert_eq!(NpuDevice::index_of(&on_npu), Some(0));
+    assert_eq!(NpuDevice::index_of(&cpu), None);
+    // Work on the device (CPU fallback inside the fake) keeps results there.
+    let sum = (&on_npu * 2.0 + 1.0).transpose(0, 1).contiguous();
+    assert_eq!(NpuDevice::index_of(&sum), Some(0));
+    let back = device.to_cpu(&sum).unwrap();
+    assert_eq!(NpuDevice::index_of(&back), None);
+    assert!(back.equal(&(&cpu * 2.0 + 1.0).transpose(0, 1)));
+    assert_eq!(back.kind(), Kind::Double);
+}
+
+#[test]
+fn a_second_device_index_and_an_out_of_range_one() {
+    let second = npu(1);
+    let t = second
+        .to_device(&Tensor::from_slice(&[1i64, 2, 3]))
+        .unwrap();
+    assert_eq!(NpuDevice::index_of(&t), Some(1));
+    let err = NpuDevice::load(Some(&fake()), 2).unwrap_err();
+    match &err {
+        NpuError::InitFailed { device, detail, .. } => {
+            assert_eq!(device, "npu:2");
+            assert!(detail.contains("out of range"), "{detail}");
+        }
+        other => panic!("expected InitFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn another_backend_is_refused_once_one_is_loaded() {
+    npu(0);
+    let other = Path::new(env!("MIXTAPE_NPU_TEST_BACKENDS")).join("libbroken_no_init.so");
+    let err = NpuDevice::load(Some(&other), 0).unwrap_err();
+    match &err {
+        NpuError::AnotherBackendLoaded { loaded, .. } => assert_eq!(Path::new(loaded), fake()),
+        other => panic!("expected AnotherBackendLoaded, got {other:?}"),
+    }
+}
+
+#[test]
+fn autocast_runs_matrix_products_in_the_lower_precision_and_restores_state() {
+    let device = npu(0);
+    let a_cpu = init(&[4, 6], 0.3, 1.0);
+    let b_cpu = init(&[6, 5], 1.7, 1.0);
+    let (a, b) = (
+        device.to_device(&a_cpu).unwrap(),
+        device.to_device(&b_cpu).unwrap(),
+    );
+    assert!(!NpuDevice::autocast_enabled());
+    let (inside, enabled_inside) = device.autocast(AutocastDtype::Bf16, || {
+        (a.mm(&b), NpuDevice::autocast_enabled())
+    });
+    assert!(enabled_inside);
+    assert!(
+        !NpuDevice::autocast_enabled(),
+        "autocast must be off again after the closure"
+    );
+    assert_eq!(inside.kind(), Kind::BFloat16);
+    let expected = a_cpu
+        .to_kind(Kind::BFloat16)
+        .mm(&b_cpu.to_kind(Kind::BFloat16));
+    assert!(device.to_cpu(&inside).unwrap().equal(&expected));
+    // Outside autocast the same product stays f32; elementwise ops are never cast.
+    assert_eq!(a.mm(&b).kind(), Kind::Float);
+    let half = device.autocast(AutocastDtype::F16, || (a.mm(&b), (&a + 1.0).kind()));
+    assert_eq!((half.0.kind(), half.1), (Kind::Half, Kind::Float));
+}
+
+/// A few AdamW steps of a small two-layer token model, parameters drawn on the CPU, moved by the
+/// placement and registered in a VarStore through `nn::Path::add`. Returns the losses and the final
+/// weights (on the CPU).
+fn train_steps(place: &Placement, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
+    const VOCAB: i64 = 32;
+    const DIM: i64 = 16;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let embed = root.add("embed", place.put(&init(&[VOCAB, DIM], 0.0, 0.5)), true);
+    let w1 = root.add("w1", place.put(&init(&[DIM * 2, DIM], 1.0, 0.3)), true);
+    let b1 = root.add(
+        "b1",
+        place.put(&Tensor::zeros([DIM * 2], (Kind::Float, Device::Cpu))),
+        true,
+    );
+    let norm = root.add(
+        "norm",
+        place.put(&Tensor::ones([DIM * 2], (Kind::Float, Device::Cpu))),
+        true,
+    );
+    let w2 = root.add("w2", place.put(&init(&[VOCAB, DIM * 2], 2.0, 0.3)), true);
+    let mut opt = nn::AdamW::default().build(&vs, 3e-2).unwrap();
+
+    let tokens: Vec<i64> = (0..48).map(|i| (i * 7 + 3) % VOCAB).collect();
+    let inputs = place.put(&Tensor::from_slice(&tokens[..47]));
+    let targets = place.put(&Tensor::from_slice(&tokens[1..]));
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let h = embed
+            .index_select(0, &inputs)
+            .linear(&w1, Some(&b1))
+            .gelu("none");
+        let h =
+            &h * (h.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float) + 1e-6).rsqrt() * &norm;
+        let loss = h
+            .linear::<Tensor>(&w2, None)
+            .cross_entropy_for_logits(&targets);
+        if let Placement::Npu(_) = place {
+            assert_eq!(
+                NpuDevice::index_of(&loss),
+                Some(0),
+                "the loss must be computed on the npu"
+            );
+        }
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        losses.push(place.to_cpu(&loss).double_value(&[]));
+    }
+    if let Placement::Npu(_) = place {
+        for t in vs.trainable_variables() {
+            assert_eq!(
+                NpuDevice::index_of(&t),
+                Some(0),
+                "parameters stay on the npu through training"
+            );
+        }
+    }
+    (
+        losses,
+        [embed, w1, b1, norm, w2]
+            .iter()
+            .map(|t| place.to_cpu(t))
+            .collect(),
+    )
+}
+
+#[test]
+fn training_steps_on_npu_equal_cpu_bit_for_bit() {
+    let on_npu = DeviceSpec::Npu(0).placement(Some(&fake())).unwrap();
+    assert!(matches!(on_npu, Placement::Npu(ref d) if d.index() == 0));
+    let on_cpu = DeviceSpec::Cpu.placement(None).unwrap();
+    let (npu_losses, npu_weights) = train_steps(&on_npu, 6);
+    let (cpu_losses, cpu_weights) = train_steps(&on_cpu, 6);
+    assert!(
+        cpu_losses[5] < cpu_losses[0] * 0.9,
+        "the model must learn: {cpu_losses:?}"
+    );
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&npu_losses),
+        bits(&cpu_losses),
+        "npu {npu_losses:?} vs cpu {cpu_losses:?}"
+    );
+    for (n, c) in npu_weights.iter().zip(&cpu_weights) {
+        assert!(n.equal(c), "final weights differ");
+    }
+}
