@@ -9,6 +9,7 @@
 //! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
 //! - [`read`]: [`ShardFile`], reading shards back row group by row group;
+//! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume);
 //! - [`verify`]: [`verify()`], checking a stage or a whole build output against its manifests.
 //!
 //! FORMAT.md at the repository root documents the format for readers in other languages.
@@ -20,6 +21,7 @@ mod atomic;
 mod batch;
 pub mod manifest;
 pub mod read;
+pub mod reader;
 pub mod row;
 pub mod schema;
 pub mod shard_set;
@@ -32,6 +34,7 @@ mod testing;
 pub use batch::{DecodeError, EncodeError};
 pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardInfo, Totals};
 pub use read::{ReadError, ShardFile, read_rows};
+pub use reader::{Batch, Image, ImageMode, Reader, ReaderError, ReaderOptions, ReaderState, Row, Tally};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};

@@ -91,6 +91,13 @@ impl ShardFile {
         self.metadata.metadata().num_row_groups()
     }
 
+    /// Rows in row group `row_group`, from the footer; `None` past the last row group.
+    pub fn row_group_rows(&self, row_group: usize) -> Option<u64> {
+        let metadata = self.metadata.metadata();
+        (row_group < metadata.num_row_groups())
+            .then(|| u64::try_from(metadata.row_group(row_group).num_rows()).unwrap_or(0))
+    }
+
     /// Decodes and validates the rows of row group `row_group`.
     pub fn read_row_group(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
         let path = || self.path.clone();

@@ -1,0 +1,199 @@
+//! Turning decoded rows into the reader's [`Row`]s, images included, on the worker threads.
+//!
+//! In [`ImageMode::Decoded`], JPEG/PNG images (stored at the training size) are decoded, and
+//! `encoding: "source"` images (the source file, unresized) are decoded and resampled to the stored
+//! `height` x `width` with `mixtape-image`'s bicubic resampler: the same decoder (EXIF orientation
+//! included) and the same resampler as the builder's `process`, so a trainer sees the same pixels
+//! from either kind of shard, up to the JPEG loss of the resized kind. A decoded image whose size
+//! disagrees with the stored geometry is an error naming shard, row group, row and image: it would
+//! give the vision encoder a grid that does not match the placeholder tokens.
+//!
+//! [`patchify`] lays pixels out as Qwen2-VL's image processor does (`pixel_values`), for trainers
+//! that want the vision tower's input without Python.
+
+use crate::{ImageEncoding, ShardImage};
+
+use super::ReaderError;
+use super::load::{Cursor, RawBatch, RawRow};
+use super::options::ImageMode;
+use super::rows::{Batch, Image, Row};
+
+/// Converts a raw batch on a worker thread.
+pub(crate) fn convert_batch(
+    raw: RawBatch,
+    stage_names: &[String],
+    mode: ImageMode,
+) -> Result<(Batch, Cursor), ReaderError> {
+    let stage = stage_names.get(raw.stage).cloned().unwrap_or_default();
+    let mut rows = Vec::with_capacity(raw.rows.len());
+    for row in raw.rows {
+        rows.push(convert_row(row, &stage, mode)?);
+    }
+    Ok((
+        Batch {
+            rows,
+            stage: raw.stage,
+            epoch: raw.epoch,
+            offset: raw.offset,
+        },
+        raw.after,
+    ))
+}
+
+fn convert_row(raw: RawRow, stage: &str, mode: ImageMode) -> Result<Row, ReaderError> {
+    let RawRow {
+        row,
+        origin,
+        path,
+        row_group,
+        row_in_group,
+    } = raw;
+    let position_ids = row.position_ids();
+    let mut images = Vec::with_capacity(row.images.len());
+    for (index, image) in row.images.into_iter().enumerate() {
+        let image = convert_image(image, mode).map_err(|detail| ReaderError::Image {
+            path: path.to_path_buf(),
+            row_group,
+            row: row_in_group,
+            image: index,
+            detail,
+        })?;
+        images.push(image);
+    }
+    Ok(Row {
+        stage: stage.to_string(),
+        origin,
+        input_ids: row.input_ids,
+        loss_mask: row.loss_mask,
+        position_ids,
+        seq_lens: row.seq_lens,
+        samples: row.samples,
+        images,
+    })
+}
+
+fn convert_image(image: ShardImage, mode: ImageMode) -> Result<Image, String> {
+    let (rgb, bytes) = match mode {
+        ImageMode::Skip => (Vec::new(), Vec::new()),
+        ImageMode::Raw => (Vec::new(), image.bytes),
+        ImageMode::Decoded => (decode_pixels(&image)?, Vec::new()),
+    };
+    let grid = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    Ok(Image {
+        rgb,
+        bytes,
+        encoding: image.encoding,
+        height: image.height,
+        width: image.width,
+        grid: [grid(image.grid_t), grid(image.grid_h), grid(image.grid_w)],
+        token_offset: image.token_offset,
+        num_tokens: image.num_tokens,
+        sample: image.sample,
+    })
+}
+
+/// RGB pixels of `image` at its training size.
+pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, String> {
+    let decoded = mixtape_image::decode(&image.bytes).map_err(|e| e.to_string())?;
+    let target = (image.height, image.width);
+    let pixels = match image.encoding {
+        ImageEncoding::Source => {
+            if decoded.size() != (image.source_height, image.source_width) {
+                return Err(format!(
+                    "source image decodes to {}x{} (HxW), the shard says {}x{}",
+                    decoded.height, decoded.width, image.source_height, image.source_width
+                ));
+            }
+            if decoded.size() == target {
+                decoded
+            } else {
+                mixtape_image::resize(&decoded, image.height, image.width)
+                    .map_err(|e| e.to_string())?
+            }
+        }
+        _ => decoded,
+    };
+    if pixels.size() != target {
+        return Err(format!(
+            "image decodes to {}x{} (HxW), the shard says {}x{}",
+            pixels.height, pixels.width, image.height, image.width
+        ));
+    }
+    Ok(pixels.pixels)
+}
+
+/// Qwen2-VL's `pixel_values` layout of one image, as u8 (normalize to float in the trainer).
+///
+/// `rgb` is `height x width x 3`; `patch` is the ViT patch side (14), `merge` the spatial merge
+/// (2), `temporal` the temporal patch (2: a still image is repeated). Returns
+/// `grid_h * grid_w` patches of `3 * temporal * patch * patch` values, patches ordered by merge
+/// group (as the processor's transpose `(0, 3, 6, 4, 7, 2, 1, 5, 8)` orders them), or `None` when
+/// the sizes do not divide.
+pub fn patchify(
+    rgb: &[u8],
+    height: usize,
+    width: usize,
+    patch: usize,
+    merge: usize,
+    temporal: usize,
+) -> Option<Vec<u8>> {
+    let unit = patch.checked_mul(merge)?;
+    if unit == 0
+        || temporal == 0
+        || height % unit != 0
+        || width % unit != 0
+        || rgb.len() != height * width * 3
+    {
+        return None;
+    }
+    let (grid_h, grid_w) = (height / patch, width / patch);
+    let mut out = Vec::with_capacity(grid_h * grid_w * 3 * temporal * patch * patch);
+    for block_h in 0..grid_h / merge {
+        for block_w in 0..grid_w / merge {
+            for mh in 0..merge {
+                for mw in 0..merge {
+                    let (py, px) = (
+                        (block_h * merge + mh) * patch,
+                        (block_w * merge + mw) * patch,
+                    );
+                    for channel in 0..3 {
+                        for _ in 0..temporal {
+                            for y in 0..patch {
+                                let row = ((py + y) * width + px) * 3 + channel;
+                                out.extend((0..patch).map(|x| rgb[row + 3 * x]));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patchify_orders_patches_by_merge_group_then_channel() {
+        // 4x4 image, patch 1, merge 2, temporal 1: pixel (y, x) has value 10*y + x in every channel
+        // plus 100 * channel.
+        let (h, w) = (2usize, 4usize);
+        let mut rgb = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    rgb.push((100 * c + 10 * y + x) as u8);
+                }
+            }
+        }
+        let out = patchify(&rgb, h, w, 1, 2, 1).unwrap();
+        // Merge group (0,0) holds pixels (0,0), (0,1), (1,0), (1,1); then group (0,1).
+        let firsts: Vec<u8> = out.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(firsts, [0, 1, 10, 11, 2, 3, 12, 13]);
+        assert_eq!(&out[..3], &[0, 100, 200]);
+        assert_eq!(patchify(&rgb, h, w, 1, 2, 2).unwrap().len(), 8 * 6);
+        assert_eq!(patchify(&rgb, 3, 4, 1, 2, 1), None);
+    }
+}

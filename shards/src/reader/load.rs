@@ -1,0 +1,390 @@
+//! The loader: turns the order into this rank's batches of decoded (not yet image-decoded) rows.
+//!
+//! It walks the schedule from a cursor, epoch by epoch, window by window (see [`super::order`]).
+//! Entering a window, it works out which of the window's rows this rank owns (and which of the
+//! next window's, so that a row group straddling the edge is decoded once), opens the shards they
+//! lie in (footer only, checked against the manifest, hashed first when `verify` is on), decodes
+//! the needed row groups on `decode_threads` scoped threads, and keeps only the owned rows. So it
+//! holds at most about two windows' worth of this rank's rows, and touches only the shards the
+//! order reaches: nothing is indexed up front.
+//!
+//! Row groups are decoded in parallel but results are placed by key, and the first error in
+//! (shard, row group) order is the one reported, so neither rows nor errors depend on thread
+//! count.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{PackedRow, ReadError, ShardFile};
+
+use super::ReaderError;
+use super::order::EpochOrder;
+use super::partition::Split;
+use super::rows::RowOrigin;
+use super::schedule::{Schedule, Stage};
+
+/// A position in the schedule (see [`super::ReaderState`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub stage: usize,
+    pub epoch: u32,
+    pub offset: u64,
+}
+
+/// A row decoded from its shard, with where it came from (for image errors and for tests).
+#[derive(Debug)]
+pub(crate) struct RawRow {
+    pub row: PackedRow,
+    pub origin: RowOrigin,
+    pub path: Arc<Path>,
+    pub row_group: usize,
+    pub row_in_group: usize,
+}
+
+/// One rank's batch before image decoding.
+#[derive(Debug)]
+pub(crate) struct RawBatch {
+    pub rows: Vec<RawRow>,
+    pub stage: usize,
+    pub epoch: u32,
+    /// Order position where the batch's global step begins.
+    pub offset: u64,
+    /// The cursor once this batch is yielded.
+    pub after: Cursor,
+}
+
+/// What the loader needs to know; cheap to move into its thread.
+#[derive(Debug)]
+pub(crate) struct Loader {
+    pub schedule: Arc<Schedule>,
+    pub split: Split,
+    pub epochs: u32,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub window: usize,
+    pub decode_threads: usize,
+    pub verify: bool,
+}
+
+impl Loader {
+    /// Moves `cursor` past finished epochs and stages (an epoch is finished when fewer rows than
+    /// one global step remain).
+    pub fn normalize(&self, mut cursor: Cursor) -> Cursor {
+        let stages = &self.schedule.stages;
+        while cursor.stage < stages.len() {
+            if cursor.epoch >= self.epochs {
+                cursor = Cursor {
+                    stage: cursor.stage + 1,
+                    epoch: 0,
+                    offset: 0,
+                };
+            } else if self
+                .split
+                .steps(stages[cursor.stage].manifest.totals.rows, cursor.offset)
+                == 0
+            {
+                cursor = Cursor {
+                    stage: cursor.stage,
+                    epoch: cursor.epoch + 1,
+                    offset: 0,
+                };
+            } else {
+                break;
+            }
+        }
+        cursor
+    }
+
+    /// Produces every batch from `start` on, handing each to `emit`; stops after the first error
+    /// or when `emit` returns `false` (the reader was dropped).
+    pub fn run(&self, start: Cursor, mut emit: impl FnMut(Result<RawBatch, ReaderError>) -> bool) {
+        let mut cursor = self.normalize(start);
+        let mut verified: HashSet<(usize, u32)> = HashSet::new();
+        while cursor.stage < self.schedule.stages.len() {
+            let stage = &self.schedule.stages[cursor.stage];
+            let order = EpochOrder::new(
+                self.seed,
+                stage.name(),
+                cursor.epoch,
+                &stage.shard_rows,
+                self.shuffle,
+                self.window,
+            );
+            let steps = self.split.steps(order.rows(), cursor.offset);
+            let end = cursor.offset + steps * self.split.step_rows();
+            let mut epoch = EpochReader {
+                loader: self,
+                stage_index: cursor.stage,
+                stage,
+                order: &order,
+                offset: cursor.offset,
+                end,
+                verified: &mut verified,
+                window: None,
+                rows: HashMap::new(),
+                shards: BTreeMap::new(),
+            };
+            for step in 0..steps {
+                let positions = self.split.batch(cursor.offset, step);
+                let mut rows = Vec::with_capacity(positions.clone().count());
+                for position in positions {
+                    match epoch.take(position) {
+                        Ok(row) => rows.push(row),
+                        Err(err) => {
+                            emit(Err(err));
+                            return;
+                        }
+                    }
+                }
+                let batch_offset = cursor.offset + step * self.split.step_rows();
+                let after = self.normalize(Cursor {
+                    stage: cursor.stage,
+                    epoch: cursor.epoch,
+                    offset: batch_offset + self.split.step_rows(),
+                });
+                let batch = RawBatch {
+                    rows,
+                    stage: cursor.stage,
+                    epoch: cursor.epoch,
+                    offset: batch_offset,
+                    after,
+                };
+                if !emit(Ok(batch)) {
+                    return;
+                }
+            }
+            cursor = self.normalize(Cursor {
+                stage: cursor.stage,
+                epoch: cursor.epoch + 1,
+                offset: 0,
+            });
+        }
+    }
+}
+
+/// An open shard: its footer and the first row of each row group.
+#[derive(Debug)]
+struct OpenShard {
+    file: Arc<ShardFile>,
+    path: Arc<Path>,
+    /// `starts[g]`: first row of row group `g`; one extra entry, the row count.
+    starts: Vec<u64>,
+}
+
+/// The state of reading one epoch of one stage.
+struct EpochReader<'a> {
+    loader: &'a Loader,
+    stage_index: usize,
+    stage: &'a Stage,
+    order: &'a EpochOrder,
+    offset: u64,
+    end: u64,
+    verified: &'a mut HashSet<(usize, u32)>,
+    /// The loaded window and its permutation.
+    window: Option<(u64, Vec<u32>)>,
+    /// Owned rows decoded and not yet taken, by (shard, row).
+    rows: HashMap<(u32, u64), RawRow>,
+    shards: BTreeMap<u32, OpenShard>,
+}
+
+impl EpochReader<'_> {
+    /// The row at order position `position` (owned by this rank).
+    fn take(&mut self, position: u64) -> Result<RawRow, ReaderError> {
+        let window = self.order.window_of(position);
+        if self.window.as_ref().is_none_or(|(w, _)| *w != window) {
+            self.load(window)?;
+        }
+        let location = self.locate(position);
+        location
+            .and_then(|l| self.rows.remove(&l))
+            .ok_or(ReaderError::Stopped)
+    }
+
+    fn locate(&self, position: u64) -> Option<(u32, u64)> {
+        let (window, perm) = self.window.as_ref()?;
+        let (start, _) = self.order.window_span(*window);
+        debug_assert_eq!(*window, self.order.window_of(position));
+        let offset = *perm.get(usize::try_from(position - start).ok()?)?;
+        self.order.locate(start + u64::from(offset))
+    }
+
+    /// Locations of the rows of `window` this rank owns, and the window's permutation.
+    fn owned(&self, window: u64) -> (HashSet<(u32, u64)>, Vec<u32>) {
+        let perm = self.order.window_permutation(window);
+        let (start, end) = self.order.window_span(window);
+        let mut owned = HashSet::new();
+        for position in start.max(self.offset)..end.min(self.end) {
+            if self.loader.split.owns(self.offset, self.end, position)
+                && let Some(location) = self
+                    .order
+                    .locate(start + u64::from(perm[(position - start) as usize]))
+            {
+                owned.insert(location);
+            }
+        }
+        (owned, perm)
+    }
+
+    fn load(&mut self, window: u64) -> Result<(), ReaderError> {
+        let (now, perm) = self.owned(window);
+        let (next, _) = self.owned(window + 1);
+        // Row groups holding owned rows of this window that are not decoded yet.
+        let mut wanted: BTreeSet<(u32, usize)> = BTreeSet::new();
+        let mut missing: Vec<(u32, u64)> = now
+            .iter()
+            .filter(|l| !self.rows.contains_key(l))
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        for (shard, row) in missing {
+            let open = self.open(shard)?;
+            let group = open.starts.partition_point(|&s| s <= row) - 1;
+            wanted.insert((shard, group));
+        }
+        let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = wanted
+            .iter()
+            .map(|&(shard, group)| {
+                let open = &self.shards[&shard];
+                (open.file.clone(), open.path.clone(), shard, group)
+            })
+            .collect();
+        let decoded = decode_row_groups(&jobs, self.loader.decode_threads);
+        for ((_, path, shard, group), result) in jobs.iter().zip(decoded) {
+            let rows = result?;
+            let first = self.shards[shard].starts[*group];
+            for (index, row) in rows.into_iter().enumerate() {
+                let location = (*shard, first + index as u64);
+                if now.contains(&location) || next.contains(&location) {
+                    let origin = RowOrigin {
+                        stage: self.stage_index,
+                        shard: *shard,
+                        row: location.1,
+                    };
+                    let raw = RawRow {
+                        row,
+                        origin,
+                        path: path.clone(),
+                        row_group: *group,
+                        row_in_group: index,
+                    };
+                    self.rows.insert(location, raw);
+                }
+            }
+        }
+        // Keep footers only of shards this or the next window still reads.
+        self.shards
+            .retain(|shard, _| now.iter().chain(&next).any(|(s, _)| s == shard));
+        self.window = Some((window, perm));
+        Ok(())
+    }
+
+    /// Opens shard `shard` (footer only) unless already open, checking it against the manifest.
+    fn open(&mut self, shard: u32) -> Result<&OpenShard, ReaderError> {
+        if !self.shards.contains_key(&shard) {
+            let path: PathBuf = self.stage.shard_path(shard);
+            let info = &self.stage.manifest.shards[shard as usize];
+            if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
+                verify_blake3(&path, &info.blake3)?;
+            }
+            let file = ShardFile::open(&path)?;
+            if file.rows() != info.rows {
+                return Err(ReaderError::ShardMismatch {
+                    path,
+                    what: "rows",
+                    manifest: info.rows,
+                    footer: file.rows(),
+                });
+            }
+            if file.row_groups() as u64 != info.row_groups {
+                return Err(ReaderError::ShardMismatch {
+                    path,
+                    what: "row groups",
+                    manifest: info.row_groups,
+                    footer: file.row_groups() as u64,
+                });
+            }
+            let mut starts = Vec::with_capacity(file.row_groups() + 1);
+            let mut total = 0u64;
+            for group in 0..file.row_groups() {
+                starts.push(total);
+                total += file.row_group_rows(group).unwrap_or(0);
+            }
+            starts.push(total);
+            let open = OpenShard {
+                file: Arc::new(file),
+                path: Arc::from(path.as_path()),
+                starts,
+            };
+            self.shards.insert(shard, open);
+        }
+        self.shards.get(&shard).ok_or(ReaderError::Stopped)
+    }
+}
+
+/// Decodes `jobs` on up to `threads` threads; results in job order.
+fn decode_row_groups(
+    jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
+    threads: usize,
+) -> Vec<Result<Vec<PackedRow>, ReadError>> {
+    if threads <= 1 || jobs.len() <= 1 {
+        return jobs
+            .iter()
+            .map(|(file, _, _, group)| file.read_row_group(*group))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<Vec<PackedRow>, ReadError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(jobs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((file, _, _, group)) = jobs.get(i) else {
+                        break;
+                    };
+                    let result = file.read_row_group(*group);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(jobs)
+        .map(|(slot, (file, _, _, group))| {
+            // Every slot is filled once the scope ends; an empty one means a decode thread panicked.
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| {
+                    Err(ReadError::NoSuchRowGroup {
+                        path: file.path().to_path_buf(),
+                        row_group: *group,
+                        row_groups: 0,
+                    })
+                })
+        })
+        .collect()
+}
+
+/// Hashes the shard at `path` and compares with the manifest's blake3.
+fn verify_blake3(path: &Path, expected: &str) -> Result<(), ReaderError> {
+    let io = |source| ReaderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file).map_err(io)?;
+    let found = hasher.finalize().to_hex().to_string();
+    if found != expected {
+        return Err(ReaderError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The streaming reader: shard sets in, shuffled, partitioned, prefetched batches out.
+//!
+//! [`Reader::try_new`] takes one stage folder or several in schedule order, reads their manifests
+//! (and nothing else), and starts background threads; the [`Reader`] is then an iterator of
+//! [`Batch`]es. The guarantees, each in its own module:
+//!
+//! - [`order`]: the order of an epoch is a pure function of (seed, stage name, epoch): shards
+//!   permuted, rows permuted within windows of `shuffle_window` rows;
+//! - [`partition`]: ranks take disjoint parts of each global step, and every rank yields the same
+//!   number of batches;
+//! - [`state`]: [`Reader::state`] is a small cursor from which a new reader (with any world size)
+//!   yields exactly the rows not yet yielded, across epochs and stages;
+//! - `load` + `pipeline`: only the shards the order reaches are opened (footer first), row groups
+//!   and images are decoded on background threads connected by bounded channels, and batches come
+//!   out in order whatever the thread count;
+//! - [`images`]: pixels at the training size for both stored encodings;
+//! - [`tally`]: what has been yielded, per category and source.
+//!
+//! Memory is bounded by the options, not by the data: about two windows of this rank's rows (of
+//! `shuffle_window / world_size` rows each), plus `prefetch + 2 * decode_threads + 1` batches
+//! (decoded images included), plus one footer per shard the current windows touch.
+
+mod error;
+pub mod images;
+mod load;
+mod options;
+pub mod order;
+pub mod partition;
+mod pipeline;
+mod rows;
+mod schedule;
+mod state;
+mod tally;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::ReaderError;
+pub use images::{decode_pixels, patchify};
+pub use options::{
+    DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
+    DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
+};
+pub use rows::{Batch, Image, Row, RowOrigin};
+pub use state::{ReaderState, STATE_VERSION};
+pub use tally::Tally;
+
+use load::{Cursor, Loader};
+use partition::Split;
+use pipeline::Pipeline;
+use schedule::Schedule;
+
+/// A running reader. Iterate it for batches; ask it for its [`state`](Reader::state) after any
+/// batch to checkpoint, and for its [`tally`](Reader::tally).
+#[derive(Debug)]
+pub struct Reader {
+    schedule: Arc<Schedule>,
+    state: ReaderState,
+    tally: Tally,
+    pipeline: Pipeline,
+    finished: bool,
+}
+
+impl Reader {
+    /// Opens the stages in `stage_dirs` (each a folder with `manifest.json`, in schedule order)
+    /// and starts reading, from the beginning or from `resume`.
+    pub fn try_new(
+        stage_dirs: &[PathBuf],
+        options: ReaderOptions,
+        resume: Option<ReaderState>,
+    ) -> Result<Self, ReaderError> {
+        options.validate()?;
+        let schedule = Arc::new(Schedule::open(stage_dirs)?);
+        let stages: Vec<String> = schedule
+            .stages
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect();
+        let fresh = ReaderState {
+            version: state::STATE_VERSION,
+            seed: options.seed,
+            shuffle: options.shuffle,
+            shuffle_window: options.shuffle_window as u64,
+            stages: stages.clone(),
+            schedule: schedule.fingerprint.clone(),
+            stage: 0,
+            epoch: 0,
+            offset: 0,
+        };
+        let start = match &resume {
+            Some(state) => {
+                state.check_compatible(&fresh)?;
+                Cursor {
+                    stage: state.stage,
+                    epoch: state.epoch,
+                    offset: state.offset,
+                }
+            }
+            None => Cursor {
+                stage: 0,
+                epoch: 0,
+                offset: 0,
+            },
+        };
+        let loader = Loader {
+            schedule: schedule.clone(),
+            split: Split {
+                batch_size: options.batch_size as u64,
+                rank: options.rank as u64,
+                world_size: options.world_size as u64,
+            },
+            epochs: options.epochs,
+            seed: options.seed,
+            shuffle: options.shuffle,
+            window: options.shuffle_window,
+            decode_threads: options.decode_threads,
+            verify: options.verify,
+        };
+        let start = loader.normalize(start);
+        let state = ReaderState {
+            stage: start.stage,
+            epoch: start.epoch,
+            offset: start.offset,
+            ..fresh
+        };
+        let pipeline = Pipeline::start(
+            loader,
+            start,
+            stages,
+            options.prefetch,
+            options.decode_threads,
+            options.image_mode,
+        );
+        Ok(Self {
+            schedule,
+            state,
+            tally: Tally::default(),
+            pipeline,
+            finished: false,
+        })
+    }
+
+    /// The cursor after the last yielded batch: pass it to [`Reader::try_new`] to continue. In a
+    /// data-parallel job every rank's state after the same step is equal: checkpoint rank 0's.
+    pub fn state(&self) -> ReaderState {
+        self.state.clone()
+    }
+
+    /// What has been yielded so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Stage names in schedule order.
+    pub fn stages(&self) -> impl Iterator<Item = &str> {
+        self.schedule.stages.iter().map(|s| s.name())
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Batch, ReaderError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        match self.pipeline.next() {
+            Some(Ok((batch, after))) => {
+                self.state.stage = after.stage;
+                self.state.epoch = after.epoch;
+                self.state.offset = after.offset;
+                self.tally.add_batch(&batch);
+                Some(Ok(batch))
+            }
+            Some(Err(err)) => {
+                // The pipeline stops at its first error: so does the reader (fused).
+                self.finished = true;
+                Some(Err(err))
+            }
+            None => {
+                self.finished = true;
+                None
+            }
+        }
+    }
+}
