@@ -90,4 +90,45 @@ pub enum Command {
         #[arg(long)]
         exit_code: bool,
     },
+    /// Check shards against their manifests: every problem named, with its fix.
+    ///
+    /// DIR is a build output (every stage) or one stage folder. Checks each listed shard's size and
+    /// blake3, footer (format version, stage, seq_len, fingerprint), that every row group decodes and
+    /// the counts match, and that no shard is unlisted. Exit 0 all intact, 1 problems found, 2 DIR is
+    /// no shard set.
+    Verify {
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show packed rows readably: per-sample boundaries, sources, decoded text, images.
+    ///
+    /// Text is decoded with the tokenizer (token ids without one); `<|image_pad|>` runs are collapsed
+    /// and loss tokens marked.
+    Inspect {
+        /// A shard file, or a stage folder (then --shard picks the shard).
+        path: PathBuf,
+        /// Shard index within a stage folder [default: 0].
+        #[arg(long, value_name = "K")]
+        shard: Option<u32>,
+        /// Show row N (counted from 0 in the shard) [default: row 0].
+        #[arg(long, value_name = "N", conflicts_with = "rows")]
+        row: Option<u64>,
+        /// Show rows A to B (B excluded), e.g. 0..4.
+        #[arg(long, value_name = "A..B")]
+        rows: Option<String>,
+        /// The HF tokenizer.json to decode with.
+        #[arg(long, value_name = "FILE", conflicts_with = "recipe")]
+        tokenizer: Option<PathBuf>,
+        /// Decode with the tokenizer this recipe names.
+        #[arg(long, value_name = "FILE")]
+        recipe: Option<PathBuf>,
+        /// Write each image of the shown rows to DIR as row{R}-img{I}.jpg / .png.
+        #[arg(long, value_name = "DIR")]
+        images_out: Option<PathBuf>,
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

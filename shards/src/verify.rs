@@ -473,9 +473,9 @@ impl Fixes {
     /// the shard no sidecar, since a rerun skips a stage with a manifest and reuses a sidecar's shard.
     fn shard(&self, path: &Path, index: u32, row_group: Option<usize>, kind: ProblemKind) -> Problem {
         let sidecar = self.dir.join(format!(".shard-{index:05}.done.json"));
+        let shard = if kind == ProblemKind::MissingShard { String::new() } else { format!("{}, ", path.display()) };
         let fix = format!(
-            "delete {}, {} and {}, then {}: it rewrites only that shard, byte-identical to the original",
-            path.display(),
+            "delete {shard}{} and {}, then {}: it rewrites only that shard, byte-identical to the original",
             sidecar.display(),
             self.manifest.display(),
             self.rerun()

@@ -3,7 +3,9 @@
 mod build;
 mod check;
 mod diff;
+mod inspect;
 mod plan;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -32,5 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build::run(&recipe, &options, quiet, json)
         }
         Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
+        Command::Verify { dir, json } => verify::run(&dir, json),
+        Command::Inspect { path, shard, row, rows, tokenizer, recipe, images_out, json } => {
+            inspect::run(inspect::InspectArgs { path, shard, row, rows, tokenizer, recipe, images_out, json })
+        }
     }
 }
