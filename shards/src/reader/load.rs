@@ -327,11 +327,11 @@ impl EpochReader<'_> {
 fn decode_row_groups(
     jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
     threads: usize,
-) -> Vec<Result<Vec<PackedRow>, ReadError>> {
+) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
     if threads <= 1 || jobs.len() <= 1 {
         return jobs
             .iter()
-            .map(|(file, _, _, group)| file.read_row_group(*group))
+            .map(|(file, _, _, group)| file.read_row_group(*group).map_err(ReaderError::from))
             .collect();
     }
     let next = AtomicUsize::new(0);
@@ -351,20 +351,15 @@ fn decode_row_groups(
             });
         }
     });
+    // Every slot is filled once the scope ends: a decode thread that panicked re-raises its panic
+    // here (the reader then reports `Stopped`), so an empty slot cannot be observed.
     slots
         .into_iter()
-        .zip(jobs)
-        .map(|(slot, (file, _, _, group))| {
-            // Every slot is filled once the scope ends; an empty one means a decode thread panicked.
+        .map(|slot| {
             slot.into_inner()
                 .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| {
-                    Err(ReadError::NoSuchRowGroup {
-                        path: file.path().to_path_buf(),
-                        row_group: *group,
-                        row_groups: 0,
-                    })
-                })
+                .ok_or(ReaderError::Stopped)?
+                .map_err(ReaderError::from)
         })
         .collect()
 }

@@ -1,0 +1,226 @@
+//! The reader on damaged data and on images: a missing shard, a flipped byte (with and without
+//! `verify`), a manifest that disagrees with a footer, and images that must come out as the same
+//! pixels whether the shard stores them resized or as the source file.
+
+mod reader_fixture;
+
+use mixtape_shards::reader::ReaderOptions;
+use mixtape_shards::{
+    ImageEncoding, ImageMode, MANIFEST_FILE, Manifest, PackedRow, Reader, ReaderError,
+};
+
+use reader_fixture::{all, png_image, row, write_stage, write_stage_with};
+
+fn first_error(reader: Reader) -> ReaderError {
+    for batch in reader {
+        if let Err(err) = batch {
+            return err;
+        }
+    }
+    panic!("the reader yielded no error");
+}
+
+fn options() -> ReaderOptions {
+    ReaderOptions::default()
+        .with_batch_size(2)
+        .with_image_mode(ImageMode::Skip)
+        .with_shuffle(false)
+}
+
+#[test]
+fn a_missing_shard_is_named_and_ends_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[6, 6, 6], 3);
+    std::fs::remove_file(stage.join("shard-00001.parquet")).unwrap();
+    // Windows of one shard: the first window needs only shard 0.
+    let mut reader = Reader::try_new(&[stage], options().with_shuffle_window(6), None).unwrap();
+    // Shard 0's rows come first (no shuffle), then the error, then nothing.
+    let ok: Vec<_> = reader.by_ref().take(3).map(|b| b.unwrap()).collect();
+    assert_eq!(ok.len(), 3);
+    let err = reader.next().unwrap().unwrap_err();
+    assert!(err.to_string().contains("shard-00001.parquet"), "{err}");
+    assert!(reader.next().is_none());
+}
+
+#[test]
+fn a_flipped_byte_is_caught_by_verify_and_named_with_its_row_group_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[8, 8], 4);
+    let path = stage.join("shard-00001.parquet");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Garble the first column chunk of row group 0 (right after the "PAR1" magic).
+    for b in &mut bytes[8..40] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err =
+        first_error(Reader::try_new(&[stage.clone()], options().with_verify(true), None).unwrap());
+    assert!(matches!(err, ReaderError::Checksum { .. }), "{err}");
+    assert!(err.to_string().contains("shard-00001.parquet"), "{err}");
+
+    let err = first_error(Reader::try_new(&[stage], options(), None).unwrap());
+    let message = err.to_string();
+    assert!(
+        message.contains("shard-00001.parquet") && message.contains("row group 0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_manifest_that_disagrees_with_the_footer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[5, 5], 2);
+    let mut manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
+    manifest.shards[0].rows = 4;
+    manifest.shards[1].rows = 6;
+    manifest.write(stage.join(MANIFEST_FILE)).unwrap();
+    let err = first_error(Reader::try_new(&[stage], options(), None).unwrap());
+    assert!(
+        matches!(
+            err,
+            ReaderError::ShardMismatch {
+                what: "rows",
+                manifest: 4,
+                footer: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn resuming_with_another_seed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[5], 2);
+    let reader = Reader::try_new(&[stage.clone()], options().with_seed(1), None).unwrap();
+    let state = reader.state();
+    let err = Reader::try_new(&[stage], options().with_seed(2), Some(state)).unwrap_err();
+    assert!(err.to_string().contains("seed 1"), "{err}");
+}
+
+/// A row with one sample holding `image` at token 2.
+fn image_row(image: mixtape_shards::ShardImage) -> PackedRow {
+    let mut r = row(0, 0, 0);
+    let tokens = 4 + image.num_tokens as usize;
+    r.input_ids = vec![7; tokens];
+    r.loss_mask = vec![0; tokens];
+    r.loss_mask[tokens - 1] = 1;
+    r.seq_lens = vec![tokens as i32];
+    r.samples.truncate(1);
+    r.samples[0].loss_tokens = 1;
+    r.images = vec![mixtape_shards::ShardImage {
+        token_offset: 2,
+        sample: 0,
+        ..image
+    }];
+    r
+}
+
+#[test]
+fn source_images_are_resized_like_the_builder_so_both_encodings_give_the_same_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 100x90 source; the builder's rule makes it 112x84.
+    let source = png_image(100, 90, 0, 0);
+    let processed = mixtape_image::process(
+        &source.bytes,
+        &mixtape_image::ResizePolicy::default(),
+        mixtape_image::Encoding::Png,
+    )
+    .unwrap();
+    assert_eq!((processed.height, processed.width), (112, 84));
+    let geometry = mixtape_shards::ShardImage {
+        bytes: Vec::new(),
+        encoding: ImageEncoding::Png,
+        height: 112,
+        width: 84,
+        source_height: 100,
+        source_width: 90,
+        grid_t: 1,
+        grid_h: 8,
+        grid_w: 6,
+        token_offset: 2,
+        num_tokens: 12,
+        sample: 0,
+    };
+    let resized = mixtape_shards::ShardImage {
+        bytes: processed.bytes.clone(),
+        ..geometry.clone()
+    };
+    let unresized = mixtape_shards::ShardImage {
+        bytes: source.bytes.clone(),
+        encoding: ImageEncoding::Source,
+        ..geometry
+    };
+    let a = write_stage_with(dir.path(), 0, "png", &[1], 1, |_, _, _| {
+        image_row(resized.clone())
+    });
+    let b = write_stage_with(dir.path(), 0, "source", &[1], 1, |_, _, _| {
+        image_row(unresized.clone())
+    });
+    let decoded = |stage, mode| {
+        let options = ReaderOptions::default().with_image_mode(mode);
+        all(Reader::try_new(&[stage], options, None).unwrap())
+            .remove(0)
+            .rows
+            .remove(0)
+            .images
+            .remove(0)
+    };
+    let from_png = decoded(a.clone(), ImageMode::Decoded);
+    let from_source = decoded(b, ImageMode::Decoded);
+    assert_eq!(from_png.rgb.len(), 112 * 84 * 3);
+    assert_eq!(from_png.rgb, from_source.rgb);
+    assert_eq!((from_png.grid, from_png.num_tokens), ([1, 8, 6], 12));
+    let raw = decoded(a.clone(), ImageMode::Raw);
+    assert_eq!((raw.bytes, raw.rgb.len()), (processed.bytes, 0));
+    let skipped = decoded(a, ImageMode::Skip);
+    assert!(skipped.bytes.is_empty() && skipped.rgb.is_empty() && skipped.height == 112);
+}
+
+#[test]
+fn an_undecodable_image_names_shard_row_group_row_and_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broken = png_image(56, 56, 2, 0);
+    let len = broken.bytes.len();
+    broken.bytes.truncate(len / 2);
+    let stage = write_stage_with(dir.path(), 0, "sft", &[3], 2, |_, _, _| {
+        image_row(broken.clone())
+    });
+    let options = ReaderOptions::default().with_shuffle(false);
+    let err = first_error(Reader::try_new(&[stage], options, None).unwrap());
+    assert!(
+        matches!(
+            err,
+            ReaderError::Image {
+                row_group: 0,
+                row: 0,
+                image: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
+}
+
+#[test]
+fn the_tally_counts_what_was_yielded_and_matches_the_manifest_over_an_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[7, 0, 9], 4);
+    let mut reader = Reader::try_new(
+        &[stage.clone()],
+        ReaderOptions::default().with_batch_size(1),
+        None,
+    )
+    .unwrap();
+    assert_eq!(reader.tally().rows, 0);
+    reader.next().unwrap().unwrap();
+    assert_eq!(reader.tally().rows, 1);
+    reader.by_ref().for_each(|b| drop(b.unwrap()));
+    let manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
+    assert_eq!(reader.tally().rows, 16);
+    assert_eq!(reader.tally().by_category, manifest.by_category);
+    assert_eq!(reader.tally().by_source, manifest.by_source);
+}
