@@ -22,6 +22,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/ones.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/headeronly/version.h>
@@ -78,6 +79,8 @@ enum MixtapeNpuLoad {
   MIXTAPE_NPU_INIT_FAILED = 5,        // detail: the exception init_npu threw
   MIXTAPE_NPU_NOT_REGISTERED = 6,     // detail: what PrivateUse1 looks like after init
   MIXTAPE_NPU_OTHER_LIBRARY = 7,      // detail: the path loaded before
+  MIXTAPE_NPU_LOADED_TOO_LATE = 8,    // detail: the autograd engine's complaint
+  MIXTAPE_NPU_PROBE_FAILED = 9,       // detail: what the probe computation threw
 };
 
 // Loads `path` (RTLD_NOW | RTLD_GLOBAL: torch_npu's own dependencies resolve against it), calls its
@@ -130,6 +133,20 @@ int mixtape_npu_load(const char* path, const char* device, char** detail) {
       }
       set_detail(detail, state);
       return MIXTAPE_NPU_NOT_REGISTERED;
+    }
+    // Probe: one tiny forward and backward on the device. It proves the device computes (torch_npu's
+    // init_npu reports some failures only by printing), and it catches a backend loaded after this
+    // process already ran a backward pass: the autograd engine creates its per-device worker queues
+    // once, on the first backward, from the device guards registered then, and has none for a
+    // PrivateUse1 registered later.
+    try {
+      auto probe = at::ones({1}, at::TensorOptions().device(c10::Device(std::string(device)))).set_requires_grad(true);
+      probe.sum().backward();
+    } catch (const std::exception& e) {
+      std::string message = brief(e);
+      set_detail(detail, message);
+      return message.find("ready_queue") != std::string::npos ? MIXTAPE_NPU_LOADED_TOO_LATE
+                                                              : MIXTAPE_NPU_PROBE_FAILED;
     }
     return MIXTAPE_NPU_OK;
   } catch (const std::exception& e) {

@@ -45,6 +45,8 @@ pub(crate) enum LoadOutcome {
     InitFailed(String),
     NotRegistered(String),
     OtherLibrary(String),
+    LoadedTooLate(String),
+    ProbeFailed(String),
 }
 
 /// Copies and frees a string the shim allocated (null: empty).
@@ -75,6 +77,8 @@ pub(crate) fn load(path: &CStr, device: &CStr) -> LoadOutcome {
         5 => LoadOutcome::InitFailed(detail),
         6 => LoadOutcome::NotRegistered(detail),
         7 => LoadOutcome::OtherLibrary(detail),
+        8 => LoadOutcome::LoadedTooLate(detail),
+        9 => LoadOutcome::ProbeFailed(detail),
         other => {
             LoadOutcome::InitFailed(format!("the shim returned unknown code {other}: {detail}"))
         }

@@ -18,7 +18,9 @@
 //!   NPU, and `Tensor::set_data` refuses PrivateUse1 tensors, so parameters are drawn on the CPU,
 //!   moved, and the moved tensor is what the model keeps (e.g. registered via `nn::Path::add`).
 //! - load the backend before the first backward pass: the autograd engine starts its per-device
-//!   worker threads from the device guards registered at that moment.
+//!   worker threads from the device guards registered at that moment. Loading runs a one-element
+//!   forward/backward probe on the device, so a late load is a [`NpuError::LoadedTooLate`] at load
+//!   time, not an internal assertion in the middle of training.
 //!
 //! Which library: the `MIXTAPE_NPU_LIB` environment variable ([`NPU_LIB_ENV`]) or an explicit path.
 //! The test suite uses a fake backend (`shim/fake_npu.cpp`) with the same init symbol; what only real
@@ -94,6 +96,21 @@ pub enum NpuError {
          per process)", path.display()
     )]
     AnotherBackendLoaded { path: PathBuf, loaded: String },
+    #[error(
+        "npu: {} was loaded after this process had already run a backward pass, so libtorch's autograd \
+         engine has no worker for the npu device ({detail}); load the backend (DeviceSpec::placement or \
+         NpuDevice::load) before the first training step", path.display()
+    )]
+    LoadedTooLate { path: PathBuf, detail: String },
+    #[error(
+        "npu: {} initialised npu:{index}, but a one-element forward and backward on it failed: {detail}",
+        path.display()
+    )]
+    ProbeFailed {
+        path: PathBuf,
+        index: usize,
+        detail: String,
+    },
     #[error("npu: device npu:{index} does not exist: the backend reports {count} device(s)")]
     NoSuchDevice { index: usize, count: usize },
     #[error("npu: moving a tensor {direction} failed: {detail}")]
@@ -186,6 +203,16 @@ impl NpuDevice {
             }
             ffi::LoadOutcome::NotRegistered(detail) => {
                 return Err(NpuError::NotRegistered { path, detail });
+            }
+            ffi::LoadOutcome::LoadedTooLate(detail) => {
+                return Err(NpuError::LoadedTooLate { path, detail });
+            }
+            ffi::LoadOutcome::ProbeFailed(detail) => {
+                return Err(NpuError::ProbeFailed {
+                    path,
+                    index,
+                    detail,
+                });
             }
             ffi::LoadOutcome::OtherLibrary(loaded) => {
                 return Err(NpuError::AnotherBackendLoaded { path, loaded });
