@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
-use super::exif::tiff_with_orientation;
-use super::*;
+use mixtape_image::exif::tiff_with_orientation;
+use mixtape_image::*;
 use crate::sample::ImageSource;
 use crate::source::{FieldMap, SourceFormat, SourceSpec, read_source};
 

@@ -6,10 +6,12 @@
 //! (per-source length index, cached by content hash), [`plan`] (recipe + index -> exact draws and a
 //! fingerprint) and [`diff`] (what changed between two plans).
 
+pub mod audit;
 pub mod build;
 pub mod diag;
 pub mod diff;
-pub mod image;
+/// The image layer lives in its own crate so the shard reader can resize with the same code.
+pub use mixtape_image as image;
 pub mod index;
 pub mod pack;
 pub mod plan;
@@ -20,3 +22,6 @@ pub mod source;
 pub mod synthetic;
 pub mod template;
 pub mod yaml;
+
+#[cfg(test)]
+mod codec_tests;

@@ -228,8 +228,9 @@ pub(crate) fn jpeg_scan_start(bytes: &[u8]) -> Option<usize> {
     walk.scan
 }
 
-/// The Orientation tag (0x0112) of a TIFF header's first IFD.
-fn tiff_orientation(tiff: &[u8]) -> Option<u16> {
+/// The Orientation tag (0x0112) of a TIFF header's first IFD (the body of an EXIF block after its
+/// `Exif\0\0` prefix), or `None` when the header is not TIFF or has no such entry.
+pub fn tiff_orientation(tiff: &[u8]) -> Option<u16> {
     let little = match tiff.get(0..2)? {
         b"II" => true,
         b"MM" => false,
@@ -266,9 +267,9 @@ fn tiff_orientation(tiff: &[u8]) -> Option<u16> {
 }
 
 /// A minimal EXIF APP1 payload (without the `Exif\0\0` prefix) holding only an Orientation tag, in
-/// big-endian TIFF. For tests that need JPEGs of every orientation.
-#[cfg(test)]
-pub(crate) fn tiff_with_orientation(orientation: u16) -> Vec<u8> {
+/// big-endian TIFF. For tests (here and in mixtape-engine) that need JPEGs of every orientation.
+#[doc(hidden)]
+pub fn tiff_with_orientation(orientation: u16) -> Vec<u8> {
     let mut v = b"MM\0\x2a\0\0\0\x08".to_vec(); // header, IFD at offset 8
     v.extend_from_slice(&1u16.to_be_bytes()); // one entry
     v.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation

@@ -1,4 +1,5 @@
-//! Image geometry, pixels and codecs.
+//! mixtape's image layer: geometry, pixels and codecs, shared by the builder (engine) and the
+//! shard reader (shards), so that both resize with the same rule and the same code.
 //!
 //! Two concerns are independent of any image codec:
 //!
@@ -21,12 +22,9 @@ pub mod resample;
 pub mod resize;
 pub mod rgb;
 
-#[cfg(test)]
-mod codec_tests;
-
 pub use decode::{DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_with_limit};
 pub use encode::{DEFAULT_JPEG_QUALITY, EncodeError, encode_jpeg, encode_png};
-pub use exif::{Orientation, jpeg_orientation};
+pub use exif::{Orientation, jpeg_orientation, tiff_orientation};
 pub use process::{Encoding, ProcessError, ProcessedImage, process};
 pub use resample::{ResampleError, resize};
 pub use resize::{ResizeError, ResizePolicy, grid, image_tokens, smart_resize};

@@ -40,7 +40,7 @@ impl RgbImage {
         })
     }
 
-    /// `(height, width)`, the order [`crate::sample::ImageRef::size`] and the resize rule use.
+    /// `(height, width)`, the order mixtape-engine's `ImageRef::size` and the resize rule use.
     pub fn size(&self) -> (u32, u32) {
         (self.height, self.width)
     }

@@ -15,6 +15,8 @@ use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mixtape_image::tiff_orientation;
+
 use super::error::RejectReason;
 use crate::sample::{ImageRef, ImageSource};
 
@@ -144,43 +146,6 @@ fn jpeg_exif_orientation<R: Read + Seek>(reader: &mut R) -> Option<u16> {
         }
     }
     None
-}
-
-/// The Orientation tag (0x0112) of a TIFF header's first IFD.
-fn tiff_orientation(tiff: &[u8]) -> Option<u16> {
-    let little = match tiff.get(0..2)? {
-        b"II" => true,
-        b"MM" => false,
-        _ => return None,
-    };
-    let u16_at = |at: usize| {
-        let b: [u8; 2] = tiff.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    };
-    let u32_at = |at: usize| {
-        let b: [u8; 4] = tiff.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    if u16_at(2)? != 42 {
-        return None;
-    }
-    let ifd = usize::try_from(u32_at(4)?).ok()?;
-    let entries = u16_at(ifd)?;
-    (0..usize::from(entries)).find_map(|i| {
-        let entry = ifd.checked_add(2)?.checked_add(i.checked_mul(12)?)?;
-        // A SHORT value sits in the first two bytes of the entry's 4-byte value field.
-        (u16_at(entry)? == 0x0112)
-            .then(|| u16_at(entry + 8))
-            .flatten()
-    })
 }
 
 fn describe(e: &imagesize::ImageError) -> String {
