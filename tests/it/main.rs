@@ -5,4 +5,6 @@ mod util;
 mod build;
 mod check;
 mod diff;
+mod inspect;
 mod plan;
+mod verify;
