@@ -131,4 +131,74 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the training reader without training: throughput, the final resume state, data orders.
+    ///
+    /// Reads the stage folders in the order given (a whole schedule resumes across stages) with the
+    /// reader a trainer uses: shuffled by --seed, split by --rank/--world-size (default: the RANK and
+    /// WORLD_SIZE environment variables), images decoded. Prints rows/s, tokens/s, images/s and the
+    /// final state as JSON (pass it to --resume to continue). Exit 0 ok, 1 damaged data (the shard
+    /// and row group are named), 2 it could not start.
+    Stream {
+        /// Stage folders (with manifest.json), in schedule order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// This reader's rank [default: $RANK or 0].
+        #[arg(long)]
+        rank: Option<usize>,
+        /// Number of ranks [default: $WORLD_SIZE or 1].
+        #[arg(long)]
+        world_size: Option<usize>,
+        /// Packed rows per batch (per rank).
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_SEED)]
+        seed: u64,
+        /// Epochs over each stage.
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_EPOCHS)]
+        epochs: u32,
+        /// Continue from a state file (written by --save-state, or the printed JSON).
+        #[arg(long, value_name = "STATE")]
+        resume: Option<PathBuf>,
+        /// Write the final state to FILE.
+        #[arg(long, value_name = "FILE")]
+        save_state: Option<PathBuf>,
+        /// Stop after N batches.
+        #[arg(long, value_name = "N")]
+        steps: Option<u64>,
+        /// What to do with images.
+        #[arg(long, value_enum, default_value_t = StreamImages::Decoded)]
+        images: StreamImages,
+        /// Threads decoding row groups and images.
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_DECODE_THREADS)]
+        decode_threads: usize,
+        /// Batches decoded ahead.
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_PREFETCH)]
+        prefetch: usize,
+        /// Rows shuffled together (1 disables the row shuffle).
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_SHUFFLE_WINDOW)]
+        shuffle_window: usize,
+        /// Read shards in index order and rows in file order.
+        #[arg(long)]
+        no_shuffle: bool,
+        /// Check every shard's blake3 against the manifest before reading it.
+        #[arg(long)]
+        verify: bool,
+        /// Print one line per row: stage, epoch, shard, row (instead of the state).
+        #[arg(long)]
+        order: bool,
+        /// Print the throughput report, state and tally as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mixtape stream --images`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamImages {
+    /// Geometry only.
+    Skip,
+    /// The stored bytes.
+    Raw,
+    /// RGB pixels at the training size.
+    Decoded,
 }

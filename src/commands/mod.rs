@@ -5,6 +5,7 @@ mod check;
 mod diff;
 mod inspect;
 mod plan;
+mod stream;
 mod verify;
 
 use std::process::ExitCode;
@@ -35,6 +36,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
         Command::Verify { dir, json } => verify::run(&dir, json),
+        Command::Stream {
+            dirs,
+            rank,
+            world_size,
+            batch_size,
+            seed,
+            epochs,
+            resume,
+            save_state,
+            steps,
+            images,
+            decode_threads,
+            prefetch,
+            shuffle_window,
+            no_shuffle,
+            verify,
+            order,
+            json,
+        } => stream::run(stream::StreamArgs {
+            dirs,
+            rank,
+            world_size,
+            batch_size,
+            seed,
+            epochs,
+            resume,
+            save_state,
+            steps,
+            images: match images {
+                crate::cli::StreamImages::Skip => mixtape_shards::ImageMode::Skip,
+                crate::cli::StreamImages::Raw => mixtape_shards::ImageMode::Raw,
+                crate::cli::StreamImages::Decoded => mixtape_shards::ImageMode::Decoded,
+            },
+            decode_threads,
+            prefetch,
+            shuffle_window,
+            no_shuffle,
+            verify,
+            order,
+            json,
+        }),
         Command::Inspect { path, shard, row, rows, tokenizer, recipe, images_out, json } => {
             inspect::run(inspect::InspectArgs { path, shard, row, rows, tokenizer, recipe, images_out, json })
         }

@@ -7,4 +7,5 @@ mod check;
 mod diff;
 mod inspect;
 mod plan;
+mod stream;
 mod verify;
