@@ -99,43 +99,64 @@ fn autocast_runs_matrix_products_in_the_lower_precision_and_restores_state() {
     assert_eq!((half.0.kind(), half.1), (Kind::Half, Kind::Float));
 }
 
-/// A few AdamW steps of a small two-layer token model, parameters drawn on the CPU, moved by the
-/// placement and registered in a VarStore through `nn::Path::add`. Returns the losses and the final
-/// weights (on the CPU).
+/// A few AdamW steps of a small packed-sequence language model: embeddings, one attention layer with
+/// a block-diagonal causal mask over two packed samples, an RMS-normed GELU MLP, loss only where a
+/// mask is set, and gradient-norm clipping. Parameters are drawn on the CPU, moved by the placement and
+/// registered in a VarStore through `nn::Path::add`. Returns the losses and final weights (on the CPU).
 fn train_steps(place: &Placement, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
     const VOCAB: i64 = 32;
     const DIM: i64 = 16;
+    const LEN: i64 = 24;
+    let cpu = (Kind::Float, Device::Cpu);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
-    let embed = root.add("embed", place.put(&init(&[VOCAB, DIM], 0.0, 0.5)), true);
-    let w1 = root.add("w1", place.put(&init(&[DIM * 2, DIM], 1.0, 0.3)), true);
-    let b1 = root.add(
-        "b1",
-        place.put(&Tensor::zeros([DIM * 2], (Kind::Float, Device::Cpu))),
-        true,
-    );
-    let norm = root.add(
-        "norm",
-        place.put(&Tensor::ones([DIM * 2], (Kind::Float, Device::Cpu))),
-        true,
-    );
-    let w2 = root.add("w2", place.put(&init(&[VOCAB, DIM * 2], 2.0, 0.3)), true);
+    let param = |name: &str, t: Tensor| root.add(name, place.put(&t), true);
+    let embed = param("embed", init(&[VOCAB, DIM], 0.0, 0.5));
+    let wq = param("wq", init(&[DIM, DIM], 0.4, 0.3));
+    let wk = param("wk", init(&[DIM, DIM], 0.8, 0.3));
+    let wv = param("wv", init(&[DIM, DIM], 1.2, 0.3));
+    let w1 = param("w1", init(&[DIM * 2, DIM], 1.0, 0.3));
+    let b1 = param("b1", Tensor::zeros([DIM * 2], cpu));
+    let norm = param("norm", Tensor::ones([DIM * 2], cpu));
+    let w2 = param("w2", init(&[VOCAB, DIM * 2], 2.0, 0.3));
     let mut opt = nn::AdamW::default().build(&vs, 3e-2).unwrap();
 
-    let tokens: Vec<i64> = (0..48).map(|i| (i * 7 + 3) % VOCAB).collect();
-    let inputs = place.put(&Tensor::from_slice(&tokens[..47]));
-    let targets = place.put(&Tensor::from_slice(&tokens[1..]));
+    // Two samples packed into one row (lengths 10 and 14): attention must not cross them.
+    let tokens: Vec<i64> = (0..=LEN).map(|i| (i * 7 + 3) % VOCAB).collect();
+    let sample: Vec<i64> = (0..LEN).map(|i| i64::from(i >= 10)).collect();
+    let sample = Tensor::from_slice(&sample);
+    let positions = Tensor::arange(LEN, (Kind::Int64, Device::Cpu));
+    let allowed = sample
+        .unsqueeze(1)
+        .eq_tensor(&sample.unsqueeze(0))
+        .logical_and(&positions.unsqueeze(1).ge_tensor(&positions.unsqueeze(0)));
+    let blocked = place.put(&allowed.logical_not());
+    let inputs = place.put(&Tensor::from_slice(&tokens[..LEN as usize]));
+    // Loss on every position but the last of each sample (its target belongs to the next sample).
+    let loss_at: Vec<i64> = (0..LEN).filter(|&i| i != 9 && i != LEN - 1).collect();
+    let loss_at = place.put(&Tensor::from_slice(&loss_at));
+    let targets = place
+        .put(&Tensor::from_slice(&tokens[1..]))
+        .index_select(0, &loss_at);
+
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let h = embed
-            .index_select(0, &inputs)
-            .linear(&w1, Some(&b1))
-            .gelu("none");
+        let x = embed.index_select(0, &inputs);
+        let (q, k, v) = (
+            x.linear::<Tensor>(&wq, None),
+            x.linear::<Tensor>(&wk, None),
+            x.linear::<Tensor>(&wv, None),
+        );
+        let scores = q.matmul(&k.tr()) / (DIM as f64).sqrt();
+        let attended = scores
+            .masked_fill(&blocked, f64::NEG_INFINITY)
+            .softmax(-1, Kind::Float)
+            .matmul(&v);
+        let h = (x + attended).linear(&w1, Some(&b1)).gelu("none");
         let h =
             &h * (h.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float) + 1e-6).rsqrt() * &norm;
-        let loss = h
-            .linear::<Tensor>(&w2, None)
-            .cross_entropy_for_logits(&targets);
+        let logits = h.linear::<Tensor>(&w2, None).index_select(0, &loss_at);
+        let loss = logits.cross_entropy_for_logits(&targets);
         if let Placement::Npu(_) = place {
             assert_eq!(
                 NpuDevice::index_of(&loss),
@@ -145,6 +166,22 @@ fn train_steps(place: &Placement, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
         }
         opt.zero_grad();
         loss.backward();
+        // Clip the global gradient norm to 1: the norm is computed on the device, read through to_cpu.
+        let norms: Vec<Tensor> = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.grad().norm())
+            .collect();
+        let total = place
+            .to_cpu(&Tensor::stack(&norms, 0).norm())
+            .double_value(&[]);
+        if total > 1.0 {
+            tch::no_grad(|| {
+                for t in vs.trainable_variables() {
+                    let _ = t.grad().g_mul_scalar_(1.0 / total);
+                }
+            });
+        }
         opt.step();
         losses.push(place.to_cpu(&loss).double_value(&[]));
     }
@@ -157,13 +194,8 @@ fn train_steps(place: &Placement, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
             );
         }
     }
-    (
-        losses,
-        [embed, w1, b1, norm, w2]
-            .iter()
-            .map(|t| place.to_cpu(t))
-            .collect(),
-    )
+    let weights = [embed, wq, wk, wv, w1, b1, norm, w2];
+    (losses, weights.iter().map(|t| place.to_cpu(t)).collect())
 }
 
 #[test]
