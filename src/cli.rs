@@ -131,6 +131,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recount the realized mix of built shards and check it against the recipe (a CI gate).
+    ///
+    /// DIR is a build output (every stage) or one stage folder. Every figure is recomputed from the
+    /// shard contents and cross-checked with manifest.json: per stage, category and source, samples,
+    /// tokens, loss tokens, image tokens, images and shares; the target share on the stage's basis
+    /// and the deviation in percentage points; passes; rejects by reason; packing efficiency; pack
+    /// and length histograms. Exit 0 all good, 1 a category is off by more than the tolerance, the
+    /// fingerprint differs or the manifest disagrees with the shards, 2 it could not run.
+    Audit {
+        dir: PathBuf,
+        /// Compare with this recipe (its plan gives the targets and the fingerprint).
+        #[arg(long, value_name = "RECIPE", conflicts_with = "lock")]
+        recipe: Option<PathBuf>,
+        /// Compare with this lock file (`mixtape plan --lock`) instead of a recipe.
+        #[arg(long, value_name = "FILE")]
+        lock: Option<PathBuf>,
+        /// Largest deviation of a category's share from the recipe that passes, in percentage points.
+        #[arg(long, value_name = "PP", default_value_t = mixtape_engine::audit::DEFAULT_TOLERANCE_PP)]
+        tolerance: f64,
+        /// Print the audit as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report with charts to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Run the training reader without training: throughput, the final resume state, data orders.
     ///
     /// Reads the stage folders in the order given (a whole schedule resumes across stages) with the

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod audit;
 mod build;
 mod check;
 mod diff;
@@ -35,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build::run(&recipe, &options, quiet, json)
         }
         Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
+        Command::Audit { dir, recipe, lock, tolerance, json, html } => {
+            audit::run(&audit::AuditArgs { dir, recipe, lock, tolerance, json, html }, &cache)
+        }
         Command::Verify { dir, json } => verify::run(&dir, json),
         Command::Stream {
             dirs,
