@@ -2,6 +2,7 @@
 
 mod util;
 
+mod audit;
 mod build;
 mod check;
 mod diff;

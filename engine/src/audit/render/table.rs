@@ -13,6 +13,8 @@ use crate::recipe::Basis;
 
 /// Widest bar of the text histogram, in characters.
 const BAR_WIDTH: u64 = 40;
+/// Shards whose efficiency the table lists one by one.
+const SHARDS_LISTED: usize = 4;
 
 pub fn render(audit: &Audit) -> String {
     let mut out = String::new();
@@ -169,12 +171,30 @@ fn render_stage(out: &mut String, s: &StageAudit) {
         p.image_tokens_per_pack.mean,
         group(p.image_tokens_per_pack.max)
     );
-    let shards: Vec<String> = s
+    // Every shard by name while that fits a line; past that, the spread and the worst shard.
+    if s.shards.len() <= SHARDS_LISTED {
+        let shards: Vec<String> = s
+            .shards
+            .iter()
+            .map(|sh| format!("{} {:.2}%", sh.file, 100.0 * sh.efficiency))
+            .collect();
+        let _ = writeln!(out, "  packing efficiency per shard: {}", shards.join(", "));
+    } else if let Some(worst) = s
         .shards
         .iter()
-        .map(|sh| format!("{} {:.2}%", sh.file, 100.0 * sh.efficiency))
-        .collect();
-    let _ = writeln!(out, "  packing efficiency per shard: {}", shards.join(", "));
+        .min_by(|a, b| a.efficiency.total_cmp(&b.efficiency))
+    {
+        let best = s.shards.iter().map(|sh| sh.efficiency).fold(0.0, f64::max);
+        let mean = s.shards.iter().map(|sh| sh.efficiency).sum::<f64>() / s.shards.len() as f64;
+        let _ = writeln!(
+            out,
+            "  packing efficiency per shard: min {:.2}% ({}), mean {:.2}%, max {:.2}% (--json or --html for each)",
+            100.0 * worst.efficiency,
+            worst.file,
+            100.0 * mean,
+            100.0 * best
+        );
+    }
     let _ = writeln!(out, "  sample length (tokens)  samples");
     let most = p
         .sample_length_histogram
