@@ -259,7 +259,7 @@ fn resolution_search_reports_every_budget_and_the_best() {
 }
 
 #[test]
-fn npu_is_refused_with_a_clear_error_until_a_backend_is_given() {
+fn an_unknown_device_is_refused_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let (recipe, data) = (demo_recipe(), demo_build());
     let out = Command::new(env!("CARGO_BIN_EXE_mixtape-train"))
