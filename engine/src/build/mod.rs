@@ -3,8 +3,8 @@
 //! sources -> samples -> encoded samples -> packs -> shards, streaming and parallel:
 //! the plan (the same resolution `mixtape plan` prints) says which records each stage draws; each
 //! stage reads them front to back ([`draws`]), encodes batches in parallel on a rayon pool of `jobs`
-//! threads ([`encode`]), packs them with best-fit-decreasing and writes zstd Parquet shards
-//! ([`stage`]). Everything is ordered by the plan, never by thread timing, so any `jobs` gives the
+//! threads ([`encode`]) while the calling thread reads the next batch and packs and writes the
+//! previous one with best-fit-decreasing into zstd Parquet shards ([`stage`]). Everything is ordered by the plan, never by thread timing, so any `jobs` gives the
 //! same bytes.
 //!
 //! Output layout: `OUT/build.json` (the recipe fingerprint the folder belongs to), and per stage
@@ -39,7 +39,8 @@ const STATE_FILE: &str = "build.json";
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     pub out: PathBuf,
-    /// Worker threads; `None` uses every core.
+    /// Encoding threads; `None` uses every core. Reading, packing and writing run beside them on the
+    /// calling thread.
     pub jobs: Option<usize>,
     pub max_reject_fraction: f64,
     pub target_shard_bytes: u64,
@@ -200,9 +201,10 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             indexes: &resolved.indexes,
             encoder: &encoder,
             options,
+            pool: &pool,
             dir: dir.clone(),
         };
-        let outcome = pool.install(|| stage::run(&ctx, progress))?;
+        let outcome = stage::run(&ctx, progress)?;
         let rejects_path = dir.join("rejects.jsonl");
         write_jsonl(&rejects_path, &outcome.rejects)?;
         let rejected = outcome.rejects.len() as u64;

@@ -67,6 +67,8 @@ pub(super) struct StageContext<'a> {
     pub indexes: &'a BTreeMap<String, SourceIndex>,
     pub encoder: &'a Encoder,
     pub options: &'a BuildOptions,
+    /// The `jobs` encoding threads; the calling thread reads, packs and writes beside them.
+    pub pool: &'a rayon::ThreadPool,
     pub dir: PathBuf,
 }
 
@@ -132,6 +134,14 @@ struct Item {
     meta: PackedSampleMeta,
 }
 
+/// A batch of fetched records: (source slot, record, sample key).
+type FetchedBatch = Vec<(usize, Record, String)>;
+type EncodedBatch = Vec<Result<EncodedSample, EncodeReject>>;
+
+/// Builds one shard as a three-step pipeline over batches of `ENCODE_BATCH` draws: while the `jobs`
+/// threads of the pool encode batch `k`, the calling thread packs and writes batch `k - 1` and reads batch `k + 1`, so the
+/// sequential steps (source I/O and parsing, packing, Parquet encoding) hide behind the parallel one.
+/// Every step still sees the batches in draw order, so the shard is the same for any thread count.
 fn write_shard(
     ctx: &StageContext<'_>,
     index: u32,
@@ -148,38 +158,95 @@ fn write_shard(
         shard_index: index,
     };
     let options = ShardOptions::default().with_image_pad_token(ctx.encoder.special().image_pad as i32);
-    let mut writer = ShardWriter::try_new(&ctx.dir, meta, options).map_err(BuildError::Write)?;
-    let mut packer = Packer::try_new(PackerConfig {
+    let writer = ShardWriter::try_new(&ctx.dir, meta, options).map_err(BuildError::Write)?;
+    let packer = Packer::try_new(PackerConfig {
         seq_len: stage.seq_len,
         buffer: stage.pack.buffer as usize,
         max_image_tokens: stage.pack.max_image_tokens,
         algorithm: stage.pack.algorithm,
     })
     .map_err(|e| BuildError::Pack(e.to_string()))?;
-    let mut pending: HashMap<u64, Item> = HashMap::new();
-    let mut next_id = 0u64;
-    let mut rejects = Vec::new();
+    let mut shard = ShardAssembly { writer, packer, pending: HashMap::new(), next_id: 0, rejects: Vec::new() };
 
-    for batch in chunk.chunks(ENCODE_BATCH) {
-        let mut records = Vec::with_capacity(batch.len());
-        for &(slot, j) in batch {
-            let cursor = &mut cursors[slot as usize];
-            let record = cursor.fetch(&draws[slot as usize].draws[j as usize])?;
-            let key = cursor.keys.key(&record.location);
-            records.push((slot as usize, record, key));
-        }
-        let encoded: Vec<Result<EncodedSample, EncodeReject>> = records
-            .par_iter()
-            .map(|(_, record, _)| match &record.sample {
-                Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len),
-                Err(reason) => Err(EncodeReject { code: reason.code(), message: reason.to_string() }),
-            })
-            .collect();
+    let mut batches = chunk.chunks(ENCODE_BATCH);
+    let mut fetched = batches.next().map(|batch| fetch_batch(batch, draws, cursors)).transpose()?;
+    let mut encoded: Option<(FetchedBatch, EncodedBatch)> = None;
+    while fetched.is_some() || encoded.is_some() {
+        let to_encode = fetched.take();
+        let to_write = encoded.take();
+        let mut results: Option<EncodedBatch> = None;
+        let mut written = Ok(());
+        let mut next = None;
+        ctx.pool.in_place_scope(|scope| {
+            if let Some(records) = &to_encode {
+                let results = &mut results;
+                scope.spawn(move |_| *results = Some(encode_batch(ctx, records)));
+            }
+            if let Some((records, results)) = to_write {
+                written = shard.absorb(ctx, cursors, records, results, progress);
+            }
+            if written.is_ok() {
+                next = batches.next().map(|batch| fetch_batch(batch, draws, cursors));
+            }
+        });
+        written?;
+        fetched = next.transpose()?;
+        encoded = to_encode.zip(results);
+    }
+    shard.finish()
+}
+
+fn fetch_batch(
+    batch: &[(u32, u32)],
+    draws: &[SourceDraws],
+    cursors: &mut [SourceCursor<'_>],
+) -> Result<FetchedBatch, BuildError> {
+    let mut records = Vec::with_capacity(batch.len());
+    for &(slot, j) in batch {
+        let cursor = &mut cursors[slot as usize];
+        let record = cursor.fetch(&draws[slot as usize].draws[j as usize])?;
+        let key = cursor.keys.key(&record.location);
+        records.push((slot as usize, record, key));
+    }
+    Ok(records)
+}
+
+fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch {
+    let stage = ctx.stage;
+    records
+        .par_iter()
+        .map(|(_, record, _)| match &record.sample {
+            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len),
+            Err(reason) => Err(EncodeReject { code: reason.code(), message: reason.to_string() }),
+        })
+        .collect()
+}
+
+/// The sequential end of a shard's pipeline: rejects, packing and the Parquet writer.
+struct ShardAssembly {
+    writer: ShardWriter,
+    packer: Packer,
+    pending: HashMap<u64, Item>,
+    next_id: u64,
+    rejects: Vec<RejectEntry>,
+}
+
+impl ShardAssembly {
+    fn absorb(
+        &mut self,
+        ctx: &StageContext<'_>,
+        cursors: &[SourceCursor<'_>],
+        records: FetchedBatch,
+        results: EncodedBatch,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<(), BuildError> {
+        let stage = ctx.stage;
+        let draws = records.len() as u64;
         let mut tokens = 0u64;
-        for ((slot, record, key), result) in records.into_iter().zip(encoded) {
+        for ((slot, record, key), result) in records.into_iter().zip(results) {
             let spec = cursors[slot].spec;
             match result {
-                Err(r) => rejects.push(RejectEntry {
+                Err(r) => self.rejects.push(RejectEntry {
                     source: spec.name.clone(),
                     location: record.location.to_string(),
                     reason: r.code.to_string(),
@@ -191,27 +258,31 @@ fn write_shard(
                         let key = if window == 0 { key.clone() } else { format!("{key}#w{window}") };
                         let loss_tokens = item_sample.loss_mask.iter().filter(|&&m| m != 0).count() as u32;
                         let item = PackItem {
-                            id: next_id,
+                            id: self.next_id,
                             tokens: item_sample.ids.len() as u32,
                             image_tokens: item_sample.image_tokens(),
                         };
                         let meta = PackedSampleMeta { source: spec.name.clone(), category: spec.category.clone(), key, loss_tokens };
-                        pending.insert(next_id, Item { sample: item_sample, meta });
-                        next_id += 1;
-                        for pack in packer.push(item).map_err(|e| BuildError::Pack(e.to_string()))? {
-                            writer.write(assemble(&pack.items, &mut pending)).map_err(BuildError::Write)?;
+                        self.pending.insert(self.next_id, Item { sample: item_sample, meta });
+                        self.next_id += 1;
+                        for pack in self.packer.push(item).map_err(|e| BuildError::Pack(e.to_string()))? {
+                            self.writer.write(assemble(&pack.items, &mut self.pending)).map_err(BuildError::Write)?;
                         }
                     }
                 }
             }
         }
-        progress(Progress::Advance { draws: batch.len() as u64, tokens });
+        progress(Progress::Advance { draws, tokens });
+        Ok(())
     }
-    for pack in packer.finish() {
-        writer.write(assemble(&pack.items, &mut pending)).map_err(BuildError::Write)?;
+
+    fn finish(mut self) -> Result<ShardDone, BuildError> {
+        for pack in self.packer.finish() {
+            self.writer.write(assemble(&pack.items, &mut self.pending)).map_err(BuildError::Write)?;
+        }
+        let info = self.writer.finish().map_err(BuildError::Write)?;
+        Ok(ShardDone { info, rejects: self.rejects })
     }
-    let info = writer.finish().map_err(BuildError::Write)?;
-    Ok(ShardDone { info, rejects })
 }
 
 /// Long text over `seq_len` becomes consecutive `seq_len` windows (when the stage allows it).
