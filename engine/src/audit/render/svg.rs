@@ -163,7 +163,8 @@ pub fn columns(
     }
     let n = cols.len().max(1) as f64;
     let slot = plot_w / n;
-    let bar_w = (slot * 0.8).max(1.0);
+    // At most 60 px wide, so one shard does not look like a wall.
+    let bar_w = (slot * 0.8).clamp(1.0, 60.0);
     // Label every k-th column so labels never overlap.
     let every = ((n * 16.0 / plot_w).ceil() as usize).max(1);
     for (i, c) in cols.iter().enumerate() {
@@ -219,9 +220,11 @@ fn open(title: &str, height: f64) -> String {
 }
 
 fn grid_x(s: &mut String, left: f64, plot: f64, y0: f64, y1: f64, scale_max: f64, axis: &str) {
-    for k in 0..=5 {
-        let v = scale_max * f64::from(k) / 5.0;
-        let x = left + plot * f64::from(k) / 5.0;
+    // One gridline per 10 percentage points (the scale is a multiple of 10%).
+    let steps = ((scale_max * 10.0).round() as u32).max(1);
+    for k in 0..=steps {
+        let v = scale_max * f64::from(k) / f64::from(steps);
+        let x = left + plot * f64::from(k) / f64::from(steps);
         let _ = write!(
             s,
             r#"<line x1="{x:.1}" x2="{x:.1}" y1="{y0:.1}" y2="{y1:.1}" stroke="{GRID}"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" class="small">{:.0}%</text>"#,
