@@ -8,6 +8,11 @@
 //! holds at most about two windows' worth of this rank's rows, and touches only the shards the
 //! order reaches: nothing is indexed up front.
 //!
+//! The first window of each epoch is decoded lazily instead, row group by row group as batches need
+//! them, so the first batch costs the footers and row groups of its own rows: with tiny shards a
+//! window spans thousands of them, and opening them all before the first batch would make start-up
+//! grow with the shard count after all.
+//!
 //! Row groups are decoded in parallel but results are placed by key, and the first error in
 //! (shard, row group) order is the one reported, so neither rows nor errors depend on thread
 //! count.
@@ -123,6 +128,9 @@ impl Loader {
                 end,
                 verified: &mut verified,
                 window: None,
+                now: HashSet::new(),
+                next: HashSet::new(),
+                lazy: true,
                 rows: HashMap::new(),
                 shards: BTreeMap::new(),
             };
@@ -184,6 +192,13 @@ struct EpochReader<'a> {
     verified: &'a mut HashSet<(usize, u32)>,
     /// The loaded window and its permutation.
     window: Option<(u64, Vec<u32>)>,
+    /// Locations this rank owns in the loaded window and in the next one.
+    now: HashSet<(u32, u64)>,
+    next: HashSet<(u32, u64)>,
+    /// While true (the epoch's first window), row groups are decoded when a batch needs them
+    /// rather than the whole window at once: the first batch then costs a few row groups, not a
+    /// window's worth of shards, however small the shards are.
+    lazy: bool,
     /// Owned rows decoded and not yet taken, by (shard, row).
     rows: HashMap<(u32, u64), RawRow>,
     shards: BTreeMap<u32, OpenShard>,
@@ -196,10 +211,11 @@ impl EpochReader<'_> {
         if self.window.as_ref().is_none_or(|(w, _)| *w != window) {
             self.load(window)?;
         }
-        let location = self.locate(position);
-        location
-            .and_then(|l| self.rows.remove(&l))
-            .ok_or(ReaderError::Stopped)
+        let location = self.locate(position).ok_or(ReaderError::Stopped)?;
+        if !self.rows.contains_key(&location) {
+            self.decode(vec![location])?;
+        }
+        self.rows.remove(&location).ok_or(ReaderError::Stopped)
     }
 
     fn locate(&self, position: u64) -> Option<(u32, u64)> {
@@ -230,20 +246,36 @@ impl EpochReader<'_> {
     fn load(&mut self, window: u64) -> Result<(), ReaderError> {
         let (now, perm) = self.owned(window);
         let (next, _) = self.owned(window + 1);
-        // Row groups holding owned rows of this window that are not decoded yet.
-        let mut wanted: BTreeSet<(u32, usize)> = BTreeSet::new();
-        let mut missing: Vec<(u32, u64)> = now
-            .iter()
-            .filter(|l| !self.rows.contains_key(l))
-            .copied()
-            .collect();
-        missing.sort_unstable();
-        for (shard, row) in missing {
+        // Keep footers only of shards this or the next window still reads.
+        self.shards
+            .retain(|shard, _| now.iter().chain(&next).any(|(s, _)| s == shard));
+        self.now = now;
+        self.next = next;
+        self.lazy = self.window.is_none();
+        self.window = Some((window, perm));
+        if !self.lazy {
+            let missing: Vec<(u32, u64)> = self
+                .now
+                .iter()
+                .filter(|l| !self.rows.contains_key(l))
+                .copied()
+                .collect();
+            self.decode(missing)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the row groups holding `wanted` (in parallel), keeping the rows of `wanted` and
+    /// every other row this rank owns in this window or the next.
+    fn decode(&mut self, mut wanted: Vec<(u32, u64)>) -> Result<(), ReaderError> {
+        wanted.sort_unstable();
+        let mut groups: BTreeSet<(u32, usize)> = BTreeSet::new();
+        for &(shard, row) in &wanted {
             let open = self.open(shard)?;
             let group = open.starts.partition_point(|&s| s <= row) - 1;
-            wanted.insert((shard, group));
+            groups.insert((shard, group));
         }
-        let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = wanted
+        let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = groups
             .iter()
             .map(|&(shard, group)| {
                 let open = &self.shards[&shard];
@@ -256,7 +288,10 @@ impl EpochReader<'_> {
             let first = self.shards[shard].starts[*group];
             for (index, row) in rows.into_iter().enumerate() {
                 let location = (*shard, first + index as u64);
-                if now.contains(&location) || next.contains(&location) {
+                let keep = self.now.contains(&location)
+                    || self.next.contains(&location)
+                    || wanted.binary_search(&location).is_ok();
+                if keep {
                     let origin = RowOrigin {
                         stage: self.stage_index,
                         shard: *shard,
@@ -273,10 +308,6 @@ impl EpochReader<'_> {
                 }
             }
         }
-        // Keep footers only of shards this or the next window still reads.
-        self.shards
-            .retain(|shard, _| now.iter().chain(&next).any(|(s, _)| s == shard));
-        self.window = Some((window, perm));
         Ok(())
     }
 
