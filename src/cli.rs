@@ -154,8 +154,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Also write a self-contained HTML report with charts to FILE.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "stream")]
         html: Option<PathBuf>,
+        /// Audit the live stream instead of the shards: the mix of the first --steps batches this
+        /// rank's reader yields (the trainer's reader, same seed/batch size/ranks), per window of steps.
+        #[arg(long, requires = "steps")]
+        stream: bool,
+        /// With --stream: training steps (batches) to read.
+        #[arg(long, value_name = "N", requires = "stream")]
+        steps: Option<u64>,
+        /// With --stream: steps per window [default: a quarter of --steps].
+        #[arg(long, value_name = "STEPS", requires = "stream")]
+        window: Option<u64>,
+        /// With --stream: packed rows per batch (per rank).
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_BATCH_SIZE, requires = "stream")]
+        batch_size: usize,
+        /// With --stream: the reader's shuffle seed.
+        #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_SEED, requires = "stream")]
+        seed: u64,
+        /// With --stream: this reader's rank [default: $RANK or 0].
+        #[arg(long, requires = "stream")]
+        rank: Option<usize>,
+        /// With --stream: number of ranks [default: $WORLD_SIZE or 1].
+        #[arg(long, requires = "stream")]
+        world_size: Option<usize>,
     },
     /// Run the training reader without training: throughput, the final resume state, data orders.
     ///

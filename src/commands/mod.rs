@@ -36,8 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build::run(&recipe, &options, quiet, json)
         }
         Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
-        Command::Audit { dir, recipe, lock, tolerance, json, html } => {
-            audit::run(&audit::AuditArgs { dir, recipe, lock, tolerance, json, html }, &cache)
+        Command::Audit { dir, recipe, lock, tolerance, json, html, stream, steps, window, batch_size, seed, rank, world_size } => {
+            let stream = stream.then(|| audit::StreamArgs { steps: steps.unwrap_or(0), window, batch_size, seed, rank, world_size });
+            audit::run(&audit::AuditArgs { dir, recipe, lock, tolerance, json, html, stream }, &cache)
         }
         Command::Verify { dir, json } => verify::run(&dir, json),
         Command::Stream {

@@ -448,3 +448,58 @@ fn the_html_report_is_one_self_contained_file_with_labelled_charts() {
     // Names are escaped: a category called <b> would not become markup.
     assert!(!html.contains("<b>small</b>") || html.contains("against recipe <b>small</b>"));
 }
+
+#[test]
+fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
+    let dir = built();
+    let args = ["--steps", "6", "--batch-size", "2", "--rank", "0", "--world-size", "1"];
+    let mut audit_args = vec!["audit", "--stream", "out", "--recipe", "r.yaml", "--window", "2", "--json"];
+    audit_args.extend(args);
+    let out = dir.run(&audit_args);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["steps_read"], 6);
+    let windows = report["windows"].as_array().unwrap();
+    assert!(windows.len() >= 3, "6 steps in windows of 2: {windows:?}");
+    assert_eq!(windows[0]["stage"], "warmup", "stages are read in the recipe's order");
+
+    // Windows tile steps 1..=6 and each one's categories add up to its total.
+    let mut next_step = 1;
+    let mut summed: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+    for w in windows {
+        assert_eq!(w["first_step"], next_step);
+        let last = w["last_step"].as_u64().unwrap();
+        assert!(last - next_step < 2, "a window holds at most --window steps: {w}");
+        next_step = last + 1;
+        let mut tokens = 0;
+        for c in w["categories"].as_array().unwrap() {
+            let counts = &c["counts"];
+            tokens += counts["tokens"].as_u64().unwrap();
+            let entry = summed.entry(c["name"].as_str().unwrap().to_owned()).or_default();
+            for (i, key) in ["samples", "tokens", "loss_tokens", "image_tokens", "images"].iter().enumerate() {
+                entry[i] += counts[key].as_u64().unwrap();
+            }
+            // Targets come from the window's stage in the recipe.
+            let target = c["target_share"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&target));
+        }
+        assert_eq!(tokens, w["total"]["tokens"].as_u64().unwrap());
+    }
+    assert_eq!(next_step, 7);
+
+    // The same reader settings through `mixtape stream` consume exactly the windows' sum.
+    let mut stream_args = vec!["stream", "out/warmup", "out/main", "--images", "skip", "--json"];
+    stream_args.extend(args);
+    let out = dir.run(&stream_args);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let stream = json(&out.stdout);
+    let tally = stream["tally"]["by_category"].as_object().unwrap();
+    let from_stream: BTreeMap<String, [u64; 5]> = tally
+        .iter()
+        .map(|(name, c)| {
+            let keys = ["samples", "tokens", "loss_tokens", "image_tokens", "images"];
+            (name.clone(), keys.map(|k| c[k].as_u64().unwrap()))
+        })
+        .collect();
+    assert_eq!(summed, from_stream);
+}

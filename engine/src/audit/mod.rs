@@ -20,6 +20,7 @@ mod recount;
 pub mod render;
 mod stage;
 pub mod stats;
+pub mod stream;
 mod targets;
 
 use std::collections::BTreeMap;
