@@ -13,7 +13,8 @@ use mixtape_engine::synthetic::{SyntheticKind, generate};
 use mixtape_engine::template::Encoder;
 use mixtape_shards::{PackedRow, PackedSampleMeta, ShardMeta, ShardOptions, ShardWriter};
 
-const SAMPLES: u64 = 200;
+/// Samples per kind: long documents are ~40k tokens each, so fewer of them.
+const SAMPLES: [(SyntheticKind, u64); 2] = [(SyntheticKind::LongText, 16), (SyntheticKind::ShapesVqa, 200)];
 const ROWS: usize = 256;
 const SEQ_LEN: usize = 4096;
 
@@ -25,8 +26,9 @@ fn demo_encoder() -> Encoder {
 fn bench_tokenize(c: &mut Criterion) {
     let encoder = demo_encoder();
     let mut group = c.benchmark_group("tokenize");
-    for kind in [SyntheticKind::LongText, SyntheticKind::ShapesVqa] {
-        let samples: Vec<_> = (0..SAMPLES).map(|i| generate(kind, 7, i)).collect();
+    group.sample_size(10);
+    for (kind, count) in SAMPLES {
+        let samples: Vec<_> = (0..count).map(|i| generate(kind, 7, i)).collect();
         // Image pads are ids pushed without tokenizing: give each image a typical 256 tokens.
         let pads: Vec<Vec<u32>> = samples.iter().map(|s| vec![256; s.images.len()]).collect();
         let text_tokens: usize = samples
