@@ -6,8 +6,14 @@
   `mixtape stream --images skip` (shuffled, partitioned, prefetched), in tokens/s.
 - Images: PIL (libjpeg-turbo) decoding the same image bytes to RGB on THREADS processes, the bare-decode
   floor; compared with `mixtape stream --images decoded`, in images/s and megapixels/s.
-- MosaicML Streaming is not compared here (yet): it needs torch and the rows rewritten as MDS, which
-  this script does not do.
+- MosaicML Streaming (`mosaicml-streaming`): the same packed rows (input_ids, loss_mask, position_ids,
+  seq_lens, and each row's image bytes with height and width) are first written as MDS with
+  `streaming.MDSWriter` to a temp dir (not timed); then a shuffled `streaming.StreamingDataset(local=...)`
+  is iterated through a `torch.utils.data.DataLoader(num_workers=THREADS, batch_size=4)`, each sample
+  decoding its images to RGB numpy arrays with PIL in the workers (as `--images decoded` does). Timed from
+  creating the dataset to the last batch, like `mixtape stream`'s own timer (which starts before
+  `Reader::try_new`), and compared with `mixtape stream --images decoded` in tokens/s and images/s.
+  Needs `streaming` and `torch`; without them the script says so on stderr and reports the rest.
 
 Usage: python benches/reader/compare.py MIXTAPE_BIN STAGE_DIR... [--threads 2] [--reps 3]
 Prints one JSON object: medians of each measurement and the ratios.
@@ -18,11 +24,14 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+import numpy as np
 import pyarrow.parquet as pq
 
 TOKEN_COLUMNS = ["input_ids", "loss_mask", "position_ids", "seq_lens"]
@@ -73,6 +82,110 @@ def pil_images(images, threads, pool):
     return sum(pool.map(pil_decode, chunks))
 
 
+MDS_COLUMNS = {
+    "input_ids": "ndarray:int32",
+    "loss_mask": "ndarray:uint8",
+    "position_ids": "ndarray:int32",
+    "seq_lens": "ndarray:int32",
+    # A row's images, concatenated (MDS has no list-of-bytes type; no pickling): image i is
+    # image_bytes[image_index[i, 0]:image_index[i + 1, 0]], of height image_index[i + 1, 1] and width
+    # image_index[i + 1, 2]. Row 0 is (0, 0, 0), so the array is never empty (MDS refuses empty ones).
+    "image_bytes": "bytes",
+    "image_index": "ndarray:int64",
+}
+
+
+def mosaic_available():
+    try:
+        import streaming  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as err:
+        print(f"MosaicML Streaming not compared: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def write_mds(paths, out):
+    """The packed rows of every shard, as MDS samples in `out` (one sample per packed row)."""
+    from streaming import MDSWriter
+
+    columns = TOKEN_COLUMNS + ["images"]
+    rows = 0
+    with MDSWriter(out=out, columns=MDS_COLUMNS, compression=None) as writer:
+        for path in paths:
+            table = pq.read_table(path, columns=columns)
+            lists = {c: table.column(c).to_pylist() for c in TOKEN_COLUMNS}
+            for i, images in enumerate(table.column("images").to_pylist()):
+                data = [img["bytes"] for img in images]
+                index = np.zeros((len(images) + 1, 3), dtype=np.int64)
+                index[1:, 0] = np.cumsum([len(b) for b in data])
+                index[1:, 1] = [img["height"] for img in images]
+                index[1:, 2] = [img["width"] for img in images]
+                writer.write({
+                    "input_ids": np.array(lists["input_ids"][i], dtype=np.int32),
+                    "loss_mask": np.array(lists["loss_mask"][i], dtype=np.uint8),
+                    "position_ids": np.array(lists["position_ids"][i], dtype=np.int32),
+                    "seq_lens": np.array(lists["seq_lens"][i], dtype=np.int32),
+                    "image_bytes": b"".join(data),
+                    "image_index": index,
+                })
+                rows += 1
+    return rows
+
+
+def _decoded_dataset_class():
+    from streaming import StreamingDataset
+
+    class DecodedDataset(StreamingDataset):
+        """Each sample with its images decoded to RGB uint8 HWC numpy arrays (PIL, in the worker)."""
+
+        def __getitem__(self, index):
+            from PIL import Image
+
+            sample = super().__getitem__(index)
+            data, spans = sample["image_bytes"], sample["image_index"]
+            images = []
+            for i in range(len(spans) - 1):
+                img = Image.open(io.BytesIO(data[spans[i, 0]:spans[i + 1, 0]])).convert("RGB")
+                pixels = np.asarray(img)
+                assert pixels.shape[:2] == (spans[i + 1, 1], spans[i + 1, 2])
+                images.append(pixels)
+            return {
+                "input_ids": sample["input_ids"],
+                "loss_mask": sample["loss_mask"],
+                "position_ids": sample["position_ids"],
+                "seq_lens": sample["seq_lens"],
+                "image_index": sample["image_index"],
+                "images": images,
+            }
+
+    return DecodedDataset
+
+
+def collate_rows(samples):
+    """A batch as the list of its rows (rows differ in length, so nothing is stacked); the numpy arrays
+    are pickled to the main process. Returning torch tensors instead (moved through shared memory) was
+    not faster on the 2-core test machine (13.2 s vs 14.7 s median of 4, under load), so this is kept."""
+    return samples
+
+
+def mosaic_read(local, workers, rep):
+    """One pass over the MDS copy through a DataLoader; (tokens, images) seen."""
+    import torch.utils.data
+    from streaming.base.util import clean_stale_shared_memory
+
+    clean_stale_shared_memory()
+    dataset = _decoded_dataset_class()(local=local, shuffle=True, shuffle_seed=rep, batch_size=4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=collate_rows)
+    tokens = images = 0
+    for batch in loader:
+        for row in batch:
+            tokens += len(row["input_ids"])
+            images += len(row["images"])
+    del loader, dataset
+    return tokens, images
+
+
 def stream(binary, stages, images, threads):
     cmd = [binary, "stream", *stages, "--json", "--images", images, "--decode-threads", str(threads), "--batch-size", "4"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -97,6 +210,15 @@ def main():
     megapixels = sum(p for _, p in images) / 1e6
     runs = {"pyarrow_tokens_s": [], "mixtape_tokens_s": [], "pil_images_s": [], "mixtape_images_s": []}
     tokens = None
+    mixtape_decoded = None
+    mosaic = mosaic_available()
+    mds_dir = None
+    if mosaic:
+        mds_dir = tempfile.mkdtemp(prefix="mixtape-compare-mds-")
+        seconds, mds_rows = timed(lambda: write_mds(paths, os.path.join(mds_dir, "mds")))
+        print(f"wrote {mds_rows} rows as MDS in {seconds:.1f} s (not timed)", file=sys.stderr)
+        runs["mosaic_s"] = []
+        mosaic_counts = None
     with multiprocessing.Pool(args.threads) as pool:
         pil_images(images[:4], args.threads, pool)  # warm the workers
         for _ in range(args.reps):
@@ -108,6 +230,14 @@ def main():
             runs["pil_images_s"].append(seconds)
             report = stream(args.binary, args.stages, "decoded", args.threads)
             runs["mixtape_images_s"].append(report["seconds"])
+            mixtape_decoded = (report["tokens"], report["images"])
+            if mosaic:
+                seconds, mosaic_counts = timed(
+                    lambda: mosaic_read(os.path.join(mds_dir, "mds"), args.threads, len(runs["mosaic_s"]))
+                )
+                runs["mosaic_s"].append(seconds)
+    if mds_dir is not None:
+        shutil.rmtree(mds_dir, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     result = {
         "shards": len(paths),
@@ -133,6 +263,29 @@ def main():
             "mixtape_image_time_over_pil": round(med["mixtape_images_s"] / med["pil_images_s"], 3),
         },
     }
+    if mosaic:
+        # Each reader's own counts: mixtape drops the last partial batch of an epoch, the DataLoader does not.
+        mix_tok_s = mixtape_decoded[0] / med["mixtape_images_s"]
+        mix_img_s = mixtape_decoded[1] / med["mixtape_images_s"]
+        mos_tok_s = mosaic_counts[0] / med["mosaic_s"]
+        mos_img_s = mosaic_counts[1] / med["mosaic_s"]
+        result["mosaic"] = {
+            "workers": args.threads,
+            "batch_size": 4,
+            "tokens": mosaic_counts[0],
+            "images": mosaic_counts[1],
+            "tokens_per_s": round(mos_tok_s),
+            "images_per_s": round(mos_img_s, 1),
+            "mixtape_decoded_tokens": mixtape_decoded[0],
+            "mixtape_decoded_images": mixtape_decoded[1],
+            "mixtape_decoded_tokens_per_s": round(mix_tok_s),
+            "mixtape_decoded_images_per_s": round(mix_img_s, 1),
+        }
+        result["ratios"]["mixtape_over_mosaic_tokens_per_s"] = round(mix_tok_s / mos_tok_s, 3)
+        result["ratios"]["mixtape_over_mosaic_images_per_s"] = round(mix_img_s / mos_img_s, 3)
+    else:
+        result["mosaic"] = None
+    result["all_seconds"] = {k: [round(x, 4) for x in v] for k, v in runs.items()}
     json.dump(result, sys.stdout, indent=2)
     print()
 
