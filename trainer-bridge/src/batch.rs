@@ -11,7 +11,9 @@
 //! row: token ids outside the vocabulary, image spans that are not `<|image_pad|>` runs, sizes that do
 //! not divide into 2x2 groups of patches.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
+
+use crate::device::Placement;
 
 use crate::data::TrainRow;
 use crate::model::{ImageInput, ModelConfig, ModelInput, patch_values};
@@ -68,12 +70,12 @@ fn targets_of(row: &TrainRow) -> impl Iterator<Item = (usize, i32)> + '_ {
     })
 }
 
-/// Builds the model input of `rows` on `device`.
+/// Builds the model input of `rows` (on the CPU) and puts it on `placement`.
 pub fn model_input(
     rows: &[TrainRow],
     config: &ModelConfig,
     image_pad: i32,
-    device: Device,
+    placement: &Placement,
 ) -> Result<(ModelInput, BatchCounts), BatchError> {
     let mut counts = BatchCounts { rows: rows.len(), ..Default::default() };
     let (mut ids, mut positions, mut segments) = (Vec::new(), Vec::new(), Vec::new());
@@ -152,19 +154,19 @@ pub fn model_input(
         let std = Tensor::from_slice(&IMAGE_STD).to_kind(Kind::Float).view([1, 3, 1]);
         let pixels = Tensor::cat(&patches, 0).to_kind(Kind::Float).view([p, 3, values / 3]) / 255.0;
         ImageInput {
-            patches: ((pixels - mean) / std).view([p, values]).to_device(device),
-            rows: Tensor::from_slice(&patch_rows).to_device(device),
-            cols: Tensor::from_slice(&patch_cols).to_device(device),
+            patches: placement.put(&((pixels - mean) / std).view([p, values])),
+            rows: placement.put(&Tensor::from_slice(&patch_rows)),
+            cols: placement.put(&Tensor::from_slice(&patch_cols)),
             patches_per_image: per_image,
-            token_positions: Tensor::from_slice(&token_positions).to_device(device),
+            token_positions: placement.put(&Tensor::from_slice(&token_positions)),
         }
     });
     let input = ModelInput {
-        input_ids: Tensor::from_slice(&ids).to_device(device),
-        positions: Tensor::from_slice(&positions).to_device(device),
+        input_ids: placement.put(&Tensor::from_slice(&ids)),
+        positions: placement.put(&Tensor::from_slice(&positions)),
         segments,
-        loss_positions: Tensor::from_slice(&loss_positions).to_device(device),
-        loss_targets: Tensor::from_slice(&loss_targets).to_device(device),
+        loss_positions: placement.put(&Tensor::from_slice(&loss_positions)),
+        loss_targets: placement.put(&Tensor::from_slice(&loss_targets)),
         images,
     };
     Ok((input, counts))
@@ -203,7 +205,7 @@ mod tests {
     fn rows_concatenate_with_offsets() {
         let config = ModelConfig { vocab_size: 16, ..ModelConfig::default() };
         let rows = [row(&[1, 2, 3], &[0, 1, 1], &[3]), row(&[4, 5], &[0, 1], &[2])];
-        let (input, counts) = model_input(&rows, &config, 15, Device::Cpu).unwrap();
+        let (input, counts) = model_input(&rows, &config, 15, &Placement::Tch(tch::Device::Cpu)).unwrap();
         assert_eq!(counts, BatchCounts { rows: 2, tokens: 5, loss_tokens: 3, ..Default::default() });
         assert_eq!(Vec::<i64>::try_from(&input.loss_positions).unwrap(), [0, 1, 3]);
         assert_eq!(Vec::<i64>::try_from(&input.loss_targets).unwrap(), [2, 3, 5]);
@@ -236,9 +238,9 @@ mod tests {
     #[test]
     fn bad_rows_are_named() {
         let config = ModelConfig { vocab_size: 4, ..ModelConfig::default() };
-        let err = model_input(&[row(&[1, 9], &[0, 1], &[2])], &config, 3, Device::Cpu).unwrap_err();
+        let err = model_input(&[row(&[1, 9], &[0, 1], &[2])], &config, 3, &Placement::Tch(tch::Device::Cpu)).unwrap_err();
         assert_eq!(err, BatchError::TokenOutOfVocab { row: 0, id: 9, vocab: 4 });
-        let err = model_input(&[row(&[1, 2], &[0, 1], &[3])], &config, 3, Device::Cpu).unwrap_err();
+        let err = model_input(&[row(&[1, 2], &[0, 1], &[3])], &config, 3, &Placement::Tch(tch::Device::Cpu)).unwrap_err();
         assert!(matches!(err, BatchError::Layout { row: 0, .. }), "{err}");
     }
 }

@@ -14,6 +14,8 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::device::Placement;
+
 use crate::model::ModelConfig;
 
 /// Version of the checkpoint layout.
@@ -68,15 +70,16 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Tensors whose names start with `prefix`, the prefix removed, moved to `device`.
-    pub fn with_prefix(&self, prefix: &str, device: Device) -> Vec<(String, Tensor)> {
+    /// Tensors whose names start with `prefix`, the prefix removed, put on `placement`.
+    pub fn with_prefix(&self, prefix: &str, placement: &Placement) -> Vec<(String, Tensor)> {
         self.tensors
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix(prefix).map(|rest| (rest.to_string(), t.to_device(device))))
+            .filter_map(|(n, t)| n.strip_prefix(prefix).map(|rest| (rest.to_string(), placement.put(t))))
             .collect()
     }
 
-    /// Writes the checkpoint atomically.
+    /// Writes the checkpoint atomically. Its tensors must be CPU or CUDA tensors (read NPU tensors
+    /// back through [`Placement::to_cpu`] first).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let write = |source| CheckpointError::Write { path: path.to_path_buf(), source };
         let mut owned = Vec::with_capacity(self.tensors.len());

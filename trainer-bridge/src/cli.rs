@@ -26,6 +26,10 @@ pub struct CommonArgs {
     /// Device: cpu, cuda, cuda:N, npu, npu:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// For `npu` devices: the Ascend backend library (libtorch_npu.so of a Python-free torch_npu
+    /// build); default: $MIXTAPE_NPU_LIB.
+    #[arg(long, value_name = "PATH")]
+    pub npu_lib: Option<PathBuf>,
     /// Run matrix products in bfloat16 (weights, norms and the loss stay f32).
     #[arg(long)]
     pub bf16: bool,

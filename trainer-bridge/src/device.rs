@@ -1,12 +1,13 @@
 //! Where training runs: `--device cpu | cuda[:i] | npu[:i]`.
 //!
 //! [`DeviceSpec`] is what the user typed, parsed without touching libtorch; [`DeviceSpec::resolve`]
-//! turns it into a [`tch::Device`] and fails with a message that says what to do when the device is
-//! not available. Model code never asks a tensor for its device (a PrivateUse1 tensor reports itself
-//! as `Mps` to tch): it receives the resolved [`tch::Device`] once, from here.
+//! turns CPU and CUDA into a [`tch::Device`], and [`DeviceSpec::placement`] turns any of them, the
+//! Ascend NPU included, into a [`Placement`], failing with a message that says what to do when the
+//! device is not available. The training loop carries the [`Placement`]: model code never asks a
+//! tensor for its device (a PrivateUse1 tensor reports itself as `Mps` to tch), it receives the
+//! placement once, from here, and creates tensors through it.
 //!
-//! The Ascend path (`npu`) lives in `src/npu/` and is added by its own change: until then `npu`
-//! parses (so scripts and docs can name it) but resolving it is a clear error.
+//! The Ascend backend itself (loading torch_npu, moving tensors) lives in `src/npu/`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,9 +35,10 @@ pub enum DeviceError {
     )]
     CudaUnavailable { index: usize, available: usize, hint: &'static str },
     #[error(
-        "device npu:{0}: Ascend support is not built into this mixtape-train yet; train on cpu or cuda"
+        "device npu:{0} has no tch::Device (tch cannot name PrivateUse1): use DeviceSpec::placement, \
+         which loads the Ascend backend"
     )]
-    NpuNotBuiltIn(usize),
+    NpuHasNoTchDevice(usize),
     /// Loading or initialising the Ascend backend failed (the message says which file and the fix).
     #[error(transparent)]
     Npu(#[from] crate::npu::NpuError),
@@ -74,7 +76,8 @@ impl fmt::Display for DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// The libtorch device, after checking it exists.
+    /// The libtorch device, after checking it exists. CPU and CUDA only: an NPU is reached through
+    /// [`DeviceSpec::placement`].
     pub fn resolve(self) -> Result<tch::Device, DeviceError> {
         match self {
             DeviceSpec::Cpu => Ok(tch::Device::Cpu),
@@ -92,7 +95,7 @@ impl DeviceSpec {
                     Err(DeviceError::CudaUnavailable { index, available, hint })
                 }
             }
-            DeviceSpec::Npu(index) => Err(DeviceError::NpuNotBuiltIn(index)),
+            DeviceSpec::Npu(index) => Err(DeviceError::NpuHasNoTchDevice(index)),
         }
     }
 
@@ -128,6 +131,16 @@ impl Placement {
     /// device that loaded and initialised means the device is out of memory or broken).
     pub fn put(&self, t: &tch::Tensor) -> tch::Tensor {
         self.try_put(t).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor made by `make` on this placement: for CPU and CUDA, `make` receives the device itself
+    /// (so those runs create their tensors exactly as before); for an NPU, which tch cannot name,
+    /// `make` builds it on the CPU and the result is put on the device.
+    pub fn create(&self, make: impl FnOnce(tch::Device) -> tch::Tensor) -> tch::Tensor {
+        match self {
+            Placement::Tch(device) => make(*device),
+            Placement::Npu(_) => self.put(&make(tch::Device::Cpu)),
+        }
     }
 
     /// A CPU copy of `t`, from wherever this placement keeps it.
@@ -167,13 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn npu_is_a_clear_error_until_the_backend_lands() {
+    fn npu_has_no_tch_device_and_says_to_use_a_placement() {
         let err = DeviceSpec::Npu(0).resolve().unwrap_err();
-        assert!(err.to_string().contains("not built into"), "{err}");
+        assert!(err.to_string().contains("DeviceSpec::placement"), "{err}");
     }
 
     #[test]
     fn cpu_resolves() {
         assert_eq!(DeviceSpec::Cpu.resolve(), Ok(tch::Device::Cpu));
+        assert_eq!(DeviceSpec::Cpu.placement(None), Ok(Placement::Tch(tch::Device::Cpu)));
     }
 }

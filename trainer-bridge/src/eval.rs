@@ -12,7 +12,7 @@
 
 use mixtape_engine::image::{ResizePolicy, RgbImage, resize, smart_resize};
 use serde::Serialize;
-use tch::Device;
+use crate::device::Placement;
 
 use crate::batch::{BatchError, model_input};
 use crate::data::{TrainImage, TrainRow};
@@ -47,11 +47,11 @@ pub fn eval_loss(
     rows: &[TrainRow],
     image_pad: i32,
     precision: Precision,
-    device: Device,
+    placement: &Placement,
 ) -> Result<EvalLoss, EvalError> {
     let (mut sum, mut tokens, mut image_tokens) = (0.0, 0u64, 0u64);
     for chunk in rows.chunks(EVAL_ROWS_PER_PASS) {
-        let (input, counts) = model_input(chunk, &model.config, image_pad, device)?;
+        let (input, counts) = model_input(chunk, &model.config, image_pad, placement)?;
         if counts.loss_tokens == 0 {
             continue;
         }
@@ -155,13 +155,13 @@ pub fn resolution_search(
     max_pixels: &[u64],
     image_pad: i32,
     precision: Precision,
-    device: Device,
+    placement: &Placement,
 ) -> Result<ResolutionSearch, EvalError> {
     let mut results = Vec::with_capacity(max_pixels.len());
     for &budget in max_pixels {
         let policy = base.with_max_pixels(budget).with_min_pixels(base.min_pixels.min(budget));
         let resized = resize_rows(rows, &policy, image_pad)?;
-        let loss = eval_loss(model, &resized, image_pad, precision, device)?;
+        let loss = eval_loss(model, &resized, image_pad, precision, placement)?;
         results.push(ResolutionResult {
             max_pixels: budget,
             loss: loss.loss,

@@ -57,7 +57,7 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
         recipe,
         data,
         out,
-        common: cli::CommonArgs { device, bf16, holdout_rows },
+        common: cli::CommonArgs { device, npu_lib, bf16, holdout_rows },
         recompute,
         seed,
         lr_multiplier,
@@ -84,6 +84,7 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
         data,
         out,
         device: device.parse::<DeviceSpec>()?,
+        npu_lib,
         precision: precision(bf16),
         recompute,
         seed,
@@ -127,7 +128,7 @@ fn run_average(args: cli::AverageArgs) -> Result<ExitCode> {
 
 fn run_resolution(args: cli::ResolutionArgs) -> Result<ExitCode> {
     let cli::ResolutionArgs { checkpoint, recipe, data, stage, max_pixels, common, json } = args;
-    let cli::CommonArgs { device, bf16, holdout_rows } = common;
+    let cli::CommonArgs { device, npu_lib, bf16, holdout_rows } = common;
     let recipe = load_recipe(&recipe)?;
     let stage = match &stage {
         Some(name) => recipe.stages.iter().find(|s| &s.name == name).with_context(|| {
@@ -136,10 +137,10 @@ fn run_resolution(args: cli::ResolutionArgs) -> Result<ExitCode> {
         })?,
         None => recipe.stages.last().context("the recipe has no stages")?,
     };
-    let device = device.parse::<DeviceSpec>()?.resolve()?;
+    let placement = device.parse::<DeviceSpec>()?.placement(npu_lib.as_deref())?;
     let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
-    let model = model::Mllm::try_new(ckpt.meta.model.clone(), device, ckpt.meta.seed)?;
-    train::load_weights(&model, &ckpt, device).with_context(|| format!("loading {}", checkpoint.display()))?;
+    let model = model::Mllm::try_new(ckpt.meta.model.clone(), &placement, ckpt.meta.seed)?;
+    train::load_weights(&model, &ckpt, &placement).with_context(|| format!("loading {}", checkpoint.display()))?;
     let (_, image_pad) = train::tokenizer_ids(&recipe)?;
     let holdout = data::Holdout::read(&data.join(&stage.name), holdout_rows)?;
     let p = &stage.image;
@@ -150,7 +151,7 @@ fn run_resolution(args: cli::ResolutionArgs) -> Result<ExitCode> {
         max_pixels: p.max_pixels,
         max_aspect_ratio: p.max_aspect_ratio,
     };
-    let search = eval::resolution_search(&model, &holdout.rows, &policy, &max_pixels, image_pad, precision(bf16), device)?;
+    let search = eval::resolution_search(&model, &holdout.rows, &policy, &max_pixels, image_pad, precision(bf16), &placement)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&search)?);
     } else {

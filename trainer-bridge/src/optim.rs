@@ -56,7 +56,9 @@ impl AdamW {
     pub fn clip_grad_norm(params: &ParamStore, max_norm: f64) -> f64 {
         tch::no_grad(|| {
             let grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
-            let squares: f64 = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum();
+            // Read back through the placement: never a scalar straight off an NPU tensor.
+            let at = params.placement();
+            let squares: f64 = grads.iter().map(|g| at.to_cpu(&g.square().sum(Kind::Double)).double_value(&[])).sum();
             let norm = squares.sqrt();
             if max_norm > 0.0 && norm > max_norm {
                 let scale = max_norm / (norm + 1e-6);

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::batch::{self, BatchError};
 use crate::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointError, CheckpointMeta, MODEL_PREFIX};
 use crate::data::{DataError, Holdout, StageRows, TrainRow};
-use crate::device::{DeviceError, DeviceSpec};
+use crate::device::{DeviceError, DeviceSpec, Placement};
 use crate::eval::{EvalError, eval_loss};
 use crate::log::{LogError, LogWriter, Record, StepRecord};
 use crate::model::{ConfigError, Mllm, ModelConfig, Precision};
@@ -44,6 +44,8 @@ pub struct TrainOptions {
     /// The run folder: log, checkpoints, loss curve.
     pub out: PathBuf,
     pub device: DeviceSpec,
+    /// The Ascend backend library for `npu` devices (`None`: `$MIXTAPE_NPU_LIB`); unused otherwise.
+    pub npu_lib: Option<PathBuf>,
     pub precision: Precision,
     pub recompute: bool,
     pub seed: u64,
@@ -122,7 +124,7 @@ pub fn tokenizer_ids(recipe: &Recipe) -> Result<(i64, i32), TrainError> {
 struct Run<'a> {
     opts: &'a TrainOptions,
     model: Mllm,
-    device: tch::Device,
+    placement: Placement,
     image_pad: i32,
     plans: Vec<StagePlan>,
     holdouts: Vec<Holdout>,
@@ -134,7 +136,8 @@ struct Run<'a> {
 
 /// Trains the recipe's stages on the build in `opts.data`.
 pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
-    let device = opts.device.resolve()?;
+    // First: an NPU backend must be loaded before the process runs any backward pass.
+    let placement = opts.device.placement(opts.npu_lib.as_deref())?;
     let (vocab, image_pad) = tokenizer_ids(&opts.recipe)?;
     let mut plans = plan(&opts.recipe, &opts.data, opts.holdout_rows, opts.max_steps_per_stage)?;
     for p in &mut plans {
@@ -152,12 +155,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
         }
         None => opts.seed,
     };
-    let model = Mllm::try_new(config, device, seed)?;
+    let model = Mllm::try_new(config, &placement, seed)?;
     std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Io { path: opts.out.clone(), source })?;
     let holdouts =
         plans.iter().map(|p| Holdout::read(&p.dir, opts.holdout_rows)).collect::<Result<Vec<_>, _>>()?;
     let log = LogWriter::open(&opts.out.join(LOG_FILE), resume.as_ref().map(|c| c.meta.global_step))?;
-    let mut run = Run { opts, model, device, image_pad, plans, holdouts, log, global_step: 0, tokens: 0, busy_s: 0.0 };
+    let mut run = Run { opts, model, placement, image_pad, plans, holdouts, log, global_step: 0, tokens: 0, busy_s: 0.0 };
     run.execute(resume, seed)
 }
 
@@ -185,7 +188,7 @@ impl Run<'_> {
     fn execute(&mut self, resume: Option<Checkpoint>, seed: u64) -> Result<TrainSummary, TrainError> {
         let (mut start_stage, mut start_step, mut reader, mut optimizer) = (0, 0, None, None);
         if let Some(c) = resume {
-            load_weights(&self.model, &c, self.device)?;
+            load_weights(&self.model, &c, &self.placement)?;
             self.global_step = c.meta.global_step;
             start_stage = c.meta.stage_index;
             start_step = c.meta.step;
@@ -193,7 +196,7 @@ impl Run<'_> {
             if let Some(plan) = self.plans.get(start_stage) {
                 self.model.params.set_trainable(&plan.trainable.iter().map(String::as_str).collect::<Vec<_>>());
             }
-            let state = c.with_prefix("optim.", self.device).into_iter().map(|(n, t)| (format!("optim.{n}"), t)).collect();
+            let state = c.with_prefix("optim.", &self.placement).into_iter().map(|(n, t)| (format!("optim.{n}"), t)).collect();
             // Each stage starts a fresh optimizer, so its step count is the stage's step.
             optimizer = Some(AdamW::restore(&self.model.params, c.meta.step, state)?);
         }
@@ -284,7 +287,7 @@ impl Run<'_> {
         let loss_tokens: usize = micro.iter().map(|m| batch::loss_tokens(m)).sum();
         let (mut loss_sum, mut tokens, mut image_tokens, mut n_rows) = (0.0, 0u64, 0u64, 0u64);
         for rows in micro {
-            let (input, counts) = batch::model_input(rows, &self.model.config, self.image_pad, self.device)?;
+            let (input, counts) = batch::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
             tokens += counts.tokens as u64;
             image_tokens += counts.image_tokens as u64;
             n_rows += counts.rows as u64;
@@ -339,7 +342,7 @@ impl Run<'_> {
         if self.holdouts[index].rows.is_empty() {
             return Ok(());
         }
-        let loss = eval_loss(&self.model, &self.holdouts[index].rows, self.image_pad, self.opts.precision, self.device)?;
+        let loss = eval_loss(&self.model, &self.holdouts[index].rows, self.image_pad, self.opts.precision, &self.placement)?;
         let name = self.plans[index].name.clone();
         self.log.write(&Record::Eval {
             set: name.clone(),
@@ -357,7 +360,7 @@ impl Run<'_> {
         if rows.is_empty() {
             return Ok(f64::NAN);
         }
-        let loss = eval_loss(&self.model, &rows, self.image_pad, self.opts.precision, self.device)?;
+        let loss = eval_loss(&self.model, &rows, self.image_pad, self.opts.precision, &self.placement)?;
         let stage = self.plans.iter().find(|_| true).map(|p| p.name.clone()).unwrap_or_default();
         self.log.write(&Record::Eval {
             set: "all".into(),
@@ -389,6 +392,8 @@ impl Run<'_> {
         if let Some(optim) = optim {
             tensors.extend(optim.state_tensors());
         }
+        // Read back through the placement: a checkpoint holds CPU tensors, whatever the device.
+        let tensors = tensors.into_iter().map(|(n, t)| (n, self.placement.to_cpu(&t))).collect();
         Checkpoint { meta, tensors }.save(path)?;
         Ok(())
     }
@@ -408,9 +413,9 @@ impl Run<'_> {
 
 /// Copies a checkpoint's `model.*` tensors into the model's parameters; every parameter must be
 /// present with its shape.
-pub fn load_weights(model: &Mllm, checkpoint: &Checkpoint, device: tch::Device) -> Result<(), CheckpointError> {
+pub fn load_weights(model: &Mllm, checkpoint: &Checkpoint, placement: &Placement) -> Result<(), CheckpointError> {
     let weights: std::collections::BTreeMap<String, tch::Tensor> =
-        checkpoint.with_prefix(MODEL_PREFIX, device).into_iter().collect();
+        checkpoint.with_prefix(MODEL_PREFIX, placement).into_iter().collect();
     for (name, p) in model.params.iter() {
         let w = weights.get(name).ok_or_else(|| CheckpointError::Meta {
             path: PathBuf::new(),

@@ -12,9 +12,10 @@
 //! deterministic on the CPU. The result equals dense attention under the block-diagonal mask (tested
 //! below).
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::params::Precision;
+use crate::device::Placement;
 
 /// How one group of equally padded segments is gathered from the flat stream.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct VarlenLayout {
     /// `[T]`: where each token's output sits in the concatenated group outputs.
     scatter: Tensor,
     causal: bool,
+    /// Where the stream lives (the padding row is created there).
+    placement: Placement,
 }
 
 /// Shortest padded length for causal groups: below it, padding costs less than another kernel call.
@@ -41,7 +44,7 @@ const MIN_CAUSAL_BUCKET: usize = 32;
 impl VarlenLayout {
     /// `lengths` are the segment lengths, in stream order (all > 0). With `causal`, segments are
     /// grouped by length rounded up to a power of two; without, by exact length.
-    pub fn new(lengths: &[usize], causal: bool, device: Device) -> Self {
+    pub fn new(lengths: &[usize], causal: bool, placement: &Placement) -> Self {
         let tokens: usize = lengths.iter().sum();
         let bucket = |len: usize| if causal { len.next_power_of_two().max(MIN_CAUSAL_BUCKET) } else { len };
         let mut starts = Vec::with_capacity(lengths.len());
@@ -73,12 +76,13 @@ impl VarlenLayout {
                 }
             }
             groups.push(Group {
-                gather: Tensor::from_slice(&gather).to_device(device),
+                gather: placement.put(&Tensor::from_slice(&gather)),
                 segments: members.len() as i64,
                 len: len as i64,
             });
         }
-        Self { tokens: tokens as i64, groups, scatter: Tensor::from_slice(&scatter).to_device(device), causal }
+        let scatter = placement.put(&Tensor::from_slice(&scatter));
+        Self { tokens: tokens as i64, groups, scatter, causal, placement: placement.clone() }
     }
 
     pub fn tokens(&self) -> i64 {
@@ -90,7 +94,8 @@ impl VarlenLayout {
         let (t, heads, head_dim) = q.size3().expect("attention inputs are [tokens, heads, head_dim]");
         debug_assert_eq!(t, self.tokens);
         let kind = precision.compute_kind();
-        let pad = |x: &Tensor| Tensor::cat(&[x.to_kind(kind), x.new_zeros([1, heads, head_dim], (kind, x.device()))], 0);
+        let zero_row = self.placement.create(|device| Tensor::zeros([1, heads, head_dim], (kind, device)));
+        let pad = |x: &Tensor| Tensor::cat(&[&x.to_kind(kind), &zero_row], 0);
         let (q, k, v) = (pad(q), pad(k), pad(v));
         let outputs: Vec<Tensor> = self
             .groups
@@ -123,21 +128,24 @@ fn tables(angles: Tensor) -> (Tensor, Tensor) {
 }
 
 /// Inverse frequencies `theta^(-2i/dim)` for `i < dim / 2`.
-fn inv_freq(dim: i64, theta: f64, device: Device) -> Tensor {
-    let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Float, device)) / dim as f64;
-    Tensor::from(theta).to_device(device).pow(&exponents).reciprocal()
+fn inv_freq(dim: i64, theta: f64, placement: &Placement) -> Tensor {
+    placement.create(|device| {
+        let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Float, device)) / dim as f64;
+        Tensor::from(theta).to_device(device).pow(&exponents).reciprocal()
+    })
 }
 
-/// 1-D rotary embedding from position ids (`[T]`, restarting at 0 in every packed sample).
-pub fn rope_1d(positions: &Tensor, head_dim: i64, theta: f64) -> (Tensor, Tensor) {
-    let freqs = inv_freq(head_dim, theta, positions.device());
+/// 1-D rotary embedding from position ids (`[T]`, restarting at 0 in every packed sample, living on
+/// `placement`).
+pub fn rope_1d(positions: &Tensor, head_dim: i64, theta: f64, placement: &Placement) -> (Tensor, Tensor) {
+    let freqs = inv_freq(head_dim, theta, placement);
     tables(positions.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0))
 }
 
 /// 2-D rotary embedding for image patches: half of the rotated pairs turn with the patch row, half
 /// with the column (Qwen2-VL's vision rotary), so the tower works at any resolution.
-pub fn rope_2d(rows: &Tensor, cols: &Tensor, head_dim: i64, theta: f64) -> (Tensor, Tensor) {
-    let freqs = inv_freq(head_dim / 2, theta, rows.device());
+pub fn rope_2d(rows: &Tensor, cols: &Tensor, head_dim: i64, theta: f64, placement: &Placement) -> (Tensor, Tensor) {
+    let freqs = inv_freq(head_dim / 2, theta, placement);
     let r = rows.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0);
     let c = cols.to_kind(Kind::Float).unsqueeze(1) * &freqs.unsqueeze(0);
     tables(Tensor::cat(&[r, c], 1))
@@ -154,6 +162,9 @@ pub fn apply_rope(x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
+
+    const CPU: Placement = Placement::Tch(Device::Cpu);
 
     /// Dense reference: one `T x T` mask that allows only same-segment (and, if causal, earlier) keys.
     fn dense(q: &Tensor, k: &Tensor, v: &Tensor, lengths: &[usize], causal: bool) -> Tensor {
@@ -186,7 +197,7 @@ mod tests {
         let k = Tensor::randn([t, 2, 8], (Kind::Float, Device::Cpu));
         let v = Tensor::randn([t, 2, 8], (Kind::Float, Device::Cpu));
         for causal in [true, false] {
-            let got = VarlenLayout::new(&lengths, causal, Device::Cpu).attend(&q, &k, &v, Precision::F32);
+            let got = VarlenLayout::new(&lengths, causal, &CPU).attend(&q, &k, &v, Precision::F32);
             let want = dense(&q, &k, &v, &lengths, causal);
             let diff = (got - want).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "causal={causal}: max difference {diff}");
@@ -197,7 +208,7 @@ mod tests {
     fn a_token_never_sees_another_sample() {
         // Changing the second segment must not change the first one's outputs.
         let lengths = [6usize, 6];
-        let layout = VarlenLayout::new(&lengths, true, Device::Cpu);
+        let layout = VarlenLayout::new(&lengths, true, &CPU);
         tch::manual_seed(1);
         let x = Tensor::randn([12, 1, 4], (Kind::Float, Device::Cpu));
         let y = x.copy();
@@ -212,7 +223,7 @@ mod tests {
         tch::manual_seed(3);
         let q = Tensor::randn([1, 1, 8], (Kind::Float, Device::Cpu));
         let k = Tensor::randn([1, 1, 8], (Kind::Float, Device::Cpu));
-        let at = |p: i64, x: &Tensor| apply_rope(x, &rope_1d(&Tensor::from_slice(&[p]), 8, 10000.0));
+        let at = |p: i64, x: &Tensor| apply_rope(x, &rope_1d(&Tensor::from_slice(&[p]), 8, 10000.0, &CPU));
         let dot = |a: Tensor, b: Tensor| (a * b).sum(Kind::Float).double_value(&[]);
         // <R(p)q, R(s)k> depends on p - s only.
         let d1 = dot(at(5, &q), at(2, &k));

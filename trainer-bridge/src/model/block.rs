@@ -56,9 +56,19 @@ impl Block {
         let v = qkv.select(1, 2);
         let x = x + self.out.forward(&layout.attend(&q, &k, &v, precision), precision);
         let h = self.mlp_norm.forward(&x);
-        let mlp = self.gate.forward(&h, precision).silu() * self.up.forward(&h, precision);
+        let mlp = silu(&self.gate.forward(&h, precision)) * self.up.forward(&h, precision);
         &x + self.down.forward(&mlp, precision)
     }
+}
+
+/// SiLU as `x * sigmoid(x)`, not libtorch's `silu`: the backward formula of `silu` depends on the
+/// grad mode of the thread that runs it (the fused `silu_backward` kernel when grad mode is off, a
+/// composite formula that rounds differently when it is on), and libtorch's autograd engine runs a
+/// device's backward on a worker thread whose grad mode is on, while CPU backward runs on the caller's
+/// thread with it off. The gradients of `mul` and `sigmoid` do not depend on the thread, so the same
+/// model gives the same gradients on any device (tests/npu_loop.rs checks it bit for bit).
+fn silu(x: &Tensor) -> Tensor {
+    x * x.sigmoid()
 }
 
 /// Activation recomputation for a chain of blocks, by hand (tch has no checkpoint function).

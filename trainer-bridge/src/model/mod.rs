@@ -25,7 +25,9 @@ pub use block::{Block, BlockDims, Recompute};
 pub use params::{INIT_STD, Linear, ParamStore, Precision, RmsNorm};
 
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::device::Placement;
 
 /// Channels x patch x patch values of one patch.
 pub fn patch_values(patch_size: i64) -> i64 {
@@ -179,10 +181,10 @@ pub struct MicroStats {
 }
 
 impl Mllm {
-    /// Builds the model with weights drawn from `seed`, on `device`.
-    pub fn try_new(config: ModelConfig, device: Device, seed: u64) -> Result<Self, ConfigError> {
+    /// Builds the model with weights drawn from `seed` (on the CPU), kept on `placement`.
+    pub fn try_new(config: ModelConfig, placement: &Placement, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut s = ParamStore::new(device, seed);
+        let mut s = ParamStore::new(placement.clone(), seed);
         let c = &config;
         let vdims = BlockDims { dim: c.vision_dim, heads: c.vision_heads, mlp: c.vision_mlp };
         let ldims = BlockDims { dim: c.llm_dim, heads: c.llm_heads, mlp: c.llm_mlp };
@@ -215,7 +217,7 @@ impl Mllm {
 
     /// Summed cross-entropy over the loss positions, without gradients (evaluation).
     pub fn loss_sum(&self, input: &ModelInput, precision: Precision) -> f64 {
-        tch::no_grad(|| self.forward_loss(input, precision, false).0.double_value(&[]))
+        tch::no_grad(|| self.scalar(&self.forward_loss(input, precision, false).0))
     }
 
     /// Forward and backward pass of one micro-batch: gradients of `scale * summed loss` accumulate
@@ -223,12 +225,17 @@ impl Mllm {
     /// during the backward pass instead of kept.
     pub fn forward_backward(&self, input: &ModelInput, scale: f64, precision: Precision, recompute: bool) -> MicroStats {
         let (loss, tapes) = self.forward_loss(input, precision, recompute);
-        let loss_sum = loss.double_value(&[]);
+        let loss_sum = self.scalar(&loss);
         (loss * scale).backward();
         if let Some(tapes) = tapes {
             self.backward_recomputed(input, tapes, precision);
         }
         MicroStats { loss_sum }
+    }
+
+    /// The value of a one-element tensor, read back through the placement (never from the device).
+    fn scalar(&self, t: &Tensor) -> f64 {
+        self.params.placement().to_cpu(t).double_value(&[])
     }
 
     fn forward_loss(&self, input: &ModelInput, precision: Precision, recompute: bool) -> (Tensor, Option<Tapes>) {
@@ -240,8 +247,9 @@ impl Mllm {
             vision_input = vision;
             x = x.index_put(&[Some(&images.token_positions)], &features, false);
         }
-        let layout = VarlenLayout::new(&input.segments, true, x.device());
-        let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta);
+        let at = self.params.placement();
+        let layout = VarlenLayout::new(&input.segments, true, at);
+        let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta, at);
         let block = |i: usize, h: &Tensor| self.blocks[i].forward(h, &layout, &rope, precision);
         let hidden = match tapes.as_mut() {
             Some(t) => {
@@ -267,8 +275,9 @@ impl Mllm {
         precision: Precision,
         recompute: bool,
     ) -> (Tensor, Option<(Tensor, Recompute)>) {
-        let layout = VarlenLayout::new(&images.patches_per_image, false, images.patches.device());
-        let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta);
+        let at = self.params.placement();
+        let layout = VarlenLayout::new(&images.patches_per_image, false, at);
+        let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta, at);
         let v = &self.vision;
         let block = |i: usize, h: &Tensor| v.blocks[i].forward(h, &layout, &rope, precision);
         let tower = |x: Tensor| (0..v.blocks.len()).fold(x, |h, i| block(i, &h));
@@ -288,17 +297,18 @@ impl Mllm {
     }
 
     fn backward_recomputed(&self, input: &ModelInput, tapes: Tapes, precision: Precision) {
+        let at = self.params.placement();
         if let Some((x, chain)) = tapes.llm {
-            let layout = VarlenLayout::new(&input.segments, true, x.device());
-            let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta);
+            let layout = VarlenLayout::new(&input.segments, true, at);
+            let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta, at);
             let grad = chain.backward(|i, h| self.blocks[i].forward(h, &layout, &rope, precision));
             if let Some(grad) = grad.filter(|_| x.requires_grad()) {
                 (x * grad).sum(Kind::Float).backward();
             }
         }
         if let (Some((x, chain)), Some(images)) = (tapes.vision, &input.images) {
-            let layout = VarlenLayout::new(&images.patches_per_image, false, x.device());
-            let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta);
+            let layout = VarlenLayout::new(&images.patches_per_image, false, at);
+            let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta, at);
             let grad = chain.backward(|i, h| self.vision.blocks[i].forward(h, &layout, &rope, precision));
             if let Some(grad) = grad.filter(|_| x.requires_grad()) {
                 (x * grad).sum(Kind::Float).backward();

@@ -13,27 +13,32 @@ use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::device::Placement;
+
 /// The model's trainable tensors, by dotted name.
 #[derive(Debug)]
 pub struct ParamStore {
-    device: Device,
+    placement: Placement,
     params: BTreeMap<String, Tensor>,
 }
 
 impl ParamStore {
-    /// An empty store whose parameters will live on `device`. Seeds libtorch's CPU generator, so two
-    /// stores built the same way hold the same values.
-    pub fn new(device: Device, seed: u64) -> Self {
+    /// An empty store whose parameters will live on `placement`. Seeds libtorch's CPU generator, so
+    /// two stores built the same way hold the same values.
+    pub fn new(placement: Placement, seed: u64) -> Self {
         tch::manual_seed(seed as i64);
-        Self { device, params: BTreeMap::new() }
+        Self { placement, params: BTreeMap::new() }
     }
 
-    pub fn device(&self) -> Device {
-        self.device
+    /// Where the parameters live; the model creates its other tensors there and reads values back
+    /// through it.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
+    /// Keeps the moved tensor itself (`Tensor::set_data` refuses PrivateUse1 tensors).
     fn insert(&mut self, name: String, cpu: Tensor) -> Tensor {
-        let tensor = cpu.to_device(self.device).set_requires_grad(true);
+        let tensor = self.placement.put(&cpu).set_requires_grad(true);
         let previous = self.params.insert(name.clone(), tensor.shallow_clone());
         assert!(previous.is_none(), "parameter {name} created twice (a bug in the model definition)");
         tensor
