@@ -200,7 +200,9 @@ fn child<'a, T: Array + 'static>(images: &'a StructArray, name: &str, want: &str
     downcast(&column, array, want)
 }
 
-/// Reads the rows of one record batch of the shard schema.
+/// Reads the rows of one record batch of the shard schema. A batch read without the
+/// `images.bytes` field (see [`crate::ShardFile::read_row_group_without_image_bytes`]) gives images
+/// with empty `bytes`.
 pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError> {
     use columns::*;
     let input_ids = lists::<Int32Array>(batch, INPUT_IDS, "int32")?;
@@ -263,7 +265,8 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError>
 }
 
 struct ImageColumns<'a> {
-    bytes: &'a BinaryArray,
+    /// `None` when the batch was read without the image bytes.
+    bytes: Option<&'a BinaryArray>,
     encoding: &'a StringArray,
     ints: [&'a Int32Array; 10],
 }
@@ -280,7 +283,10 @@ impl<'a> ImageColumns<'a> {
             ints.push(child::<Int32Array>(images, name, "int32")?);
         }
         Ok(Self {
-            bytes: child(images, columns::image::BYTES, "binary")?,
+            bytes: match images.column_by_name(columns::image::BYTES) {
+                Some(_) => Some(child(images, columns::image::BYTES, "binary")?),
+                None => None,
+            },
             encoding: child(images, columns::image::ENCODING, "utf8")?,
             ints: ints.try_into().map_err(|_| error(columns::IMAGES, None, "internal: image field count"))?,
         })
@@ -297,7 +303,7 @@ impl<'a> ImageColumns<'a> {
         let [height, width, source_height, source_width, grid_t, grid_h, grid_w, token_offset, num_tokens, sample] =
             ints;
         Ok(ShardImage {
-            bytes: self.bytes.value(i).to_vec(),
+            bytes: self.bytes.map(|b| b.value(i).to_vec()).unwrap_or_default(),
             encoding: ImageEncoding::parse(encoding).ok_or_else(|| {
                 error("images.encoding", Some(row), format!("{encoding:?} is not one of \"jpeg\", \"png\", \"source\""))
             })?,

@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::errors::ParquetError;
 
 use crate::batch::{self, DecodeError};
-use crate::schema::MetaError;
+use crate::schema::{IMAGE_BYTES_PATH, MetaError};
 use crate::{PackedRow, RowChecks, RowError, ShardMeta};
 
 /// Rows decoded per Arrow batch. Bounds the size of one batch's binary column (Arrow's int32
@@ -100,6 +101,17 @@ impl ShardFile {
 
     /// Decodes and validates the rows of row group `row_group`.
     pub fn read_row_group(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
+        self.read_row_group_columns(row_group, false)
+    }
+
+    /// Like [`ShardFile::read_row_group`], without reading the image bytes: every column but
+    /// `images.bytes` is read (image geometry and placement included), and each image's `bytes` is
+    /// empty. For readers that skip images: the bytes are most of a shard.
+    pub fn read_row_group_without_image_bytes(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
+        self.read_row_group_columns(row_group, true)
+    }
+
+    fn read_row_group_columns(&self, row_group: usize, without_image_bytes: bool) -> Result<Vec<PackedRow>, ReadError> {
         let path = || self.path.clone();
         if row_group >= self.row_groups() {
             return Err(ReadError::NoSuchRowGroup { path: path(), row_group, row_groups: self.row_groups() });
@@ -107,12 +119,18 @@ impl ShardFile {
         let parquet = |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
         // A fresh handle per call: the shard may be read from several threads at once.
         let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
             .with_row_groups(vec![row_group])
-            .with_batch_size(READ_BATCH_ROWS)
-            .build()
-            .map_err(parquet)?;
-        let checks = RowChecks::default().with_max_tokens(self.meta.seq_len);
+            .with_batch_size(READ_BATCH_ROWS);
+        let mut checks = RowChecks::default().with_max_tokens(self.meta.seq_len);
+        if without_image_bytes {
+            let schema = self.metadata.metadata().file_metadata().schema_descr();
+            let is_image_bytes = |parts: &[String]| parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH);
+            let leaves = (0..schema.num_columns()).filter(|&i| !is_image_bytes(schema.column(i).path().parts()));
+            builder = builder.with_projection(ProjectionMask::leaves(schema, leaves));
+            checks = checks.without_image_bytes();
+        }
+        let reader = builder.build().map_err(parquet)?;
         let mut rows = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
@@ -170,6 +188,21 @@ mod tests {
         assert_eq!(shard.read_row_group(2).unwrap(), [row(&[(14, 1), (8, 0)])]);
         let err = shard.read_row_group(3).unwrap_err();
         assert!(matches!(err, ReadError::NoSuchRowGroup { row_group: 3, row_groups: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_row_group_read_without_image_bytes_is_the_same_rows_with_empty_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = ShardFile::open(write_shard(dir.path())).unwrap();
+        for group in 0..shard.row_groups() {
+            let full = shard.read_row_group(group).unwrap();
+            let mut expected = full.clone();
+            for image in expected.iter_mut().flat_map(|r| r.images.iter_mut()) {
+                assert!(!image.bytes.is_empty());
+                image.bytes.clear();
+            }
+            assert_eq!(shard.read_row_group_without_image_bytes(group).unwrap(), expected);
+        }
     }
 
     #[test]

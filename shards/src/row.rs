@@ -110,6 +110,9 @@ pub struct RowChecks {
     /// `<|image_pad|>` id, 151655 for Qwen2). The format does not know the tokenizer, so this is
     /// opt-in.
     pub image_pad_token: Option<i32>,
+    /// The rows were read without image bytes (a reader that skips images reads every column but
+    /// those): empty `bytes` are expected then, not an error.
+    pub without_image_bytes: bool,
 }
 
 impl RowChecks {
@@ -120,6 +123,11 @@ impl RowChecks {
 
     pub fn with_image_pad_token(mut self, token: i32) -> Self {
         self.image_pad_token = Some(token);
+        self
+    }
+
+    pub fn without_image_bytes(mut self) -> Self {
+        self.without_image_bytes = true;
         self
     }
 }
@@ -274,7 +282,7 @@ impl PackedRow {
         }
         let mut previous_end = 0u64;
         for (index, image) in self.images.iter().enumerate() {
-            image.validate(index)?;
+            image.validate(index, checks.without_image_bytes)?;
             let Some(&(sample_start, sample_end)) = spans.get(image.sample as usize) else {
                 return Err(RowError::ImageSample { image: index, sample: image.sample, samples: spans.len() });
             };
@@ -311,9 +319,9 @@ impl PackedRow {
 }
 
 impl ShardImage {
-    fn validate(&self, index: usize) -> Result<(), RowError> {
+    fn validate(&self, index: usize, without_bytes: bool) -> Result<(), RowError> {
         let geometry = |detail: String| RowError::ImageGeometry { image: index, detail };
-        if self.bytes.is_empty() {
+        if self.bytes.is_empty() && !without_bytes {
             return Err(RowError::ImageBytes { image: index });
         }
         fits_i32("image byte length", self.bytes.len() as u64)?;

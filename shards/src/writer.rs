@@ -214,7 +214,8 @@ impl ShardWriter {
             let _ = std::fs::remove_file(&tmp);
             WriteError::Parquet { path: path.clone(), row_group: 0, source }
         })?;
-        let checks = RowChecks { max_tokens: Some(meta.seq_len), image_pad_token: options.image_pad_token };
+        let checks =
+            RowChecks { max_tokens: Some(meta.seq_len), image_pad_token: options.image_pad_token, without_image_bytes: false };
         Ok(Self {
             path,
             tmp,

@@ -71,6 +71,8 @@ pub(crate) struct Loader {
     pub window: usize,
     pub decode_threads: usize,
     pub verify: bool,
+    /// Images are skipped: row groups are read without the image bytes column.
+    pub skip_image_bytes: bool,
 }
 
 impl Loader {
@@ -282,7 +284,7 @@ impl EpochReader<'_> {
                 (open.file.clone(), open.path.clone(), shard, group)
             })
             .collect();
-        let decoded = decode_row_groups(&jobs, self.loader.decode_threads);
+        let decoded = decode_row_groups(&jobs, self.loader.decode_threads, self.loader.skip_image_bytes);
         for ((_, path, shard, group), result) in jobs.iter().zip(decoded) {
             let rows = result?;
             let first = self.shards[shard].starts[*group];
@@ -358,12 +360,13 @@ impl EpochReader<'_> {
 fn decode_row_groups(
     jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
     threads: usize,
+    skip_image_bytes: bool,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
+    let read = |file: &ShardFile, group: usize| {
+        if skip_image_bytes { file.read_row_group_without_image_bytes(group) } else { file.read_row_group(group) }
+    };
     if threads <= 1 || jobs.len() <= 1 {
-        return jobs
-            .iter()
-            .map(|(file, _, _, group)| file.read_row_group(*group).map_err(ReaderError::from))
-            .collect();
+        return jobs.iter().map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from)).collect();
     }
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<Vec<PackedRow>, ReadError>>>> =
@@ -376,7 +379,7 @@ fn decode_row_groups(
                     let Some((file, _, _, group)) = jobs.get(i) else {
                         break;
                     };
-                    let result = file.read_row_group(*group);
+                    let result = read(file, *group);
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 }
             });

@@ -115,6 +115,7 @@ impl Reader {
             window: options.shuffle_window,
             decode_threads: options.decode_threads,
             verify: options.verify,
+            skip_image_bytes: options.image_mode == ImageMode::Skip,
         };
         let start = loader.normalize(start);
         let state = ReaderState {
