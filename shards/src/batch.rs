@@ -201,13 +201,16 @@ fn child<'a, T: Array + 'static>(images: &'a StructArray, name: &str, want: &str
 }
 
 /// Reads the rows of one record batch of the shard schema. A batch read without the
-/// `images.bytes` field (see [`crate::ShardFile::read_row_group_without_image_bytes`]) gives images
-/// with empty `bytes`.
+/// `images.bytes` field (see [`crate::ReadColumns`]) gives images with empty `bytes`; one read
+/// without `position_ids` skips their check against `seq_lens`.
 pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError> {
     use columns::*;
     let input_ids = lists::<Int32Array>(batch, INPUT_IDS, "int32")?;
     let loss_mask = lists::<UInt8Array>(batch, LOSS_MASK, "uint8")?;
-    let position_ids = lists::<Int32Array>(batch, POSITION_IDS, "int32")?;
+    let position_ids = match batch.column_by_name(POSITION_IDS) {
+        Some(_) => Some(lists::<Int32Array>(batch, POSITION_IDS, "int32")?),
+        None => None,
+    };
     let seq_lens = lists::<Int32Array>(batch, SEQ_LENS, "int32")?;
     let sources = lists::<StringArray>(batch, SAMPLE_SOURCE, "utf8")?;
     let categories = lists::<StringArray>(batch, SAMPLE_CATEGORY, "utf8")?;
@@ -251,8 +254,9 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError>
             samples,
             images: images.range(r).map(|i| image_columns.image(i, r)).collect::<Result<_, _>>()?,
         };
-        let stored = &position_ids.values.values()[position_ids.range(r)];
-        if stored != row.position_ids().as_slice() {
+        if let Some(position_ids) = &position_ids
+            && position_ids.values.values()[position_ids.range(r)] != row.position_ids()
+        {
             return Err(error(
                 POSITION_IDS,
                 Some(r),

@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use parquet::errors::ParquetError;
 
 use crate::batch::{self, DecodeError};
-use crate::schema::{IMAGE_BYTES_PATH, MetaError};
+use crate::schema::{IMAGE_BYTES_PATH, MetaError, columns as schema_columns};
 use crate::{PackedRow, RowChecks, RowError, ShardMeta};
 
 /// Rows decoded per Arrow batch. Bounds the size of one batch's binary column (Arrow's int32
@@ -101,17 +101,12 @@ impl ShardFile {
 
     /// Decodes and validates the rows of row group `row_group`.
     pub fn read_row_group(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
-        self.read_row_group_columns(row_group, false)
+        self.read_row_group_columns(row_group, ReadColumns::ALL)
     }
 
-    /// Like [`ShardFile::read_row_group`], without reading the image bytes: every column but
-    /// `images.bytes` is read (image geometry and placement included), and each image's `bytes` is
-    /// empty. For readers that skip images: the bytes are most of a shard.
-    pub fn read_row_group_without_image_bytes(&self, row_group: usize) -> Result<Vec<PackedRow>, ReadError> {
-        self.read_row_group_columns(row_group, true)
-    }
-
-    fn read_row_group_columns(&self, row_group: usize, without_image_bytes: bool) -> Result<Vec<PackedRow>, ReadError> {
+    /// Like [`ShardFile::read_row_group`], reading only the columns `columns` asks for (the others
+    /// are always read): a reader that skips images leaves out the image bytes, most of a shard.
+    pub fn read_row_group_columns(&self, row_group: usize, columns: ReadColumns) -> Result<Vec<PackedRow>, ReadError> {
         let path = || self.path.clone();
         if row_group >= self.row_groups() {
             return Err(ReadError::NoSuchRowGroup { path: path(), row_group, row_groups: self.row_groups() });
@@ -123,12 +118,18 @@ impl ShardFile {
             .with_row_groups(vec![row_group])
             .with_batch_size(READ_BATCH_ROWS);
         let mut checks = RowChecks::default().with_max_tokens(self.meta.seq_len);
-        if without_image_bytes {
+        if columns != ReadColumns::ALL {
             let schema = self.metadata.metadata().file_metadata().schema_descr();
-            let is_image_bytes = |parts: &[String]| parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH);
-            let leaves = (0..schema.num_columns()).filter(|&i| !is_image_bytes(schema.column(i).path().parts()));
+            let wanted = |parts: &[String]| {
+                let path = || parts.iter().map(String::as_str);
+                (columns.image_bytes || !path().eq(IMAGE_BYTES_PATH))
+                    && (columns.position_ids || path().next() != Some(schema_columns::POSITION_IDS))
+            };
+            let leaves = (0..schema.num_columns()).filter(|&i| wanted(schema.column(i).path().parts()));
             builder = builder.with_projection(ProjectionMask::leaves(schema, leaves));
-            checks = checks.without_image_bytes();
+            if !columns.image_bytes {
+                checks = checks.without_image_bytes();
+            }
         }
         let reader = builder.build().map_err(parquet)?;
         let mut rows = Vec::new();
@@ -157,6 +158,23 @@ impl ShardFile {
         }
         Ok(rows)
     }
+}
+
+/// The columns a read may leave out; every other column is always read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadColumns {
+    /// `images.bytes`; without it, every image's `bytes` is empty (its geometry and placement are
+    /// read).
+    pub image_bytes: bool,
+    /// `position_ids`: redundant by construction (they count 0, 1, 2, ... within each packed sample,
+    /// as `seq_lens` imply, and [`PackedRow::position_ids`] derives them). Read, they are checked
+    /// against `seq_lens`; left out, that check is `mixtape verify`'s hashes' job.
+    pub position_ids: bool,
+}
+
+impl ReadColumns {
+    /// Every column, every check.
+    pub const ALL: Self = Self { image_bytes: true, position_ids: true };
 }
 
 /// Reads every row of the shard at `path`.
@@ -191,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_group_read_without_image_bytes_is_the_same_rows_with_empty_bytes() {
+    fn a_row_group_read_without_image_bytes_and_position_ids_is_the_same_rows_with_empty_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let shard = ShardFile::open(write_shard(dir.path())).unwrap();
         for group in 0..shard.row_groups() {
@@ -201,7 +219,8 @@ mod tests {
                 assert!(!image.bytes.is_empty());
                 image.bytes.clear();
             }
-            assert_eq!(shard.read_row_group_without_image_bytes(group).unwrap(), expected);
+            let lean = ReadColumns { image_bytes: false, position_ids: false };
+            assert_eq!(shard.read_row_group_columns(group, lean).unwrap(), expected);
         }
     }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{PackedRow, ReadError, ShardFile};
+use crate::{PackedRow, ReadColumns, ReadError, ShardFile};
 
 use super::ReaderError;
 use super::order::EpochOrder;
@@ -362,9 +362,10 @@ fn decode_row_groups(
     threads: usize,
     skip_image_bytes: bool,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
-    let read = |file: &ShardFile, group: usize| {
-        if skip_image_bytes { file.read_row_group_without_image_bytes(group) } else { file.read_row_group(group) }
-    };
+    // The reader derives position_ids from seq_lens (Row::position_ids), so it never reads the
+    // stored copy.
+    let columns = ReadColumns { image_bytes: !skip_image_bytes, position_ids: false };
+    let read = |file: &ShardFile, group: usize| file.read_row_group_columns(group, columns);
     if threads <= 1 || jobs.len() <= 1 {
         return jobs.iter().map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from)).collect();
     }
