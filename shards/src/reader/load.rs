@@ -11,7 +11,8 @@
 //! The first window of each epoch is decoded lazily instead, row group by row group as batches need
 //! them, so the first batch costs the footers and row groups of its own rows: with tiny shards a
 //! window spans thousands of them, and opening them all before the first batch would make start-up
-//! grow with the shard count after all.
+//! grow with the shard count after all. Each time it decodes, it also takes the next row groups the
+//! order will need, one per decode thread, so this window decodes in parallel like the others.
 //!
 //! Row groups are decoded in parallel but results are placed by key, and the first error in
 //! (shard, row group) order is the one reported, so neither rows nor errors depend on thread
@@ -174,6 +175,10 @@ impl Loader {
     }
 }
 
+/// How far ahead (in order positions) the lazy first window looks for row groups to decode
+/// alongside the one a batch needs.
+const LOOKAHEAD_POSITIONS: u64 = 1024;
+
 /// An open shard: its footer and the first row of each row group.
 #[derive(Debug)]
 struct OpenShard {
@@ -215,9 +220,46 @@ impl EpochReader<'_> {
         }
         let location = self.locate(position).ok_or(ReaderError::Stopped)?;
         if !self.rows.contains_key(&location) {
-            self.decode(vec![location])?;
+            let wanted = self.upcoming(position, location)?;
+            self.decode(wanted)?;
         }
         self.rows.remove(&location).ok_or(ReaderError::Stopped)
+    }
+
+    /// `location` (the row at `position`, not decoded yet) plus, with several decode threads, one
+    /// row of each of the next row groups this rank will need after it in the window, up to one row
+    /// group per thread, so that the lazy first window decodes in parallel too (for a set smaller
+    /// than one window, the whole epoch is that window). Looks at most [`LOOKAHEAD_POSITIONS`]
+    /// positions ahead, and opens only the footers of the row groups it picks.
+    fn upcoming(&mut self, position: u64, location: (u32, u64)) -> Result<Vec<(u32, u64)>, ReaderError> {
+        let threads = self.loader.decode_threads;
+        let mut wanted = vec![location];
+        if threads <= 1 {
+            return Ok(wanted);
+        }
+        let mut groups = BTreeSet::from([self.group_of(location)?]);
+        let window = self.order.window_of(position);
+        let (_, window_end) = self.order.window_span(window);
+        let last = window_end.min(self.end).min(position.saturating_add(LOOKAHEAD_POSITIONS));
+        for ahead in position + 1..last {
+            if groups.len() >= threads {
+                break;
+            }
+            if !self.loader.split.owns(self.offset, self.end, ahead) {
+                continue;
+            }
+            let Some(next) = self.locate(ahead) else { continue };
+            if !self.rows.contains_key(&next) && groups.insert(self.group_of(next)?) {
+                wanted.push(next);
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// The row group holding `location`, opening its shard if needed.
+    fn group_of(&mut self, (shard, row): (u32, u64)) -> Result<(u32, usize), ReaderError> {
+        let open = self.open(shard)?;
+        Ok((shard, open.starts.partition_point(|&s| s <= row) - 1))
     }
 
     fn locate(&self, position: u64) -> Option<(u32, u64)> {
