@@ -9,10 +9,10 @@
 // What it implements: only the kernels a device must own -- allocation (empty.memory_format,
 // empty_strided), copies in and out (_copy_from, _copy_from_and_resize), the view/metadata ops that must
 // keep a tensor on its device (view, as_strided, _reshape_alias, resize_, set_), and
-// _local_scalar_dense. Every other operator goes through a boxed CPU fallback: the CPU kernel runs on
-// CPU views of the device tensors (device memory is host memory), and new results are copied to this
-// device. The arithmetic is therefore the CPU kernels' own, on the same memory layout, which is why a
-// training run "on npu" here must reproduce a CPU run bit for bit: any difference points at the device plumbing (a missed copy, a tensor silently left on
+// _local_scalar_dense. Every other operator goes through PyTorch's boxed CPU fallback: the inputs are
+// copied to CPU, the CPU kernel runs, and the outputs are copied back to this device. The arithmetic is
+// therefore the CPU kernels' own, which is why a training run "on npu" here must reproduce a CPU run
+// bit for bit: any difference points at the device plumbing (a missed copy, a tensor silently left on
 // CPU, a device query), which is what the tests are for.
 //
 // One more answer a device type owes libtorch: which fused attention kernel scaled_dot_product_attention
@@ -250,116 +250,8 @@ at::Scalar local_scalar_dense(const at::Tensor& self) {
   return at::native::_local_scalar_dense_cpu(host_alias(self));
 }
 
-bool on_device(const at::Tensor& t) { return t.defined() && t.device().type() == kDevice; }
-
-// A CPU view of a device tensor for a CPU kernel: the same bytes, sizes, strides and storage offset
-// (so the same alignment). Empty tensors have no bytes to alias.
-at::Tensor kernel_view(const at::Tensor& t) {
-  if (t.numel() == 0) {
-    return at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kCPU));
-  }
-  return host_alias(t);
-}
-
-// The boxed fallback for every operator without a kernel of its own here. PyTorch's stock
-// at::native::cpu_fallback copies each input to a fresh CPU tensor first, which changes what the
-// kernel sees for views (a slice becomes contiguous, its alignment changes): matrix products and
-// reductions may then add in another order than on the CPU, and a run drifts from the CPU run in the
-// last bits. Device memory here is host memory, so the CPU kernel can run on views of the device
-// tensors themselves: it sees exactly what it would see on the CPU, and in-place updates land in
-// device memory directly. New results are copied to the device (strides kept). Operators with
-// out= arguments (which may resize them) keep the stock copying fallback.
 void cpu_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  const auto& schema = op.schema();
-  const auto& arguments = schema.arguments();
-  for (const auto& argument : arguments) {
-    if (argument.is_out()) {
-      at::native::cpu_fallback(op, stack);
-      return;
-    }
-  }
-  const auto first = stack->size() - arguments.size();
-  std::vector<c10::IValue> originals(stack->begin() + first, stack->end());
-  std::optional<c10::Device> device;
-  for (size_t i = 0; i < arguments.size(); ++i) {
-    auto& value = (*stack)[first + i];
-    if (value.isTensor()) {
-      const auto& t = value.toTensor();
-      if (on_device(t)) {
-        device = t.device();
-        value = kernel_view(t);
-      }
-    } else if (value.isTensorList()) {
-      auto list = value.toTensorVector();
-      bool moved = false;
-      for (auto& t : list) {
-        if (on_device(t)) {
-          device = t.device();
-          t = kernel_view(t);
-          moved = true;
-        }
-      }
-      if (moved) {
-        value = c10::IValue(list);
-      }
-    } else if (value.isOptionalTensorList()) {
-      auto list = value.toOptionalTensorList();
-      c10::List<std::optional<at::Tensor>> views;
-      for (std::optional<at::Tensor> t : list) {
-        if (t.has_value() && on_device(*t)) {
-          device = t->device();
-          t = kernel_view(*t);
-        }
-        views.push_back(t);
-      }
-      value = c10::IValue(views);
-    } else if (value.isDevice() && value.toDevice().type() == kDevice) {
-      device = value.toDevice();
-      value = c10::IValue(c10::Device(at::kCPU));
-    }
-  }
-  op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
-
-  const auto& returns = schema.returns();
-  const auto results = stack->size() - returns.size();
-  for (size_t r = 0; r < returns.size(); ++r) {
-    auto& value = (*stack)[results + r];
-    const auto* alias = returns[r].alias_info();
-    if (alias != nullptr) {
-      // In-place: the result is an argument, already updated in device memory; hand back the device
-      // tensor itself. A view operator (a non-writing alias) must have a kernel here.
-      TORCH_CHECK(alias->isWrite(), "fake npu: view operator ", schema.operator_name(),
-                  " has no kernel on this device and cannot fall back to the CPU");
-      bool found = false;
-      for (size_t i = 0; i < arguments.size() && !found; ++i) {
-        const auto* argument_alias = arguments[i].alias_info();
-        if (argument_alias != nullptr && argument_alias->isWrite() &&
-            argument_alias->beforeSets() == alias->beforeSets()) {
-          value = originals[i];
-          found = true;
-        }
-      }
-      TORCH_CHECK(found, "fake npu: cannot find the argument that ", schema.operator_name(), " returns");
-      continue;
-    }
-    if (!device.has_value()) {
-      continue;
-    }
-    if (value.isTensor()) {
-      const auto& t = value.toTensor();
-      if (t.defined() && t.is_cpu()) {
-        value = c10::IValue(t.to(*device));
-      }
-    } else if (value.isTensorList()) {
-      auto list = value.toTensorVector();
-      for (auto& t : list) {
-        if (t.defined() && t.is_cpu()) {
-          t = t.to(*device);
-        }
-      }
-      value = c10::IValue(list);
-    }
-  }
+  at::native::cpu_fallback(op, stack);
 }
 
 }  // namespace
@@ -371,7 +263,7 @@ void cpu_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 int64_t fused_sdp_choice(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                          const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
                          std::optional<double> scale, bool enable_gqa) {
-  // The choice may depend on whether gradients are needed, so the views say so too.
+  // CPU views of the same tensors, requires_grad included, so the choice is made for the same inputs.
   auto view = [](const at::Tensor& t) {
     auto cpu = host_alias(t);
     return t.requires_grad() ? cpu.set_requires_grad(true) : cpu;

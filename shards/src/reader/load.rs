@@ -72,8 +72,9 @@ pub(crate) struct Loader {
     pub window: usize,
     pub decode_threads: usize,
     pub verify: bool,
-    /// Images are skipped: row groups are read without the image bytes column.
-    pub skip_image_bytes: bool,
+    /// The optional columns read: never the stored position_ids (the reader derives them from
+    /// seq_lens, Row::position_ids), and no image bytes when images are skipped.
+    pub columns: ReadColumns,
 }
 
 impl Loader {
@@ -326,7 +327,7 @@ impl EpochReader<'_> {
                 (open.file.clone(), open.path.clone(), shard, group)
             })
             .collect();
-        let decoded = decode_row_groups(&jobs, self.loader.decode_threads, self.loader.skip_image_bytes);
+        let decoded = decode_row_groups(&jobs, self.loader.decode_threads, self.loader.columns);
         for ((_, path, shard, group), result) in jobs.iter().zip(decoded) {
             let rows = result?;
             let first = self.shards[shard].starts[*group];
@@ -402,11 +403,8 @@ impl EpochReader<'_> {
 fn decode_row_groups(
     jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
     threads: usize,
-    skip_image_bytes: bool,
+    columns: ReadColumns,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
-    // The reader derives position_ids from seq_lens (Row::position_ids), so it never reads the
-    // stored copy.
-    let columns = ReadColumns { image_bytes: !skip_image_bytes, position_ids: false };
     let read = |file: &ShardFile, group: usize| file.read_row_group_columns(group, columns);
     if threads <= 1 || jobs.len() <= 1 {
         return jobs.iter().map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from)).collect();

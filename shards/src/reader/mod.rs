@@ -35,6 +35,8 @@ mod tally;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::ReadColumns;
+
 pub use error::ReaderError;
 pub use images::{decode_pixels, patchify};
 pub use options::{
@@ -115,7 +117,7 @@ impl Reader {
             window: options.shuffle_window,
             decode_threads: options.decode_threads,
             verify: options.verify,
-            skip_image_bytes: options.image_mode == ImageMode::Skip,
+            columns: ReadColumns { image_bytes: options.image_mode != ImageMode::Skip, position_ids: false },
         };
         let start = loader.normalize(start);
         let state = ReaderState {
