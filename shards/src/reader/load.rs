@@ -399,13 +399,22 @@ impl EpochReader<'_> {
     }
 }
 
-/// Decodes `jobs` on up to `threads` threads; results in job order.
+/// Decodes `jobs` on up to `threads` threads; results in job order. With fewer row groups than
+/// threads (shards of one row group, the lazy window's first batch), each row group's columns
+/// are split over two threads instead, so no core idles.
 fn decode_row_groups(
     jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
     threads: usize,
     columns: ReadColumns,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
-    let read = |file: &ShardFile, group: usize| file.read_row_group_columns(group, columns);
+    let split = threads >= 2 * jobs.len();
+    let read = |file: &ShardFile, group: usize| {
+        if split {
+            file.read_row_group_columns_split(group, columns)
+        } else {
+            file.read_row_group_columns(group, columns)
+        }
+    };
     if threads <= 1 || jobs.len() <= 1 {
         return jobs.iter().map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from)).collect();
     }
