@@ -9,10 +9,14 @@
 //! - [`rgb`]: [`RgbImage`], the plain RGB8 buffer that the synthetic generators draw into. It is kept
 //!   deliberately minimal (no codecs, no resampling): encoders and resizers belong to the builder.
 //!
-//! The builder's per-image pipeline lives beside them, one stage per module, all pure Rust:
+//! The builder's per-image pipeline lives beside them, one stage per module, pure Rust by default:
 //! [`decode`] (JPEG/PNG/WebP bytes -> upright RGB8, honouring EXIF orientation via [`exif`]),
 //! [`resample`] (bicubic resize to an exact size), [`encode`] (JPEG 4:2:0 / PNG) and [`process`]
 //! (decode -> `smart_resize` -> resample -> encode, with stable reject codes).
+//!
+//! With the `libjpeg-turbo` feature, JPEGs are encoded by the system libjpeg-turbo through a C shim
+//! (`turbo`, the crate's only `unsafe` code) instead of the pure-Rust jpeg-encoder, which stays
+//! selectable: see [`encode`] and [`JpegEncoder`].
 
 pub mod decode;
 pub mod encode;
@@ -21,9 +25,14 @@ pub mod process;
 pub mod resample;
 pub mod resize;
 pub mod rgb;
+#[cfg(feature = "libjpeg-turbo")]
+mod turbo;
 
 pub use decode::{DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_with_limit};
-pub use encode::{DEFAULT_JPEG_QUALITY, EncodeError, encode_jpeg, encode_png};
+pub use encode::{
+    DEFAULT_JPEG_QUALITY, EncodeError, JpegEncoder, encode_jpeg, encode_jpeg_with, encode_png,
+    jpeg_encoder_id,
+};
 pub use exif::{Orientation, jpeg_orientation, tiff_orientation};
 pub use process::{Encoding, ProcessError, ProcessedImage, process};
 pub use resample::{ResampleError, resize};
