@@ -15,9 +15,14 @@
 //! - jpeg-encoder, pure Rust: the default without the feature, so a machine with only the Rust
 //!   toolchain still builds shards; always available as [`JpegEncoder::JpegEncoderRs`].
 //!
-//! Both use the same settings, but they are different encoders and write different bytes for the
-//! same pixels (sizes within a few percent). [`jpeg_encoder_id`] names the one in use, so shard
+//! Both use the same settings and the same quantisation tables, but they are different encoders and
+//! write different bytes for the same pixels (measured on the demo images and test pictures:
+//! libjpeg-turbo's files 0.1-0.2% smaller). [`jpeg_encoder_id`] names the one in use, so shard
 //! metadata can say which wrote them: rebuilds are byte-identical only with the same encoder.
+//! libjpeg-turbo's output is byte-identical to Pillow's `save(..., "JPEG", quality=q,
+//! subsampling=2)` for the same RGB pixels (measured: 29 images at q50/90/95 against Pillow 13.0,
+//! which bundles libjpeg-turbo 3.2.0, with this crate on the system's 2.1.5), so Python tooling can
+//! reproduce shard bytes.
 //!
 //! # Invariants
 //!

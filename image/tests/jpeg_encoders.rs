@@ -286,16 +286,17 @@ fn each_encoder_takes_sides_up_to_its_own_limit() {
     assert_eq!(JpegEncoder::LibjpegTurbo.max_side(), 65_500);
 }
 
-/// The two encoders are different code: same settings, different bytes, similar sizes.
+/// The two encoders are different code: same settings and tables, different bytes, sizes within a
+/// fraction of a percent (measured: 0.1-0.2%).
 #[cfg(feature = "libjpeg-turbo")]
 #[test]
-fn libjpeg_turbo_and_jpeg_encoder_write_similar_sizes() {
+fn libjpeg_turbo_and_jpeg_encoder_share_tables_not_bytes() {
     for img in [photo(640, 480, 21), drawing(300, 200)] {
         let turbo = encode_jpeg_with(&img, 90, JpegEncoder::LibjpegTurbo).unwrap();
         let rs = encode_jpeg_with(&img, 90, JpegEncoder::JpegEncoderRs).unwrap();
         let ratio = turbo.len() as f64 / rs.len() as f64;
         assert!(
-            (0.85..1.15).contains(&ratio),
+            (0.97..1.03).contains(&ratio),
             "{} vs {}",
             turbo.len(),
             rs.len()
@@ -312,5 +313,6 @@ fn libjpeg_turbo_and_jpeg_encoder_write_similar_sizes() {
                 .collect()
         };
         assert_eq!(dqt(&turbo), dqt(&rs));
+        assert_ne!(turbo, rs);
     }
 }
