@@ -254,7 +254,10 @@ impl PackedRow {
         if self.loss_mask.len() != tokens {
             return Err(RowError::LossMaskLength { input_ids: tokens, loss_mask: self.loss_mask.len() });
         }
-        if let Some(position) = self.loss_mask.iter().position(|&m| m > 1) {
+        // An OR over the whole mask vectorises; only a bad mask pays for finding the position.
+        if self.loss_mask.iter().fold(0, |any, &m| any | m) > 1
+            && let Some(position) = self.loss_mask.iter().position(|&m| m > 1)
+        {
             return Err(RowError::LossMaskValue { position, value: self.loss_mask[position] });
         }
         if self.samples.len() != self.seq_lens.len() {
