@@ -1,7 +1,12 @@
 //! Per-image builder pipeline speed: decode -> `smart_resize` target -> bicubic resize -> JPEG q90,
-//! ours (zune-jpeg / png + fast_image_resize + jpeg-encoder 4:2:0, `mixtape_engine::image`) against
-//! the `image` crate (0.25: its decoders, `imageops::resize` with CatmullRom, its JpegEncoder), end
-//! to end and stage by stage. Throughput is in images, so criterion reports images per second.
+//! ours (zune-jpeg / png + fast_image_resize + the default JPEG encoder at 4:2:0,
+//! `mixtape_engine::image`) against the `image` crate (0.25: its decoders, `imageops::resize` with
+//! CatmullRom, its JpegEncoder), end to end and stage by stage. Throughput is in images, so criterion
+//! reports images per second.
+//!
+//! The encode stage runs every JPEG encoder built in (`mixtape_image::JpegEncoder::ALL`):
+//! libjpeg-turbo (the default with the `libjpeg-turbo` feature, which `cargo bench` has by default)
+//! and the pure-Rust jpeg-encoder, side by side in one run: `cargo bench --bench image -- encode`.
 //!
 //! Two image sets: the 24 demo images (`recipes/data/images`, 96x96 to 640x480, PNG and JPEG, two
 //! with EXIF rotation), and 12 synthetic scenes of 0.2 to 1 megapixel rendered by
@@ -16,7 +21,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use mixtape_engine::image::{
-    self as img, Encoding, ResizePolicy, RgbImage, encode_jpeg, smart_resize,
+    self as img, Encoding, ResizePolicy, RgbImage, encode_jpeg, encode_jpeg_with, smart_resize,
 };
 use mixtape_engine::synthetic::{SyntheticKind, render_scene, scene_id};
 
@@ -216,14 +221,16 @@ fn bench_stages(c: &mut Criterion) {
                 .sum::<usize>()
         });
     });
-    group.bench_function("encode/mixtape", |b| {
-        b.iter(|| {
-            ours_small
-                .iter()
-                .map(|i| encode_jpeg(i, QUALITY).unwrap().len())
-                .sum::<usize>()
+    for &encoder in img::JpegEncoder::ALL {
+        group.bench_function(format!("encode/mixtape_{encoder:?}"), |b| {
+            b.iter(|| {
+                ours_small
+                    .iter()
+                    .map(|i| encode_jpeg_with(i, QUALITY, encoder).unwrap().len())
+                    .sum::<usize>()
+            });
         });
-    });
+    }
     group.finish();
 
     // Not timed: input and output sizes, since the two encoders differ in chroma subsampling.
@@ -238,17 +245,24 @@ fn bench_stages(c: &mut Criterion) {
         ),
         megapixels(&mut targets.iter().map(|&(h, w)| u64::from(h) * u64::from(w))),
     );
-    let ours_bytes: usize = ours_small
+    let ours_bytes: Vec<String> = img::JpegEncoder::ALL
         .iter()
-        .map(|i| encode_jpeg(i, QUALITY).unwrap().len())
-        .sum();
+        .map(|&encoder| {
+            let bytes: usize = ours_small
+                .iter()
+                .map(|i| encode_jpeg_with(i, QUALITY, encoder).unwrap().len())
+                .sum();
+            format!("{} {bytes}", encoder.id())
+        })
+        .collect();
     let theirs_bytes: usize = theirs_small
         .iter()
         .map(|i| image_crate_encode(i).len())
         .sum();
     eprintln!(
-        "image_stage: JPEG q{QUALITY} output for {n} images: mixtape (4:2:0) {ours_bytes} bytes, \
-         image crate (4:4:4) {theirs_bytes} bytes"
+        "image_stage: JPEG q{QUALITY} output for {n} images: mixtape (4:2:0) {} bytes, \
+         image crate (4:4:4) {theirs_bytes} bytes",
+        ours_bytes.join(" bytes, ")
     );
 }
 
