@@ -120,6 +120,32 @@ fn a_killed_build_resumes_to_the_same_bytes() {
 }
 
 #[test]
+fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let args = ["build", "r.yaml", "--out", "out", "--quiet"];
+    assert_eq!(dir.run(&args).code, 0);
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.path("out/build.json")).unwrap()).unwrap();
+    let ours = state["jpeg_encoder"].as_str().unwrap().to_string();
+    assert!(ours.starts_with("libjpeg-turbo ") || ours.starts_with("jpeg-encoder "), "{ours}");
+
+    let mut other = state.clone();
+    other["jpeg_encoder"] = "some-other-jpeg 9.9".into();
+    std::fs::write(dir.path("out/build.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    let refused = dir.run(&args);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    for part in ["some-other-jpeg 9.9", ours.as_str(), "delete the folder"] {
+        assert!(refused.stderr.contains(part), "{part:?} missing from: {}", refused.stderr);
+    }
+    // A folder from before the encoder was recorded is refused too.
+    other.as_object_mut().unwrap().remove("jpeg_encoder");
+    std::fs::write(dir.path("out/build.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    let refused = dir.run(&args);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("unrecorded"), "{}", refused.stderr);
+}
+
+#[test]
 fn bad_records_end_in_rejects_with_their_reason() {
     let dir = TestDir::new();
     std::fs::create_dir_all(dir.path("data")).unwrap();

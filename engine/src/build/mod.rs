@@ -7,7 +7,9 @@
 //! previous one with best-fit-decreasing into zstd Parquet shards ([`stage`]). Everything is ordered by the plan, never by thread timing, so any `jobs` gives the
 //! same bytes.
 //!
-//! Output layout: `OUT/build.json` (the recipe fingerprint the folder belongs to), and per stage
+//! Output layout: `OUT/build.json` (the recipe fingerprint the folder belongs to and the JPEG encoder
+//! that wrote its images: a rerun with another encoder would mix two encoders' bytes, so it is
+//! refused), and per stage
 //! `OUT/STAGE/shard-NNNNN.parquet`, `manifest.json` and `rejects.jsonl`; `OUT/rejects.jsonl` lists the
 //! records no stage could read at all. A stage with a manifest is finished; a rerun skips it, and
 //! inside an unfinished stage it skips every finished shard.
@@ -91,6 +93,10 @@ pub enum BuildError {
     )]
     OtherBuild { out: PathBuf, found: String, expected: String },
     #[error(
+        "{out} was built with the JPEG encoder {found}, this mixtape encodes with {expected}: finishing it would mix both encoders' bytes; use another --out, or delete the folder to rebuild"
+    )]
+    OtherJpegEncoder { out: PathBuf, found: String, expected: String },
+    #[error(
         "stage `{stage}`: {rejected} of {drawn} drawn records were rejected ({fraction:.2}%), over --max-reject-fraction {max:.2}%; see {rejects}"
     )]
     TooManyRejects { stage: String, rejected: u64, drawn: u64, fraction: f64, max: f64, rejects: PathBuf },
@@ -129,6 +135,10 @@ pub struct StageReport {
 struct BuildState {
     recipe: String,
     fingerprint: String,
+    /// [`crate::image::jpeg_encoder_id`] of the build that wrote the folder (absent before
+    /// mixtape recorded it: such a folder is not resumed).
+    #[serde(default)]
+    jpeg_encoder: Option<String>,
 }
 
 /// Builds every stage of a recipe into `options.out`.
@@ -148,14 +158,23 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
     let state_path = out.join(STATE_FILE);
+    let jpeg_encoder = crate::image::jpeg_encoder_id();
     if let Ok(bytes) = std::fs::read(&state_path) {
         if let Ok(state) = serde_json::from_slice::<BuildState>(&bytes) {
             if state.fingerprint != plan.fingerprint {
                 return Err(BuildError::OtherBuild { out: out.clone(), found: state.fingerprint, expected: plan.fingerprint.clone() });
             }
+            if state.jpeg_encoder.as_deref() != Some(jpeg_encoder.as_str()) {
+                let found = state.jpeg_encoder.unwrap_or_else(|| "unrecorded (an older mixtape)".into());
+                return Err(BuildError::OtherJpegEncoder { out: out.clone(), found, expected: jpeg_encoder });
+            }
         }
     }
-    let state = BuildState { recipe: recipe.name.clone(), fingerprint: plan.fingerprint.clone() };
+    let state = BuildState {
+        recipe: recipe.name.clone(),
+        fingerprint: plan.fingerprint.clone(),
+        jpeg_encoder: Some(jpeg_encoder),
+    };
     write_atomic(&state_path, &serde_json::to_vec_pretty(&state).unwrap_or_default())?;
 
     // Records that could not be read at all belong to no stage: list them once, at the top.
