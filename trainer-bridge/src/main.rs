@@ -16,6 +16,11 @@ use mixtape_trainer_bridge::{average, checkpoint, data, device::DeviceSpec, eval
 
 use cli::{Cli, Command};
 
+/// The shard reader allocates and frees megabyte-sized column buffers per row group; mimalloc
+/// reuses them where glibc's malloc returns them to the kernel (libtorch keeps its own allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
