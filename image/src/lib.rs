@@ -3,16 +3,18 @@
 //!
 //! Two concerns are independent of any image codec:
 //!
-//! - [`resize`]: the Qwen2.5-VL `smart_resize` rule, which decides the size an image is trained at and
-//!   therefore how many LLM tokens it costs. The planner calls it on header sizes for millions of images,
-//!   so it is pure integer/float arithmetic with typed errors, bit-for-bit faithful to the Python.
+//! - [`resize`](mod@resize): the Qwen2.5-VL `smart_resize` rule, which decides the size an image is
+//!   trained at and therefore how many LLM tokens it costs. The planner calls it on header sizes for
+//!   millions of images, so it is pure integer/float arithmetic with typed errors, bit-for-bit
+//!   faithful to the Python.
 //! - [`rgb`]: [`RgbImage`], the plain RGB8 buffer that the synthetic generators draw into. It is kept
 //!   deliberately minimal (no codecs, no resampling): encoders and resizers belong to the builder.
 //!
 //! The builder's per-image pipeline lives beside them, one stage per module, pure Rust by default:
-//! [`decode`] (JPEG/PNG/WebP bytes -> upright RGB8, honouring EXIF orientation via [`exif`]),
-//! [`resample`] (bicubic resize to an exact size), [`encode`] (JPEG 4:2:0 / PNG) and [`process`]
-//! (decode -> `smart_resize` -> resample -> encode, with stable reject codes).
+//! [`decode`](mod@decode) (JPEG/PNG/WebP bytes -> upright RGB8, honouring EXIF orientation via
+//! [`exif`]), [`resample`] (bicubic resize to an exact size), [`encode`] (JPEG 4:2:0 / PNG) and
+//! [`process`](mod@process) (decode -> `smart_resize` -> resample -> encode, with stable reject
+//! codes).
 //!
 //! With the `libjpeg-turbo` feature, JPEGs are encoded by the system libjpeg-turbo through a C shim
 //! (`turbo`, the crate's only `unsafe` code) instead of the pure-Rust jpeg-encoder, which stays
