@@ -19,6 +19,15 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def jpeg_encoder(work):
+    """The JPEG encoder the measured binary builds with, as the jpeg build's build.json records it."""
+    try:
+        with open(os.path.join(work, "out-jpeg", "build.json")) as f:
+            return json.load(f).get("jpeg_encoder") or "JPEG encoder unrecorded"
+    except (OSError, ValueError):
+        return "JPEG encoder unknown"
+
+
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -151,9 +160,10 @@ def main():
     if c:
         o = c["one"]
         p.append("")
-        p.append("Where the per-record time goes (one thread, mean ms per image; mixtape's pure-Rust stack vs Pillow):")
+        encoder = jpeg_encoder(work)
+        p.append("Where the per-record time goes (one thread, mean ms per image; mixtape's stack vs Pillow):")
         p.append("")
-        p.append("| step | mixtape engine (zune-jpeg, fast_image_resize, jpeg-encoder) | Pillow (libjpeg-turbo) |")
+        p.append(f"| step | mixtape engine (zune-jpeg, fast_image_resize, {encoder}) | Pillow (libjpeg-turbo) |")
         p.append("|---|---|---|")
         p.append(f"| decode | {o['decode_ms']:.2f} | {pil['decode_ms']:.2f} |" if pil else f"| decode | {o['decode_ms']:.2f} | - |")
         p.append(f"| resize (bicubic, Qwen rule) | {o['resize_ms']:.2f} | {pil['resize_ms']:.2f} |" if pil else f"| resize | {o['resize_ms']:.2f} | - |")
