@@ -29,8 +29,15 @@ fn demo_build() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trainer-bridge-demo");
     let mut options = mixtape_engine::build::BuildOptions::new(root.join("out"));
     options.cache.dir = Some(root.join("cache"));
-    mixtape_engine::build::build(&repo().join("recipes/demo.yaml"), &options, &|_| {})
-        .expect("build the demo");
+    let build = || mixtape_engine::build::build(&repo().join("recipes/demo.yaml"), &options, &|_| {});
+    // The folder outlives test runs: one left by another recipe or JPEG encoder is rebuilt.
+    if let Err(
+        mixtape_engine::build::BuildError::OtherBuild { .. } | mixtape_engine::build::BuildError::OtherJpegEncoder { .. },
+    ) = build()
+    {
+        std::fs::remove_dir_all(root.join("out")).expect("remove the stale demo build");
+    }
+    build().expect("build the demo");
     root.join("out")
 }
 
