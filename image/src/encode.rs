@@ -19,8 +19,8 @@
 //!
 //! Both use the same settings and the same quantisation tables, but they are different encoders and
 //! write different bytes for the same pixels (measured on the demo images and test pictures:
-//! libjpeg-turbo's files 0.1-0.2% smaller). [`jpeg_encoder_id`] names the one in use, so shard
-//! metadata can say which wrote them: rebuilds are byte-identical only with the same encoder.
+//! libjpeg-turbo's files 0.1-0.2% smaller). [`jpeg_encoder_id`] names the one in use, and a build's
+//! `build.json` records it: rebuilds are byte-identical only with the same encoder.
 //! libjpeg-turbo's output is byte-identical to Pillow's `save(..., "JPEG", quality=q,
 //! subsampling=2)` for the same RGB pixels (measured: 29 images at q50/90/95 against Pillow 13.0,
 //! which bundles libjpeg-turbo 3.2.0, with this crate on the system's 2.1.5), so Python tooling can
@@ -130,7 +130,7 @@ impl JpegEncoder {
     ];
 
     /// The encoder and its version, e.g. `"libjpeg-turbo 2.1.5"` or `"jpeg-encoder 0.7"`: what a
-    /// shard's metadata records, since each encoder (and version) writes its own bytes.
+    /// build's `build.json` records, since each encoder (and version) writes its own bytes.
     pub fn id(self) -> String {
         match self {
             #[cfg(feature = "libjpeg-turbo")]

@@ -115,8 +115,8 @@ impl ShardFile {
     }
 
     /// Like [`ShardFile::read_row_group_columns`], decoding `input_ids` on a second thread while
-    /// this one decodes the other columns. Parquet decodes column by column, so this halves the
-    /// wall time of one row group when a core would otherwise sit idle (a reader with fewer row
+    /// this one decodes the other columns. Parquet decodes column by column, so both cores work on
+    /// one row group where one would otherwise sit idle (a reader with fewer row
     /// groups to decode than threads: shards of one or two row groups). Same rows, same errors.
     pub fn read_row_group_columns_split(
         &self,
