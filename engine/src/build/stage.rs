@@ -215,6 +215,10 @@ fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch 
     let stage = ctx.stage;
     records
         .par_iter()
+        // One record per task: records differ in cost by 50x (image sizes), and rayon's default
+        // splitting leaves leaf runs of a quarter of the batch, so one thread finished a batch alone
+        // for up to 110 ms while the other idled (perf timeline of the e2e bench).
+        .with_max_len(1)
         .map(|(_, record, _)| match &record.sample {
             Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len),
             Err(reason) => Err(EncodeReject { code: reason.code(), message: reason.to_string() }),
