@@ -14,7 +14,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::builder::OffsetBufferBuilder;
+use arrow_array::builder::{BinaryBuilder, OffsetBufferBuilder};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray, UInt8Array,
 };
@@ -51,7 +51,7 @@ pub(crate) fn encode(rows: &[PackedRow]) -> Result<RecordBatch, EncodeError> {
     let tokens = total(INPUT_IDS, rows.iter().map(|r| r.input_ids.len()))?;
     let samples = total(SEQ_LENS, rows.iter().map(|r| r.seq_lens.len()))?;
     let images = total(IMAGES, rows.iter().map(|r| r.images.len()))?;
-    total(image::BYTES, rows.iter().flat_map(|r| &r.images).map(|i| i.bytes.len()))?;
+    let image_bytes = total(image::BYTES, rows.iter().flat_map(|r| &r.images).map(|i| i.bytes.len()))?;
     for (column, text) in [
         (SAMPLE_SOURCE, (|s: &PackedSampleMeta| s.source.len()) as fn(&PackedSampleMeta) -> usize),
         (SAMPLE_CATEGORY, |s| s.category.len()),
@@ -88,7 +88,7 @@ pub(crate) fn encode(rows: &[PackedRow]) -> Result<RecordBatch, EncodeError> {
             IMAGES,
             DataType::Struct(image_fields()),
             rows.iter().map(|r| r.images.len()),
-            Arc::new(image_struct(rows, images)?),
+            Arc::new(image_struct(rows, images, image_bytes)?),
         )?,
     ];
     RecordBatch::try_new(shard_schema(), columns)
@@ -128,8 +128,14 @@ fn strings<'a>(
     list(column, DataType::Utf8, lengths, Arc::new(StringArray::from_iter_values(values)))
 }
 
-fn image_struct(rows: &[PackedRow], count: usize) -> Result<StructArray, EncodeError> {
+/// The `images` struct column: `count` images holding `bytes` encoded bytes in all.
+fn image_struct(rows: &[PackedRow], count: usize, bytes: usize) -> Result<StructArray, EncodeError> {
     let images = || rows.iter().flat_map(|r| &r.images);
+    // Sized up front: growing a buffer of tens of MB by doubling was 15% of a build's final flush.
+    let mut image_bytes = BinaryBuilder::with_capacity(count, bytes);
+    for image in images() {
+        image_bytes.append_value(&image.bytes);
+    }
     let int = |field: fn(&ShardImage) -> u32| -> Result<ArrayRef, EncodeError> {
         let mut values = Vec::with_capacity(count);
         for image in images() {
@@ -138,7 +144,7 @@ fn image_struct(rows: &[PackedRow], count: usize) -> Result<StructArray, EncodeE
         Ok(Arc::new(Int32Array::from(values)))
     };
     let arrays: Vec<ArrayRef> = vec![
-        Arc::new(BinaryArray::from_iter_values(images().map(|i| i.bytes.as_slice()))),
+        Arc::new(image_bytes.finish()),
         Arc::new(StringArray::from_iter_values(images().map(|i| i.encoding.as_str()))),
         int(|i| i.height)?,
         int(|i| i.width)?,
