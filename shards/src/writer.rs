@@ -6,6 +6,13 @@
 //! [`ShardOptions::max_row_group_bytes`] of raw column data, whichever comes first. Row group
 //! boundaries, and therefore the file's bytes, depend only on the rows and the options.
 //!
+//! Threads: a row group that fills up during [`ShardWriter::write`] is encoded on the calling
+//! thread, since a caller streaming rows in usually has its other threads busy making them. The last
+//! one, encoded by [`ShardWriter::finish`], has its columns encoded in parallel on the current rayon
+//! pool (call `finish` inside `ThreadPool::install` to choose it): at the end of a shard nothing else
+//! is left to run, and a build's last row group was its longest serial step. Columns are encoded
+//! independently and appended in schema order, so the file is the same for any thread count.
+//!
 //! Determinism: no timestamps or host data reach the file; `created_by` is the fixed
 //! [`crate::CREATED_BY`]; metadata keys are written in a fixed order. Same rows + same options =
 //! byte-identical file and blake3.
@@ -20,12 +27,16 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 
 use crate::atomic::{self, HashingFile};
 use crate::batch::{self, EncodeError};
@@ -195,7 +206,7 @@ pub struct ShardWriter {
     options: ShardOptions,
     checks: RowChecks,
     /// `None` once finished or poisoned.
-    writer: Option<ArrowWriter<HashingFile>>,
+    writer: Option<ParquetFile>,
     buffer: Vec<PackedRow>,
     buffered_bytes: usize,
     rows: u64,
@@ -219,10 +230,13 @@ impl ShardWriter {
         }
         std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
         let file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
-        let writer = ArrowWriter::try_new(file, shard_schema(), Some(properties)).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            WriteError::Parquet { path: path.clone(), row_group: 0, source }
-        })?;
+        let writer = ArrowWriter::try_new(file, shard_schema(), Some(properties))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map(|(file, columns)| ParquetFile { file, columns })
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&tmp);
+                WriteError::Parquet { path: path.clone(), row_group: 0, source }
+            })?;
         let checks =
             RowChecks { max_tokens: Some(meta.seq_len), image_pad_token: options.image_pad_token, without_image_bytes: false };
         Ok(Self {
@@ -261,7 +275,7 @@ impl ShardWriter {
     /// size of the buffered rows (an overestimate, since they are not compressed yet), plus an
     /// estimate of the footer. Depends only on the rows written, never on timing.
     pub fn estimated_bytes(&self) -> u64 {
-        let encoded = self.writer.as_ref().map_or(0, |w| w.bytes_written());
+        let encoded = self.writer.as_ref().map_or(0, |w| w.file.bytes_written());
         let row_groups = self.row_groups as usize + usize::from(!self.buffer.is_empty());
         (encoded + self.buffered_bytes + FOOTER_BYTES_BASE + row_groups * FOOTER_BYTES_PER_ROW_GROUP) as u64
     }
@@ -287,12 +301,12 @@ impl ShardWriter {
         if self.buffer.len() >= self.options.max_rows_per_row_group
             || self.buffered_bytes >= self.options.max_row_group_bytes
         {
-            self.flush_row_group()?;
+            self.flush_row_group(Threads::Caller)?;
         }
         Ok(())
     }
 
-    fn flush_row_group(&mut self) -> Result<(), WriteError> {
+    fn flush_row_group(&mut self, threads: Threads) -> Result<(), WriteError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -305,8 +319,7 @@ impl ShardWriter {
                 source,
             })?;
             let parquet = |source| WriteError::Parquet { path: self.path.clone(), row_group, source };
-            writer.write(&batch).map_err(parquet)?;
-            writer.flush().map_err(parquet)
+            writer.write_row_group(row_group, &batch, threads).map_err(parquet)
         })();
         if result.is_err() {
             self.writer = None;
@@ -318,13 +331,14 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Encodes the remaining rows, writes the footer, fsyncs, and publishes the shard under its
-    /// final name (replacing any previous file of that name in one step).
+    /// Encodes the remaining rows (their columns in parallel on the current rayon pool), writes the
+    /// footer, fsyncs, and publishes the shard under its final name (replacing any previous file of
+    /// that name in one step).
     pub fn finish(mut self) -> Result<ShardInfo, WriteError> {
-        self.flush_row_group()?;
+        self.flush_row_group(Threads::Pool)?;
         let writer = self.writer.take().ok_or_else(|| WriteError::Poisoned { path: self.path.clone() })?;
         let parquet = |source| WriteError::Parquet { path: self.path.clone(), row_group: self.row_groups, source };
-        let file = writer.into_inner().map_err(parquet)?;
+        let file = writer.file.into_inner().map_err(parquet)?;
         let (bytes, blake3) = file.sync().map_err(|source| WriteError::Io {
             path: self.tmp.clone(),
             action: "sync temporary shard",
@@ -350,6 +364,65 @@ impl ShardWriter {
             by_category: std::mem::take(&mut self.by_category),
             by_source: std::mem::take(&mut self.by_source),
         })
+    }
+}
+
+/// Where a row group's columns are encoded.
+#[derive(Clone, Copy, Debug)]
+enum Threads {
+    /// One after another on the calling thread.
+    Caller,
+    /// In parallel on the current rayon pool.
+    Pool,
+}
+
+/// The Parquet file being written: its footer-keeping writer and a factory of column encoders
+/// (what `ArrowWriter` does in one piece, split so that columns can be encoded in parallel).
+struct ParquetFile {
+    file: SerializedFileWriter<HashingFile>,
+    columns: ArrowRowGroupWriterFactory,
+}
+
+impl std::fmt::Debug for ParquetFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetFile").field("bytes_written", &self.file.bytes_written()).finish_non_exhaustive()
+    }
+}
+
+impl ParquetFile {
+    /// Encodes `batch` as row group `index` and appends it to the file.
+    fn write_row_group(&mut self, index: u64, batch: &RecordBatch, threads: Threads) -> Result<(), ParquetError> {
+        let writers = self.columns.create_column_writers(index as usize)?;
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        if leaves.len() != writers.len() {
+            return Err(ParquetError::General(format!(
+                "the batch has {} leaf columns, the schema {}",
+                leaves.len(),
+                writers.len()
+            )));
+        }
+        let jobs = writers.into_iter().zip(leaves);
+        let encode = |(mut writer, leaf): (ArrowColumnWriter, _)| -> Result<ArrowColumnChunk, ParquetError> {
+            writer.write(&leaf)?;
+            writer.close()
+        };
+        let chunks: Vec<ArrowColumnChunk> = match threads {
+            Threads::Caller => jobs.map(encode).collect::<Result<_, _>>()?,
+            // One column per task: the image bytes column alone can outweigh all the others.
+            Threads::Pool => {
+                let jobs: Vec<_> = jobs.collect();
+                jobs.into_par_iter().with_max_len(1).map(encode).collect::<Result<_, _>>()?
+            }
+        };
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
     }
 }
 
@@ -468,6 +541,34 @@ mod tests {
         assert_eq!(bytes, std::fs::read(b.path().join(&info_b.file)).unwrap());
         assert_eq!(info_a.bytes, bytes.len() as u64);
         assert_eq!(info_a.blake3, blake3::hash(&bytes).to_hex().to_string());
+    }
+
+    #[test]
+    fn the_shard_is_the_same_whatever_the_pool_that_finishes_it() {
+        let rows = rows(40, true);
+        // 40 rows, 9 per row group: four are encoded by `write`, the fifth by `finish`.
+        let options = ShardOptions::default().with_max_rows_per_row_group(9);
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let info = pool.install(|| write(dir.path(), 0, options.clone(), &rows));
+            assert_eq!(info.row_groups, 5);
+            (info, std::fs::read(dir.path().join(shard_file_name(0))).unwrap())
+        };
+        let (one, bytes_one) = in_pool(1);
+        for threads in [2, 5] {
+            let (many, bytes_many) = in_pool(threads);
+            assert_eq!(many, one, "{threads} threads");
+            assert!(bytes_many == bytes_one, "{threads} threads: the files differ");
+        }
+        // And what was written reads back, in order, from the parallel path too.
+        let dir = tempfile::tempdir().unwrap();
+        let single_group = ShardOptions::default();
+        let info = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| {
+            write(dir.path(), 0, single_group, &rows)
+        });
+        let file = ShardFile::open(dir.path().join(info.file)).unwrap();
+        assert_eq!(file.read_all().unwrap(), rows);
     }
 
     #[test]

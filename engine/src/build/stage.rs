@@ -193,7 +193,8 @@ fn write_shard(
         fetched = next.transpose()?;
         encoded = to_encode.zip(results);
     }
-    shard.finish()
+    // In the pool: the writer encodes the last row group's columns in parallel on it.
+    ctx.pool.install(|| shard.finish())
 }
 
 fn fetch_batch(
