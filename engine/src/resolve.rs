@@ -21,6 +21,8 @@ pub struct Resolved {
     pub indexes: BTreeMap<String, SourceIndex>,
     /// `Some` when there are no errors.
     pub plan: Option<Plan>,
+    /// The recipe's tokenizer and template, once loaded (a build encodes with the same one).
+    pub encoder: Option<Encoder>,
 }
 
 /// Loads, indexes and plans a recipe, collecting every problem.
@@ -28,7 +30,7 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     let loaded = recipe::load(path);
     let mut diagnostics = loaded.diagnostics;
     let mut resolved =
-        Resolved { files: loaded.sources, diagnostics: Diagnostics::default(), recipe: None, indexes: BTreeMap::new(), plan: None };
+        Resolved { files: loaded.sources, diagnostics: Diagnostics::default(), recipe: None, indexes: BTreeMap::new(), plan: None, encoder: None };
     let Some(recipe) = loaded.recipe else {
         resolved.diagnostics = diagnostics;
         return resolved;
@@ -91,5 +93,6 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     }
     resolved.diagnostics = diagnostics;
     resolved.recipe = Some(recipe);
+    resolved.encoder = Some(encoder);
     resolved
 }

@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Severity;
 use crate::index::IndexCache;
 use crate::resolve::resolve;
-use crate::template::Encoder;
 pub use stage::RejectEntry;
 
 /// Default target size of one shard: large enough that a training reader opens few files (the
@@ -80,8 +79,6 @@ pub enum BuildError {
     Source(crate::source::SourceError),
     #[error("source `{name}` has fewer records than when it was planned: it changed during the build; rerun")]
     SourceChanged { name: String },
-    #[error("{0}")]
-    Tokenizer(String),
     #[error("packing failed: {0}")]
     Pack(String),
     #[error(transparent)]
@@ -144,7 +141,8 @@ struct BuildState {
 /// Builds every stage of a recipe into `options.out`.
 pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport, BuildError> {
     let resolved = resolve(recipe_path, &options.cache);
-    let (Some(recipe), Some(plan)) = (resolved.recipe.as_ref(), resolved.plan.as_ref()) else {
+    let (Some(recipe), Some(plan), Some(encoder)) = (resolved.recipe.as_ref(), resolved.plan.as_ref(), resolved.encoder.as_ref())
+    else {
         let text: String = resolved
             .diagnostics
             .clone()
@@ -193,7 +191,6 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     }
     write_jsonl(&out.join("rejects.jsonl"), &unreadable_lines)?;
 
-    let encoder = Encoder::from_file(&recipe.tokenizer).map_err(|e| BuildError::Tokenizer(e.to_string()))?;
     let jobs = options.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -218,7 +215,7 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             stage,
             stage_plan,
             indexes: &resolved.indexes,
-            encoder: &encoder,
+            encoder,
             options,
             pool: &pool,
             dir: dir.clone(),
