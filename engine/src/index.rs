@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::sample::SampleKind;
 use crate::source::spec::{SourceFormat, SourceSpec};
 use crate::source::{self, Record, SourceError};
-use crate::template::Encoder;
+use crate::template::{Encoder, TextLengths};
 
 /// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
 /// synthetic generators) changes, so stale cache entries are never reused.
@@ -168,14 +168,22 @@ pub fn index_source(
         }
     }
     let mut index = SourceIndex { files, image_start: vec![0], ..SourceIndex::default() };
-    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-    for record in source::read_source(spec)? {
-        batch.push(record?);
-        if batch.len() == BATCH {
-            measure_batch(&mut index, &mut batch, encoder);
+    let mut records = source::read_source(spec)?;
+    let next_batch = |records: &mut source::Records| -> Result<Vec<Record>, IndexError> {
+        let mut batch = Vec::with_capacity(BATCH);
+        for record in records.take(BATCH) {
+            batch.push(record?);
         }
+        Ok(batch)
+    };
+    // Reading (parsing, probing image headers) is sequential and measuring (tokenizing) is
+    // parallel: the next batch is read while the current one is measured.
+    let mut batch = next_batch(&mut records)?;
+    while !batch.is_empty() {
+        let (measured, next) = rayon::join(|| measure_batch(&batch, encoder), || next_batch(&mut records));
+        add_batch(&mut index, batch, measured);
+        batch = next?;
     }
-    measure_batch(&mut index, &mut batch, encoder);
     if let Some(path) = &entry {
         // The cache is an optimisation: failing to write it must not fail the plan.
         let _ = write_entry(path, &index);
@@ -183,8 +191,11 @@ pub fn index_source(
     Ok(index)
 }
 
-fn measure_batch(index: &mut SourceIndex, batch: &mut Vec<Record>, encoder: &Encoder) {
-    let measured: Vec<_> = batch
+/// A record's kind, lengths and image sizes, or why it is rejected (code, message).
+type Measured = Result<(SampleKind, TextLengths, Vec<(u32, u32)>), (&'static str, String)>;
+
+fn measure_batch(batch: &[Record], encoder: &Encoder) -> Vec<Measured> {
+    batch
         .par_iter()
         .map(|record| match &record.sample {
             Ok(sample) => {
@@ -199,8 +210,11 @@ fn measure_batch(index: &mut SourceIndex, batch: &mut Vec<Record>, encoder: &Enc
             }
             Err(reason) => Err((reason.code(), reason.to_string())),
         })
-        .collect();
-    for (record, result) in batch.drain(..).zip(measured) {
+        .collect()
+}
+
+fn add_batch(index: &mut SourceIndex, batch: Vec<Record>, measured: Vec<Measured>) {
+    for (record, result) in batch.into_iter().zip(measured) {
         // The ordinal of a record in the whole source (files in order, records in file order): the
         // builder re-reads the source and counts the same way to find drawn samples.
         let ordinal = index.records;
