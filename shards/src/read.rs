@@ -21,6 +21,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::errors::ParquetError;
 
+mod lists;
+
 use crate::batch::{self, DecodeError};
 use crate::schema::{IMAGE_BYTES_PATH, MetaError, columns as schema_columns};
 use crate::{PackedRow, RowChecks, RowError, ShardMeta};
@@ -135,17 +137,12 @@ impl ShardFile {
         if !columns.image_bytes {
             checks = checks.without_image_bytes();
         }
-        let schema = self.metadata.metadata().file_metadata().schema_descr();
         let wanted = |parts: &[String]| {
             let path = || parts.iter().map(String::as_str);
             (columns.image_bytes || !path().eq(IMAGE_BYTES_PATH))
                 && (columns.position_ids || path().next() != Some(schema_columns::POSITION_IDS))
         };
         let is_input_ids = |parts: &[String]| parts.first().map(String::as_str) == Some(schema_columns::INPUT_IDS);
-        let leaves = |keep: &dyn Fn(&[String]) -> bool| {
-            let leaves = (0..schema.num_columns()).filter(|&i| keep(schema.column(i).path().parts()));
-            ProjectionMask::leaves(schema, leaves.collect::<Vec<_>>())
-        };
         let add = |rows: &mut Vec<PackedRow>, batch: &RecordBatch| -> Result<(), ReadError> {
             let decoded =
                 batch::decode(batch).map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
@@ -162,18 +159,18 @@ impl ShardFile {
         };
         let mut rows = Vec::new();
         if !split {
-            for batch in self.batches(row_group, leaves(&wanted))? {
+            for batch in self.columns(row_group, &wanted)? {
                 add(&mut rows, &batch?)?;
             }
             return Ok(rows);
         }
-        let ids = leaves(&|p| wanted(p) && is_input_ids(p));
-        let rest = leaves(&|p| wanted(p) && !is_input_ids(p));
+        let ids = |p: &[String]| wanted(p) && is_input_ids(p);
+        let rest = |p: &[String]| wanted(p) && !is_input_ids(p);
         std::thread::scope(|scope| {
             // Batches stream from the input_ids thread to this one two at a time, so memory stays
             // at a few batches whatever the row group's size.
             let (tx, rx) = std::sync::mpsc::sync_channel(2);
-            scope.spawn(move || match self.batches(row_group, ids) {
+            scope.spawn(move || match self.columns(row_group, &ids) {
                 Ok(batches) => {
                     for batch in batches {
                         if tx.send(batch).is_err() {
@@ -186,7 +183,7 @@ impl ShardFile {
                 }
             });
             let mut ids = rx.into_iter();
-            for rest in self.batches(row_group, rest)? {
+            for rest in self.columns(row_group, &rest)? {
                 let rest = rest?;
                 let ids = ids.next().ok_or_else(|| split_mismatch(path(), row_group, "ends early"))??;
                 let batch = merge_columns(&ids, &rest)
@@ -199,6 +196,75 @@ impl ShardFile {
                 Some(Ok(_)) => Err(split_mismatch(path(), row_group, "has more batches")),
             }
         })
+    }
+
+    /// Decodes the columns of row group `row_group` whose leaf paths `keep` accepts, batch by batch:
+    /// `input_ids` and `loss_mask` straight from their pages when they have mixtape's shape (see
+    /// [`lists`]), the others through arrow's reader; every batch holds all of them.
+    fn columns<'a>(
+        &'a self,
+        row_group: usize,
+        keep: &(dyn Fn(&[String]) -> bool + Sync),
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, ReadError>> + Send + 'a>, ReadError> {
+        let path = || self.path.clone();
+        let metadata = self.metadata.metadata();
+        let schema = metadata.file_metadata().schema_descr();
+        let direct: Vec<(usize, &str)> = [schema_columns::INPUT_IDS, schema_columns::LOSS_MASK]
+            .into_iter()
+            .filter_map(|column| lists::direct_leaf(schema, column).map(|leaf| (leaf, column)))
+            .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
+            .collect();
+        let mut parts: Vec<Box<dyn Iterator<Item = Result<RecordBatch, ReadError>> + Send + 'a>> = Vec::new();
+        for &(leaf, column) in &direct {
+            let field = self.metadata.schema().field_with_name(column).map_err(|e| ReadError::Decode {
+                path: path(),
+                row_group,
+                source: DecodeError { column: column.to_string(), row: None, detail: e.to_string() },
+            })?;
+            let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
+            let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
+            let field = Arc::new(field.clone());
+            let list = lists::DirectList::try_new(file, metadata, row_group, leaf, field, READ_BATCH_ROWS)
+                .map_err(parquet.clone())?;
+            parts.push(Box::new(list.map(move |batch| batch.map_err(parquet.clone()))));
+        }
+        let rest: Vec<usize> = (0..schema.num_columns())
+            .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
+            .collect();
+        if !rest.is_empty() || parts.is_empty() {
+            parts.push(Box::new(self.batches(row_group, ProjectionMask::leaves(schema, rest))?));
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
+        let mismatch = move || ReadError::Decode {
+            path: self.path.clone(),
+            row_group,
+            source: DecodeError {
+                column: "(row group)".into(),
+                row: None,
+                detail: "its columns end at different rows".into(),
+            },
+        };
+        Ok(Box::new(std::iter::from_fn(move || {
+            let batches: Vec<Option<Result<RecordBatch, ReadError>>> = parts.iter_mut().map(Iterator::next).collect();
+            if batches.iter().all(Option::is_none) {
+                return None;
+            }
+            let merged = (|| {
+                let mut merged: Option<RecordBatch> = None;
+                for batch in batches {
+                    let batch = batch.ok_or_else(mismatch)??;
+                    merged = Some(match merged {
+                        None => batch,
+                        Some(left) => merge_columns(&left, &batch)
+                            .map_err(|source| ReadError::Decode { path: self.path.clone(), row_group, source })?,
+                    });
+                }
+                merged.ok_or_else(mismatch)
+            })();
+            Some(merged)
+        })))
     }
 
     /// Decodes the leaves `projection` of row group `row_group`, batch by batch.
@@ -319,6 +385,57 @@ mod tests {
                 assert_eq!(shard.read_row_group_columns_split(group, columns).unwrap(), plain);
             }
         }
+    }
+
+    #[test]
+    fn token_lists_of_another_shape_are_read_through_arrow_with_the_same_rows() {
+        // The same rows as a mixtape shard, but written by plain ArrowWriter with nullable list
+        // elements (as another tool might): input_ids and loss_mask cannot be decoded directly.
+        use arrow_array::{Array, ListArray};
+        use arrow_schema::Field;
+        let rows: Vec<PackedRow> = (0..5).map(|n| row(&[(10 + n, 1), (8, 0)])).collect();
+        let batch = batch::encode(&rows).unwrap();
+        let nullable = |name: &str| -> (Arc<Field>, Arc<dyn Array>) {
+            let list = batch.column_by_name(name).unwrap().as_any().downcast_ref::<ListArray>().unwrap();
+            let element = Arc::new(Field::new("element", list.values().data_type().clone(), true));
+            let array = ListArray::try_new(element, list.offsets().clone(), list.values().clone(), None).unwrap();
+            (Arc::new(Field::new(name, array.data_type().clone(), false)), Arc::new(array))
+        };
+        let (fields, columns): (Vec<_>, Vec<_>) = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(field, column)| match field.name().as_str() {
+                name @ (schema_columns::INPUT_IDS | schema_columns::LOSS_MASK) => nullable(name),
+                _ => (field.clone(), column.clone()),
+            })
+            .unzip();
+        let other = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let meta = ShardMeta { recipe_fingerprint: "fp".into(), stage: "sft".into(), seq_len: 64, shard_index: 0 };
+        let metadata = meta
+            .to_key_values()
+            .into_iter()
+            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v))
+            .collect();
+        let props =
+            parquet::file::properties::WriterProperties::builder().set_key_value_metadata(Some(metadata)).build();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other-tool.parquet");
+        let file = File::create(&path).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, other.schema(), Some(props)).unwrap();
+        writer.write(&other).unwrap();
+        writer.close().unwrap();
+
+        let schema = parquet::file::reader::FileReader::metadata(
+            &parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap(),
+        )
+        .file_metadata()
+        .schema_descr_ptr();
+        assert_eq!(lists::direct_leaf(&schema, schema_columns::INPUT_IDS), None);
+        let shard = ShardFile::open(&path).unwrap();
+        assert_eq!(shard.read_row_group(0).unwrap(), rows);
+        assert_eq!(shard.read_row_group_columns_split(0, ReadColumns::ALL).unwrap(), rows);
     }
 
     #[test]
