@@ -234,8 +234,10 @@ impl ShardFile {
         if !rest.is_empty() || parts.is_empty() {
             parts.push(Box::new(self.batches(row_group, ProjectionMask::leaves(schema, rest))?));
         }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
+        if parts.len() == 1
+            && let Some(only) = parts.pop()
+        {
+            return Ok(only);
         }
         let mismatch = move || ReadError::Decode {
             path: self.path.clone(),
