@@ -201,8 +201,8 @@ def busy_cores(seconds):
 
 def settle(limit=5.0):
     """Waits (up to `limit` s) until under 0.25 of a core is busy, so that no measurement starts while
-    the previous one's processes are still exiting (Mosaic's DataLoader workers take a while to free
-    their gigabytes) and the tens-of-milliseconds token passes measure themselves, not that."""
+    the previous one's processes are still exiting (a DataLoader's workers, the PIL pool's work) and the
+    tens-of-milliseconds token passes measure themselves, not that."""
     start = time.time()
     while busy_cores(0.2) > 0.25 and time.time() - start < limit:
         pass
