@@ -34,6 +34,10 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 
+# The quiet-machine check of the end-to-end bench (benches/e2e/measure.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from measure import busy_cores  # noqa: E402
+
 TOKEN_COLUMNS = ["input_ids", "loss_mask", "position_ids", "seq_lens"]
 
 
@@ -184,19 +188,6 @@ def mosaic_read(local, workers, rep):
             images += len(row["images"])
     del loader, dataset
     return tokens, images
-
-
-def busy_cores(seconds):
-    """Cores busy machine-wide over `seconds` (from /proc/stat)."""
-
-    def busy_jiffies():
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-
-    a = busy_jiffies()
-    time.sleep(seconds)
-    return (busy_jiffies() - a) / os.sysconf("SC_CLK_TCK") / seconds
 
 
 def settle(limit=5.0):
