@@ -206,13 +206,63 @@ fn child<'a, T: Array + 'static>(images: &'a StructArray, name: &str, want: &str
     downcast(&column, array, want)
 }
 
+/// A batch's `input_ids` and `loss_mask` already split into one vector per row (the reader decodes
+/// them straight from their Parquet pages); a column given here is not looked up in the Arrow batch,
+/// and its vectors become the rows' own, uncopied.
+#[derive(Debug, Default)]
+pub(crate) struct TokenRows {
+    pub input_ids: Option<Vec<Vec<i32>>>,
+    pub loss_mask: Option<Vec<Vec<u8>>>,
+}
+
+/// One token list column of a batch, row by row: split rows handed over, or ranges copied out of
+/// an Arrow list column.
+enum TokenColumn<'a, A, T> {
+    Split(std::vec::IntoIter<Vec<T>>),
+    Arrow(Lists<'a, A>),
+}
+
+impl<'a, A: Array + 'static, T: Copy> TokenColumn<'a, A, T> {
+    fn new(
+        batch: &'a RecordBatch,
+        column: &'static str,
+        want: &str,
+        split: Option<Vec<Vec<T>>>,
+    ) -> Result<Self, DecodeError> {
+        match split {
+            Some(rows) if rows.len() != batch.num_rows() => Err(error(
+                column,
+                None,
+                format!("{} rows decoded from its pages, {} in the other columns", rows.len(), batch.num_rows()),
+            )),
+            Some(rows) => Ok(Self::Split(rows.into_iter())),
+            None => Ok(Self::Arrow(lists::<A>(batch, column, want)?)),
+        }
+    }
+
+    /// Row `row`'s values; rows are taken in order, each once.
+    fn take(&mut self, row: usize, values: impl Fn(&A) -> &[T]) -> Vec<T> {
+        match self {
+            // Never short: the length was checked against the batch's rows in `new`.
+            Self::Split(rows) => rows.next().unwrap_or_default(),
+            Self::Arrow(lists) => values(lists.values)[lists.range(row)].to_vec(),
+        }
+    }
+}
+
 /// Reads the rows of one record batch of the shard schema. A batch read without the
 /// `images.bytes` field (see [`crate::ReadColumns`]) gives images with empty `bytes`; one read
 /// without `position_ids` skips their check against `seq_lens`.
+#[cfg(test)]
 pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError> {
+    decode_with(batch, TokenRows::default())
+}
+
+/// Like [`decode`], with the token columns that `tokens` holds taken from there.
+pub(crate) fn decode_with(batch: &RecordBatch, tokens: TokenRows) -> Result<Vec<PackedRow>, DecodeError> {
     use columns::*;
-    let input_ids = lists::<Int32Array>(batch, INPUT_IDS, "int32")?;
-    let loss_mask = lists::<UInt8Array>(batch, LOSS_MASK, "uint8")?;
+    let mut input_ids = TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", tokens.input_ids)?;
+    let mut loss_mask = TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", tokens.loss_mask)?;
     let position_ids = match batch.column_by_name(POSITION_IDS) {
         Some(_) => Some(lists::<Int32Array>(batch, POSITION_IDS, "int32")?),
         None => None,
@@ -254,8 +304,8 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError>
             });
         }
         let row = PackedRow {
-            input_ids: input_ids.values.values()[input_ids.range(r)].to_vec(),
-            loss_mask: loss_mask.values.values()[loss_mask.range(r)].to_vec(),
+            input_ids: input_ids.take(r, |a| a.values()),
+            loss_mask: loss_mask.take(r, |a| a.values()),
             seq_lens: seq_lens.values.values()[sample_range].to_vec(),
             samples,
             images: images.range(r).map(|i| image_columns.image(i, r)).collect::<Result<_, _>>()?,

@@ -23,7 +23,7 @@ use parquet::errors::ParquetError;
 
 mod lists;
 
-use crate::batch::{self, DecodeError};
+use crate::batch::{self, DecodeError, TokenRows};
 use crate::schema::{IMAGE_BYTES_PATH, MetaError, columns as schema_columns};
 use crate::{PackedRow, RowChecks, RowError, ShardMeta};
 
@@ -143,9 +143,8 @@ impl ShardFile {
                 && (columns.position_ids || path().next() != Some(schema_columns::POSITION_IDS))
         };
         let is_input_ids = |parts: &[String]| parts.first().map(String::as_str) == Some(schema_columns::INPUT_IDS);
-        let add = |rows: &mut Vec<PackedRow>, batch: &RecordBatch| -> Result<(), ReadError> {
-            let decoded =
-                batch::decode(batch).map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
+        let add = |rows: &mut Vec<PackedRow>, part: Part| -> Result<(), ReadError> {
+            let decoded = part.decode().map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
             for row in decoded {
                 row.validate(&checks).map_err(|source| ReadError::InvalidRow {
                     path: path(),
@@ -159,8 +158,8 @@ impl ShardFile {
         };
         let mut rows = Vec::new();
         if !split {
-            for batch in self.columns(row_group, &wanted)? {
-                add(&mut rows, &batch?)?;
+            for part in self.columns(row_group, &wanted)? {
+                add(&mut rows, part?)?;
             }
             return Ok(rows);
         }
@@ -186,9 +185,8 @@ impl ShardFile {
             for rest in self.columns(row_group, &rest)? {
                 let rest = rest?;
                 let ids = ids.next().ok_or_else(|| split_mismatch(path(), row_group, "ends early"))??;
-                let batch = merge_columns(&ids, &rest)
-                    .map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
-                add(&mut rows, &batch)?;
+                let part = ids.merge(rest).map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
+                add(&mut rows, part)?;
             }
             match ids.next() {
                 None => Ok(rows),
@@ -200,12 +198,12 @@ impl ShardFile {
 
     /// Decodes the columns of row group `row_group` whose leaf paths `keep` accepts, batch by batch:
     /// `input_ids` and `loss_mask` straight from their pages when they have mixtape's shape (see
-    /// [`lists`]), the others through arrow's reader; every batch holds all of them.
+    /// [`lists`]), the others through arrow's reader; every part holds all of them.
     fn columns<'a>(
         &'a self,
         row_group: usize,
         keep: &(dyn Fn(&[String]) -> bool + Sync),
-    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, ReadError>> + Send + 'a>, ReadError> {
+    ) -> Result<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>, ReadError> {
         let path = || self.path.clone();
         let metadata = self.metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
@@ -214,7 +212,7 @@ impl ShardFile {
             .filter_map(|column| lists::direct_leaf(schema, column).map(|leaf| (leaf, column)))
             .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
             .collect();
-        let mut parts: Vec<Box<dyn Iterator<Item = Result<RecordBatch, ReadError>> + Send + 'a>> = Vec::new();
+        let mut parts: Vec<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>> = Vec::new();
         for &(leaf, column) in &direct {
             let field = self.metadata.schema().field_with_name(column).map_err(|e| ReadError::Decode {
                 path: path(),
@@ -223,16 +221,17 @@ impl ShardFile {
             })?;
             let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
             let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
-            let field = Arc::new(field.clone());
             let list = lists::DirectList::try_new(file, metadata, row_group, leaf, field, READ_BATCH_ROWS)
                 .map_err(parquet.clone())?;
-            parts.push(Box::new(list.map(move |batch| batch.map_err(parquet.clone()))));
+            let decode = move |source| ReadError::Decode { path: path(), row_group, source };
+            parts.push(Box::new(list.map(move |lists| Part::from_lists(column, lists.map_err(parquet.clone())?).map_err(decode))));
         }
         let rest: Vec<usize> = (0..schema.num_columns())
             .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
             .collect();
         if !rest.is_empty() || parts.is_empty() {
-            parts.push(Box::new(self.batches(row_group, ProjectionMask::leaves(schema, rest))?));
+            let batches = self.batches(row_group, ProjectionMask::leaves(schema, rest))?;
+            parts.push(Box::new(batches.map(|batch| batch.map(Part::from_arrow))));
         }
         if parts.len() == 1
             && let Some(only) = parts.pop()
@@ -249,17 +248,18 @@ impl ShardFile {
             },
         };
         Ok(Box::new(std::iter::from_fn(move || {
-            let batches: Vec<Option<Result<RecordBatch, ReadError>>> = parts.iter_mut().map(Iterator::next).collect();
-            if batches.iter().all(Option::is_none) {
+            let next: Vec<Option<Result<Part, ReadError>>> = parts.iter_mut().map(Iterator::next).collect();
+            if next.iter().all(Option::is_none) {
                 return None;
             }
             let merged = (|| {
-                let mut merged: Option<RecordBatch> = None;
-                for batch in batches {
-                    let batch = batch.ok_or_else(mismatch)??;
+                let mut merged: Option<Part> = None;
+                for part in next {
+                    let part = part.ok_or_else(mismatch)??;
                     merged = Some(match merged {
-                        None => batch,
-                        Some(left) => merge_columns(&left, &batch)
+                        None => part,
+                        Some(left) => left
+                            .merge(part)
                             .map_err(|source| ReadError::Decode { path: self.path.clone(), row_group, source })?,
                     });
                 }
@@ -313,6 +313,52 @@ pub struct ReadColumns {
 impl ReadColumns {
     /// Every column, every check.
     pub const ALL: Self = Self { image_bytes: true, position_ids: true };
+}
+
+/// One batch of a row group's columns: those decoded through arrow, and the token lists decoded
+/// straight from their pages (see [`lists`]), split into rows.
+struct Part {
+    arrow: Option<RecordBatch>,
+    tokens: TokenRows,
+}
+
+impl Part {
+    fn from_arrow(batch: RecordBatch) -> Self {
+        Self { arrow: Some(batch), tokens: TokenRows::default() }
+    }
+
+    /// Rows of token list column `column`, which must be of that column's element type.
+    fn from_lists(column: &str, lists: lists::RowLists) -> Result<Self, DecodeError> {
+        let mut tokens = TokenRows::default();
+        match (column, lists) {
+            (schema_columns::INPUT_IDS, lists::RowLists::Int32(rows)) => tokens.input_ids = Some(rows),
+            (schema_columns::LOSS_MASK, lists::RowLists::UInt8(rows)) => tokens.loss_mask = Some(rows),
+            (_, lists) => {
+                let detail = format!("decoded as {lists}, which is not its type in the shard schema");
+                return Err(DecodeError { column: column.to_string(), row: None, detail });
+            }
+        }
+        Ok(Self { arrow: None, tokens })
+    }
+
+    /// The columns of `other` beside these (the same rows, read apart).
+    fn merge(self, other: Part) -> Result<Part, DecodeError> {
+        let arrow = match (self.arrow, other.arrow) {
+            (Some(left), Some(right)) => Some(merge_columns(&left, &right)?),
+            (left, right) => left.or(right),
+        };
+        let tokens = TokenRows {
+            input_ids: self.tokens.input_ids.or(other.tokens.input_ids),
+            loss_mask: self.tokens.loss_mask.or(other.tokens.loss_mask),
+        };
+        Ok(Part { arrow, tokens })
+    }
+
+    /// The rows, checked column by column (see [`batch::decode_with`]).
+    fn decode(self) -> Result<Vec<PackedRow>, DecodeError> {
+        let arrow = self.arrow.unwrap_or_else(|| RecordBatch::new_empty(Arc::new(Schema::empty())));
+        batch::decode_with(&arrow, self.tokens)
+    }
 }
 
 /// One batch with the columns of `right` beside those of `left` (the same rows, read apart).

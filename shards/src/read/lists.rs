@@ -5,14 +5,15 @@
 //! demo shards that walk was a quarter of the streaming reader's CPU. A shard's `input_ids` and
 //! `loss_mask` are required lists of required INT32 values (definition and repetition levels of at
 //! most 1), so a row's length is the number of values parquet's record reader returns for that one
-//! row, and reading row by row yields the offsets with no walk at all. A column of any other shape (a
-//! file written by another tool) is left to arrow; both paths give the same Arrow column.
+//! row, and reading row by row yields the offsets with no walk at all. Each row comes out as the
+//! vector a [`crate::PackedRow`] keeps, with no Arrow array in between: the token columns are most
+//! of a row group, and every intermediate copy is memory a fresh reader process must fault in. A
+//! column of any other shape (a file written by another tool) is left to arrow; both paths give the
+//! same rows.
 
 use std::sync::Arc;
 
-use arrow_array::builder::OffsetBufferBuilder;
-use arrow_array::{ArrayRef, Int32Array, ListArray, RecordBatch, UInt8Array};
-use arrow_schema::{DataType, FieldRef, Schema};
+use arrow_schema::{DataType, Field};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReaderImpl, get_typed_column_reader};
 use parquet::data_type::Int32Type;
@@ -38,30 +39,62 @@ pub(super) fn direct_leaf(schema: &SchemaDescriptor, column: &str) -> Option<usi
     })
 }
 
+/// One batch of a directly decoded list column: each row's values in a vector of its own, of the
+/// column's Arrow element type.
+#[derive(Debug)]
+pub(super) enum RowLists {
+    Int32(Vec<Vec<i32>>),
+    UInt8(Vec<Vec<u8>>),
+}
+
 /// Batches of one directly decoded list column, `batch_rows` rows each (the last one shorter):
 /// the same row counts as arrow's reader with that batch size.
 pub(super) struct DirectList {
     reader: ColumnReaderImpl<Int32Type>,
     rows_left: usize,
-    /// Values per row in the column chunk on average, to size each batch's buffer once.
-    values_per_row: usize,
     batch_rows: usize,
-    /// The Arrow field of the column: a list of Int32 or UInt8.
-    field: FieldRef,
+    /// The column's name, for errors.
+    column: String,
+    /// Whether the Arrow element type is UInt8 (`loss_mask`) rather than Int32.
+    bytes: bool,
+    /// One row's values as parquet decodes them, reused from row to row: each row is then copied
+    /// once into a vector of its exact length, the one the row keeps, and nothing else is
+    /// allocated per row.
+    row: Vec<i32>,
     def_levels: Vec<i16>,
     rep_levels: Vec<i16>,
 }
 
+impl std::fmt::Display for RowLists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Int32(_) => "lists of Int32",
+            Self::UInt8(_) => "lists of UInt8",
+        })
+    }
+}
+
 impl DirectList {
-    /// Opens leaf `leaf` of row group `row_group` in `file`, to come out as `field`.
+    /// Opens leaf `leaf` of row group `row_group` in `file`, to come out as rows of `field`'s
+    /// element type (a list of Int32 or UInt8).
     pub(super) fn try_new(
         file: std::fs::File,
         metadata: &ParquetMetaData,
         row_group: usize,
         leaf: usize,
-        field: FieldRef,
+        field: &Field,
         batch_rows: usize,
     ) -> Result<Self, ParquetError> {
+        let column = field.name().to_string();
+        let bytes = match field.data_type() {
+            DataType::List(element) if element.data_type() == &DataType::Int32 => false,
+            DataType::List(element) if element.data_type() == &DataType::UInt8 => true,
+            other => {
+                return Err(ParquetError::General(format!(
+                    "column `{column}` is {other}, not a list of Int32 or UInt8"
+                )));
+            }
+        };
         let group = metadata.row_group(row_group);
         let props = Arc::new(ReaderProperties::builder().build());
         let reader =
@@ -69,70 +102,51 @@ impl DirectList {
         let reader = get_typed_column_reader::<Int32Type>(reader.get_column_reader(leaf)?);
         let rows_left = usize::try_from(group.num_rows())
             .map_err(|_| ParquetError::General(format!("row group {row_group} has a negative row count")))?;
-        let values = usize::try_from(group.column(leaf).num_values()).unwrap_or(0);
-        let values_per_row = values.div_ceil(rows_left.max(1));
-        let (def_levels, rep_levels) = (Vec::new(), Vec::new());
-        Ok(Self { reader, rows_left, values_per_row, batch_rows: batch_rows.max(1), field, def_levels, rep_levels })
+        let (row, def_levels, rep_levels) = (Vec::new(), Vec::new(), Vec::new());
+        Ok(Self { reader, rows_left, batch_rows: batch_rows.max(1), column, bytes, row, def_levels, rep_levels })
     }
 
-    fn next_batch(&mut self) -> Result<RecordBatch, ParquetError> {
-        let rows = self.rows_left.min(self.batch_rows);
-        // Sized once: growing by doubling copies, and touches about twice the bytes.
-        let mut values: Vec<i32> = Vec::with_capacity(rows.saturating_mul(self.values_per_row));
-        let mut lengths = Vec::with_capacity(rows);
-        for _ in 0..rows {
-            self.def_levels.clear();
-            self.rep_levels.clear();
-            let before = values.len();
-            let (records, _, _) =
-                self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut values)?;
-            if records != 1 {
-                return Err(ParquetError::General(format!(
-                    "column `{}` ends {} rows before its row group",
-                    self.field.name(),
-                    self.rows_left
-                )));
-            }
-            lengths.push(values.len() - before);
-            self.rows_left -= 1;
-        }
-        if i32::try_from(values.len()).is_err() {
+    /// Decodes the next row into `self.row`.
+    fn read_row(&mut self) -> Result<(), ParquetError> {
+        self.row.clear();
+        self.def_levels.clear();
+        self.rep_levels.clear();
+        let (records, _, _) =
+            self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut self.row)?;
+        if records != 1 {
             return Err(ParquetError::General(format!(
-                "column `{}` holds {} values in {rows} rows, more than Arrow's int32 offsets allow",
-                self.field.name(),
-                values.len()
+                "column `{}` ends {} rows before its row group",
+                self.column, self.rows_left
             )));
         }
-        let DataType::List(element) = self.field.data_type() else {
-            return Err(ParquetError::General(format!("column `{}` is not a list", self.field.name())));
-        };
-        let values: ArrayRef = match element.data_type() {
-            DataType::Int32 => Arc::new(Int32Array::from(values)),
-            DataType::UInt8 => {
-                let bytes = values.iter().map(|&v| u8::try_from(v)).collect::<Result<Vec<u8>, _>>().map_err(|_| {
-                    ParquetError::General(format!("column `{}` holds a value outside 0..=255", self.field.name()))
-                })?;
-                Arc::new(UInt8Array::from(bytes))
+        self.rows_left -= 1;
+        Ok(())
+    }
+
+    fn next_batch(&mut self) -> Result<RowLists, ParquetError> {
+        let rows = self.rows_left.min(self.batch_rows);
+        if !self.bytes {
+            let mut out = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                self.read_row()?;
+                out.push(self.row.clone());
             }
-            other => {
-                return Err(ParquetError::General(format!(
-                    "column `{}` has elements of type {other}, not Int32 or UInt8",
-                    self.field.name()
-                )));
-            }
-        };
-        let mut offsets = OffsetBufferBuilder::<i32>::new(lengths.len());
-        for length in lengths {
-            // Cannot overflow: the values' total fits an i32 (checked above).
-            offsets.push_length(length);
+            return Ok(RowLists::Int32(out));
         }
-        let list = ListArray::try_new(element.clone(), offsets.finish(), values, None)?;
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(vec![self.field.clone()])), vec![Arc::new(list)])?)
+        let mut out = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            self.read_row()?;
+            let row = self.row.iter().map(|&v| u8::try_from(v)).collect::<Result<Vec<u8>, _>>().map_err(|_| {
+                ParquetError::General(format!("column `{}` holds a value outside 0..=255", self.column))
+            })?;
+            out.push(row);
+        }
+        Ok(RowLists::UInt8(out))
     }
 }
 
 impl Iterator for DirectList {
-    type Item = Result<RecordBatch, ParquetError>;
+    type Item = Result<RowLists, ParquetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.rows_left == 0 {
