@@ -176,6 +176,64 @@ mod tests {
         SchemaDescriptor::new(Arc::new(parse_message_type(message).unwrap()))
     }
 
+    /// A one-column file holding `loss_mask` rows (INT32 annotated as UInt8, as mixtape writes it).
+    fn loss_mask_file(dir: &std::path::Path, rows: &[&[i32]]) -> std::path::PathBuf {
+        use parquet::file::writer::SerializedFileWriter;
+        let message = "message shard {
+            required group loss_mask (LIST) { repeated group list { required int32 element (INTEGER(8, false)); } }
+        }";
+        let path = dir.join("loss-mask.parquet");
+        let props = Arc::new(parquet::file::properties::WriterProperties::builder().build());
+        let schema = Arc::new(parse_message_type(message).unwrap());
+        let mut writer = SerializedFileWriter::new(std::fs::File::create(&path).unwrap(), schema, props).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        let values: Vec<i32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        let def = vec![1i16; values.len()];
+        let rep: Vec<i16> = rows.iter().flat_map(|r| (0..r.len()).map(|i| i16::from(i > 0))).collect();
+        column.typed::<Int32Type>().write_batch(&values, Some(&def), Some(&rep)).unwrap();
+        column.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+        path
+    }
+
+    fn read_loss_mask(path: &std::path::Path, batch_rows: usize) -> Vec<Result<RowLists, ParquetError>> {
+        use parquet::file::reader::FileReader;
+        let file = std::fs::File::open(path).unwrap();
+        let metadata = parquet::file::serialized_reader::SerializedFileReader::new(file.try_clone().unwrap())
+            .unwrap()
+            .metadata()
+            .clone();
+        let element = Arc::new(Field::new("element", DataType::UInt8, false));
+        let field = Field::new("loss_mask", DataType::List(element), false);
+        DirectList::try_new(file, &metadata, 0, 0, &field, batch_rows).unwrap().collect()
+    }
+
+    #[test]
+    fn rows_come_out_one_vector_each_in_batches_of_the_requested_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = loss_mask_file(dir.path(), &[&[0, 1, 1], &[1], &[0, 0], &[1, 0, 1, 1]]);
+        let batches: Vec<Vec<Vec<u8>>> = read_loss_mask(&path, 3)
+            .into_iter()
+            .map(|batch| match batch.unwrap() {
+                RowLists::UInt8(rows) => rows,
+                other => panic!("loss_mask decoded as {other}"),
+            })
+            .collect();
+        assert_eq!(batches, [vec![vec![0, 1, 1], vec![1], vec![0, 0]], vec![vec![1, 0, 1, 1]]]);
+    }
+
+    #[test]
+    fn a_loss_mask_value_beyond_a_byte_is_an_error_naming_the_column_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = loss_mask_file(dir.path(), &[&[0, 1], &[1, 300]]);
+        let batches = read_loss_mask(&path, 8);
+        assert_eq!(batches.len(), 1, "one error, then nothing");
+        let message = batches[0].as_ref().unwrap_err().to_string();
+        assert!(message.contains("`loss_mask`") && message.contains("300"), "{message}");
+    }
+
     #[test]
     fn only_required_lists_of_required_int32_are_decoded_directly() {
         let shard_like = schema(
