@@ -222,9 +222,10 @@ impl ShardFile {
             let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
             let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
             let list = lists::DirectList::try_new(file, metadata, row_group, leaf, field, READ_BATCH_ROWS)
-                .map_err(parquet.clone())?;
+                .map_err(parquet)?;
             let decode = move |source| ReadError::Decode { path: path(), row_group, source };
-            parts.push(Box::new(list.map(move |lists| Part::from_lists(column, lists.map_err(parquet.clone())?).map_err(decode))));
+            let part = move |lists: Result<_, _>| Part::from_lists(column, lists.map_err(parquet)?).map_err(decode);
+            parts.push(Box::new(list.map(part)));
         }
         let rest: Vec<usize> = (0..schema.num_columns())
             .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
