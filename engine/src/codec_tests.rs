@@ -231,6 +231,35 @@ fn grayscale_and_rgba_demo_pngs_convert_to_rgb() {
     );
 }
 
+#[test]
+fn decoding_into_a_recycled_buffer_gives_the_same_pixels_and_never_shortens_it() {
+    // One buffer reused across every demo image (JPEG and PNG, EXIF-rotated ones included) and the
+    // eight orientations, as a reader recycles it: it starts short, and is full of stale bytes
+    // whenever the next image is smaller than the last.
+    let stored = quadrants(96, 64);
+    let jpeg = encode_jpeg(&stored, 95).unwrap();
+    let mut inputs: Vec<(String, Vec<u8>)> = demo_images()
+        .into_iter()
+        .map(|(name, (bytes, _))| (name, bytes))
+        .collect();
+    inputs.extend((1..=8).map(|o| (format!("orientation {o}"), with_exif(&jpeg, o))));
+    let mut buffer = vec![0xAB; 10];
+    for (name, bytes) in &inputs {
+        let before = buffer.len();
+        let want = decode(bytes).unwrap();
+        let (height, width) = decode_into(bytes, &mut buffer).unwrap();
+        assert_eq!((height, width), want.size(), "{name}");
+        let n = want.pixels.len();
+        assert!(buffer[..n] == want.pixels[..], "{name}: pixels differ");
+        assert!(buffer.len() >= before.max(n), "{name}: buffer shortened");
+    }
+    assert!(decode_into(&demo("shapes-01.jpg")[..500], &mut buffer).is_err());
+    // A fresh buffer comes out exactly the image's size.
+    let mut fresh = Vec::new();
+    let (height, width) = decode_into(&jpeg, &mut fresh).unwrap();
+    assert_eq!(fresh.len(), height as usize * width as usize * 3);
+}
+
 // ---- EXIF orientation -------------------------------------------------------------------------
 
 #[test]

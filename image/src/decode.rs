@@ -139,12 +139,50 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 /// [`decode`] with another pixel limit.
 pub fn decode_with_limit(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
     let format = ImageFormat::sniff(bytes).ok_or_else(|| unsupported(bytes))?;
-    let decoded = panic::catch_unwind(AssertUnwindSafe(|| match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, max_pixels),
+    catch_panic(format, || match format {
+        ImageFormat::Jpeg => {
+            let mut pixels = Vec::new();
+            let (height, width) = decode_jpeg(bytes, max_pixels, &mut pixels)?;
+            Ok(RgbImage {
+                width,
+                height,
+                pixels,
+            })
+        }
         ImageFormat::Png => decode_png(bytes, max_pixels),
         ImageFormat::Webp => decode_webp(bytes, max_pixels),
-    }));
-    decoded.unwrap_or_else(|payload| {
+    })
+}
+
+/// [`decode`] into `buffer`, reusing its memory; returns the image's `(height, width)`, and the
+/// pixels are `buffer[..height * width * 3]`.
+///
+/// For a reader that decodes image after image and gets each image's buffer back once the trainer
+/// is done with it: a fresh buffer must be zeroed before the JPEG decoder writes it (by the
+/// allocator, or by the kernel for new pages), which took a seventh of the decode time, while a
+/// recycled one is written in place. The buffer grows when it is too short and is never shortened:
+/// bytes past the pixels are left over from earlier images. On error its contents are unspecified.
+pub fn decode_into(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32), DecodeError> {
+    let format = ImageFormat::sniff(bytes).ok_or_else(|| unsupported(bytes))?;
+    if format == ImageFormat::Jpeg {
+        return catch_panic(format, || decode_jpeg(bytes, DEFAULT_MAX_DECODED_PIXELS, buffer));
+    }
+    let image = decode(bytes)?;
+    let n = image.pixels.len();
+    if buffer.len() < n {
+        *buffer = image.pixels;
+    } else {
+        buffer[..n].copy_from_slice(&image.pixels);
+    }
+    Ok((image.height, image.width))
+}
+
+/// Runs a decoder, reporting a panic inside it as [`DecodeError::DecoderPanicked`].
+fn catch_panic<T>(
+    format: ImageFormat,
+    decoder: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    panic::catch_unwind(AssertUnwindSafe(decoder)).unwrap_or_else(|payload| {
         let detail = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -214,7 +252,13 @@ fn check_size(
     Ok(())
 }
 
-fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+/// Decodes a JPEG into `buffer` (see [`decode_into`]; an empty buffer comes out exactly the size
+/// of the pixels) and returns its `(height, width)`.
+fn decode_jpeg(
+    bytes: &[u8],
+    max_pixels: u64,
+    buffer: &mut Vec<u8>,
+) -> Result<(u32, u32), DecodeError> {
     const F: ImageFormat = ImageFormat::Jpeg;
     let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
     let options = DecoderOptions::default()
@@ -250,10 +294,34 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
             "truncated: no end-of-image marker after the image data".into(),
         ));
     }
-    let pixels = decoder.decode().map_err(|e| corrupt(e.to_string()))?;
-    let img = rgb_image(F, width, height, pixels)?;
+    let n = decoder
+        .output_buffer_size()
+        .filter(|&n| Some(n) == width.checked_mul(height).and_then(|p| p.checked_mul(3)))
+        .ok_or_else(|| corrupt(format!("no RGB buffer size for a {width}x{height} (WxH) image")))?;
+    if buffer.is_empty() {
+        // Zeroed by the allocator, which knows when fresh pages already are.
+        *buffer = vec![0; n];
+    } else if buffer.len() < n {
+        buffer.resize(n, 0);
+    }
+    decoder
+        .decode_into(&mut buffer[..n])
+        .map_err(|e| corrupt(e.to_string()))?;
+    let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => return Err(corrupt(format!("{width}x{height} (WxH) is too large"))),
+    };
     let orientation = jpeg_orientation(bytes).map_or(Orientation::Normal, Orientation::from_exif);
-    Ok(orientation.apply(img))
+    if orientation == Orientation::Normal {
+        return Ok((h, w));
+    }
+    let upright = orientation.apply(RgbImage {
+        width: w,
+        height: h,
+        pixels: buffer[..n].to_vec(),
+    });
+    buffer[..n].copy_from_slice(&upright.pixels);
+    Ok((upright.height, upright.width))
 }
 
 fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {

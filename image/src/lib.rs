@@ -30,7 +30,9 @@ pub mod rgb;
 #[cfg(feature = "libjpeg-turbo")]
 mod turbo;
 
-pub use decode::{DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_with_limit};
+pub use decode::{
+    DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_into, decode_with_limit,
+};
 pub use encode::{
     DEFAULT_JPEG_QUALITY, EncodeError, JpegEncoder, encode_jpeg, encode_jpeg_with, encode_png,
     jpeg_encoder_id,
