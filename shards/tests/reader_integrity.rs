@@ -1,6 +1,7 @@
 //! The reader on damaged data and on images: a missing shard, a flipped byte (with and without
 //! `verify`), a manifest that disagrees with a footer, and images that must come out as the same
-//! pixels whether the shard stores them resized or as the source file.
+//! pixels whether the shard stores them resized or as the source file, and whatever buffer the
+//! reader recycled for them.
 
 mod reader_fixture;
 
@@ -223,4 +224,34 @@ fn the_tally_counts_what_was_yielded_and_matches_the_manifest_over_an_epoch() {
     assert_eq!(reader.tally().rows, 16);
     assert_eq!(reader.tally().by_category, manifest.by_category);
     assert_eq!(reader.tally().by_source, manifest.by_source);
+}
+
+#[test]
+fn recycled_pixel_buffers_never_carry_one_image_into_the_next() {
+    // Decoded pixels go back to the reader when their batch is dropped and hold later images,
+    // smaller or larger, JPEG or PNG. Each image must still come out exactly as its own bytes
+    // decode, at exactly its own length.
+    let sizes = [(112, 84), (56, 56), (168, 112), (28, 28), (84, 140)];
+    let image = |row: u64| {
+        let (height, width) = sizes[row as usize % sizes.len()];
+        let mut image = png_image(height, width, 2, 0);
+        if row % 2 == 0 {
+            let rgb = mixtape_image::decode(&image.bytes).unwrap();
+            image.bytes = mixtape_image::encode_jpeg(&rgb, 90).unwrap();
+            image.encoding = ImageEncoding::Jpeg;
+        }
+        image
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage_with(dir.path(), 0, "mixed", &[20], 4, |_, _, r| image_row(image(r)));
+    let options = ReaderOptions::default().with_batch_size(1).with_decode_threads(2).with_prefetch(1);
+    let mut checked = 0;
+    for batch in Reader::try_new(&[stage], options, None).unwrap() {
+        for row in &batch.unwrap().rows {
+            let expected = mixtape_shards::reader::decode_pixels(&image(row.origin.row)).unwrap();
+            assert!(row.images[0].rgb[..] == expected[..], "row {}", row.origin.row);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 20);
 }

@@ -18,8 +18,8 @@ use mixtape_shards::{Manifest, PackedRow, Reader, ReaderOptions, ReaderState, Sh
 /// One image of a row, at its training size.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrainImage {
-    /// `height x width x 3` RGB bytes.
-    pub rgb: Vec<u8>,
+    /// `height x width x 3` RGB bytes (from a [`Reader`], they go back to it when dropped).
+    pub rgb: mixtape_shards::Pixels,
     pub height: u32,
     pub width: u32,
     /// Size of the image before the builder resized it (the trained size when unknown).
@@ -104,7 +104,7 @@ impl TrainRow {
                 detail,
             })?;
             images.push(TrainImage {
-                rgb,
+                rgb: rgb.into(),
                 height: image.height,
                 width: image.width,
                 source_height: image.source_height,

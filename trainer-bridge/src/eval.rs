@@ -87,7 +87,7 @@ fn resize_row(row: &TrainRow, policy: &ResizePolicy, image_pad: i32) -> Result<T
         }
         let (height, width) =
             smart_resize(image.source_height, image.source_width, policy).map_err(|e| (i, e.to_string()))?;
-        let stored = RgbImage { width: image.width, height: image.height, pixels: image.rgb.clone() };
+        let stored = RgbImage { width: image.width, height: image.height, pixels: image.rgb.to_vec() };
         let pixels = if (height, width) == (image.height, image.width) {
             stored
         } else {
@@ -101,7 +101,7 @@ fn resize_row(row: &TrainRow, policy: &ResizePolicy, image_pad: i32) -> Result<T
         out.loss_mask.extend(std::iter::repeat_n(0, tokens as usize));
         seq_lens[sample_of[start]] += tokens as i32 - image.num_tokens as i32;
         out.images.push(TrainImage {
-            rgb: pixels.pixels,
+            rgb: pixels.pixels.into(),
             height,
             width,
             source_height: image.source_height,
@@ -191,7 +191,7 @@ mod tests {
             seq_lens: vec![2, 7],
             samples: vec![],
             images: vec![TrainImage {
-                rgb: vec![128; 56 * 56 * 3],
+                rgb: vec![128; 56 * 56 * 3].into(),
                 height: 56,
                 width: 56,
                 source_height: 112,

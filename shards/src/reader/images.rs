@@ -11,23 +11,27 @@
 //! [`patchify`] lays pixels out as Qwen2-VL's image processor does (`pixel_values`), for trainers
 //! that want the vision tower's input without Python.
 
+use std::sync::Arc;
+
 use crate::{ImageEncoding, ShardImage};
 
 use super::ReaderError;
 use super::load::{Cursor, RawBatch, RawRow};
 use super::options::ImageMode;
+use super::pixels::{PixelPool, Pixels};
 use super::rows::{Batch, Image, Row};
 
-/// Converts a raw batch on a worker thread.
+/// Converts a raw batch on a worker thread, decoding images into buffers from `pool`.
 pub(crate) fn convert_batch(
     raw: RawBatch,
     stage_names: &[String],
     mode: ImageMode,
+    pool: &Arc<PixelPool>,
 ) -> Result<(Batch, Cursor), ReaderError> {
     let stage = stage_names.get(raw.stage).cloned().unwrap_or_default();
     let mut rows = Vec::with_capacity(raw.rows.len());
     for row in raw.rows {
-        rows.push(convert_row(row, &stage, mode)?);
+        rows.push(convert_row(row, &stage, mode, pool)?);
     }
     Ok((
         Batch {
@@ -40,7 +44,7 @@ pub(crate) fn convert_batch(
     ))
 }
 
-fn convert_row(raw: RawRow, stage: &str, mode: ImageMode) -> Result<Row, ReaderError> {
+fn convert_row(raw: RawRow, stage: &str, mode: ImageMode, pool: &Arc<PixelPool>) -> Result<Row, ReaderError> {
     let RawRow {
         row,
         origin,
@@ -51,7 +55,7 @@ fn convert_row(raw: RawRow, stage: &str, mode: ImageMode) -> Result<Row, ReaderE
     let position_ids = row.position_ids();
     let mut images = Vec::with_capacity(row.images.len());
     for (index, image) in row.images.into_iter().enumerate() {
-        let image = convert_image(image, mode).map_err(|detail| ReaderError::Image {
+        let image = convert_image(image, mode, pool).map_err(|detail| ReaderError::Image {
             path: path.to_path_buf(),
             row_group,
             row: row_in_group,
@@ -72,11 +76,15 @@ fn convert_row(raw: RawRow, stage: &str, mode: ImageMode) -> Result<Row, ReaderE
     })
 }
 
-fn convert_image(image: ShardImage, mode: ImageMode) -> Result<Image, String> {
+fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> Result<Image, String> {
     let (rgb, bytes) = match mode {
-        ImageMode::Skip => (Vec::new(), Vec::new()),
-        ImageMode::Raw => (Vec::new(), image.bytes),
-        ImageMode::Decoded => (decode_pixels(&image)?, Vec::new()),
+        ImageMode::Skip => (Pixels::default(), Vec::new()),
+        ImageMode::Raw => (Pixels::default(), image.bytes),
+        ImageMode::Decoded => {
+            let len = image.height as usize * image.width as usize * 3;
+            let (buffer, len) = decode_into(&image, pool.take(len))?;
+            (pool.pixels(buffer, len), Vec::new())
+        }
     };
     let grid = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     Ok(Image {
@@ -94,32 +102,45 @@ fn convert_image(image: ShardImage, mode: ImageMode) -> Result<Image, String> {
 
 /// RGB pixels of `image` at its training size.
 pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, String> {
-    let decoded = mixtape_image::decode(&image.bytes).map_err(|e| e.to_string())?;
+    let (mut buffer, len) = decode_into(image, Vec::new())?;
+    buffer.truncate(len);
+    Ok(buffer)
+}
+
+/// [`decode_pixels`] into `buffer` (see [`mixtape_image::decode_into`]); returns the buffer, which
+/// may be another one, and the length of the pixels at its start.
+fn decode_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8>, usize), String> {
+    let size = mixtape_image::decode_into(&image.bytes, &mut buffer).map_err(|e| e.to_string())?;
+    let len = |(height, width): (u32, u32)| height as usize * width as usize * 3;
     let target = (image.height, image.width);
-    let pixels = match image.encoding {
+    let size = match image.encoding {
         ImageEncoding::Source => {
-            if decoded.size() != (image.source_height, image.source_width) {
+            if size != (image.source_height, image.source_width) {
                 return Err(format!(
                     "source image decodes to {}x{} (HxW), the shard says {}x{}",
-                    decoded.height, decoded.width, image.source_height, image.source_width
+                    size.0, size.1, image.source_height, image.source_width
                 ));
             }
-            if decoded.size() == target {
-                decoded
+            if size != target {
+                let decoded =
+                    mixtape_image::RgbImage { height: size.0, width: size.1, pixels: buffer[..len(size)].to_vec() };
+                let resized =
+                    mixtape_image::resize(&decoded, image.height, image.width).map_err(|e| e.to_string())?;
+                buffer = resized.pixels;
+                (resized.height, resized.width)
             } else {
-                mixtape_image::resize(&decoded, image.height, image.width)
-                    .map_err(|e| e.to_string())?
+                size
             }
         }
-        _ => decoded,
+        _ => size,
     };
-    if pixels.size() != target {
+    if size != target {
         return Err(format!(
             "image decodes to {}x{} (HxW), the shard says {}x{}",
-            pixels.height, pixels.width, image.height, image.width
+            size.0, size.1, image.height, image.width
         ));
     }
-    Ok(pixels.pixels)
+    Ok((buffer, len(size)))
 }
 
 /// Qwen2-VL's `pixel_values` layout of one image, as u8 (normalize to float in the trainer).

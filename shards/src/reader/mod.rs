@@ -18,7 +18,8 @@
 //!
 //! Memory is bounded by the options, not by the data: about two windows of this rank's rows (of
 //! `shuffle_window / world_size` rows each), plus `prefetch + 2 * decode_threads + 1` batches
-//! (decoded images included), plus one footer per shard the current windows touch.
+//! (decoded images included), plus one footer per shard the current windows touch, plus up to
+//! [`POOL_BYTES`] of idle pixel buffers kept for reuse (see [`Pixels`]).
 
 mod error;
 pub mod images;
@@ -27,6 +28,7 @@ mod options;
 pub mod order;
 pub mod partition;
 mod pipeline;
+mod pixels;
 mod rows;
 mod schedule;
 mod state;
@@ -39,6 +41,7 @@ use crate::ReadColumns;
 
 pub use error::ReaderError;
 pub use images::{decode_pixels, patchify};
+pub use pixels::{POOL_BYTES, Pixels};
 pub use options::{
     DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
     DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,

@@ -17,6 +17,7 @@
 //! [`ReaderError::Stopped`] rather than waiting forever.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, bounded};
@@ -24,6 +25,7 @@ use crossbeam_channel::{Receiver, bounded};
 use super::images::convert_batch;
 use super::load::{Cursor, Loader, RawBatch};
 use super::options::ImageMode;
+use super::pixels::PixelPool;
 use super::{Batch, ReaderError};
 
 enum Raw {
@@ -66,6 +68,7 @@ impl Pipeline {
     ) -> Self {
         let (raw_tx, raw_rx) = bounded::<Raw>(workers);
         let (done_tx, done_rx) = bounded::<Done>(prefetch);
+        let pool = Arc::new(PixelPool::default());
         let mut threads = Vec::with_capacity(workers + 1);
         threads.push(
             std::thread::Builder::new()
@@ -88,6 +91,7 @@ impl Pipeline {
             let raw_rx = raw_rx.clone();
             let done_tx = done_tx.clone();
             let names = stage_names.clone();
+            let pool = Arc::clone(&pool);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("mixtape-reader-decode-{index}"))
@@ -96,7 +100,7 @@ impl Pipeline {
                             let done = match message {
                                 Raw::Batch(seq, batch) => Done::Batch(
                                     seq,
-                                    batch.and_then(|b| convert_batch(b, &names, mode)),
+                                    batch.and_then(|b| convert_batch(b, &names, mode, &pool)),
                                 ),
                                 Raw::End(n) => Done::End(n),
                             };

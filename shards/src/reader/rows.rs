@@ -22,8 +22,9 @@ pub struct RowOrigin {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Image {
     /// Pixels at `height` x `width`, RGB u8, row-major HWC; empty unless the image mode is
-    /// [`super::ImageMode::Decoded`].
-    pub rgb: Vec<u8>,
+    /// [`super::ImageMode::Decoded`]. Dropped, the buffer goes back to the reader for the next
+    /// image; [`super::Pixels::into_vec`] keeps it.
+    pub rgb: super::Pixels,
     /// The stored bytes (see `encoding`); empty unless the image mode is [`super::ImageMode::Raw`].
     pub bytes: Vec<u8>,
     /// How `bytes` are encoded in the shard.
@@ -45,7 +46,7 @@ pub struct Image {
 impl std::fmt::Debug for Image {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Image")
-            .field("rgb", &format_args!("[{} bytes]", self.rgb.len()))
+            .field("rgb", &self.rgb)
             .field("bytes", &format_args!("[{} bytes]", self.bytes.len()))
             .field("encoding", &self.encoding)
             .field("height", &self.height)
