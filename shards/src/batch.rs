@@ -206,13 +206,15 @@ fn child<'a, T: Array + 'static>(images: &'a StructArray, name: &str, want: &str
     downcast(&column, array, want)
 }
 
-/// A batch's `input_ids` and `loss_mask` already split into one vector per row (the reader decodes
-/// them straight from their Parquet pages); a column given here is not looked up in the Arrow batch,
-/// and its vectors become the rows' own, uncopied.
+/// Columns of a batch already split into one vector per row (the reader decodes them straight from
+/// their Parquet pages): a column given here is not looked up in the Arrow batch, and its vectors
+/// become the rows' own, uncopied.
 #[derive(Debug, Default)]
-pub(crate) struct TokenRows {
+pub(crate) struct DirectColumns {
     pub input_ids: Option<Vec<Vec<i32>>>,
     pub loss_mask: Option<Vec<Vec<u8>>>,
+    /// Each row's images' bytes, in order; the Arrow batch's `images` then has no `bytes` field.
+    pub image_bytes: Option<Vec<Vec<Vec<u8>>>>,
 }
 
 /// One token list column of a batch, row by row: split rows handed over, or ranges copied out of
@@ -255,14 +257,23 @@ impl<'a, A: Array + 'static, T: Copy> TokenColumn<'a, A, T> {
 /// without `position_ids` skips their check against `seq_lens`.
 #[cfg(test)]
 pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError> {
-    decode_with(batch, TokenRows::default())
+    decode_with(batch, DirectColumns::default())
 }
 
-/// Like [`decode`], with the token columns that `tokens` holds taken from there.
-pub(crate) fn decode_with(batch: &RecordBatch, tokens: TokenRows) -> Result<Vec<PackedRow>, DecodeError> {
+/// Like [`decode`], with the columns that `direct` holds taken from there.
+pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<Vec<PackedRow>, DecodeError> {
     use columns::*;
-    let mut input_ids = TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", tokens.input_ids)?;
-    let mut loss_mask = TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", tokens.loss_mask)?;
+    let mut input_ids = TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", direct.input_ids)?;
+    let mut loss_mask = TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", direct.loss_mask)?;
+    let mut image_bytes = match direct.image_bytes {
+        Some(rows) if rows.len() != batch.num_rows() => {
+            let (rows, others) = (rows.len(), batch.num_rows());
+            let detail = format!("{rows} rows decoded from its pages, {others} in the other columns");
+            return Err(error("images.bytes", None, detail));
+        }
+        Some(rows) => Some(rows.into_iter()),
+        None => None,
+    };
     let position_ids = match batch.column_by_name(POSITION_IDS) {
         Some(_) => Some(lists::<Int32Array>(batch, POSITION_IDS, "int32")?),
         None => None,
@@ -303,13 +314,24 @@ pub(crate) fn decode_with(batch: &RecordBatch, tokens: TokenRows) -> Result<Vec<
                     .map_err(|_| error(SAMPLE_LOSS_TOKENS, Some(r), format!("{loss} is negative")))?,
             });
         }
-        let row = PackedRow {
+        let mut row = PackedRow {
             input_ids: input_ids.take(r, |a| a.values()),
             loss_mask: loss_mask.take(r, |a| a.values()),
             seq_lens: seq_lens.values.values()[sample_range].to_vec(),
             samples,
             images: images.range(r).map(|i| image_columns.image(i, r)).collect::<Result<_, _>>()?,
         };
+        if let Some(rows) = image_bytes.as_mut() {
+            // Never short: the length was checked against the batch's rows above.
+            let bytes = rows.next().unwrap_or_default();
+            if bytes.len() != row.images.len() {
+                let detail = format!("{} byte strings for {} images", bytes.len(), row.images.len());
+                return Err(error("images.bytes", Some(r), detail));
+            }
+            for (image, bytes) in row.images.iter_mut().zip(bytes) {
+                image.bytes = bytes;
+            }
+        }
         if let Some(position_ids) = &position_ids
             && position_ids.values.values()[position_ids.range(r)] != row.position_ids()
         {

@@ -19,17 +19,21 @@ use arrow_schema::Schema;
 
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Type as PhysicalType;
 use parquet::errors::ParquetError;
 
 mod lists;
 
-use crate::batch::{self, DecodeError, TokenRows};
-use crate::schema::{IMAGE_BYTES_PATH, MetaError, columns as schema_columns};
+use crate::batch::{self, DecodeError, DirectColumns};
+use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, MetaError, columns as schema_columns};
 use crate::{PackedRow, RowChecks, RowError, ShardMeta};
 
 /// Rows decoded per Arrow batch. Bounds the size of one batch's binary column (Arrow's int32
 /// offsets cap it at 2 GiB) even for row groups written by other tools.
 const READ_BATCH_ROWS: usize = 128;
+
+/// The name errors give the image bytes leaf (`images.list.element.bytes`).
+const IMAGE_BYTES: &str = "images.bytes";
 
 /// Why a shard cannot be read. Shards are rebuilt, never repaired: each message says so.
 #[derive(Debug, thiserror::Error)]
@@ -197,8 +201,9 @@ impl ShardFile {
     }
 
     /// Decodes the columns of row group `row_group` whose leaf paths `keep` accepts, batch by batch:
-    /// `input_ids` and `loss_mask` straight from their pages when they have mixtape's shape (see
-    /// [`lists`]), the others through arrow's reader; every part holds all of them.
+    /// `input_ids`, `loss_mask` and the image bytes straight from their pages when they have
+    /// mixtape's shape (see [`lists`]), the others through arrow's reader; every part holds all of
+    /// them.
     fn columns<'a>(
         &'a self,
         row_group: usize,
@@ -207,21 +212,31 @@ impl ShardFile {
         let path = || self.path.clone();
         let metadata = self.metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
-        let direct: Vec<(usize, &str)> = [schema_columns::INPUT_IDS, schema_columns::LOSS_MASK]
-            .into_iter()
-            .filter_map(|column| lists::direct_leaf(schema, column).map(|leaf| (leaf, column)))
-            .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
-            .collect();
+        let (input_ids, loss_mask) = (schema_columns::INPUT_IDS, schema_columns::LOSS_MASK);
+        let direct: Vec<(usize, &str)> = [
+            (&[input_ids, "list", LIST_ELEMENT][..], PhysicalType::INT32, input_ids),
+            (&[loss_mask, "list", LIST_ELEMENT][..], PhysicalType::INT32, loss_mask),
+            (&IMAGE_BYTES_PATH[..], PhysicalType::BYTE_ARRAY, IMAGE_BYTES),
+        ]
+        .into_iter()
+        .filter_map(|(leaf, physical, column)| lists::direct_leaf(schema, leaf, physical).map(|leaf| (leaf, column)))
+        .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
+        .collect();
         let mut parts: Vec<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>> = Vec::new();
         for &(leaf, column) in &direct {
-            let field = self.metadata.schema().field_with_name(column).map_err(|e| ReadError::Decode {
-                path: path(),
-                row_group,
-                source: DecodeError { column: column.to_string(), row: None, detail: e.to_string() },
-            })?;
-            let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
             let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
-            let list = lists::DirectList::try_new(file, metadata, row_group, leaf, field, READ_BATCH_ROWS)
+            let output = if column == IMAGE_BYTES {
+                lists::Output::Binary
+            } else {
+                let field = self.metadata.schema().field_with_name(column).map_err(|e| ReadError::Decode {
+                    path: path(),
+                    row_group,
+                    source: DecodeError { column: column.to_string(), row: None, detail: e.to_string() },
+                })?;
+                lists::Output::of_int_list(field).map_err(parquet)?
+            };
+            let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
+            let list = lists::DirectList::try_new(file, metadata, row_group, leaf, column, output, READ_BATCH_ROWS)
                 .map_err(parquet)?;
             let decode = move |source| ReadError::Decode { path: path(), row_group, source };
             let part = move |lists: Result<_, _>| Part::from_lists(column, lists.map_err(parquet)?).map_err(decode);
@@ -316,30 +331,31 @@ impl ReadColumns {
     pub const ALL: Self = Self { image_bytes: true, position_ids: true };
 }
 
-/// One batch of a row group's columns: those decoded through arrow, and the token lists decoded
-/// straight from their pages (see [`lists`]), split into rows.
+/// One batch of a row group's columns: those decoded through arrow, and those decoded straight
+/// from their pages (see [`lists`]), split into rows.
 struct Part {
     arrow: Option<RecordBatch>,
-    tokens: TokenRows,
+    direct: DirectColumns,
 }
 
 impl Part {
     fn from_arrow(batch: RecordBatch) -> Self {
-        Self { arrow: Some(batch), tokens: TokenRows::default() }
+        Self { arrow: Some(batch), direct: DirectColumns::default() }
     }
 
-    /// Rows of token list column `column`, which must be of that column's element type.
+    /// Rows of directly decoded column `column`, which must be of that column's type.
     fn from_lists(column: &str, lists: lists::RowLists) -> Result<Self, DecodeError> {
-        let mut tokens = TokenRows::default();
+        let mut direct = DirectColumns::default();
         match (column, lists) {
-            (schema_columns::INPUT_IDS, lists::RowLists::Int32(rows)) => tokens.input_ids = Some(rows),
-            (schema_columns::LOSS_MASK, lists::RowLists::UInt8(rows)) => tokens.loss_mask = Some(rows),
+            (schema_columns::INPUT_IDS, lists::RowLists::Int32(rows)) => direct.input_ids = Some(rows),
+            (schema_columns::LOSS_MASK, lists::RowLists::UInt8(rows)) => direct.loss_mask = Some(rows),
+            (IMAGE_BYTES, lists::RowLists::Binary(rows)) => direct.image_bytes = Some(rows),
             (_, lists) => {
                 let detail = format!("decoded as {lists}, which is not its type in the shard schema");
                 return Err(DecodeError { column: column.to_string(), row: None, detail });
             }
         }
-        Ok(Self { arrow: None, tokens })
+        Ok(Self { arrow: None, direct })
     }
 
     /// The columns of `other` beside these (the same rows, read apart).
@@ -348,17 +364,19 @@ impl Part {
             (Some(left), Some(right)) => Some(merge_columns(&left, &right)?),
             (left, right) => left.or(right),
         };
-        let tokens = TokenRows {
-            input_ids: self.tokens.input_ids.or(other.tokens.input_ids),
-            loss_mask: self.tokens.loss_mask.or(other.tokens.loss_mask),
+        let (a, b) = (self.direct, other.direct);
+        let direct = DirectColumns {
+            input_ids: a.input_ids.or(b.input_ids),
+            loss_mask: a.loss_mask.or(b.loss_mask),
+            image_bytes: a.image_bytes.or(b.image_bytes),
         };
-        Ok(Part { arrow, tokens })
+        Ok(Part { arrow, direct })
     }
 
     /// The rows, checked column by column (see [`batch::decode_with`]).
     fn decode(self) -> Result<Vec<PackedRow>, DecodeError> {
         let arrow = self.arrow.unwrap_or_else(|| RecordBatch::new_empty(Arc::new(Schema::empty())));
-        batch::decode_with(&arrow, self.tokens)
+        batch::decode_with(&arrow, self.direct)
     }
 }
 
@@ -437,9 +455,10 @@ mod tests {
     }
 
     #[test]
-    fn token_lists_of_another_shape_are_read_through_arrow_with_the_same_rows() {
+    fn lists_of_another_shape_are_read_through_arrow_with_the_same_rows() {
         // The same rows as a mixtape shard, but written by plain ArrowWriter with nullable list
-        // elements (as another tool might): input_ids and loss_mask cannot be decoded directly.
+        // elements (as another tool might): input_ids, loss_mask and the image bytes cannot be
+        // decoded directly.
         use arrow_array::{Array, ListArray};
         use arrow_schema::Field;
         let rows: Vec<PackedRow> = (0..5).map(|n| row(&[(10 + n, 1), (8, 0)])).collect();
@@ -456,7 +475,9 @@ mod tests {
             .iter()
             .zip(batch.columns())
             .map(|(field, column)| match field.name().as_str() {
-                name @ (schema_columns::INPUT_IDS | schema_columns::LOSS_MASK) => nullable(name),
+                name @ (schema_columns::INPUT_IDS | schema_columns::LOSS_MASK | schema_columns::IMAGES) => {
+                    nullable(name)
+                }
                 _ => (field.clone(), column.clone()),
             })
             .unzip();
@@ -481,7 +502,9 @@ mod tests {
         )
         .file_metadata()
         .schema_descr_ptr();
-        assert_eq!(lists::direct_leaf(&schema, schema_columns::INPUT_IDS), None);
+        let input_ids = [schema_columns::INPUT_IDS, "list", LIST_ELEMENT];
+        assert_eq!(lists::direct_leaf(&schema, &input_ids, PhysicalType::INT32), None);
+        assert_eq!(lists::direct_leaf(&schema, &IMAGE_BYTES_PATH, PhysicalType::BYTE_ARRAY), None);
         let shard = ShardFile::open(&path).unwrap();
         assert_eq!(shard.read_row_group(0).unwrap(), rows);
         assert_eq!(shard.read_row_group_columns_split(0, ReadColumns::ALL).unwrap(), rows);

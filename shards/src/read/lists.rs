@@ -1,68 +1,53 @@
-//! Token list columns decoded straight from their Parquet pages.
+//! List columns decoded straight from their Parquet pages: the token lists and the image bytes.
 //!
 //! arrow-rs decodes a `list<int32>` column by materialising a definition and a repetition level per
 //! value and then walking every one of them to rebuild the list offsets (`ListArrayReader`): on the
 //! demo shards that walk was a quarter of the streaming reader's CPU. A shard's `input_ids` and
 //! `loss_mask` are required lists of required INT32 values (definition and repetition levels of at
 //! most 1), so a row's length is the number of values parquet's record reader returns for that one
-//! row, and reading row by row yields the offsets with no walk at all. Each row comes out as the
-//! vector a [`crate::PackedRow`] keeps, with no Arrow array in between: the token columns are most
-//! of a row group, and every intermediate copy is memory a fresh reader process must fault in. A
-//! column of any other shape (a file written by another tool) is left to arrow; both paths give the
-//! same rows.
+//! row, and reading row by row yields the offsets with no walk at all. `images.bytes` has the same
+//! shape with BYTE_ARRAY values: read as Arrow, a batch's image bytes were copied from the page into
+//! one growing Arrow buffer and again into each image's vector; here each value is a slice of the
+//! decompressed page, copied once into the vector the image keeps.
+//!
+//! Each row comes out as the vectors a [`crate::PackedRow`] keeps, with no Arrow array in between:
+//! these columns are most of a row group, and every intermediate copy is memory a fresh reader
+//! process must fault in. A column of any other shape (a file written by another tool) is left to
+//! arrow; both paths give the same rows.
 
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReaderImpl, get_typed_column_reader};
-use parquet::data_type::Int32Type;
+use parquet::data_type::{ByteArrayType, DataType as ParquetType, Int32Type};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::page_index::RowGroupPageIndex;
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::page_index::RowGroupPageIndex;
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::RowGroupReader;
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::schema::types::SchemaDescriptor;
 
-/// The leaf index of list column `column` when it can be decoded directly: a required list of
-/// required INT32 values, as mixtape writes it.
-pub(super) fn direct_leaf(schema: &SchemaDescriptor, column: &str) -> Option<usize> {
+/// The index of leaf `path` when it can be decoded directly: a required list of required values of
+/// type `physical` (definition and repetition levels of at most 1), as mixtape writes it.
+pub(super) fn direct_leaf(schema: &SchemaDescriptor, path: &[&str], physical: PhysicalType) -> Option<usize> {
     (0..schema.num_columns()).find(|&i| {
         let leaf = schema.column(i);
-        let parts = leaf.path().parts();
-        parts.len() == 3
-            && parts[0] == column
+        leaf.path().parts().iter().map(String::as_str).eq(path.iter().copied())
             && leaf.max_def_level() == 1
             && leaf.max_rep_level() == 1
-            && leaf.physical_type() == PhysicalType::INT32
+            && leaf.physical_type() == physical
     })
 }
 
-/// One batch of a directly decoded list column: each row's values in a vector of its own, of the
-/// column's Arrow element type.
+/// One batch of a directly decoded column: each row's values in a vector of its own.
 #[derive(Debug)]
 pub(super) enum RowLists {
     Int32(Vec<Vec<i32>>),
     UInt8(Vec<Vec<u8>>),
-}
-
-/// Batches of one directly decoded list column, `batch_rows` rows each (the last one shorter):
-/// the same row counts as arrow's reader with that batch size.
-pub(super) struct DirectList {
-    reader: ColumnReaderImpl<Int32Type>,
-    rows_left: usize,
-    batch_rows: usize,
-    /// The column's name, for errors.
-    column: String,
-    /// Whether the Arrow element type is UInt8 (`loss_mask`) rather than Int32.
-    bytes: bool,
-    /// One row's values as parquet decodes them, reused from row to row: each row is then copied
-    /// once into a vector of its exact length, the one the row keeps, and nothing else is
-    /// allocated per row.
-    row: Vec<i32>,
-    def_levels: Vec<i16>,
-    rep_levels: Vec<i16>,
+    /// Each row's byte strings (its images' bytes), each in a vector of its own.
+    Binary(Vec<Vec<Vec<u8>>>),
 }
 
 impl std::fmt::Display for RowLists {
@@ -70,83 +55,151 @@ impl std::fmt::Display for RowLists {
         f.write_str(match self {
             Self::Int32(_) => "lists of Int32",
             Self::UInt8(_) => "lists of UInt8",
+            Self::Binary(_) => "lists of binary",
         })
     }
 }
 
-impl DirectList {
-    /// Opens leaf `leaf` of row group `row_group` in `file`, to come out as rows of `field`'s
-    /// element type (a list of Int32 or UInt8).
-    pub(super) fn try_new(
-        file: std::fs::File,
-        metadata: &ParquetMetaData,
-        row_group: usize,
-        leaf: usize,
-        field: &Field,
-        batch_rows: usize,
-    ) -> Result<Self, ParquetError> {
-        let column = field.name().to_string();
-        let bytes = match field.data_type() {
-            DataType::List(element) if element.data_type() == &DataType::Int32 => false,
-            DataType::List(element) if element.data_type() == &DataType::UInt8 => true,
-            other => {
-                return Err(ParquetError::General(format!(
-                    "column `{column}` is {other}, not a list of Int32 or UInt8"
-                )));
-            }
-        };
-        let group = metadata.row_group(row_group);
-        let props = Arc::new(ReaderProperties::builder().build());
-        let reader =
-            SerializedRowGroupReader::new(Arc::new(file), group, RowGroupPageIndex::new(row_group, None), props)?;
-        let reader = get_typed_column_reader::<Int32Type>(reader.get_column_reader(leaf)?);
-        let rows_left = usize::try_from(group.num_rows())
-            .map_err(|_| ParquetError::General(format!("row group {row_group} has a negative row count")))?;
-        let (row, def_levels, rep_levels) = (Vec::new(), Vec::new(), Vec::new());
-        Ok(Self { reader, rows_left, batch_rows: batch_rows.max(1), column, bytes, row, def_levels, rep_levels })
+/// What a directly decoded column comes out as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Output {
+    Int32,
+    /// INT32 values narrowed to bytes (`loss_mask`), each checked to fit.
+    UInt8,
+    Binary,
+}
+
+impl Output {
+    /// The output for an Arrow list field of Int32 or UInt8 elements.
+    pub(super) fn of_int_list(field: &Field) -> Result<Self, ParquetError> {
+        match field.data_type() {
+            DataType::List(element) if element.data_type() == &DataType::Int32 => Ok(Self::Int32),
+            DataType::List(element) if element.data_type() == &DataType::UInt8 => Ok(Self::UInt8),
+            other => Err(ParquetError::General(format!(
+                "column `{}` is {other}, not a list of Int32 or UInt8",
+                field.name()
+            ))),
+        }
+    }
+}
+
+/// One row's values at a time, as parquet's record reader gives them; the vector is reused from
+/// row to row, so that each row is then copied once into vectors of their exact length, the ones
+/// the row keeps, and nothing else is allocated per row.
+struct RowReader<T: ParquetType> {
+    reader: ColumnReaderImpl<T>,
+    row: Vec<T::T>,
+    def_levels: Vec<i16>,
+    rep_levels: Vec<i16>,
+}
+
+impl<T: ParquetType> RowReader<T> {
+    fn new(reader: ColumnReaderImpl<T>) -> Self {
+        Self { reader, row: Vec::new(), def_levels: Vec::new(), rep_levels: Vec::new() }
     }
 
-    /// Decodes the next row into `self.row`.
-    fn read_row(&mut self) -> Result<(), ParquetError> {
+    /// Decodes the next row into `self.row`; false when the column has no more rows.
+    fn read_row(&mut self) -> Result<bool, ParquetError> {
         self.row.clear();
         self.def_levels.clear();
         self.rep_levels.clear();
         let (records, _, _) =
             self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut self.row)?;
-        if records != 1 {
-            return Err(ParquetError::General(format!(
-                "column `{}` ends {} rows before its row group",
-                self.column, self.rows_left
-            )));
-        }
-        self.rows_left -= 1;
-        Ok(())
+        Ok(records == 1)
+    }
+}
+
+enum Leaf {
+    Int32(RowReader<Int32Type>),
+    Binary(RowReader<ByteArrayType>),
+}
+
+/// Batches of one directly decoded list column, `batch_rows` rows each (the last one shorter):
+/// the same row counts as arrow's reader with that batch size.
+pub(super) struct DirectList {
+    leaf: Leaf,
+    output: Output,
+    rows_left: usize,
+    batch_rows: usize,
+    /// The column's name, for errors.
+    column: String,
+}
+
+impl DirectList {
+    /// Opens leaf `leaf` (named `column`) of row group `row_group` in `file`, to come out as
+    /// `output`: INT32 leaves as Int32 or UInt8, BYTE_ARRAY leaves as Binary.
+    pub(super) fn try_new(
+        file: std::fs::File,
+        metadata: &ParquetMetaData,
+        row_group: usize,
+        leaf: usize,
+        column: &str,
+        output: Output,
+        batch_rows: usize,
+    ) -> Result<Self, ParquetError> {
+        let group = metadata.row_group(row_group);
+        let props = Arc::new(ReaderProperties::builder().build());
+        let reader =
+            SerializedRowGroupReader::new(Arc::new(file), group, RowGroupPageIndex::new(row_group, None), props)?;
+        let reader = reader.get_column_reader(leaf)?;
+        let physical = group.column(leaf).column_type();
+        let leaf = match (physical, output) {
+            (PhysicalType::INT32, Output::Int32 | Output::UInt8) => {
+                Leaf::Int32(RowReader::new(get_typed_column_reader::<Int32Type>(reader)))
+            }
+            (PhysicalType::BYTE_ARRAY, Output::Binary) => {
+                Leaf::Binary(RowReader::new(get_typed_column_reader::<ByteArrayType>(reader)))
+            }
+            (physical, output) => {
+                return Err(ParquetError::General(format!(
+                    "column `{column}` holds {physical} values, which do not decode as {output:?}"
+                )));
+            }
+        };
+        let rows_left = usize::try_from(group.num_rows())
+            .map_err(|_| ParquetError::General(format!("row group {row_group} has a negative row count")))?;
+        Ok(Self { leaf, output, rows_left, batch_rows: batch_rows.max(1), column: column.to_string() })
+    }
+
+    fn ends_early(&self) -> ParquetError {
+        ParquetError::General(format!("column `{}` ends {} rows before its row group", self.column, self.rows_left))
     }
 
     fn next_batch(&mut self) -> Result<RowLists, ParquetError> {
         let rows = self.rows_left.min(self.batch_rows);
-        if !self.bytes {
-            let mut out = Vec::with_capacity(rows);
-            for _ in 0..rows {
-                self.read_row()?;
-                out.push(self.row.clone());
-            }
-            return Ok(RowLists::Int32(out));
-        }
-        let mut out = Vec::with_capacity(rows);
+        let mut int32 = Vec::new();
+        let mut uint8 = Vec::new();
+        let mut binary = Vec::new();
         for _ in 0..rows {
-            self.read_row()?;
-            // Checked first, then narrowed in a loop the compiler vectorises (a fallible collect
-            // does not).
-            if let Some(bad) = self.row.iter().find(|&&v| u8::try_from(v).is_err()) {
-                return Err(ParquetError::General(format!(
-                    "column `{}` holds {bad}, outside 0..=255",
-                    self.column
-                )));
+            let read = match &mut self.leaf {
+                Leaf::Int32(reader) => reader.read_row()?,
+                Leaf::Binary(reader) => reader.read_row()?,
+            };
+            if !read {
+                return Err(self.ends_early());
             }
-            out.push(self.row.iter().map(|&v| v as u8).collect());
+            self.rows_left -= 1;
+            match (&self.leaf, self.output) {
+                (Leaf::Int32(reader), Output::UInt8) => {
+                    // Checked first, then narrowed in a loop the compiler vectorises (a fallible
+                    // collect does not).
+                    if let Some(bad) = reader.row.iter().find(|&&v| u8::try_from(v).is_err()) {
+                        return Err(ParquetError::General(format!(
+                            "column `{}` holds {bad}, outside 0..=255",
+                            self.column
+                        )));
+                    }
+                    uint8.push(reader.row.iter().map(|&v| v as u8).collect());
+                }
+                (Leaf::Int32(reader), _) => int32.push(reader.row.clone()),
+                (Leaf::Binary(reader), _) => binary.push(reader.row.iter().map(|v| v.data().to_vec()).collect()),
+            }
         }
-        Ok(RowLists::UInt8(out))
+        Ok(match (&self.leaf, self.output) {
+            (Leaf::Int32(_), Output::UInt8) => RowLists::UInt8(uint8),
+            (Leaf::Int32(_), _) => RowLists::Int32(int32),
+            (Leaf::Binary(_), _) => RowLists::Binary(binary),
+        })
     }
 }
 
@@ -206,8 +259,8 @@ mod tests {
             .metadata()
             .clone();
         let element = Arc::new(Field::new("element", DataType::UInt8, false));
-        let field = Field::new("loss_mask", DataType::List(element), false);
-        DirectList::try_new(file, &metadata, 0, 0, &field, batch_rows).unwrap().collect()
+        let output = Output::of_int_list(&Field::new("loss_mask", DataType::List(element), false)).unwrap();
+        DirectList::try_new(file, &metadata, 0, 0, "loss_mask", output, batch_rows).unwrap().collect()
     }
 
     #[test]
@@ -235,26 +288,37 @@ mod tests {
     }
 
     #[test]
-    fn only_required_lists_of_required_int32_are_decoded_directly() {
+    fn only_required_lists_of_required_values_are_decoded_directly() {
         let shard_like = schema(
             "message shard {
                 required group input_ids (LIST) { repeated group list { required int32 element; } }
                 required group loss_mask (LIST) { repeated group list { required int32 element (INTEGER(8, false)); } }
+                required group images (LIST) {
+                    repeated group list { required group element { required binary bytes; required int32 height; } }
+                }
             }",
         );
-        assert_eq!(direct_leaf(&shard_like, "input_ids"), Some(0));
-        assert_eq!(direct_leaf(&shard_like, "loss_mask"), Some(1));
-        assert_eq!(direct_leaf(&shard_like, "seq_lens"), None);
-        // What another writer might produce: nullable lists or elements, or 64-bit ids.
+        let list = |column| [column, "list", "element"];
+        let image_bytes = ["images", "list", "element", "bytes"];
+        assert_eq!(direct_leaf(&shard_like, &list("input_ids"), PhysicalType::INT32), Some(0));
+        assert_eq!(direct_leaf(&shard_like, &list("loss_mask"), PhysicalType::INT32), Some(1));
+        assert_eq!(direct_leaf(&shard_like, &image_bytes, PhysicalType::BYTE_ARRAY), Some(2));
+        assert_eq!(direct_leaf(&shard_like, &image_bytes, PhysicalType::INT32), None);
+        assert_eq!(direct_leaf(&shard_like, &list("seq_lens"), PhysicalType::INT32), None);
+        // What another writer might produce: nullable lists, elements or structs, or 64-bit ids.
         let other = schema(
             "message other {
                 optional group input_ids (LIST) { repeated group list { optional int32 element; } }
                 required group loss_mask (LIST) { repeated group list { optional int32 element; } }
                 required group seq_lens (LIST) { repeated group list { required int64 element; } }
+                required group images (LIST) {
+                    repeated group list { optional group element { required binary bytes; } }
+                }
             }",
         );
         for column in ["input_ids", "loss_mask", "seq_lens"] {
-            assert_eq!(direct_leaf(&other, column), None, "{column}");
+            assert_eq!(direct_leaf(&other, &list(column), PhysicalType::INT32), None, "{column}");
         }
+        assert_eq!(direct_leaf(&other, &image_bytes, PhysicalType::BYTE_ARRAY), None);
     }
 }
