@@ -235,7 +235,7 @@ fn recycled_pixel_buffers_never_carry_one_image_into_the_next() {
     let image = |row: u64| {
         let (height, width) = sizes[row as usize % sizes.len()];
         let mut image = png_image(height, width, 2, 0);
-        if row % 2 == 0 {
+        if row.is_multiple_of(2) {
             let rgb = mixtape_image::decode(&image.bytes).unwrap();
             image.bytes = mixtape_image::encode_jpeg(&rgb, 90).unwrap();
             image.encoding = ImageEncoding::Jpeg;
