@@ -8,12 +8,16 @@
 //! place ([`mixtape_image::decode_into`]).
 //!
 //! A pooled buffer is never shortened: its length is the largest image it has held, all of it
-//! initialised, and a [`Pixels`] shows only the first `height * width * 3` bytes. The pool keeps
-//! at most [`POOL_BYTES`] of buffers; what comes back beyond that is freed, so a trainer that holds
-//! on to batches costs nothing extra, and one that drops them promptly decodes into warm memory.
+//! initialised, and a [`Pixels`] shows only the first `height * width * 3` bytes. An image takes
+//! the shortest idle buffer that fits, or a new one. The pool keeps at most [`POOL_BYTES`] of idle
+//! buffers, freeing the shortest ones beyond that, so a trainer that holds on to batches costs
+//! little extra, and one that drops them promptly decodes into warm memory.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
+
+/// New buffers are a multiple of this many bytes.
+const GRAIN: usize = 128 << 10;
 
 /// Most bytes of idle pixel buffers a reader keeps for reuse: a few batches of large images.
 /// Buffers in use by batches are not counted; they are bounded by the prefetch depth.
@@ -110,16 +114,17 @@ struct Idle {
 }
 
 impl PixelPool {
-    /// A buffer for an image of `len` bytes: an idle one at least that long if there is one, else
-    /// the longest idle one (the decoder grows it), else an empty one.
+    /// A buffer of at least `len` bytes: the shortest idle one that is long enough, else a new one
+    /// of `len` rounded up to [`GRAIN`] (growing an idle one would copy its stale bytes, and a
+    /// little headroom lets the buffer serve slightly larger images later).
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let fresh = || vec![0; len.next_multiple_of(GRAIN)];
         let Ok(mut idle) = self.idle.lock() else {
-            return Vec::new();
+            return fresh();
         };
-        let fits = idle.buffers.iter().position(|b| b.len() >= len);
-        let longest = || idle.buffers.iter().enumerate().max_by_key(|(_, b)| b.len()).map(|(i, _)| i);
-        let Some(index) = fits.or_else(longest) else {
-            return Vec::new();
+        let best = idle.buffers.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len());
+        let Some(index) = best.map(|(i, _)| i) else {
+            return fresh();
         };
         let buffer = idle.buffers.swap_remove(index);
         idle.bytes -= buffer.len();
@@ -137,11 +142,18 @@ impl PixelPool {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        if buffer.is_empty() || idle.bytes + buffer.len() > POOL_BYTES {
+        if buffer.is_empty() || buffer.len() > POOL_BYTES {
             return;
         }
         idle.bytes += buffer.len();
         idle.buffers.push(buffer);
+        // Over the limit, the shortest buffers go first: a long one can hold any image.
+        while idle.bytes > POOL_BYTES {
+            let shortest = idle.buffers.iter().enumerate().min_by_key(|(_, b)| b.len()).map(|(i, _)| i);
+            let Some(index) = shortest else { break };
+            let freed = idle.buffers.swap_remove(index);
+            idle.bytes -= freed.len();
+        }
     }
 
     /// Bytes of idle buffers held.
@@ -163,15 +175,18 @@ mod tests {
         assert_eq!(format!("{pixels:?}"), "Pixels([6 bytes])");
         drop(pixels);
         assert_eq!(pool.idle_bytes(), 12);
-        // A shorter image reuses it without shortening it; a longer one gets the longest buffer.
+        // A shorter image reuses it without shortening it.
         let buffer = pool.take(3);
         assert_eq!(buffer.len(), 12);
         assert_eq!(pool.idle_bytes(), 0);
+        // The shortest buffer long enough is taken; when none is, a new one of whole grains.
         drop(pool.pixels(buffer, 3));
         drop(pool.pixels(vec![1; 5], 5));
-        assert_eq!(pool.take(100).len(), 12);
-        assert_eq!(pool.take(100).len(), 5);
-        assert!(pool.take(1).is_empty(), "nothing idle: a fresh buffer");
+        drop(pool.pixels(vec![2; 8], 8));
+        assert_eq!(pool.take(6).len(), 8);
+        assert_eq!(pool.take(100).len(), GRAIN);
+        assert_eq!(pool.take(GRAIN + 1).len(), 2 * GRAIN);
+        assert_eq!(pool.idle_bytes(), 17, "the 12- and 5-byte buffers stay idle");
     }
 
     #[test]
@@ -187,11 +202,15 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_frees_what_comes_back_beyond_its_limit() {
+    fn over_its_limit_the_pool_frees_its_shortest_buffers() {
         let pool = Arc::new(PixelPool::default());
-        let big = POOL_BYTES / 2 + 1;
-        drop(pool.pixels(vec![0; big], big));
-        drop(pool.pixels(vec![0; big], big));
-        assert_eq!(pool.idle_bytes(), big);
+        let (short, long) = (POOL_BYTES / 4, POOL_BYTES / 2 + 1);
+        drop(pool.pixels(vec![0; short], short));
+        drop(pool.pixels(vec![0; long], long));
+        assert_eq!(pool.idle_bytes(), short + long);
+        drop(pool.pixels(vec![0; long], long));
+        assert_eq!(pool.idle_bytes(), long, "the short buffer and one long one freed");
+        drop(pool.pixels(vec![0; POOL_BYTES + 1], 1));
+        assert_eq!(pool.idle_bytes(), long, "a buffer over the whole limit is never kept");
     }
 }
