@@ -81,7 +81,10 @@ fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> R
         ImageMode::Skip => (Pixels::default(), Vec::new()),
         ImageMode::Raw => (Pixels::default(), image.bytes),
         ImageMode::Decoded => {
-            let len = image.height as usize * image.width as usize * 3;
+            // Sized from the stored geometry only within the decoder's pixel limit: a corrupt
+            // shard's geometry must not allocate more than its image can decode to.
+            let pixels = u64::from(image.height) * u64::from(image.width);
+            let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS { pixels as usize * 3 } else { 0 };
             let (buffer, len) = decode_into(&image, pool.take(len))?;
             (pool.pixels(buffer, len), Vec::new())
         }
