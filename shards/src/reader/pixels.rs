@@ -102,7 +102,7 @@ impl Drop for Pixels {
 
 /// Idle pixel buffers shared by a reader's image workers and the batches they produce.
 #[derive(Debug, Default)]
-pub struct PixelPool {
+pub(crate) struct PixelPool {
     idle: Mutex<Idle>,
 }
 
