@@ -20,7 +20,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReaderImpl, get_typed_column_reader};
-use parquet::data_type::{ByteArrayType, DataType as ParquetType, Int32Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DataType as ParquetType, Int32Type};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::metadata::page_index::RowGroupPageIndex;
@@ -98,19 +98,37 @@ impl<T: ParquetType> RowReader<T> {
         Self { reader, row: Vec::new(), def_levels: Vec::new(), rep_levels: Vec::new() }
     }
 
-    /// Decodes the next row into `self.row`; false when the column has no more rows.
-    fn read_row(&mut self) -> Result<bool, ParquetError> {
-        self.row.clear();
-        self.def_levels.clear();
-        self.rep_levels.clear();
-        let (records, _, _) =
-            self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut self.row)?;
-        Ok(records == 1)
+    /// The next `rows` rows, each made by `convert` from its values. `column` and `rows_left` (the
+    /// rows the row group has left) name a column that ends early.
+    fn rows<O>(
+        &mut self,
+        rows: usize,
+        column: &str,
+        rows_left: usize,
+        mut convert: impl FnMut(&[T::T]) -> Result<O, ParquetError>,
+    ) -> Result<Vec<O>, ParquetError> {
+        let mut out = Vec::with_capacity(rows);
+        for read in 0..rows {
+            self.row.clear();
+            self.def_levels.clear();
+            self.rep_levels.clear();
+            let (records, _, _) =
+                self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut self.row)?;
+            if records != 1 {
+                let left = rows_left - read;
+                return Err(ParquetError::General(format!("column `{column}` ends {left} rows before its row group")));
+            }
+            out.push(convert(&self.row)?);
+        }
+        Ok(out)
     }
 }
 
+/// A leaf's reader, by what its rows come out as.
 enum Leaf {
     Int32(RowReader<Int32Type>),
+    /// INT32 values narrowed to bytes (`loss_mask`), each checked to fit.
+    UInt8(RowReader<Int32Type>),
     Binary(RowReader<ByteArrayType>),
 }
 
@@ -118,7 +136,6 @@ enum Leaf {
 /// the same row counts as arrow's reader with that batch size.
 pub(super) struct DirectList {
     leaf: Leaf,
-    output: Output,
     rows_left: usize,
     batch_rows: usize,
     /// The column's name, for errors.
@@ -144,11 +161,10 @@ impl DirectList {
         let reader = reader.get_column_reader(leaf)?;
         let physical = group.column(leaf).column_type();
         let leaf = match (physical, output) {
-            (PhysicalType::INT32, Output::Int32 | Output::UInt8) => {
-                Leaf::Int32(RowReader::new(get_typed_column_reader::<Int32Type>(reader)))
-            }
+            (PhysicalType::INT32, Output::Int32) => Leaf::Int32(RowReader::new(get_typed_column_reader(reader))),
+            (PhysicalType::INT32, Output::UInt8) => Leaf::UInt8(RowReader::new(get_typed_column_reader(reader))),
             (PhysicalType::BYTE_ARRAY, Output::Binary) => {
-                Leaf::Binary(RowReader::new(get_typed_column_reader::<ByteArrayType>(reader)))
+                Leaf::Binary(RowReader::new(get_typed_column_reader(reader)))
             }
             (physical, output) => {
                 return Err(ParquetError::General(format!(
@@ -158,49 +174,32 @@ impl DirectList {
         };
         let rows_left = usize::try_from(group.num_rows())
             .map_err(|_| ParquetError::General(format!("row group {row_group} has a negative row count")))?;
-        Ok(Self { leaf, output, rows_left, batch_rows: batch_rows.max(1), column: column.to_string() })
-    }
-
-    fn ends_early(&self) -> ParquetError {
-        ParquetError::General(format!("column `{}` ends {} rows before its row group", self.column, self.rows_left))
+        Ok(Self { leaf, rows_left, batch_rows: batch_rows.max(1), column: column.to_string() })
     }
 
     fn next_batch(&mut self) -> Result<RowLists, ParquetError> {
         let rows = self.rows_left.min(self.batch_rows);
-        let mut int32 = Vec::new();
-        let mut uint8 = Vec::new();
-        let mut binary = Vec::new();
-        for _ in 0..rows {
-            let read = match &mut self.leaf {
-                Leaf::Int32(reader) => reader.read_row()?,
-                Leaf::Binary(reader) => reader.read_row()?,
-            };
-            if !read {
-                return Err(self.ends_early());
+        let (column, left) = (self.column.as_str(), self.rows_left);
+        let batch = match &mut self.leaf {
+            Leaf::Int32(reader) => RowLists::Int32(reader.rows(rows, column, left, |row| Ok(row.to_vec()))?),
+            Leaf::UInt8(reader) => RowLists::UInt8(reader.rows(rows, column, left, |row| narrow(column, row))?),
+            Leaf::Binary(reader) => {
+                let bytes = |row: &[ByteArray]| Ok(row.iter().map(|v| v.data().to_vec()).collect());
+                RowLists::Binary(reader.rows(rows, column, left, bytes)?)
             }
-            self.rows_left -= 1;
-            match (&self.leaf, self.output) {
-                (Leaf::Int32(reader), Output::UInt8) => {
-                    // Checked first, then narrowed in a loop the compiler vectorises (a fallible
-                    // collect does not).
-                    if let Some(bad) = reader.row.iter().find(|&&v| u8::try_from(v).is_err()) {
-                        return Err(ParquetError::General(format!(
-                            "column `{}` holds {bad}, outside 0..=255",
-                            self.column
-                        )));
-                    }
-                    uint8.push(reader.row.iter().map(|&v| v as u8).collect());
-                }
-                (Leaf::Int32(reader), _) => int32.push(reader.row.clone()),
-                (Leaf::Binary(reader), _) => binary.push(reader.row.iter().map(|v| v.data().to_vec()).collect()),
-            }
-        }
-        Ok(match (&self.leaf, self.output) {
-            (Leaf::Int32(_), Output::UInt8) => RowLists::UInt8(uint8),
-            (Leaf::Int32(_), _) => RowLists::Int32(int32),
-            (Leaf::Binary(_), _) => RowLists::Binary(binary),
-        })
+        };
+        self.rows_left -= rows;
+        Ok(batch)
     }
+}
+
+/// `values` as bytes, or an error naming the first one outside 0..=255. Checked first, then narrowed in a
+/// loop the compiler vectorises (a fallible collect does not).
+fn narrow(column: &str, values: &[i32]) -> Result<Vec<u8>, ParquetError> {
+    if let Some(bad) = values.iter().find(|&&v| u8::try_from(v).is_err()) {
+        return Err(ParquetError::General(format!("column `{column}` holds {bad}, outside 0..=255")));
+    }
+    Ok(values.iter().map(|&v| v as u8).collect())
 }
 
 impl Iterator for DirectList {
