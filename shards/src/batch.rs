@@ -232,12 +232,7 @@ impl<'a, A: Array + 'static, T: Copy> TokenColumn<'a, A, T> {
         split: Option<Vec<Vec<T>>>,
     ) -> Result<Self, DecodeError> {
         match split {
-            Some(rows) if rows.len() != batch.num_rows() => Err(error(
-                column,
-                None,
-                format!("{} rows decoded from its pages, {} in the other columns", rows.len(), batch.num_rows()),
-            )),
-            Some(rows) => Ok(Self::Split(rows.into_iter())),
+            Some(rows) => Ok(Self::Split(split_rows(batch, column, rows)?)),
             None => Ok(Self::Arrow(lists::<A>(batch, column, want)?)),
         }
     }
@@ -245,11 +240,20 @@ impl<'a, A: Array + 'static, T: Copy> TokenColumn<'a, A, T> {
     /// Row `row`'s values; rows are taken in order, each once.
     fn take(&mut self, row: usize, values: impl Fn(&A) -> &[T]) -> Vec<T> {
         match self {
-            // Never short: the length was checked against the batch's rows in `new`.
+            // Never short: split_rows checked the length against the batch's rows.
             Self::Split(rows) => rows.next().unwrap_or_default(),
             Self::Arrow(lists) => values(lists.values)[lists.range(row)].to_vec(),
         }
     }
+}
+
+/// The rows of a directly decoded column, one by one, checked to be as many as `batch`'s.
+fn split_rows<T>(batch: &RecordBatch, column: &str, rows: Vec<T>) -> Result<std::vec::IntoIter<T>, DecodeError> {
+    if rows.len() != batch.num_rows() {
+        let detail = format!("{} rows decoded from its pages, {} in the other columns", rows.len(), batch.num_rows());
+        return Err(error(column, None, detail));
+    }
+    Ok(rows.into_iter())
 }
 
 /// Reads the rows of one record batch of the shard schema. A batch read without the
@@ -265,15 +269,7 @@ pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<
     use columns::*;
     let mut input_ids = TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", direct.input_ids)?;
     let mut loss_mask = TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", direct.loss_mask)?;
-    let mut image_bytes = match direct.image_bytes {
-        Some(rows) if rows.len() != batch.num_rows() => {
-            let (rows, others) = (rows.len(), batch.num_rows());
-            let detail = format!("{rows} rows decoded from its pages, {others} in the other columns");
-            return Err(error("images.bytes", None, detail));
-        }
-        Some(rows) => Some(rows.into_iter()),
-        None => None,
-    };
+    let mut image_bytes = direct.image_bytes.map(|rows| split_rows(batch, "images.bytes", rows)).transpose()?;
     let position_ids = match batch.column_by_name(POSITION_IDS) {
         Some(_) => Some(lists::<Int32Array>(batch, POSITION_IDS, "int32")?),
         None => None,
@@ -322,7 +318,7 @@ pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<
             images: images.range(r).map(|i| image_columns.image(i, r)).collect::<Result<_, _>>()?,
         };
         if let Some(rows) = image_bytes.as_mut() {
-            // Never short: the length was checked against the batch's rows above.
+            // Never short: split_rows checked the length against the batch's rows.
             let bytes = rows.next().unwrap_or_default();
             if bytes.len() != row.images.len() {
                 let detail = format!("{} byte strings for {} images", bytes.len(), row.images.len());

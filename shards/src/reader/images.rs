@@ -85,7 +85,7 @@ fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> R
             // shard's geometry must not allocate more than its image can decode to.
             let pixels = u64::from(image.height) * u64::from(image.width);
             let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS { pixels as usize * 3 } else { 0 };
-            let (buffer, len) = decode_into(&image, pool.take(len))?;
+            let (buffer, len) = decode_pixels_into(&image, pool.take(len))?;
             (pool.pixels(buffer, len), Vec::new())
         }
     };
@@ -105,14 +105,14 @@ fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> R
 
 /// RGB pixels of `image` at its training size.
 pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, String> {
-    let (mut buffer, len) = decode_into(image, Vec::new())?;
+    let (mut buffer, len) = decode_pixels_into(image, Vec::new())?;
     buffer.truncate(len);
     Ok(buffer)
 }
 
 /// [`decode_pixels`] into `buffer` (see [`mixtape_image::decode_into`]); returns the buffer, which
 /// may be another one, and the length of the pixels at its start.
-fn decode_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8>, usize), String> {
+fn decode_pixels_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8>, usize), String> {
     let size = mixtape_image::decode_into(&image.bytes, &mut buffer).map_err(|e| e.to_string())?;
     let len = |(height, width): (u32, u32)| height as usize * width as usize * 3;
     let target = (image.height, image.width);
