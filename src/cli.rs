@@ -55,7 +55,9 @@ pub enum Command {
     /// Reads every drawn record, tokenizes it with the recipe's template, resizes its images with the
     /// Qwen2.5-VL rule, packs samples into sequences of at most `seq_len` tokens, and writes zstd
     /// Parquet shards plus a manifest per stage. Deterministic for any `--jobs`; rerunning after a
-    /// crash finishes the build without redoing finished shards.
+    /// crash finishes the build, keeping each finished shard whose recorded draws match this run's
+    /// (a resume with another --shard-bytes rebuilds only what no longer matches). A non-empty --out
+    /// is resumed only when its build.json proves it is this recipe's build.
     Build {
         recipe: PathBuf,
         /// Output folder: one subfolder per stage.
@@ -70,6 +72,11 @@ pub enum Command {
         /// Target size of one shard in bytes.
         #[arg(long, default_value_t = mixtape_engine::build::DEFAULT_TARGET_SHARD_BYTES)]
         shard_bytes: u64,
+        /// Delete the files mixtape wrote in --out (build.json, shards, sidecars, manifests,
+        /// rejects) and build from scratch: needed when --out holds another recipe's build, or one
+        /// whose build.json is missing, damaged or edited. Other files in --out are left alone.
+        #[arg(long)]
+        rebuild: bool,
         /// No progress bars.
         #[arg(long, short = 'q')]
         quiet: bool,

@@ -10,7 +10,8 @@
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
 //! - [`read`]: [`ShardFile`], reading shards back row group by row group;
 //! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume);
-//! - [`verify`]: [`verify()`], checking a stage or a whole build output against its manifests.
+//! - [`verify`]: [`verify()`], checking a stage or a whole build output against its manifests;
+//! - [`build_record`]: [`BuildRecord`], the checksummed `build.json` saying whose build a folder is.
 //!
 //! FORMAT.md at the repository root documents the format for readers in other languages.
 //!
@@ -19,6 +20,7 @@
 
 mod atomic;
 mod batch;
+pub mod build_record;
 pub mod manifest;
 pub mod read;
 pub mod reader;
@@ -32,6 +34,7 @@ pub mod writer;
 mod testing;
 
 pub use batch::{DecodeError, EncodeError};
+pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
 pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardInfo, Totals};
 pub use read::{ReadColumns, ReadError, ShardFile, read_rows};
 pub use reader::{Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, Row, Tally};

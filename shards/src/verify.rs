@@ -29,10 +29,8 @@ use serde::Serialize;
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::read::{ReadError, ShardFile};
-use crate::{Counts, ShardInfo, shard_file_name};
+use crate::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, Counts, ShardInfo, shard_file_name};
 
-/// The build output's state file (written by `mixtape build`): holds the recipe fingerprint.
-const BUILD_STATE_FILE: &str = "build.json";
 
 /// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +74,10 @@ pub enum ProblemKind {
     UnfinishedStage,
     #[error("belongs to recipe fingerprint {manifest}, but build.json says {build}")]
     OtherBuild { manifest: String, build: String },
+    #[error("cannot be trusted: {detail}")]
+    BuildRecordUnreadable { detail: String },
+    #[error("build.json lists stage `{stage}`, but it has no folder: its build never started")]
+    StageNotBuilt { stage: String },
 }
 
 /// One finding: the file it is about, the row group where one is at fault, what is wrong and how to
@@ -129,17 +131,20 @@ pub struct VerifyReport {
     pub dir: PathBuf,
     /// Whether `dir` is a build output (stage subfolders) rather than one stage folder.
     pub build_output: bool,
+    /// Problems of the build output as a whole: its `build.json`, and stages it lists without a
+    /// folder.
+    pub problems: Vec<Problem>,
     pub stages: Vec<StageReport>,
 }
 
 impl VerifyReport {
     pub fn is_ok(&self) -> bool {
-        self.stages.iter().all(StageReport::is_ok)
+        self.problems.is_empty() && self.stages.iter().all(StageReport::is_ok)
     }
 
-    /// Every problem of every stage.
+    /// Every problem: the build output's, then every stage's.
     pub fn problems(&self) -> impl Iterator<Item = &Problem> {
-        self.stages.iter().flat_map(|s| &s.problems)
+        self.problems.iter().chain(self.stages.iter().flat_map(|s| &s.problems))
     }
 }
 
@@ -149,14 +154,14 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     let dir = dir.as_ref();
     if dir.join(MANIFEST_FILE).is_file() {
         let stage = verify_stage(dir, None)?;
-        return Ok(VerifyReport { dir: dir.to_path_buf(), build_output: false, stages: vec![stage] });
+        let stages = vec![stage];
+        return Ok(VerifyReport { dir: dir.to_path_buf(), build_output: false, problems: Vec::new(), stages });
     }
     let entries = list(dir)?;
-    let build_fingerprint = std::fs::read(dir.join(BUILD_STATE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("fingerprint")?.as_str().map(str::to_owned));
+    let (record, mut problems) = check_build_record(dir);
+    let build_fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
     let mut stages = Vec::new();
+    let names: BTreeSet<String> = entries.keys().cloned().collect();
     for (name, path) in entries {
         if !path.is_dir() {
             continue;
@@ -188,7 +193,40 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     if stages.is_empty() {
         return Err(VerifyError::NotAShardSet { path: dir.to_path_buf() });
     }
-    Ok(VerifyReport { dir: dir.to_path_buf(), build_output: true, stages })
+    if let Some(record) = &record {
+        for stage in record.stages.iter().filter(|name| !names.contains(*name)) {
+            let fix = format!("rerun `mixtape build RECIPE --out {}`: it builds the missing stages", dir.display());
+            let kind = ProblemKind::StageNotBuilt { stage: stage.clone() };
+            problems.push(Problem { path: dir.join(stage), row_group: None, kind, fix });
+        }
+    }
+    Ok(VerifyReport { dir: dir.to_path_buf(), build_output: true, problems, stages })
+}
+
+/// Reads a build output's `build.json`: the record when it is valid, else a problem (a missing,
+/// unparseable or edited record means nothing proves which recipe the folder's shards belong to).
+fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
+    let path = dir.join(BUILD_RECORD_FILE);
+    let error = match BuildRecord::read(&path) {
+        Ok(record) => return (Some(record), Vec::new()),
+        Err(e) => e,
+    };
+    let detail = match &error {
+        BuildRecordError::Missing { .. } => "it is missing".to_string(),
+        BuildRecordError::Json { source, .. } => format!("not a mixtape build record: {source}"),
+        BuildRecordError::Checksum { stated, computed, .. } => {
+            format!("it was edited: its checksum is {stated}, its content hashes to {computed}")
+        }
+        BuildRecordError::UnsupportedVersion { found, .. } => {
+            format!("format_version {found}, this mixtape reads version {}", crate::BUILD_RECORD_VERSION)
+        }
+        _ => error.to_string(),
+    };
+    let fix = format!(
+        "nothing proves which recipe these shards were built from, and `mixtape build` refuses to resume the folder: rebuild it with `mixtape build RECIPE --out {} --rebuild`",
+        dir.display()
+    );
+    (None, vec![Problem { path, row_group: None, kind: ProblemKind::BuildRecordUnreadable { detail }, fix }])
 }
 
 /// Verifies one stage folder; `build_fingerprint` is the build output's, when there is one.
@@ -658,7 +696,9 @@ mod tests {
     fn an_unfinished_stage_and_another_builds_stage_are_named_in_a_build_output() {
         let dir = tempfile::tempdir().unwrap();
         write_stage(dir.path(), "sft", 1);
-        std::fs::write(dir.path().join(BUILD_STATE_FILE), r#"{"recipe": "r", "fingerprint": "fp-new"}"#).unwrap();
+        BuildRecord::new("r", "fp-new", "jpeg 1", vec!["sft".into(), "late".into()])
+            .write(dir.path().join(BUILD_RECORD_FILE))
+            .unwrap();
         std::fs::create_dir(dir.path().join("late")).unwrap();
         std::fs::write(dir.path().join("late/.shard-00000.done.json"), "{}").unwrap();
         let report = verify(dir.path()).unwrap();

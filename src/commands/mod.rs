@@ -25,13 +25,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { recipes, json } => check::run(&recipes, json, &cache),
         Command::Plan { recipe, json, lock, locked } => plan::run(&recipe, json, lock.as_deref(), locked.as_deref(), &cache),
-        Command::Build { recipe, out, jobs, max_reject_fraction, shard_bytes, quiet, json } => {
+        Command::Build { recipe, out, jobs, max_reject_fraction, shard_bytes, rebuild, quiet, json } => {
             let options = mixtape_engine::build::BuildOptions {
                 out,
                 jobs,
                 max_reject_fraction,
                 target_shard_bytes: shard_bytes,
                 cache,
+                rebuild,
             };
             build::run(&recipe, &options, quiet, json)
         }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::util::{TestDir, repo, small_recipe};
+use mixtape_shards::BuildRecord;
 use serde_json::Value;
 
 fn manifest(dir: &Path, stage: &str) -> Value {
@@ -27,6 +28,46 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
     }
     files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
+    }
+}
+
+/// Every packed sample of a build output, read back from its shards: (stage, source, key) -> count.
+fn samples(root: &Path) -> BTreeMap<(String, String, String), u32> {
+    let mut out = BTreeMap::new();
+    for path in walk(root).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
+        let stage = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        for row in mixtape_shards::read_rows(&path).unwrap() {
+            for s in row.samples {
+                *out.entry((stage.clone(), s.source, s.key)).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A tiny deterministic generator (splitmix64), so a failing case can be replayed from its seed.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
 }
 
 #[test]
@@ -105,10 +146,17 @@ fn a_killed_build_resumes_to_the_same_bytes() {
         partial.keys()
     );
 
+    // Another copy of the killed state, resumed with another shard size: a fresh build's bytes.
+    copy_dir(&dir.path("resumed"), &dir.path("resized"));
+    let resized = dir.run(&["build", "r.yaml", "--out", "resized", "--quiet", "--shard-bytes", "60000"]);
+    assert_eq!(resized.code, 0, "{}", resized.stderr);
+    assert_eq!(dir.run(&["build", "r.yaml", "--out", "fresh", "--quiet", "--shard-bytes", "60000"]).code, 0);
+    assert!(snapshot(&dir.path("resized")) == snapshot(&dir.path("fresh")), "resized resume differs from a fresh build");
+
     let again = dir.run(&["build", "r.yaml", "--out", "resumed", "--shard-bytes", "100000"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    let resumed: BTreeMap<String, Vec<u8>> =
-        snapshot(&dir.path("resumed")).into_iter().filter(|(k, _)| !k.contains(".tmp")).collect();
+    // Stale temporaries are removed too.
+    let resumed = snapshot(&dir.path("resumed"));
     assert_eq!(resumed.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>());
     for (k, v) in &reference {
         assert!(v == &resumed[k], "{k} differs after resume");
@@ -119,32 +167,191 @@ fn a_killed_build_resumes_to_the_same_bytes() {
     assert!(noop.stderr.contains("warmup already built"), "{}", noop.stderr);
 }
 
+/// The on-disk states a kill can leave, taken from a full build cut with one `--shard-bytes`,
+/// resumed with another (and another `--jobs`): the result is byte for byte a fresh build with the
+/// resume's settings, so no sample is lost or duplicated and no orphan is left behind.
+#[test]
+fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let sizes = ["60000", "100000", "250000"];
+    for size in sizes {
+        let out = dir.run(&["build", "r.yaml", "--out", &format!("ref-{size}"), "--quiet", "--shard-bytes", size]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    // Every cut holds the same samples, each exactly as often as drawn.
+    let reference = samples(&dir.path("ref-60000"));
+    assert!(reference.len() > 100, "{}", reference.len());
+    for size in &sizes[1..] {
+        assert!(samples(&dir.path(&format!("ref-{size}"))) == reference, "--shard-bytes {size} holds other samples");
+    }
+    let stages = ["warmup", "main"];
+    let mut rng = SplitMix(15);
+    for case in 0..14 {
+        let from = sizes[rng.below(3) as usize];
+        let to = sizes[rng.below(3) as usize];
+        let jobs = (1 + rng.below(2)).to_string();
+        // Kill point: stage `s` is unfinished with its first `done` shards finished; earlier
+        // stages are finished, later ones never started.
+        let s = rng.below(2) as usize;
+        let source = dir.path(&format!("ref-{from}"));
+        let out = dir.path(&format!("case-{case}"));
+        copy_dir(&source, &out);
+        let stage = out.join(stages[s]);
+        let shards = walk(&stage).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count() as u64;
+        let done = rng.below(shards + 1);
+        let renamed_without_sidecar = done < shards && rng.below(2) == 0;
+        for name in ["manifest.json", "rejects.jsonl"] {
+            std::fs::remove_file(stage.join(name)).unwrap();
+        }
+        for k in done..shards {
+            if !(renamed_without_sidecar && k == done) {
+                std::fs::remove_file(stage.join(format!("shard-{k:05}.parquet"))).unwrap();
+            }
+            std::fs::remove_file(stage.join(format!(".shard-{k:05}.done.json"))).unwrap();
+        }
+        if done < shards && rng.below(2) == 0 {
+            std::fs::write(stage.join(format!(".shard-{done:05}.parquet.tmp")), b"half a shard").unwrap();
+        }
+        for later in &stages[s + 1..] {
+            std::fs::remove_dir_all(out.join(later)).unwrap();
+        }
+        let what = format!(
+            "case {case}: cut {from} -> {to}, jobs {jobs}, {} killed after {done}/{shards} shards{}",
+            stages[s],
+            if renamed_without_sidecar { " (one renamed without its sidecar)" } else { "" }
+        );
+        let run = dir.run(&["build", "r.yaml", "--out", &format!("case-{case}"), "--quiet", "--shard-bytes", to, "--jobs", &jobs]);
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+        let resumed = snapshot(&out);
+        let fresh = snapshot(&dir.path(&format!("ref-{to}")));
+        assert_eq!(resumed.keys().collect::<Vec<_>>(), fresh.keys().collect::<Vec<_>>(), "{what}: other files");
+        for (k, v) in &fresh {
+            assert!(v == &resumed[k], "{what}: {k} differs from a fresh build");
+        }
+        assert!(samples(&out) == reference, "{what}: samples lost or duplicated");
+    }
+}
+
 #[test]
 fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
     let args = ["build", "r.yaml", "--out", "out", "--quiet"];
     assert_eq!(dir.run(&args).code, 0);
-    let state: Value = serde_json::from_slice(&std::fs::read(dir.path("out/build.json")).unwrap()).unwrap();
-    let ours = state["jpeg_encoder"].as_str().unwrap().to_string();
+    let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let ours = record.jpeg_encoder.clone();
     assert!(ours.starts_with("libjpeg-turbo ") || ours.starts_with("jpeg-encoder "), "{ours}");
+    assert_eq!(record.stages, ["warmup", "main"]);
 
-    let mut other = state.clone();
-    other["jpeg_encoder"] = "some-other-jpeg 9.9".into();
-    std::fs::write(dir.path("out/build.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    let other = BuildRecord { jpeg_encoder: "some-other-jpeg 9.9".into(), ..record.clone() };
+    other.write(dir.path("out/build.json")).unwrap();
     let refused = dir.run(&args);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
-    for part in ["some-other-jpeg 9.9", ours.as_str(), "delete the folder"] {
+    for part in ["some-other-jpeg 9.9", ours.as_str(), "--rebuild"] {
         assert!(refused.stderr.contains(part), "{part:?} missing from: {}", refused.stderr);
     }
-    // A folder from before the encoder was recorded is refused too.
-    other.as_object_mut().unwrap().remove("jpeg_encoder");
-    std::fs::write(dir.path("out/build.json"), serde_json::to_vec(&other).unwrap()).unwrap();
-    let refused = dir.run(&args);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(refused.stderr.contains("unrecorded"), "{}", refused.stderr);
+    let rebuilt = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--rebuild"]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert_eq!(BuildRecord::read(dir.path("out/build.json")).unwrap(), record);
 }
 
+/// A folder is resumed only when its build.json proves it is this recipe's build: missing,
+/// truncated, hand-edited or another recipe's, it is refused without touching a file, and
+/// `--rebuild` deletes mixtape's files (not the user's) and builds from scratch.
+#[test]
+fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
+    let dir = TestDir::new();
+    dir.write("a.yaml", small_recipe());
+    dir.write("b.yaml", small_recipe().replace("seed: 7", "seed: 8"));
+    assert_eq!(dir.run(&["build", "b.yaml", "--out", "fresh-b", "--quiet"]).code, 0);
+    assert_eq!(dir.run(&["build", "a.yaml", "--out", "a", "--quiet"]).code, 0);
+    let built_a = snapshot(&dir.path("a"));
+    let record = std::fs::read_to_string(dir.path("a/build.json")).unwrap();
+    let fingerprint = BuildRecord::read(dir.path("a/build.json")).unwrap().fingerprint;
+
+    let cases: [(&str, Option<String>, &str); 5] = [
+        ("missing", None, "missing"),
+        ("truncated", Some(record[..record.len() / 2].to_string()), "not a mixtape build record"),
+        ("edited", Some(record.replace(&fingerprint, &"0".repeat(fingerprint.len()))), "was edited"),
+        ("old format", Some(format!("{{\"recipe\": \"small\", \"fingerprint\": \"{fingerprint}\"}}")), "not a mixtape build record"),
+        ("another recipe", Some(std::fs::read_to_string(dir.path("fresh-b/build.json")).unwrap()), "another recipe"),
+    ];
+    for (what, contents, reason) in cases {
+        let out = format!("case-{}", what.replace(' ', "-"));
+        copy_dir(&dir.path("a"), &dir.path(&out));
+        match &contents {
+            Some(text) => std::fs::write(dir.path(&format!("{out}/build.json")), text).unwrap(),
+            None => std::fs::remove_file(dir.path(&format!("{out}/build.json"))).unwrap(),
+        }
+        dir.write(&format!("{out}/notes.txt"), "mine");
+        let before = snapshot(&dir.path(&out));
+        for recipe in ["a.yaml", "b.yaml"] {
+            if what == "another recipe" && recipe == "b.yaml" {
+                continue;
+            }
+            let refused = dir.run(&["build", recipe, "--out", &out, "--quiet"]);
+            assert_eq!(refused.code, 2, "{what}, {recipe}: {}", refused.stderr);
+            for part in [out.as_str(), reason, "--rebuild"] {
+                assert!(refused.stderr.contains(part), "{what}: {part:?} missing from {}", refused.stderr);
+            }
+            assert!(snapshot(&dir.path(&out)) == before, "{what}: a refused build changed the folder");
+        }
+        let target = if what == "another recipe" { "a.yaml" } else { "b.yaml" };
+        let rebuilt = dir.run(&["build", target, "--out", &out, "--quiet", "--rebuild"]);
+        assert_eq!(rebuilt.code, 0, "{what}: {}", rebuilt.stderr);
+        let mut after = snapshot(&dir.path(&out));
+        assert_eq!(after.remove("notes.txt").as_deref(), Some(&b"mine"[..]), "{what}: the user's file stays");
+        let expected = if target == "a.yaml" { built_a.clone() } else { snapshot(&dir.path("fresh-b")) };
+        assert!(after == expected, "{what}: --rebuild gives a fresh build's bytes");
+    }
+
+    // A folder of someone else's files is not a build either; an empty one is fine.
+    dir.write("theirs/data.csv", "x,y\n");
+    let refused = dir.run(&["build", "a.yaml", "--out", "theirs", "--quiet"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(snapshot(&dir.path("theirs")).len(), 1);
+    std::fs::create_dir(dir.path("empty")).unwrap();
+    assert_eq!(dir.run(&["build", "a.yaml", "--out", "empty", "--quiet"]).code, 0);
+}
+
+/// Every single change to build.json is reported by `verify` and by `audit` (with and without the
+/// recipe), naming the file.
+#[test]
+fn verify_and_audit_report_any_change_to_build_json() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    assert_eq!(dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]).code, 0);
+    assert_eq!(dir.run(&["verify", "out"]).code, 0);
+    assert_eq!(dir.run(&["audit", "out"]).code, 0);
+    assert_eq!(dir.run(&["audit", "out", "--recipe", "r.yaml"]).code, 0);
+    let text = std::fs::read_to_string(dir.path("out/build.json")).unwrap();
+    let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let changes: [(&str, Option<String>); 6] = [
+        ("deleted", None),
+        ("truncated", Some(text[..text.len() - 10].to_string())),
+        ("fingerprint", Some(text.replace(&record.fingerprint[..8], "00000000"))),
+        ("recipe name", Some(text.replace("\"small\"", "\"smal\""))),
+        ("jpeg encoder", Some(text.replace(&record.jpeg_encoder, "other 1.0"))),
+        ("stage list", Some(text.replace("\"main\"", "\"mian\""))),
+    ];
+    for (what, contents) in changes {
+        let path = dir.path("out/build.json");
+        match &contents {
+            Some(changed) => {
+                assert_ne!(changed, &text, "{what}: the change applies");
+                std::fs::write(&path, changed).unwrap();
+            }
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        for args in [&["verify", "out"][..], &["audit", "out"], &["audit", "out", "--recipe", "r.yaml"]] {
+            let run = dir.run(args);
+            assert_eq!(run.code, 1, "{what}: {args:?} passed:\n{}{}", run.stdout, run.stderr);
+            assert!(run.stdout.contains("out/build.json"), "{what}: {args:?}:\n{}", run.stdout);
+        }
+        std::fs::write(&path, &text).unwrap();
+    }
+}
 #[test]
 fn bad_records_end_in_rejects_with_their_reason() {
     let dir = TestDir::new();

@@ -8,13 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::{MANIFEST_FILE, Manifest, ShardFile};
+use mixtape_shards::{BUILD_RECORD_FILE, BuildRecord, MANIFEST_FILE, Manifest, ShardFile};
 
-use super::AuditError;
+use super::{AuditError, Problem};
 use crate::plan::Plan;
-
-/// What `build` writes at the top of its output to say which recipe the folder belongs to.
-const BUILD_STATE_FILE: &str = "build.json";
 /// Records no stage could use, one JSON object a line (top level and per stage).
 pub const REJECTS_FILE: &str = "rejects.jsonl";
 
@@ -40,8 +37,12 @@ impl StageDir {
 pub struct Found {
     pub whole_build: bool,
     pub stages: Vec<StageDir>,
-    /// `build.json` and the fingerprint in it.
+    /// `build.json` and the fingerprint in it, when the record is valid.
     pub build_fingerprint: Option<(PathBuf, String)>,
+    /// The stages `build.json` lists (empty when it is not valid).
+    pub build_stages: Vec<String>,
+    /// Why `build.json` cannot be trusted (missing, unparseable, edited), for a whole build.
+    pub build_record_problem: Option<Problem>,
     /// The top-level `rejects.jsonl`, if present.
     pub unreadable: Option<PathBuf>,
 }
@@ -57,6 +58,8 @@ pub fn discover(dir: &Path) -> Result<Found, AuditError> {
             whole_build: false,
             stages: vec![stage],
             build_fingerprint: None,
+            build_stages: Vec::new(),
+            build_record_problem: None,
             unreadable: None,
         });
     }
@@ -71,21 +74,25 @@ pub fn discover(dir: &Path) -> Result<Found, AuditError> {
             path: dir.to_path_buf(),
         });
     }
-    let state = dir.join(BUILD_STATE_FILE);
-    let build_fingerprint = std::fs::read(&state)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|v| {
-            v.get("fingerprint")
-                .and_then(|f| f.as_str())
-                .map(str::to_owned)
-        })
-        .map(|f| (state, f));
+    let state = dir.join(BUILD_RECORD_FILE);
+    let (build_fingerprint, build_stages, build_record_problem) = match BuildRecord::read(&state) {
+        Ok(record) => (Some((state, record.fingerprint)), record.stages, None),
+        Err(e) => (
+            None,
+            Vec::new(),
+            Some(Problem::BuildRecordUnreadable {
+                file: state,
+                error: e.to_string(),
+            }),
+        ),
+    };
     let unreadable = Some(dir.join(REJECTS_FILE)).filter(|p| p.is_file());
     Ok(Found {
         whole_build: true,
         stages,
         build_fingerprint,
+        build_stages,
+        build_record_problem,
         unreadable,
     })
 }

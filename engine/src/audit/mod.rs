@@ -244,6 +244,16 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
         problems.extend(found_problems);
         stages.push(stage);
     }
+    problems.extend(found.build_record_problem.clone());
+    if plan.is_none() {
+        // Without a recipe, build.json's stage list says which stages the folder must hold.
+        for stage in found.build_stages.iter().filter(|s| !found.stages.iter().any(|d| &d.name == *s)) {
+            problems.push(Problem::StageNotBuilt {
+                stage: stage.clone(),
+                dir: dir.join(stage),
+            });
+        }
+    }
     if let Some(plan) = plan {
         if found.whole_build {
             for s in &plan.stages {

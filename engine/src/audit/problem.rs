@@ -50,6 +50,12 @@ pub enum Problem {
     ManifestMissing {
         manifest: PathBuf,
     },
+    /// The build output's `build.json` is missing, unparseable or edited: nothing proves which
+    /// recipe its shards belong to.
+    BuildRecordUnreadable {
+        file: PathBuf,
+        error: String,
+    },
     ManifestUnreadable {
         manifest: PathBuf,
         error: String,
@@ -135,6 +141,11 @@ impl fmt::Display for Problem {
                 f,
                 "{} is missing: the stage was not finished; run `mixtape build` again to complete it",
                 manifest.display()
+            ),
+            Problem::BuildRecordUnreadable { file, error } => write!(
+                f,
+                "{} cannot be trusted ({error}): nothing proves which recipe this folder's shards were built from, and `mixtape build` refuses to resume it; rebuild with `mixtape build RECIPE --out DIR --rebuild`",
+                file.display()
             ),
             Problem::ManifestUnreadable { manifest, error } => {
                 write!(

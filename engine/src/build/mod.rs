@@ -7,12 +7,17 @@
 //! previous one with best-fit-decreasing into zstd Parquet shards ([`stage`]). Everything is ordered by the plan, never by thread timing, so any `jobs` gives the
 //! same bytes.
 //!
-//! Output layout: `OUT/build.json` (the recipe fingerprint the folder belongs to and the JPEG encoder
-//! that wrote its images: a rerun with another encoder would mix two encoders' bytes, so it is
-//! refused), and per stage
+//! Output layout: `OUT/build.json` ([`BuildRecord`]: the recipe fingerprint the folder belongs to,
+//! the JPEG encoder that wrote its images and the stage names, checksummed), and per stage
 //! `OUT/STAGE/shard-NNNNN.parquet`, `manifest.json` and `rejects.jsonl`; `OUT/rejects.jsonl` lists the
-//! records no stage could read at all. A stage with a manifest is finished; a rerun skips it, and
-//! inside an unfinished stage it skips every finished shard.
+//! records no stage could read at all.
+//!
+//! Resuming: a non-empty `--out` is reused only when its `build.json` proves it is a build of this
+//! recipe with this JPEG encoder (another encoder would mix two encoders' bytes in one stage);
+//! a folder whose record is missing, unparseable, edited or another recipe's is refused, and
+//! `--rebuild` ([`BuildOptions::rebuild`]) deletes mixtape's files there to build from scratch.
+//! Inside an owned folder, each stage keeps exactly the finished shards whose recorded draws match
+//! what this run would write and rebuilds the rest ([`stage`]).
 
 pub mod draws;
 pub mod encode;
@@ -22,8 +27,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::{MANIFEST_FILE, Manifest};
-use serde::{Deserialize, Serialize};
+use mixtape_shards::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, MANIFEST_FILE, Manifest};
+use serde::Serialize;
 
 use crate::diag::Severity;
 use crate::index::IndexCache;
@@ -35,7 +40,8 @@ pub use stage::RejectEntry;
 pub const DEFAULT_TARGET_SHARD_BYTES: u64 = 256 << 20;
 /// Default most rejected draws, as a fraction of a stage's draws, before the build fails.
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
-const STATE_FILE: &str = "build.json";
+/// Records that did not make it into a shard, one JSON object a line (top level and per stage).
+pub const REJECTS_FILE: &str = "rejects.jsonl";
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -46,6 +52,10 @@ pub struct BuildOptions {
     pub max_reject_fraction: f64,
     pub target_shard_bytes: u64,
     pub cache: IndexCache,
+    /// Consent to delete mixtape's files already in `out` (build record, stage folders' shards,
+    /// sidecars, manifests, rejects and temporaries) and build from scratch; without it a folder
+    /// that is not provably this recipe's build is refused.
+    pub rebuild: bool,
 }
 
 impl BuildOptions {
@@ -56,6 +66,7 @@ impl BuildOptions {
             max_reject_fraction: DEFAULT_MAX_REJECT_FRACTION,
             target_shard_bytes: DEFAULT_TARGET_SHARD_BYTES,
             cache: IndexCache { dir: IndexCache::default_dir() },
+            rebuild: false,
         }
     }
 }
@@ -86,13 +97,17 @@ pub enum BuildError {
     #[error("manifest: {0}")]
     Manifest(#[from] mixtape_shards::ManifestError),
     #[error(
-        "{out} holds a build of another recipe (fingerprint {found}, this one is {expected}); use another --out, or delete the folder to rebuild"
+        "{out} holds a build of another recipe (fingerprint {found}, this one is {expected}); use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
     )]
     OtherBuild { out: PathBuf, found: String, expected: String },
     #[error(
-        "{out} was built with the JPEG encoder {found}, this mixtape encodes with {expected}: finishing it would mix both encoders' bytes; use another --out, or delete the folder to rebuild"
+        "{out} was built with the JPEG encoder {found}, this mixtape encodes with {expected}: finishing it would mix both encoders' bytes; use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
     )]
     OtherJpegEncoder { out: PathBuf, found: String, expected: String },
+    #[error(
+        "{out} is not empty and cannot be proven to be a build of this recipe, so nothing in it is reused: {reason}; use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
+    )]
+    Unowned { out: PathBuf, reason: BuildRecordError },
     #[error(
         "stage `{stage}`: {rejected} of {drawn} drawn records were rejected ({fraction:.2}%), over --max-reject-fraction {max:.2}%; see {rejects}"
     )]
@@ -128,16 +143,6 @@ pub struct StageReport {
     pub manifest: Manifest,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct BuildState {
-    recipe: String,
-    fingerprint: String,
-    /// [`crate::image::jpeg_encoder_id`] of the build that wrote the folder (absent before
-    /// mixtape recorded it: such a folder is not resumed).
-    #[serde(default)]
-    jpeg_encoder: Option<String>,
-}
-
 /// Builds every stage of a recipe into `options.out`.
 pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport, BuildError> {
     let resolved = resolve(recipe_path, &options.cache);
@@ -154,26 +159,13 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
         return Err(BuildError::Invalid(text));
     };
     let out = &options.out;
-    std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
-    let state_path = out.join(STATE_FILE);
-    let jpeg_encoder = crate::image::jpeg_encoder_id();
-    if let Ok(bytes) = std::fs::read(&state_path) {
-        if let Ok(state) = serde_json::from_slice::<BuildState>(&bytes) {
-            if state.fingerprint != plan.fingerprint {
-                return Err(BuildError::OtherBuild { out: out.clone(), found: state.fingerprint, expected: plan.fingerprint.clone() });
-            }
-            if state.jpeg_encoder.as_deref() != Some(jpeg_encoder.as_str()) {
-                let found = state.jpeg_encoder.unwrap_or_else(|| "unrecorded (an older mixtape)".into());
-                return Err(BuildError::OtherJpegEncoder { out: out.clone(), found, expected: jpeg_encoder });
-            }
-        }
-    }
-    let state = BuildState {
-        recipe: recipe.name.clone(),
-        fingerprint: plan.fingerprint.clone(),
-        jpeg_encoder: Some(jpeg_encoder),
-    };
-    write_atomic(&state_path, &serde_json::to_vec_pretty(&state).unwrap_or_default())?;
+    let record = BuildRecord::new(
+        recipe.name.clone(),
+        plan.fingerprint.clone(),
+        crate::image::jpeg_encoder_id(),
+        recipe.stages.iter().map(|s| s.name.clone()).collect(),
+    );
+    claim(out, &record, options.rebuild)?;
 
     // Records that could not be read at all belong to no stage: list them once, at the top.
     let mut unreadable_lines = Vec::new();
@@ -189,7 +181,7 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             });
         }
     }
-    write_jsonl(&out.join("rejects.jsonl"), &unreadable_lines)?;
+    write_jsonl(&out.join(REJECTS_FILE), &unreadable_lines)?;
 
     let jobs = options.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
@@ -200,15 +192,6 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     let mut stages = Vec::new();
     for (stage, stage_plan) in recipe.stages.iter().zip(&plan.stages) {
         let dir = out.join(&stage.name);
-        let manifest_path = dir.join(MANIFEST_FILE);
-        if let Ok(manifest) = Manifest::read(&manifest_path) {
-            if manifest.recipe_fingerprint == plan.fingerprint {
-                progress(Progress::StageDone { stage: stage.name.clone(), reused: true });
-                let drawn = stage_plan.categories.iter().flat_map(|c| &c.sources).map(|d| d.end - d.start).sum();
-                stages.push(StageReport { name: stage.name.clone(), dir, resumed: true, shards_written: 0, shards_reused: manifest.shards.len(), drawn, manifest });
-                continue;
-            }
-        }
         let ctx = stage::StageContext {
             recipe,
             plan,
@@ -221,11 +204,11 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             dir: dir.clone(),
         };
         let outcome = stage::run(&ctx, progress)?;
-        let rejects_path = dir.join("rejects.jsonl");
-        write_jsonl(&rejects_path, &outcome.rejects)?;
+        let rejects_path = dir.join(REJECTS_FILE);
         let rejected = outcome.rejects.len() as u64;
         let fraction = rejected as f64 / outcome.drawn.max(1) as f64;
         if fraction > options.max_reject_fraction {
+            write_jsonl(&rejects_path, &outcome.rejects)?;
             return Err(BuildError::TooManyRejects {
                 stage: stage.name.clone(),
                 rejected,
@@ -235,12 +218,16 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
                 rejects: rejects_path,
             });
         }
-        outcome.manifest.write(&manifest_path)?;
-        progress(Progress::StageDone { stage: stage.name.clone(), reused: false });
+        if !outcome.finished {
+            write_jsonl(&rejects_path, &outcome.rejects)?;
+            // Last: a manifest marks the stage finished.
+            outcome.manifest.write(dir.join(MANIFEST_FILE))?;
+        }
+        progress(Progress::StageDone { stage: stage.name.clone(), reused: outcome.finished });
         stages.push(StageReport {
             name: stage.name.clone(),
             dir,
-            resumed: false,
+            resumed: outcome.finished,
             shards_written: outcome.shards_written,
             shards_reused: outcome.shards_reused,
             drawn: outcome.drawn,
@@ -250,13 +237,114 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     Ok(BuildReport { fingerprint: plan.fingerprint.clone(), out: out.clone(), stages, unreadable })
 }
 
-fn write_jsonl(path: &Path, entries: &[RejectEntry]) -> Result<(), BuildError> {
+/// Makes `out` this build's folder: an empty or new folder, or one whose `build.json` is a valid
+/// record of the same recipe and JPEG encoder. With `rebuild`, mixtape's files in it are deleted
+/// first. The record is written before anything else, so every later file is provably this build's.
+fn claim(out: &Path, record: &BuildRecord, rebuild: bool) -> Result<(), BuildError> {
+    std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
+    let path = out.join(BUILD_RECORD_FILE);
+    if rebuild {
+        remove_mixtape_files(out)?;
+    } else {
+        match BuildRecord::read(&path) {
+            Ok(found) if found.fingerprint != record.fingerprint => {
+                return Err(BuildError::OtherBuild {
+                    out: out.to_path_buf(),
+                    found: found.fingerprint,
+                    expected: record.fingerprint.clone(),
+                });
+            }
+            Ok(found) if found.jpeg_encoder != record.jpeg_encoder => {
+                return Err(BuildError::OtherJpegEncoder {
+                    out: out.to_path_buf(),
+                    found: found.jpeg_encoder,
+                    expected: record.jpeg_encoder.clone(),
+                });
+            }
+            // Ours, or a build killed while writing its record (nothing else is written before it).
+            Ok(_) => remove_top_level_temporaries(out)?,
+            Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(out)? => {
+                remove_top_level_temporaries(out)?
+            }
+            Err(reason) => return Err(BuildError::Unowned { out: out.to_path_buf(), reason }),
+        }
+    }
+    record.write(&path).map_err(|reason| BuildError::Unowned { out: out.to_path_buf(), reason })
+}
+
+fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
+        let entry = entry.map_err(|e| BuildError::io(dir, e))?;
+        entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// Top-level files `build` writes: the record, the unreadable-records list, their temporaries.
+fn is_top_level_file(name: &str) -> bool {
+    name == BUILD_RECORD_FILE || name == REJECTS_FILE || is_top_level_temporary(name)
+}
+
+fn is_top_level_temporary(name: &str) -> bool {
+    [BUILD_RECORD_FILE, REJECTS_FILE].iter().any(|file| name.starts_with(&format!(".{file}.")) && name.contains(".tmp"))
+}
+
+fn holds_only_record_temporaries(out: &Path) -> Result<bool, BuildError> {
+    Ok(list(out)?.iter().all(|(name, _)| name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")))
+}
+
+fn remove_top_level_temporaries(out: &Path) -> Result<(), BuildError> {
+    for (name, path) in list(out)? {
+        if is_top_level_temporary(&name) {
+            std::fs::remove_file(&path).map_err(|e| BuildError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what `build` writes in `out` and nothing else: the top-level files, and in every
+/// subfolder the shards, sidecars, manifest, rejects and temporaries (the subfolder too, once it is
+/// empty). A user's own files, anywhere, stay.
+fn remove_mixtape_files(out: &Path) -> Result<(), BuildError> {
+    let remove = |path: &Path| std::fs::remove_file(path).map_err(|e| BuildError::io(path, e));
+    for (name, path) in list(out)? {
+        if path.is_dir() {
+            let files = list(&path)?;
+            let ours: Vec<&PathBuf> = files.iter().filter(|(n, _)| stage::StageFile::of(n).is_some()).map(|(_, p)| p).collect();
+            if ours.is_empty() {
+                continue;
+            }
+            // The manifest first, so a kill midway leaves no finished-looking stage.
+            let manifest = path.join(MANIFEST_FILE);
+            if manifest.is_file() {
+                remove(&manifest)?;
+            }
+            for file in ours.into_iter().filter(|p| **p != manifest) {
+                remove(file)?;
+            }
+            let _ = std::fs::remove_dir(&path);
+        } else if is_top_level_file(&name) {
+            remove(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `entries` as JSON lines.
+pub(crate) fn jsonl(entries: &[RejectEntry]) -> Vec<u8> {
     let mut buf = Vec::new();
     for e in entries {
-        serde_json::to_writer(&mut buf, e).map_err(|err| BuildError::io(path, std::io::Error::other(err)))?;
+        // Serializing strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut buf, e);
         buf.push(b'\n');
     }
-    write_atomic(path, &buf)
+    buf
+}
+
+fn write_jsonl(path: &Path, entries: &[RejectEntry]) -> Result<(), BuildError> {
+    write_atomic(path, &jsonl(entries))
 }
 
 /// Writes to a temporary file beside `path`, syncs it, and renames it into place.

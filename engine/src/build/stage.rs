@@ -1,17 +1,27 @@
 //! Building one stage: read the drawn records, encode them in parallel, pack, write shards.
 //!
 //! A stage's draws are cut into shards of a fixed number of draws, decided up front from the plan's
-//! expected size, so every shard is an independent unit: it is packed on its own (the packer flushes
-//! at the shard's end), written under a temporary name, renamed, and then a hidden sidecar
-//! (`.shard-NNNNN.done.json`, holding the shard's info and rejects) marks it done. A rerun after a
-//! crash skips every shard with a sidecar, reading past its records without encoding them, and
-//! rebuilds the rest; since every shard is a pure function of its draws, the result is byte-identical
-//! to an uninterrupted build.
+//! expected size and `--shard-bytes`, so every shard is an independent unit: it is packed on its own
+//! (the packer flushes at the shard's end), written under a temporary name, renamed, and then a
+//! hidden sidecar (`.shard-NNNNN.done.json`) marks it done. The sidecar says exactly which draws the
+//! shard holds ([`ShardDraws`]: its range of positions in the stage's packing order and a blake3 of
+//! the (source, epoch, record, sample) list), beside the shard's info and rejects.
+//!
+//! A rerun first works out the shards it would write, then keeps a finished shard only when its
+//! sidecar holds exactly the draws this run puts at that index and the file has the recorded size.
+//! Everything else is removed before any shard is written: the stage manifest (so a folder is never
+//! marked finished while its shards change), sidecars that do not match, shards without a matching
+//! sidecar, shards and sidecars past the new shard count, and stale temporaries. So a resume with
+//! another `--shard-bytes` reuses what still matches and rebuilds the rest: no draw is lost or
+//! written twice. Since every shard is a pure function of its draws, a resume with the same
+//! settings is byte-identical to an uninterrupted build.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::{Manifest, PackedRow, PackedSampleMeta, ShardInfo, ShardMeta, ShardOptions, ShardWriter};
+use mixtape_shards::{
+    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, ShardInfo, ShardMeta, ShardOptions, ShardWriter, shard_file_name,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +55,62 @@ pub struct RejectEntry {
 /// What a finished shard leaves beside itself.
 #[derive(Debug, Serialize, Deserialize)]
 struct ShardDone {
+    draws: ShardDraws,
     info: ShardInfo,
     rejects: Vec<RejectEntry>,
+}
+
+/// Exactly which draws a shard holds: the shard is a pure function of them (and of the recipe
+/// fingerprint and JPEG encoder, which `build.json` pins for the whole folder).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ShardDraws {
+    /// Positions `[first, end)` in the stage's packing order.
+    first: u64,
+    end: u64,
+    /// `blake3:` and the hex blake3 of the recipe fingerprint, the stage name, the shard index and
+    /// every draw's (source name, epoch, record ordinal, sample index), in packing order.
+    digest: String,
+    /// Draws per source.
+    by_source: BTreeMap<String, u64>,
+    /// The cut that produced it: draws per shard, from `--shard-bytes` and the plan's expected
+    /// size (for a reader of the file; reuse compares the draws themselves).
+    draws_per_shard: u64,
+}
+
+impl ShardDraws {
+    fn of(ctx: &StageContext<'_>, draws: &[SourceDraws], index: usize, per_shard: usize, chunk: &[(u32, u32)]) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        let mut by_source = BTreeMap::new();
+        for text in [ctx.plan.fingerprint.as_str(), ctx.stage.name.as_str()] {
+            hasher.update(&(text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        hasher.update(&(index as u64).to_le_bytes());
+        for &(slot, j) in chunk {
+            let source = &draws[slot as usize];
+            let name = &ctx.recipe.sources[source.source].name;
+            let draw = &source.draws[j as usize];
+            hasher.update(&(name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update(&draw.epoch.to_le_bytes());
+            hasher.update(&draw.record.to_le_bytes());
+            hasher.update(&draw.sample.to_le_bytes());
+            *by_source.entry(name.clone()).or_insert(0u64) += 1;
+        }
+        let first = (index * per_shard) as u64;
+        ShardDraws {
+            first,
+            end: first + chunk.len() as u64,
+            digest: format!("blake3:{}", hasher.finalize().to_hex()),
+            by_source,
+            draws_per_shard: per_shard as u64,
+        }
+    }
+
+    /// Same draws, whatever setting cut them.
+    fn holds_same_draws(&self, other: &ShardDraws) -> bool {
+        (self.first, self.end, &self.digest) == (other.first, other.end, &other.digest)
+    }
 }
 
 /// Result of a stage.
@@ -54,6 +118,8 @@ struct ShardDone {
 pub struct StageOutcome {
     pub manifest: Manifest,
     pub rejects: Vec<RejectEntry>,
+    /// The stage's manifest and rejects file on disk already say exactly this: nothing was written.
+    pub finished: bool,
     pub shards_written: usize,
     pub shards_reused: usize,
     pub drawn: u64,
@@ -77,8 +143,12 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
     let indexes: Vec<&SourceIndex> = names.iter().map(|n| &ctx.indexes[*n]).collect();
     let draws = stage_draws(ctx.plan.seed, ctx.stage_plan, &names, &indexes);
     let order = interleave(&draws);
-    let per_shard = draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes);
+    let per_shard = draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes).max(1);
+    let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
+    let cuts: Vec<ShardDraws> =
+        chunks.iter().enumerate().map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk)).collect();
     std::fs::create_dir_all(&ctx.dir).map_err(|e| BuildError::io(&ctx.dir, e))?;
+    let mut finished_shards = tidy(&ctx.dir, &cuts)?;
 
     let mut cursors: Vec<SourceCursor<'_>> = draws
         .iter()
@@ -92,24 +162,23 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
     let mut infos = Vec::new();
     let mut rejects = Vec::new();
     let (mut written, mut reused) = (0, 0);
-    for (k, chunk) in order.chunks(per_shard.max(1)).enumerate() {
-        let index = k as u32;
-        let done_path = ctx.dir.join(format!(".shard-{index:05}.done.json"));
-        if let Some(done) = read_done(&done_path, &ctx.dir) {
-            for &(slot, j) in chunk {
-                cursors[slot as usize].skip(&draws[slot as usize].draws[j as usize])?;
+    for (k, (chunk, cut)) in chunks.iter().zip(cuts).enumerate() {
+        let done = match finished_shards[k].take() {
+            Some(done) => {
+                // Its records are never read: a cursor reads forward to the next shard it builds.
+                progress(Progress::Advance { draws: chunk.len() as u64, tokens: done.info.totals.tokens });
+                reused += 1;
+                done
             }
-            progress(Progress::Advance { draws: chunk.len() as u64, tokens: done.info.totals.tokens });
-            rejects.extend(done.rejects);
-            infos.push(done.info);
-            reused += 1;
-            continue;
-        }
-        let done = write_shard(ctx, index, chunk, &draws, &mut cursors, progress)?;
-        write_done(&done_path, &done)?;
+            None => {
+                let done = write_shard(ctx, k as u32, chunk, cut, &draws, &mut cursors, progress)?;
+                write_done(&ctx.dir.join(sidecar_name(k as u32)), &done)?;
+                written += 1;
+                done
+            }
+        };
         rejects.extend(done.rejects);
         infos.push(done.info);
-        written += 1;
     }
 
     let mut reject_counts = BTreeMap::new();
@@ -117,7 +186,96 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
         *reject_counts.entry(r.reason.clone()).or_insert(0u64) += 1;
     }
     let manifest = Manifest::new(&ctx.stage.name, ctx.stage.seq_len, &ctx.plan.fingerprint, infos, reject_counts);
-    Ok(StageOutcome { manifest, rejects, shards_written: written, shards_reused: reused, drawn: order.len() as u64 })
+    let finished = written == 0
+        && std::fs::read(ctx.dir.join(MANIFEST_FILE)).is_ok_and(|b| b == manifest.to_json().as_bytes())
+        && std::fs::read(ctx.dir.join(super::REJECTS_FILE)).is_ok_and(|b| b == super::jsonl(&rejects));
+    Ok(StageOutcome {
+        manifest,
+        rejects,
+        finished,
+        shards_written: written,
+        shards_reused: reused,
+        drawn: order.len() as u64,
+    })
+}
+
+fn sidecar_name(index: u32) -> String {
+    format!(".shard-{index:05}.done.json")
+}
+
+/// Readies a stage folder for this run's cut (`cuts[k]`: the draws of shard `k`) and returns the
+/// finished shards it keeps. A shard is kept when its sidecar holds exactly the draws of `cuts[k]`
+/// and its file has the recorded size. Unless every shard is kept, the manifest goes first (the
+/// stage is no longer finished), then every sidecar and shard not kept, then stale temporaries, so
+/// a kill at any point leaves a folder the next run reads the same way.
+fn tidy(dir: &Path, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone>>, BuildError> {
+    let kept: Vec<Option<ShardDone>> = cuts
+        .iter()
+        .enumerate()
+        .map(|(k, cut)| read_done(dir, k as u32).filter(|done| done.draws.holds_same_draws(cut)))
+        .collect();
+    let keep = |index: usize| kept.get(index).is_some_and(Option::is_some);
+    let mut sidecars = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
+        let name = entry.map_err(|e| BuildError::io(dir, e))?.file_name().to_string_lossy().into_owned();
+        match StageFile::of(&name) {
+            Some(StageFile::Sidecar(k)) if !keep(k) => sidecars.push(dir.join(&name)),
+            Some(StageFile::Shard(k)) if !keep(k) => others.push(dir.join(&name)),
+            Some(StageFile::Temporary) => others.push(dir.join(&name)),
+            _ => {}
+        }
+    }
+    if !sidecars.is_empty() || !others.is_empty() || kept.iter().any(Option::is_none) {
+        remove(&dir.join(MANIFEST_FILE))?;
+    }
+    sidecars.sort();
+    others.sort();
+    for path in sidecars.iter().chain(&others) {
+        remove(path)?;
+    }
+    Ok(kept)
+}
+
+fn remove(path: &Path) -> Result<(), BuildError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BuildError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The files `build` writes in a stage folder, by name.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum StageFile {
+    /// `shard-NNNNN.parquet`.
+    Shard(usize),
+    /// `.shard-NNNNN.done.json`.
+    Sidecar(usize),
+    /// A hidden temporary of a shard, sidecar, manifest or rejects file, left by a killed build.
+    Temporary,
+    /// `manifest.json` or `rejects.jsonl`.
+    Summary,
+}
+
+impl StageFile {
+    pub(super) fn of(name: &str) -> Option<StageFile> {
+        let index = |digits: &str| {
+            (digits.len() >= 5 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+        };
+        if name == MANIFEST_FILE || name == super::REJECTS_FILE {
+            return Some(StageFile::Summary);
+        }
+        if let Some(k) = name.strip_prefix("shard-").and_then(|n| n.strip_suffix(".parquet")).and_then(index) {
+            return Some(StageFile::Shard(k));
+        }
+        if let Some(k) = name.strip_prefix(".shard-").and_then(|n| n.strip_suffix(".done.json")).and_then(index) {
+            return Some(StageFile::Sidecar(k));
+        }
+        // `.shard-00000.parquet.tmp`, `..shard-00000.done.json.tmp-PID`, `.manifest.json.tmp`, ...
+        let bare = name.trim_start_matches('.');
+        let ours = name.starts_with('.') && ["shard-", "manifest.json.", "rejects.jsonl."].iter().any(|p| bare.starts_with(p));
+        (ours && (name.ends_with(".tmp") || name.contains(".tmp-"))).then_some(StageFile::Temporary)
+    }
 }
 
 /// Draws per shard so that shards come out near the target size (from the plan's expectations).
@@ -146,6 +304,7 @@ fn write_shard(
     ctx: &StageContext<'_>,
     index: u32,
     chunk: &[(u32, u32)],
+    cut: ShardDraws,
     draws: &[SourceDraws],
     cursors: &mut [SourceCursor<'_>],
     progress: &(dyn Fn(Progress) + Sync),
@@ -194,7 +353,7 @@ fn write_shard(
         encoded = to_encode.zip(results);
     }
     // In the pool: the writer encodes the last row group's columns in parallel on it.
-    ctx.pool.install(|| shard.finish())
+    ctx.pool.install(|| shard.finish(cut))
 }
 
 fn fetch_batch(
@@ -281,12 +440,12 @@ impl ShardAssembly {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<ShardDone, BuildError> {
+    fn finish(mut self, draws: ShardDraws) -> Result<ShardDone, BuildError> {
         for pack in self.packer.finish() {
             self.writer.write(assemble(&pack.items, &mut self.pending)).map_err(BuildError::Write)?;
         }
         let info = self.writer.finish().map_err(BuildError::Write)?;
-        Ok(ShardDone { info, rejects: self.rejects })
+        Ok(ShardDone { draws, info, rejects: self.rejects })
     }
 }
 
@@ -323,11 +482,14 @@ fn assemble(items: &[u64], pending: &mut HashMap<u64, Item>) -> PackedRow {
     row
 }
 
-fn read_done(path: &Path, dir: &Path) -> Option<ShardDone> {
-    let done: ShardDone = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    // The sidecar is written after the shard's rename, so both exist; still, never trust a sidecar
-    // whose shard is gone.
-    dir.join(&done.info.file).is_file().then_some(done)
+/// The sidecar of shard `index`, when it parses and its shard is the file it describes (name,
+/// index and size; the blake3 is `verify`'s job, reading every shard here would make a no-op rerun
+/// cost a full read of the build).
+fn read_done(dir: &Path, index: u32) -> Option<ShardDone> {
+    let done: ShardDone = serde_json::from_slice(&std::fs::read(dir.join(sidecar_name(index))).ok()?).ok()?;
+    let file = shard_file_name(index);
+    let size = std::fs::metadata(dir.join(&file)).ok()?.len();
+    (done.info.index == index && done.info.file == file && done.info.bytes == size).then_some(done)
 }
 
 fn write_done(path: &Path, done: &ShardDone) -> Result<(), BuildError> {
@@ -365,7 +527,23 @@ impl SourceCursor<'_> {
         }
     }
 
-    fn skip(&mut self, draw: &Draw) -> Result<(), BuildError> {
-        self.fetch(draw).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_files_are_recognised_by_name_and_nothing_else_is() {
+        assert_eq!(StageFile::of("shard-00012.parquet"), Some(StageFile::Shard(12)));
+        assert_eq!(StageFile::of(".shard-00012.done.json"), Some(StageFile::Sidecar(12)));
+        assert_eq!(StageFile::of("manifest.json"), Some(StageFile::Summary));
+        assert_eq!(StageFile::of("rejects.jsonl"), Some(StageFile::Summary));
+        for temporary in [".shard-00003.parquet.tmp", "..shard-00003.done.json.tmp-4242", ".manifest.json.tmp", ".rejects.jsonl.tmp-7"] {
+            assert_eq!(StageFile::of(temporary), Some(StageFile::Temporary), "{temporary}");
+        }
+        for other in ["shard-1.parquet", "shard-0001x.parquet", "notes.txt", ".shard-00001.done.json.bak", "shard-00001.parquet.tmp"] {
+            assert_eq!(StageFile::of(other), None, "{other}");
+        }
     }
 }

@@ -1,0 +1,187 @@
+//! `build.json`: the record at the top of a build output that says whose folder it is.
+//!
+//! `mixtape build` writes it before anything else in `--out`, and a rerun resumes a folder only when
+//! its record parses, carries a valid checksum and names the same recipe fingerprint and JPEG
+//! encoder: a folder whose ownership cannot be proven is never reused, since its shards could belong
+//! to another recipe. `verify` and `audit` read the same type, so all three agree on what a valid
+//! record is.
+//!
+//! The `checksum` is the blake3 of the record's other fields (their compact JSON, in field order),
+//! so any edit to a value is detected even when the result still parses; whitespace and key order
+//! do not matter. Unknown keys are refused for the same reason. The record holds no timestamps, so
+//! two builds of one recipe write byte-identical records.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The record's file name, at the top of a build output.
+pub const BUILD_RECORD_FILE: &str = "build.json";
+/// Version of the record's layout ([`BuildRecord::format_version`]).
+pub const BUILD_RECORD_VERSION: u32 = 1;
+
+/// What `build.json` holds (without its checksum, which [`BuildRecord::write`] adds and
+/// [`BuildRecord::read`] checks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BuildRecord {
+    /// [`BUILD_RECORD_VERSION`].
+    pub format_version: u32,
+    /// The recipe's `name`.
+    pub recipe: String,
+    /// The recipe fingerprint every stage manifest and shard footer of the folder carries.
+    pub fingerprint: String,
+    /// The JPEG encoder (name and version) that wrote the folder's images: another one would mix
+    /// two encoders' bytes in one stage.
+    pub jpeg_encoder: String,
+    /// The recipe's stage names in recipe order: each has a folder of that name once built.
+    pub stages: Vec<String>,
+}
+
+/// The record as stored: its fields plus the checksum, nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    format_version: u32,
+    recipe: String,
+    fingerprint: String,
+    jpeg_encoder: String,
+    stages: Vec<String>,
+    checksum: String,
+}
+
+/// Why `build.json` cannot be trusted. Each names the file; the fix depends on the command, so the
+/// caller adds it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildRecordError {
+    #[error("{} is missing", path.display())]
+    Missing { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    #[error("{} is not a mixtape build record: {source}", path.display())]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{} has format_version {found}, this mixtape reads version {BUILD_RECORD_VERSION}", path.display())]
+    UnsupportedVersion { path: PathBuf, found: u32 },
+    #[error("{} was edited: its checksum is {stated}, its content hashes to {computed}", path.display())]
+    Checksum { path: PathBuf, stated: String, computed: String },
+}
+
+impl BuildRecord {
+    pub fn new(
+        recipe: impl Into<String>,
+        fingerprint: impl Into<String>,
+        jpeg_encoder: impl Into<String>,
+        stages: Vec<String>,
+    ) -> Self {
+        Self {
+            format_version: BUILD_RECORD_VERSION,
+            recipe: recipe.into(),
+            fingerprint: fingerprint.into(),
+            jpeg_encoder: jpeg_encoder.into(),
+            stages,
+        }
+    }
+
+    /// `blake3:` and the hex blake3 of the fields' compact JSON.
+    pub fn checksum(&self) -> String {
+        // Serializing plain strings and integers cannot fail.
+        let content = serde_json::to_vec(self).unwrap_or_default();
+        format!("blake3:{}", blake3::hash(&content).to_hex())
+    }
+
+    /// The file's bytes: pretty JSON with the checksum last.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("checksum".into(), self.checksum().into());
+        }
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Writes the record atomically (temporary file, fsync, rename).
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), BuildRecordError> {
+        let path = path.as_ref();
+        crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| BuildRecordError::Io {
+            path: path.to_path_buf(),
+            action: "write",
+            source,
+        })
+    }
+
+    /// Reads and checks a record: it must exist, parse with exactly the known keys, have this
+    /// version and a checksum that matches its content.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, BuildRecordError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => BuildRecordError::Missing { path: path.to_path_buf() },
+            _ => BuildRecordError::Io { path: path.to_path_buf(), action: "read", source },
+        })?;
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|source| BuildRecordError::Json { path: path.to_path_buf(), source })?;
+        if stored.format_version != BUILD_RECORD_VERSION {
+            return Err(BuildRecordError::UnsupportedVersion { path: path.to_path_buf(), found: stored.format_version });
+        }
+        let record = Self {
+            format_version: stored.format_version,
+            recipe: stored.recipe,
+            fingerprint: stored.fingerprint,
+            jpeg_encoder: stored.jpeg_encoder,
+            stages: stored.stages,
+        };
+        let computed = record.checksum();
+        if stored.checksum != computed {
+            return Err(BuildRecordError::Checksum { path: path.to_path_buf(), stated: stored.checksum, computed });
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> BuildRecord {
+        BuildRecord::new("demo", "fp-1", "libjpeg-turbo 3.0", vec!["warmup".into(), "sft".into()])
+    }
+
+    #[test]
+    fn a_written_record_reads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BUILD_RECORD_FILE);
+        record().write(&path).unwrap();
+        assert_eq!(BuildRecord::read(&path).unwrap(), record());
+        // Deterministic: the same record, the same bytes.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), record().to_json());
+    }
+
+    /// Every single change to a written record is refused, and the error names the file.
+    #[test]
+    fn every_edit_missing_file_or_truncation_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BUILD_RECORD_FILE);
+        let good = record().to_json();
+        let edits: Vec<(&str, String)> = vec![
+            ("fingerprint", good.replace("fp-1", "fp-2")),
+            ("recipe", good.replace("\"demo\"", "\"other\"")),
+            ("jpeg encoder", good.replace("3.0", "3.1")),
+            ("stage list", good.replace("\"sft\"", "\"sft2\"")),
+            ("checksum", good.replace("blake3:", "blake3:0")),
+            ("extra key", good.replacen('{', "{\"note\": 1,", 1)),
+            ("version", good.replace("\"format_version\": 1", "\"format_version\": 2")),
+            ("truncated", good[..good.len() / 2].to_string()),
+            ("empty", String::new()),
+        ];
+        for (what, text) in edits {
+            std::fs::write(&path, &text).unwrap();
+            let err = BuildRecord::read(&path).expect_err(what);
+            assert!(err.to_string().contains(&path.display().to_string()), "{what}: {err}");
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(BuildRecord::read(&path), Err(BuildRecordError::Missing { .. })));
+        // Whitespace is not content.
+        std::fs::write(&path, good.replace('\n', " ")).unwrap();
+        assert_eq!(BuildRecord::read(&path).unwrap(), record());
+    }
+}
