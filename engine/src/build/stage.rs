@@ -13,8 +13,9 @@
 //! marked finished while its shards change), sidecars that do not match, shards without a matching
 //! sidecar, shards and sidecars past the new shard count, and stale temporaries. So a resume with
 //! another `--shard-bytes` reuses what still matches and rebuilds the rest: no draw is lost or
-//! written twice. Since every shard is a pure function of its draws, a resume with the same
-//! settings is byte-identical to an uninterrupted build.
+//! written twice. A finished stage whose shards prove they hold its draws as their own cut gave them
+//! is kept as it is, whatever `--shard-bytes` says now. Since every shard is a pure function of its
+//! draws, a resume with the same settings is byte-identical to an uninterrupted build.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -143,10 +144,26 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
     let indexes: Vec<&SourceIndex> = names.iter().map(|n| &ctx.indexes[*n]).collect();
     let draws = stage_draws(ctx.plan.seed, ctx.stage_plan, &names, &indexes);
     let order = interleave(&draws);
-    let per_shard = draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes).max(1);
+    let cut = |per_shard: usize| -> Vec<ShardDraws> {
+        order.chunks(per_shard).enumerate().map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk)).collect()
+    };
+    let mut per_shard = draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes).max(1);
+    let mut cuts = cut(per_shard);
+    // A finished stage (it has a manifest) cut with another `--shard-bytes` is kept as it was cut
+    // when every one of its shards holds exactly the draws that cut gives: it already holds every
+    // draw once, and re-cutting it would rebuild the whole stage for a layout choice
+    // (`--rebuild` re-cuts).
+    if let Some(theirs) = finished_cut(&ctx.dir).filter(|&p| p != per_shard && p > 0) {
+        let their_cuts = cut(theirs);
+        let whole = their_cuts
+            .iter()
+            .enumerate()
+            .all(|(k, c)| read_done(&ctx.dir, k as u32).is_some_and(|done| done.draws.holds_same_draws(c)));
+        if whole {
+            (per_shard, cuts) = (theirs, their_cuts);
+        }
+    }
     let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
-    let cuts: Vec<ShardDraws> =
-        chunks.iter().enumerate().map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk)).collect();
     std::fs::create_dir_all(&ctx.dir).map_err(|e| BuildError::io(&ctx.dir, e))?;
     let mut finished_shards = tidy(&ctx.dir, &cuts)?;
 
@@ -197,6 +214,14 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
         shards_reused: reused,
         drawn: order.len() as u64,
     })
+}
+
+/// Draws per shard of a finished stage (one with a manifest), from its first shard's sidecar.
+fn finished_cut(dir: &Path) -> Option<usize> {
+    if !dir.join(MANIFEST_FILE).is_file() {
+        return None;
+    }
+    read_done(dir, 0).map(|done| done.draws.draws_per_shard as usize)
 }
 
 fn sidecar_name(index: u32) -> String {
