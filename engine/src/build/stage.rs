@@ -564,10 +564,13 @@ mod tests {
         assert_eq!(StageFile::of(".shard-00012.done.json"), Some(StageFile::Sidecar(12)));
         assert_eq!(StageFile::of("manifest.json"), Some(StageFile::Summary));
         assert_eq!(StageFile::of("rejects.jsonl"), Some(StageFile::Summary));
-        for temporary in [".shard-00003.parquet.tmp", "..shard-00003.done.json.tmp-4242", ".manifest.json.tmp", ".rejects.jsonl.tmp-7"] {
+        let temporaries =
+            [".shard-00003.parquet.tmp", "..shard-00003.done.json.tmp-4242", ".manifest.json.tmp", ".rejects.jsonl.tmp-7"];
+        for temporary in temporaries {
             assert_eq!(StageFile::of(temporary), Some(StageFile::Temporary), "{temporary}");
         }
-        for other in ["shard-1.parquet", "shard-0001x.parquet", "notes.txt", ".shard-00001.done.json.bak", "shard-00001.parquet.tmp"] {
+        let others = ["shard-1.parquet", "shard-0001x.parquet", "notes.txt", ".shard-00001.done.json.bak", "shard-00001.parquet.tmp"];
+        for other in others {
             assert_eq!(StageFile::of(other), None, "{other}");
         }
     }
