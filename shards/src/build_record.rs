@@ -89,13 +89,18 @@ impl BuildRecord {
         format!("blake3:{}", blake3::hash(&content).to_hex())
     }
 
-    /// The file's bytes: pretty JSON with the checksum last.
+    /// The file's bytes: pretty JSON, fields in declaration order, the checksum last.
     pub fn to_json(&self) -> String {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("checksum".into(), self.checksum().into());
+        // A struct, not a `serde_json::Value`: a map's key order would depend on serde_json's
+        // `preserve_order` feature.
+        #[derive(Serialize)]
+        struct WithChecksum<'a> {
+            #[serde(flatten)]
+            record: &'a BuildRecord,
+            checksum: String,
         }
-        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        let stored = WithChecksum { record: self, checksum: self.checksum() };
+        let mut text = serde_json::to_string_pretty(&stored).unwrap_or_default();
         text.push('\n');
         text
     }
