@@ -584,9 +584,21 @@ mod tests {
         assert!(!report.build_output);
         let s = &report.stages[0];
         assert_eq!((s.stage.as_str(), s.shards, s.rows, s.row_groups), ("sft", 2, 10, 6));
+        // A build output is whole only with its build record.
         let all = verify(dir.path()).unwrap();
-        assert!(all.is_ok() && all.build_output);
+        let record = dir.path().join(BUILD_RECORD_FILE);
+        assert_eq!(all.problems.len(), 1, "{:?}", all.problems);
+        assert_eq!(all.problems[0].path, record);
+        assert!(matches!(&all.problems[0].kind, ProblemKind::BuildRecordUnreadable { detail } if detail == "it is missing"));
+        BuildRecord::new("r", "fp", "jpeg 1", vec!["warmup".into(), "sft".into()]).write(&record).unwrap();
+        let all = verify(dir.path()).unwrap();
+        assert!(all.is_ok() && all.build_output, "{:?}", all.problems);
         assert_eq!(all.stages.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>(), ["sft", "warmup"]);
+        // A stage the record lists but the folder lacks is named.
+        BuildRecord::new("r", "fp", "jpeg 1", vec!["warmup".into(), "sft".into(), "late".into()]).write(&record).unwrap();
+        let all = verify(dir.path()).unwrap();
+        assert_eq!(all.problems.len(), 1, "{:?}", all.problems);
+        assert_eq!(all.problems[0].kind, ProblemKind::StageNotBuilt { stage: "late".into() });
     }
 
     #[test]
