@@ -32,7 +32,7 @@ pub mod writer;
 mod testing;
 
 pub use batch::{DecodeError, EncodeError};
-pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardInfo, Totals};
+pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
 pub use read::{ReadColumns, ReadError, ShardFile, read_rows};
 pub use reader::{Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, Row, Tally};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
