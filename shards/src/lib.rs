@@ -33,8 +33,10 @@ mod testing;
 
 pub use batch::{DecodeError, EncodeError};
 pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
-pub use read::{ReadColumns, ReadError, ShardFile, read_rows};
-pub use reader::{Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, Row, Tally};
+pub use read::{ReadColumns, ReadError, Region, ShardFile, read_rows};
+pub use reader::{
+    Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, ReaderWarning, Row, Tally,
+};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
