@@ -115,21 +115,23 @@ impl ShardFile {
         let file = File::open(&path).map_err(io)?;
         let len = parquet::file::reader::Length::len(&file);
         if len != info.bytes {
-            return Err(ReadError::Size { path, expected: info.bytes, found: len });
+            return Err(ReadError::Size { path: path.clone(), expected: info.bytes, found: len });
         }
         let checksums = &info.checksums;
-        let magic = checked::load(&file, 0, 4.min(len)).map_err(io)?;
-        if magic[..] != MAGIC {
+        let magic = checked::load(&file, 0, len.min(4)).map_err(io)?;
+        if magic[..] != MAGIC[..] {
             let mut found = [0u8; 4];
             found[..magic.len()].copy_from_slice(&magic);
             let (expected, found) = (u32::from_le_bytes(MAGIC), u32::from_le_bytes(found));
-            return Err(ReadError::Corrupt { path, region: Region::Magic, expected, found });
+            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Magic, expected, found });
         }
-        let tail_offset = checksums.tail_offset.clamp(4, len);
+        // The magic is there, so the file has at least 4 bytes.
+        let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
         let tail = checked::load(&file, tail_offset, len - tail_offset).map_err(io)?;
         let found = crc32fast::hash(&tail);
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
-            return Err(ReadError::Corrupt { path, region: Region::Tail, expected: checksums.tail_crc32, found });
+            let expected = checksums.tail_crc32;
+            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Tail, expected, found });
         }
         let tail = Loaded::new(len, vec![(tail_offset, tail)]);
         let metadata = ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new())
@@ -533,7 +535,7 @@ fn check_layout(metadata: &ArrowReaderMetadata, checksums: &ShardChecksums) -> R
         for column in group.columns() {
             let (start, len) = column.byte_range();
             if start != end {
-                return Err(format!("row group {index}, column {} starts at byte {start}, not {end}", column.column_path()));
+                return Err(format!("row group {index}, column {} starts at byte {start}, not {end}", column.column_path().string()));
             }
             end = start + len;
         }
