@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::read::{ReadError, ShardFile};
+use crate::read::{ReadError, Region, ShardFile};
 use crate::{Counts, ShardInfo, shard_file_name};
 
 /// The build output's state file (written by `mixtape build`): holds the recipe fingerprint.
@@ -417,7 +417,11 @@ impl Recount {
 fn read_problem(e: &ReadError) -> ProblemKind {
     match e {
         ReadError::Corrupt { region, expected, found, .. } => ProblemKind::ChecksumMismatch {
-            region: region.to_string(),
+            // The problem names the row group already.
+            region: match region {
+                Region::ColumnChunk { column, .. } => format!("column {column}"),
+                other => other.to_string(),
+            },
             manifest: format!("{expected:08x}"),
             file: format!("{found:08x}"),
         },
@@ -646,7 +650,7 @@ mod tests {
         let damaged = report.problems().find(|p| matches!(p.kind, ProblemKind::ChecksumMismatch { .. })).unwrap();
         assert_eq!(damaged.row_group, Some(1));
         assert!(
-            matches!(&damaged.kind, ProblemKind::ChecksumMismatch { region, .. } if *region == format!("row group 1, column {column}")),
+            matches!(&damaged.kind, ProblemKind::ChecksumMismatch { region, .. } if *region == format!("column {column}")),
             "{damaged}"
         );
     }
