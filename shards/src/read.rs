@@ -171,6 +171,12 @@ impl ShardFile {
         let mut parts = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let (start, len) = group.column(leaf).byte_range();
+            if start.checked_add(len).is_none_or(|end| end > self.len) {
+                // Only a footer nobody checked can say so; never allocate what it claims.
+                let column = group.column(leaf).column_path().string();
+                let detail = format!("column {column} claims bytes {start}..+{len}, past the end of the file");
+                return Err(ReadError::Parquet { path: self.path.clone(), row_group: Some(row_group), source: ParquetError::General(detail) });
+            }
             let bytes = checked::load(&file, start, len)
                 .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
             if let Some(checksums) = &self.checksums {
