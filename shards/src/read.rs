@@ -262,7 +262,8 @@ impl ShardFile {
             let schema = self.metadata.metadata().file_metadata().schema_descr();
             let unread: Vec<usize> = (0..schema.num_columns())
                 .filter(|&i| {
-                    let parts = schema.column(i).path().parts();
+                    let leaf = schema.column(i);
+                    let parts = leaf.path().parts();
                     !wanted(parts) && (columns.image_bytes || !parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH))
                 })
                 .collect();
