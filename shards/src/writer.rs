@@ -234,7 +234,9 @@ impl ShardWriter {
             move |source| WriteError::Io { path: path.to_path_buf(), action, source }
         }
         std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
-        let file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
+        let mut file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
+        // After the leading magic: the first column chunk, or the tail of a shard without rows.
+        file.cut_at(4).map_err(io(&tmp, "create temporary shard"))?;
         let writer = ArrowWriter::try_new(file, shard_schema(), Some(properties))
             .and_then(ArrowWriter::into_serialized_writer)
             .map(|(file, columns)| ParquetFile { file, columns, chunk_ranges: Vec::new() })
