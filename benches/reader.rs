@@ -6,6 +6,10 @@
 //!   [`ShardFile`], one thread, nothing else (the Rust floor; pyarrow's is in `benches/reader/`).
 //! - `reader/images`: the reader with images decoded, against `floor/bare-image-decode`: decoding
 //!   the same image bytes (already in memory) on the same number of threads.
+//! - `checksums/decode-checked` against `checksums/decode-unchecked`: decoding every row group of
+//!   every shard as `floor/decode-sequential` does, opened with and without the manifest's checksums
+//!   (`ShardFile::open_checked` / `ShardFile::open`): the cost of checking every byte as it is read
+//!   (issue 15's goal: at most 3% of reader time).
 //! - `first-batch/N-shards`: `Reader::try_new` plus the first batch on N one-row shards
 //!   (default 10,000; set MIXTAPE_BENCH_SHARDS).
 //! - Peak RSS (from /proc, reset between measurements) with default options, for 1 and 3 epochs
@@ -93,6 +97,20 @@ fn decode_sequential(paths: &[PathBuf]) -> usize {
                 .len()
         })
         .sum()
+}
+
+/// Like [`decode_sequential`], each shard opened with its manifest entry, so every byte read is
+/// checked against its CRC32.
+fn decode_checked(stages: &[PathBuf]) -> usize {
+    let mut rows = 0;
+    for stage in stages {
+        let manifest = Manifest::read(stage.join(MANIFEST_FILE)).expect("manifest");
+        for info in &manifest.shards {
+            let shard = ShardFile::open_checked(stage.join(&info.file), info).expect("open");
+            rows += shard.read_all().expect("read").len();
+        }
+    }
+    rows
 }
 
 fn image_bytes(paths: &[PathBuf]) -> Vec<Vec<u8>> {
@@ -194,6 +212,15 @@ fn bench_reader(c: &mut Criterion) {
     group.bench_function("floor/decode-sequential", |b| {
         b.iter(|| decode_sequential(&paths))
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("checksums");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(tokens));
+    group.bench_function("decode-checked", |b| b.iter(|| decode_checked(&stages)));
+    group.bench_function("decode-unchecked", |b| b.iter(|| decode_sequential(&paths)));
     group.finish();
 
     let bytes = image_bytes(&paths);

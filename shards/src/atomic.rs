@@ -10,8 +10,9 @@
 //! dataset folder, so a half-written file is invisible to readers too.
 //!
 //! [`HashingFile`] hashes bytes as they are written, so publishing a shard never re-reads it to
-//! compute its blake3.
+//! compute its blake3 or the CRC32s of its regions.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -54,32 +55,101 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// A file that counts and blake3-hashes every byte written to it.
+/// A file that counts and blake3-hashes every byte written to it, and CRC32s it in segments cut at
+/// offsets announced ahead with [`HashingFile::cut_at`].
+///
+/// Cuts are announced by offset, not by time, because bytes reach this file late: parquet's writer
+/// buffers them. The writer knows where each column chunk will start and end before it hands the
+/// chunk's bytes over, so the cuts always arrive before the bytes they split.
 #[derive(Debug)]
 pub(crate) struct HashingFile {
     file: File,
     hasher: blake3::Hasher,
     bytes: u64,
+    /// CRC32 of the bytes since `segment_start`.
+    crc: crc32fast::Hasher,
+    segment_start: u64,
+    /// Offsets where a segment ends, ascending, all at or after `bytes`.
+    cuts: VecDeque<u64>,
+    /// Finished segments: (start offset, CRC32), in file order.
+    segments: Vec<(u64, u32)>,
+}
+
+/// What a [`HashingFile`] hashed, once synced.
+#[derive(Debug)]
+pub(crate) struct Hashed {
+    pub bytes: u64,
+    /// blake3 of the whole file, lowercase hex.
+    pub blake3: String,
+    /// (start offset, CRC32) of each segment, in file order; they tile the file, the last one
+    /// running to its end.
+    pub segments: Vec<(u64, u32)>,
 }
 
 impl HashingFile {
     pub(crate) fn create(path: &Path) -> io::Result<Self> {
-        Ok(Self { file: File::create(path)?, hasher: blake3::Hasher::new(), bytes: 0 })
+        Ok(Self {
+            file: File::create(path)?,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+            crc: crc32fast::Hasher::new(),
+            segment_start: 0,
+            cuts: VecDeque::new(),
+            segments: Vec::new(),
+        })
     }
 
-    /// Syncs the file to disk and returns (bytes written, blake3 hex).
-    pub(crate) fn sync(mut self) -> io::Result<(u64, String)> {
+    /// Ends the current CRC32 segment at `offset` (and starts the next one there). A cut at the
+    /// start of the current segment or at the last announced cut is a no-op; one behind the bytes
+    /// already hashed is refused.
+    pub(crate) fn cut_at(&mut self, offset: u64) -> io::Result<()> {
+        let last = self.cuts.back().copied().unwrap_or(self.segment_start);
+        if offset == last {
+            return Ok(());
+        }
+        if offset < last || offset < self.bytes {
+            return Err(io::Error::other(format!(
+                "checksum segment cut at byte {offset} announced after byte {} was hashed",
+                self.bytes.max(last)
+            )));
+        }
+        self.cuts.push_back(offset);
+        Ok(())
+    }
+
+    /// Syncs the file to disk and returns what was hashed.
+    pub(crate) fn sync(mut self) -> io::Result<Hashed> {
         self.file.flush()?;
         self.file.sync_all()?;
-        Ok((self.bytes, self.hasher.finalize().to_hex().to_string()))
+        if let Some(cut) = self.cuts.front() {
+            return Err(io::Error::other(format!("checksum segment cut at byte {cut}, past the end ({})", self.bytes)));
+        }
+        self.segments.push((self.segment_start, self.crc.finalize()));
+        Ok(Hashed { bytes: self.bytes, blake3: self.hasher.finalize().to_hex().to_string(), segments: self.segments })
     }
 }
 
 impl Write for HashingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.file.write(buf)?;
-        self.hasher.update(&buf[..written]);
-        self.bytes += written as u64;
+        let mut data = &buf[..written];
+        self.hasher.update(data);
+        while let Some(&cut) = self.cuts.front() {
+            let before = cut - self.bytes;
+            if before > data.len() as u64 {
+                break;
+            }
+            let (head, rest) = data.split_at(before as usize);
+            self.crc.update(head);
+            let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
+            self.segments.push((self.segment_start, crc));
+            self.segment_start = cut;
+            self.bytes = cut;
+            self.cuts.pop_front();
+            data = rest;
+        }
+        self.crc.update(data);
+        self.bytes += data.len() as u64;
         Ok(written)
     }
 
@@ -114,8 +184,28 @@ mod tests {
         let mut file = HashingFile::create(&path).unwrap();
         file.write_all(b"hello ").unwrap();
         file.write_all(b"world").unwrap();
-        let (bytes, hash) = file.sync().unwrap();
-        assert_eq!(bytes, 11);
-        assert_eq!(hash, blake3::hash(&std::fs::read(&path).unwrap()).to_hex().to_string());
+        let hashed = file.sync().unwrap();
+        assert_eq!(hashed.bytes, 11);
+        assert_eq!(hashed.blake3, blake3::hash(&std::fs::read(&path).unwrap()).to_hex().to_string());
+    }
+
+    #[test]
+    fn hashing_file_crcs_the_segments_between_cuts_whatever_the_write_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for step in [1, 3, 64, 1000] {
+            let mut file = HashingFile::create(&dir.path().join("f")).unwrap();
+            for cut in [4, 4, 100, 101, 640] {
+                file.cut_at(cut).unwrap();
+            }
+            for part in data.chunks(step) {
+                file.write_all(part).unwrap();
+            }
+            assert!(file.cut_at(10).is_err(), "a cut behind the hashed bytes is refused");
+            let segments = file.sync().unwrap().segments;
+            let crc = |range: std::ops::Range<usize>| crc32fast::hash(&data[range]);
+            let expected = [(0, crc(0..4)), (4, crc(4..100)), (100, crc(100..101)), (101, crc(101..640)), (640, crc(640..1000))];
+            assert_eq!(segments, expected, "writes of {step} bytes");
+        }
     }
 }

@@ -35,9 +35,11 @@ mod testing;
 
 pub use batch::{DecodeError, EncodeError};
 pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
-pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardInfo, Totals};
-pub use read::{ReadColumns, ReadError, ShardFile, read_rows};
-pub use reader::{Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, Row, Tally};
+pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
+pub use read::{ReadColumns, ReadError, Region, ShardFile, read_rows};
+pub use reader::{
+    Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, ReaderWarning, Row, Tally,
+};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};

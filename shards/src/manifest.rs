@@ -72,6 +72,28 @@ pub struct ShardInfo {
     pub by_category: BTreeMap<String, Counts>,
     /// Counts per source name.
     pub by_source: BTreeMap<String, Counts>,
+    /// CRC32s of every byte range the reader uses, checked as it reads them.
+    pub checksums: ShardChecksums,
+}
+
+/// CRC32s (IEEE, as zlib's `crc32`) of a shard's regions, recorded at build time so that a reader
+/// detects any change to the bytes it uses as it reads them, without hashing the whole file first.
+///
+/// A shard is, in order: the magic `PAR1` (4 bytes, compared as is), its column chunks (each row
+/// group's leaf columns in schema order, contiguous: page headers, dictionary page, data pages),
+/// and the tail from the end of the last column chunk to the end of the file (page indexes,
+/// footer with the embedded Arrow schema, footer length, trailing `PAR1`). CRC32 detects every
+/// change of up to 32 consecutive bits, so every single-byte change in any region.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardChecksums {
+    /// `column_chunks[row_group][leaf]`: CRC32 of the column chunk's byte range (as the footer's
+    /// column metadata gives it: from its dictionary page, else its first data page, for its
+    /// compressed size).
+    pub column_chunks: Vec<Vec<u32>>,
+    /// Offset of the tail: the end of the last column chunk (4 in a shard without row groups).
+    pub tail_offset: u64,
+    /// CRC32 of the tail, from `tail_offset` to the end of the file.
+    pub tail_crc32: u32,
 }
 
 /// Stage totals.
@@ -128,6 +150,9 @@ pub enum ManifestError {
     Json { path: PathBuf, source: serde_json::Error },
     #[error("manifest {} has format_version {found}, this mixtape reads version {FORMAT_VERSION}: rebuild the stage with this mixtape", path.display())]
     UnsupportedVersion { path: PathBuf, found: u32 },
+    /// A manifest written before shards carried checksums: its shards cannot be checked as read.
+    #[error("manifest {} lists {file} without checksums (it was built by an older mixtape, whose shards cannot be checked as they are read): rebuild the stage with this mixtape", path.display())]
+    NoChecksums { path: PathBuf, file: String },
 }
 
 impl Manifest {
@@ -202,14 +227,27 @@ impl Manifest {
             source,
         })?;
         // Check the version before the full shape, so a future manifest says "version", not "field".
+        // Likewise a manifest of an older build says "checksums", not "missing field".
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
+            #[serde(default)]
+            shards: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            #[serde(default)]
+            file: String,
+            #[serde(default)]
+            checksums: Option<serde::de::IgnoredAny>,
         }
         let json = |source| ManifestError::Json { path: path.to_path_buf(), source };
-        let Version { format_version } = serde_json::from_slice(&bytes).map_err(json)?;
+        let Version { format_version, shards } = serde_json::from_slice(&bytes).map_err(json)?;
         if format_version != FORMAT_VERSION {
             return Err(ManifestError::UnsupportedVersion { path: path.to_path_buf(), found: format_version });
+        }
+        if let Some(entry) = shards.into_iter().find(|e| e.checksums.is_none()) {
+            return Err(ManifestError::NoChecksums { path: path.to_path_buf(), file: entry.file });
         }
         serde_json::from_slice(&bytes).map_err(json)
     }
@@ -236,6 +274,7 @@ mod tests {
             efficiency: 0.0,
             by_category: BTreeMap::new(),
             by_source: BTreeMap::new(),
+            checksums: ShardChecksums { column_chunks: vec![vec![7, 8]], tail_offset: 40, tail_crc32: 9 },
         };
         for (category, source, c) in by {
             info.totals += c;
@@ -330,6 +369,18 @@ mod tests {
         std::fs::write(&path, manifest().to_json().replace("\"format_version\": 1", "\"format_version\": 2")).unwrap();
         let err = Manifest::read(&path).unwrap_err();
         assert!(matches!(err, ManifestError::UnsupportedVersion { found: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_of_an_older_build_without_checksums_is_refused_with_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let mut json: serde_json::Value = serde_json::from_str(&manifest().to_json()).unwrap();
+        json["shards"][1].as_object_mut().unwrap().remove("checksums");
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        let err = Manifest::read(&path).unwrap_err();
+        assert!(matches!(&err, ManifestError::NoChecksums { file, .. } if file == "shard-00001.parquet"), "{err}");
+        assert!(err.to_string().contains("rebuild the stage"), "{err}");
     }
 
     #[test]

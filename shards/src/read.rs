@@ -6,8 +6,16 @@
 //! shuffles and prefetches) and validates every row exactly as the writer did, so a damaged or
 //! hand-edited shard fails loudly instead of feeding misaligned tokens to training.
 //!
-//! Every error names the file, and the row group (and row) where it applies. Nothing here
-//! panics on bad input: columns are looked up by name and type-checked (see [`crate::batch`]).
+//! [`ShardFile::open_checked`] opens a shard of a stage with its manifest entry: every byte it then
+//! uses is checked against the entry's [`ShardChecksums`] as it is read, before it is decoded
+//! (see [`checked`]): the leading magic and the tail (footer) at open, each column chunk when its
+//! row group is read. Column chunks a read leaves out (the image bytes when images are skipped)
+//! are not read, so not checked; `position_ids`, never decoded by the streaming reader, is still
+//! read and checked, so that no byte of the columns a read asks for can change silently.
+//! [`ShardFile::open`] reads a lone file, with no checksums to check against.
+//!
+//! Every error names the file, and the row group (and row, or column) where it applies. Nothing
+//! here panics on bad input: columns are looked up by name and type-checked (see [`crate::batch`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -22,11 +30,15 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use parquet::basic::Type as PhysicalType;
 use parquet::errors::ParquetError;
 
+mod checked;
 mod lists;
+
+pub use checked::Region;
 
 use crate::batch::{self, DecodeError, DirectColumns};
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, MetaError, columns as schema_columns};
-use crate::{PackedRow, RowChecks, RowError, ShardMeta};
+use crate::{PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta};
+use checked::Loaded;
 
 /// Rows decoded per Arrow batch. Bounds the size of one batch's binary column (Arrow's int32
 /// offsets cap it at 2 GiB) even for row groups written by other tools.
@@ -51,6 +63,15 @@ pub enum ReadError {
     InvalidRow { path: PathBuf, row_group: usize, row: usize, source: RowError },
     #[error("{}: has no row group {row_group} (it has {row_groups})", path.display())]
     NoSuchRowGroup { path: PathBuf, row_group: usize, row_groups: usize },
+    /// A region's bytes differ from what the build wrote (its CRC32, or the magic itself).
+    #[error("{}, {region}: damaged: its CRC32 is {found:08x}, the manifest records {expected:08x} (the shard changed after it was built: delete it and rebuild the stage)", path.display())]
+    Corrupt { path: PathBuf, region: Region, expected: u32, found: u32 },
+    /// The file's size is not the manifest's.
+    #[error("{}: is {found} bytes, the manifest says {expected} (the shard was truncated, extended or replaced: delete it and rebuild the stage)", path.display())]
+    Size { path: PathBuf, expected: u64, found: u64 },
+    /// The checksums of the manifest entry do not describe this file's layout.
+    #[error("{}: its manifest entry's checksums do not match its layout: {detail} (the shard was replaced or the manifest edited: rebuild the stage)", path.display())]
+    ChecksumLayout { path: PathBuf, detail: String },
 }
 
 fn at(row_group: Option<usize>) -> String {
@@ -63,15 +84,68 @@ pub struct ShardFile {
     path: PathBuf,
     meta: ShardMeta,
     metadata: ArrowReaderMetadata,
+    /// What every byte read is checked against; `None` for a lone file ([`ShardFile::open`]).
+    checksums: Option<Arc<ShardChecksums>>,
+    /// The file's size.
+    len: u64,
 }
 
+/// The magic a Parquet file starts and ends with.
+const MAGIC: [u8; 4] = *b"PAR1";
+
 impl ShardFile {
-    /// Reads and checks the footer of the shard at `path`.
+    /// Reads and checks the footer of the shard at `path`, a file on its own: nothing records what
+    /// its bytes should be, so they are decoded unchecked. Shards of a stage are opened with
+    /// [`ShardFile::open_checked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+        let len = parquet::file::reader::Length::len(&file);
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|source| ReadError::Parquet { path: path.clone(), row_group: None, source })?;
+        Self::with_metadata(path, metadata, None, len)
+    }
+
+    /// Opens the shard at `path`, listed in its manifest as `info`: checks its size, its leading
+    /// magic and its tail (footer included) against `info` before parsing the footer, and keeps
+    /// `info`'s checksums to check each column chunk as a row group is read.
+    pub fn open_checked(path: impl AsRef<Path>, info: &ShardInfo) -> Result<Self, ReadError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| ReadError::Io { path: path.clone(), source };
+        let file = File::open(&path).map_err(io)?;
+        let len = parquet::file::reader::Length::len(&file);
+        if len != info.bytes {
+            return Err(ReadError::Size { path: path.clone(), expected: info.bytes, found: len });
+        }
+        let checksums = &info.checksums;
+        let magic = checked::load(&file, 0, len.min(4)).map_err(io)?;
+        if magic[..] != MAGIC[..] {
+            let mut found = [0u8; 4];
+            found[..magic.len()].copy_from_slice(&magic);
+            let (expected, found) = (u32::from_le_bytes(MAGIC), u32::from_le_bytes(found));
+            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Magic, expected, found });
+        }
+        // The magic is there, so the file has at least 4 bytes.
+        let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
+        let tail = checked::load(&file, tail_offset, len - tail_offset).map_err(io)?;
+        let found = crc32fast::hash(&tail);
+        if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
+            let expected = checksums.tail_crc32;
+            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Tail, expected, found });
+        }
+        let tail = Loaded::new(len, vec![(tail_offset, tail)]);
+        let metadata = ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new())
+            .map_err(|source| ReadError::Parquet { path: path.clone(), row_group: None, source })?;
+        check_layout(&metadata, checksums).map_err(|detail| ReadError::ChecksumLayout { path: path.clone(), detail })?;
+        Self::with_metadata(path, metadata, Some(Arc::new(checksums.clone())), len)
+    }
+
+    fn with_metadata(
+        path: PathBuf,
+        metadata: ArrowReaderMetadata,
+        checksums: Option<Arc<ShardChecksums>>,
+        len: u64,
+    ) -> Result<Self, ReadError> {
         let kv: HashMap<String, String> = metadata
             .metadata()
             .file_metadata()
@@ -81,7 +155,43 @@ impl ShardFile {
             .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
             .collect();
         let meta = ShardMeta::from_key_values(&kv).map_err(|source| ReadError::Meta { path: path.clone(), source })?;
-        Ok(Self { path, meta, metadata })
+        Ok(Self { path, meta, metadata, checksums, len })
+    }
+
+    /// Whether the bytes read are checked against a manifest's checksums.
+    pub fn is_checked(&self) -> bool {
+        self.checksums.is_some()
+    }
+
+    /// Reads the column chunks `leaves` of row group `row_group` into memory, each checked against
+    /// its CRC32 when the shard has checksums.
+    fn load(&self, row_group: usize, leaves: &[usize]) -> Result<Loaded, ReadError> {
+        let group = self.metadata.metadata().row_group(row_group);
+        let file = File::open(&self.path).map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+        let mut parts = Vec::with_capacity(leaves.len());
+        for &leaf in leaves {
+            let (start, len) = group.column(leaf).byte_range();
+            if start.checked_add(len).is_none_or(|end| end > self.len) {
+                // Only a footer nobody checked can say so; never allocate what it claims.
+                let column = group.column(leaf).column_path().string();
+                let detail = format!("column {column} claims bytes {start}..+{len}, past the end of the file");
+                return Err(ReadError::Parquet { path: self.path.clone(), row_group: Some(row_group), source: ParquetError::General(detail) });
+            }
+            let bytes = checked::load(&file, start, len)
+                .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+            if let Some(checksums) = &self.checksums {
+                // `check_layout` made sure every (row group, leaf) has one.
+                let expected = checksums.column_chunks[row_group][leaf];
+                let found = crc32fast::hash(&bytes);
+                if found != expected {
+                    let column = group.column(leaf).column_path().string();
+                    let region = Region::ColumnChunk { row_group, column };
+                    return Err(ReadError::Corrupt { path: self.path.clone(), region, expected, found });
+                }
+            }
+            parts.push((start, bytes));
+        }
+        Ok(Loaded::new(self.len, parts))
     }
 
     pub fn path(&self) -> &Path {
@@ -146,6 +256,19 @@ impl ShardFile {
             (columns.image_bytes || !path().eq(IMAGE_BYTES_PATH))
                 && (columns.position_ids || path().next() != Some(schema_columns::POSITION_IDS))
         };
+        if self.checksums.is_some() {
+            // Chunks this read does not decode but a reader still stands on (position_ids, which
+            // seq_lens imply): checked, not decoded. Only the image bytes a read skips go unread.
+            let schema = self.metadata.metadata().file_metadata().schema_descr();
+            let unread: Vec<usize> = (0..schema.num_columns())
+                .filter(|&i| {
+                    let leaf = schema.column(i);
+                    let parts = leaf.path().parts();
+                    !wanted(parts) && (columns.image_bytes || !parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH))
+                })
+                .collect();
+            self.load(row_group, &unread)?;
+        }
         let is_input_ids = |parts: &[String]| parts.first().map(String::as_str) == Some(schema_columns::INPUT_IDS);
         let add = |rows: &mut Vec<PackedRow>, part: Part| -> Result<(), ReadError> {
             let decoded = part.decode().map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
@@ -222,6 +345,12 @@ impl ShardFile {
         .filter_map(|(leaf, physical, column)| lists::direct_leaf(schema, leaf, physical).map(|leaf| (leaf, column)))
         .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
         .collect();
+        let rest: Vec<usize> = (0..schema.num_columns())
+            .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
+            .collect();
+        // Every chunk this read decodes, read once and checked before any of it is decoded.
+        let leaves: Vec<usize> = direct.iter().map(|&(leaf, _)| leaf).chain(rest.iter().copied()).collect();
+        let loaded = self.load(row_group, &leaves)?;
         let mut parts: Vec<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>> = Vec::new();
         for &(leaf, column) in &direct {
             let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
@@ -235,18 +364,22 @@ impl ShardFile {
                 })?;
                 lists::Output::of_int_list(field).map_err(parquet)?
             };
-            let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
-            let list = lists::DirectList::try_new(file, metadata, row_group, leaf, column, output, READ_BATCH_ROWS)
-                .map_err(parquet)?;
+            let list = lists::DirectList::try_new(
+                Arc::new(loaded.clone()),
+                metadata,
+                row_group,
+                leaf,
+                column,
+                output,
+                READ_BATCH_ROWS,
+            )
+            .map_err(parquet)?;
             let decode = move |source| ReadError::Decode { path: path(), row_group, source };
             let part = move |lists: Result<_, _>| Part::from_lists(column, lists.map_err(parquet)?).map_err(decode);
             parts.push(Box::new(list.map(part)));
         }
-        let rest: Vec<usize> = (0..schema.num_columns())
-            .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
-            .collect();
         if !rest.is_empty() || parts.is_empty() {
-            let batches = self.batches(row_group, ProjectionMask::leaves(schema, rest))?;
+            let batches = self.batches(loaded, row_group, ProjectionMask::leaves(schema, rest))?;
             parts.push(Box::new(batches.map(|batch| batch.map(Part::from_arrow))));
         }
         if parts.len() == 1
@@ -286,16 +419,16 @@ impl ShardFile {
     }
 
     /// Decodes the leaves `projection` of row group `row_group`, batch by batch.
+    /// Decodes the leaves `projection` of row group `row_group`, batch by batch, from `loaded`.
     fn batches(
         &self,
+        loaded: Loaded,
         row_group: usize,
         projection: ProjectionMask,
     ) -> Result<impl Iterator<Item = Result<RecordBatch, ReadError>> + Send + '_, ReadError> {
         let path = || self.path.clone();
         let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
-        // A fresh handle per call: the shard may be read from several threads at once.
-        let file = File::open(&self.path).map_err(|source| ReadError::Io { path: path(), source })?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(loaded, self.metadata.clone())
             .with_row_groups(vec![row_group])
             .with_batch_size(READ_BATCH_ROWS)
             .with_projection(projection)
@@ -392,6 +525,32 @@ fn merge_columns(left: &RecordBatch, right: &RecordBatch) -> Result<RecordBatch,
 fn split_mismatch(path: PathBuf, row_group: usize, what: &str) -> ReadError {
     let detail = format!("the input_ids column {what} than the other columns");
     ReadError::Decode { path, row_group, source: DecodeError { column: "input_ids".into(), row: None, detail } }
+}
+
+/// Checks that `checksums` has one CRC32 per column chunk of `metadata` and that the chunks tile
+/// the file from the magic to the tail, so that no byte a reader uses lies outside a checked region.
+fn check_layout(metadata: &ArrowReaderMetadata, checksums: &ShardChecksums) -> Result<(), String> {
+    let groups = metadata.metadata().row_groups();
+    if groups.len() != checksums.column_chunks.len() {
+        return Err(format!("{} row groups, checksums for {}", groups.len(), checksums.column_chunks.len()));
+    }
+    let mut end = MAGIC.len() as u64;
+    for (index, (group, crcs)) in groups.iter().zip(&checksums.column_chunks).enumerate() {
+        if group.num_columns() != crcs.len() {
+            return Err(format!("row group {index} has {} column chunks, checksums for {}", group.num_columns(), crcs.len()));
+        }
+        for column in group.columns() {
+            let (start, len) = column.byte_range();
+            if start != end {
+                return Err(format!("row group {index}, column {} starts at byte {start}, not {end}", column.column_path().string()));
+            }
+            end = start + len;
+        }
+    }
+    if end != checksums.tail_offset {
+        return Err(format!("the column chunks end at byte {end}, the tail starts at {}", checksums.tail_offset));
+    }
+    Ok(())
 }
 
 /// Reads every row of the shard at `path`.

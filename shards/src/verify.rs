@@ -4,7 +4,9 @@
 //! folder per stage, `build.json` at the top) and checks, for every stage:
 //! - the manifest parses, its totals are the sums of its shard entries, its entries name
 //!   `shard-{index:05}.parquet` in index order;
-//! - every listed shard exists with the listed size and blake3 (hashed in fixed-size chunks);
+//! - every listed shard exists with the listed size and blake3 (hashed in fixed-size chunks), and
+//!   its magic, tail and column chunks have the listed CRC32s (which name the damaged row group and
+//!   column where the blake3 can only say "somewhere");
 //! - its footer agrees with the manifest (format version, stage, seq_len, recipe fingerprint, shard
 //!   index, rows, row groups), every row group decodes and every row validates, and the counts
 //!   recomputed from the rows (totals, per category, per source) equal the manifest entry's;
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::read::{ReadError, ShardFile};
+use crate::read::{ReadError, Region, ShardFile};
 use crate::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, Counts, ShardInfo, shard_file_name};
 
 
@@ -58,6 +60,8 @@ pub enum ProblemKind {
     Blake3Mismatch { manifest: String, file: String },
     #[error("cannot be decoded: {detail}")]
     Unreadable { detail: String },
+    #[error("{region} is damaged: its CRC32 is {file}, the manifest says {manifest}")]
+    ChecksumMismatch { region: String, manifest: String, file: String },
     #[error("{field} is {file} in the shard, {manifest} in the manifest")]
     MetadataMismatch { field: String, manifest: String, file: String },
     #[error("{field} counted from the rows is {file}, the manifest says {manifest}")]
@@ -383,10 +387,12 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
         let kind = ProblemKind::Blake3Mismatch { manifest: info.blake3.clone(), file: blake3 };
         problems.push(fixes.shard(&path, info.index, None, kind));
     }
-    let shard = match ShardFile::open(&path) {
+    let shard = match ShardFile::open_checked(&path, info) {
         Ok(shard) => shard,
+        // Already reported as a size mismatch.
+        Err(ReadError::Size { .. }) => return,
         Err(e) => {
-            problems.push(fixes.shard(&path, info.index, None, ProblemKind::Unreadable { detail: read_detail(&e) }));
+            problems.push(fixes.shard(&path, info.index, None, read_problem(&e)));
             return;
         }
     };
@@ -411,8 +417,7 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
             Ok(rows) => rows.iter().for_each(|row| recomputed.add(row)),
             Err(e) => {
                 complete = false;
-                let kind = ProblemKind::Unreadable { detail: read_detail(&e) };
-                problems.push(fixes.shard(&path, info.index, Some(row_group), kind));
+                problems.push(fixes.shard(&path, info.index, Some(row_group), read_problem(&e)));
             }
         }
     }
@@ -443,6 +448,22 @@ impl Recount {
             *self.by_category.entry(meta.category.clone()).or_default() += &counts;
             *self.by_source.entry(meta.source.clone()).or_default() += &counts;
         });
+    }
+}
+
+/// The problem a read error is, without the path (the [`Problem`] carries it).
+fn read_problem(e: &ReadError) -> ProblemKind {
+    match e {
+        ReadError::Corrupt { region, expected, found, .. } => ProblemKind::ChecksumMismatch {
+            // The problem names the row group already.
+            region: match region {
+                Region::ColumnChunk { column, .. } => format!("column {column}"),
+                other => other.to_string(),
+            },
+            manifest: format!("{expected:08x}"),
+            file: format!("{found:08x}"),
+        },
+        e => ProblemKind::Unreadable { detail: read_detail(e) },
     }
 }
 
@@ -674,6 +695,14 @@ mod tests {
         let groups: Vec<Option<usize>> = report.problems().map(|p| p.row_group).collect();
         assert!(groups.contains(&Some(1)) && !groups.contains(&Some(0)) && !groups.contains(&Some(2)), "{groups:?}");
         assert!(report.problems().any(|p| matches!(p.kind, ProblemKind::Blake3Mismatch { .. })));
+        // The checksums name the damaged column chunk, where the blake3 can only name the file.
+        let column = meta.row_group(1).column(0).column_path().string();
+        let damaged = report.problems().find(|p| matches!(p.kind, ProblemKind::ChecksumMismatch { .. })).unwrap();
+        assert_eq!(damaged.row_group, Some(1));
+        assert!(
+            matches!(&damaged.kind, ProblemKind::ChecksumMismatch { region, .. } if *region == format!("column {column}")),
+            "{damaged}"
+        );
     }
 
     #[test]
@@ -687,6 +716,7 @@ mod tests {
         let theirs = Manifest::read(other.join(MANIFEST_FILE)).unwrap();
         manifest.shards[0].blake3 = theirs.shards[0].blake3.clone();
         manifest.shards[0].bytes = theirs.shards[0].bytes;
+        manifest.shards[0].checksums = theirs.shards[0].checksums.clone();
         manifest.write(stage.join(MANIFEST_FILE)).unwrap();
         let report = verify(&stage).unwrap();
         assert!(

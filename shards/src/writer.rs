@@ -17,6 +17,11 @@
 //! [`crate::CREATED_BY`]; metadata keys are written in a fixed order. Same rows + same options =
 //! byte-identical file and blake3.
 //!
+//! Checksums: as the file is written, [`crate::atomic::HashingFile`] CRC32s each column chunk and
+//! the tail (see [`crate::ShardChecksums`]); the writer announces each chunk's byte range before
+//! handing its bytes over, so nothing is read back. [`ShardWriter::finish`] checks those ranges
+//! against the footer it wrote, the ones a reader will use.
+//!
 //! Atomicity: the file is written as `.shard-NNNNN.parquet.tmp` in the same folder, fsynced, and
 //! renamed to `shard-NNNNN.parquet` by [`ShardWriter::finish`] (see [`crate::atomic`]). A writer
 //! dropped before `finish` (an error, a panic elsewhere, a cancelled build) removes its temporary
@@ -42,7 +47,7 @@ use crate::atomic::{self, HashingFile};
 use crate::batch::{self, EncodeError};
 use crate::manifest::ratio;
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, columns, shard_schema};
-use crate::{CREATED_BY, Counts, PackedRow, RowChecks, RowError, ShardInfo, ShardMeta};
+use crate::{CREATED_BY, Counts, PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta};
 
 /// zstd level of shards. Level 3 compresses token ids at hundreds of MB/s (never the bottleneck
 /// of a build) and within a few percent of level 9's size; image bytes are already compressed.
@@ -229,10 +234,12 @@ impl ShardWriter {
             move |source| WriteError::Io { path: path.to_path_buf(), action, source }
         }
         std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
-        let file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
+        let mut file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
+        // After the leading magic: the first column chunk, or the tail of a shard without rows.
+        file.cut_at(4).map_err(io(&tmp, "create temporary shard"))?;
         let writer = ArrowWriter::try_new(file, shard_schema(), Some(properties))
             .and_then(ArrowWriter::into_serialized_writer)
-            .map(|(file, columns)| ParquetFile { file, columns })
+            .map(|(file, columns)| ParquetFile { file, columns, chunk_ranges: Vec::new() })
             .map_err(|source| {
                 let _ = std::fs::remove_file(&tmp);
                 WriteError::Parquet { path: path.clone(), row_group: 0, source }
@@ -338,12 +345,16 @@ impl ShardWriter {
         self.flush_row_group(Threads::Pool)?;
         let writer = self.writer.take().ok_or_else(|| WriteError::Poisoned { path: self.path.clone() })?;
         let parquet = |source| WriteError::Parquet { path: self.path.clone(), row_group: self.row_groups, source };
+        writer.check_chunk_ranges().map_err(parquet)?;
+        let chunk_ranges = writer.chunk_ranges;
         let file = writer.file.into_inner().map_err(parquet)?;
-        let (bytes, blake3) = file.sync().map_err(|source| WriteError::Io {
+        let hashed = file.sync().map_err(|source| WriteError::Io {
             path: self.tmp.clone(),
             action: "sync temporary shard",
             source,
         })?;
+        let checksums = checksums(&chunk_ranges, &hashed.segments).map_err(parquet)?;
+        let (bytes, blake3) = (hashed.bytes, hashed.blake3);
         atomic::publish(&self.tmp, &self.path).map_err(|source| WriteError::Io {
             path: self.path.clone(),
             action: "publish shard",
@@ -363,8 +374,37 @@ impl ShardWriter {
             efficiency: ratio(self.totals.tokens, padded_capacity),
             by_category: std::mem::take(&mut self.by_category),
             by_source: std::mem::take(&mut self.by_source),
+            checksums,
         })
     }
+}
+
+/// The shard's checksums from the chunks' byte ranges and the CRC32 segments the file was cut
+/// into: the magic, one segment per chunk, the tail.
+fn checksums(chunk_ranges: &[Vec<(u64, u64)>], segments: &[(u64, u32)]) -> Result<ShardChecksums, ParquetError> {
+    let crcs: BTreeMap<u64, u32> = segments.iter().copied().collect();
+    let mut column_chunks = Vec::with_capacity(chunk_ranges.len());
+    let mut tail_offset = 4;
+    for (row_group, ranges) in chunk_ranges.iter().enumerate() {
+        let mut crc32s = Vec::with_capacity(ranges.len());
+        for (leaf, &(start, len)) in ranges.iter().enumerate() {
+            // Every chunk starts a segment and ends where the next one starts (see `write_row_group`).
+            let crc = crcs.get(&start).filter(|_| start == tail_offset).ok_or_else(|| {
+                ParquetError::General(format!(
+                    "row group {row_group}, leaf {leaf}: no checksum segment starts at its byte {start}"
+                ))
+            })?;
+            crc32s.push(*crc);
+            tail_offset = start + len;
+        }
+        column_chunks.push(crc32s);
+    }
+    let tail_crc32 = match segments.last() {
+        Some(&(start, crc)) if start == tail_offset => crc,
+        // No bytes after the last chunk cannot happen (the footer follows), but say so if it does.
+        _ => return Err(ParquetError::General(format!("no checksum segment starts at the tail, byte {tail_offset}"))),
+    };
+    Ok(ShardChecksums { column_chunks, tail_offset, tail_crc32 })
 }
 
 /// Where a row group's columns are encoded.
@@ -381,6 +421,8 @@ enum Threads {
 struct ParquetFile {
     file: SerializedFileWriter<HashingFile>,
     columns: ArrowRowGroupWriterFactory,
+    /// (offset, length) of each row group's column chunks, as announced to the [`HashingFile`].
+    chunk_ranges: Vec<Vec<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for ParquetFile {
@@ -417,11 +459,36 @@ impl ParquetFile {
                 jobs.into_par_iter().with_max_len(1).map(encode).collect::<Result<_, _>>()?
             }
         };
+        // Each chunk is copied whole at the current end of the file: cut the CRC32 segments at its
+        // ends before any of its bytes go through parquet's buffer.
+        let mut offset = self.file.bytes_written() as u64;
+        let mut ranges = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let len = u64::try_from(chunk.close().metadata.compressed_size())
+                .map_err(|_| ParquetError::General("a column chunk has a negative size".into()))?;
+            let file = self.file.inner_mut();
+            file.cut_at(offset).and_then(|()| file.cut_at(offset + len))?;
+            ranges.push((offset, len));
+            offset += len;
+        }
+        self.chunk_ranges.push(ranges);
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
+        Ok(())
+    }
+
+    /// Checks that the ranges the checksums cover are the ones the footer gives readers.
+    fn check_chunk_ranges(&self) -> Result<(), ParquetError> {
+        let groups = self.file.flushed_row_groups();
+        let footer = groups.iter().map(|g| g.columns().iter().map(|c| c.byte_range()).collect::<Vec<_>>());
+        if !footer.eq(self.chunk_ranges.iter().cloned()) {
+            return Err(ParquetError::General(
+                "the column chunks did not land where their checksums were cut (a bug in mixtape)".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod reader_fixture;
 use mixtape_shards::reader::ReaderOptions;
 use mixtape_shards::{
     ImageEncoding, ImageMode, MANIFEST_FILE, Manifest, PackedRow, Reader, ReaderError,
+    ReaderWarning,
 };
 
 use reader_fixture::{all, png_image, row, write_stage, write_stage_with};
@@ -254,4 +255,37 @@ fn recycled_pixel_buffers_never_carry_one_image_into_the_next() {
         }
     }
     assert_eq!(checked, 20);
+}
+
+#[test]
+fn a_stage_smaller_than_one_global_step_is_warned_about_and_yields_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_stage(dir.path(), 0, "warmup", &[3], 2);
+    let big = write_stage(dir.path(), 1, "sft", &[8], 4);
+    // batch 2 x world 2: a global step takes 4 rows, warmup has 3.
+    let options = options().with_rank(0, 2);
+    let reader = Reader::try_new(&[small.clone(), big.clone()], options.clone(), None).unwrap();
+    assert_eq!(
+        reader.warnings(),
+        [ReaderWarning::StageTooSmall { stage: "warmup".into(), rows: 3, step_rows: 4 }]
+    );
+    assert!(reader.warnings()[0].to_string().contains("yields no batch"));
+    let stages: Vec<String> =
+        all(reader).iter().flat_map(|b| b.rows.iter().map(|r| r.stage.clone())).collect();
+    assert!(!stages.is_empty() && stages.iter().all(|s| s == "sft"), "{stages:?}");
+    // Big enough stages: no warning.
+    assert!(Reader::try_new(&[big], options, None).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn a_resume_state_past_the_end_of_its_stage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = write_stage(dir.path(), 0, "sft", &[5], 2);
+    let mut state = Reader::try_new(&[stage.clone()], options(), None).unwrap().state();
+    state.offset = 5;
+    // At the end: nothing left of this epoch, which is not an error.
+    Reader::try_new(&[stage.clone()], options(), Some(state.clone())).unwrap();
+    state.offset = 6;
+    let err = Reader::try_new(&[stage], options(), Some(state)).unwrap_err();
+    assert!(matches!(err, ReaderError::StatePastEnd { offset: 6, rows: 5, .. }), "{err}");
 }

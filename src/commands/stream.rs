@@ -89,6 +89,9 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
     };
     let start = Instant::now();
     let mut reader = Reader::try_new(&dirs, options, resume)?;
+    for warning in reader.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut batches, mut first_batch, mut megapixels, mut error) = (0u64, None, 0f64, None);

@@ -159,3 +159,50 @@ fn stream_names_a_damaged_shard_and_exits_1() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("schedule order"), "{}", out.stderr);
 }
+
+#[test]
+fn stream_reports_any_changed_byte_without_verify_in_every_image_mode() {
+    let dir = built();
+    let shard = dir.path("out/main/shard-00000.parquet");
+    let original = std::fs::read(&shard).unwrap();
+    let entry = &manifest(&dir, "main")["shards"][0];
+    let tail = entry["checksums"]["tail_offset"].as_u64().unwrap() as usize;
+    let len = original.len();
+    // The magic, column chunks across the file (image bytes included), the footer and its end.
+    let mut positions = vec![0, 3, 4, 5, tail - 1, tail, (tail + len) / 2, len - 5, len - 1];
+    positions.extend((1..12).map(|i| 4 + (tail - 4) * i / 12));
+    for position in positions {
+        let mut bytes = original.clone();
+        bytes[position] ^= 0x20;
+        std::fs::write(&shard, &bytes).unwrap();
+        for mode in ["decoded", "raw", "skip"] {
+            let out = dir.run(&["stream", "out/main", "--images", mode]);
+            let case = format!("byte {position} of {len}, --images {mode}");
+            if mode == "skip" && out.code == 0 {
+                // Only the image bytes, which skip does not read, may change unseen.
+                let damaged = dir.run(&["stream", "out/main", "--images", "raw"]);
+                assert!(damaged.stderr.contains("column images.list.element.bytes"), "{case}: {}", damaged.stderr);
+                continue;
+            }
+            assert_eq!(out.code, 1, "{case}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("shard-00000.parquet") && out.stderr.contains("damaged"),
+                "{case}: {}",
+                out.stderr
+            );
+            if (4..tail).contains(&position) {
+                assert!(out.stderr.contains("row group") && out.stderr.contains("column"), "{case}: {}", out.stderr);
+            }
+        }
+    }
+}
+
+#[test]
+fn stream_warns_about_a_stage_smaller_than_one_global_step() {
+    let dir = built();
+    let rows = manifest(&dir, "main")["totals"]["rows"].as_u64().unwrap();
+    let batch = (rows + 1).to_string();
+    let out = dir.run(&["stream", "out/main", "--batch-size", &batch]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"), "{}", out.stderr);
+}

@@ -49,6 +49,8 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("problem: flipped/warmup/shard-00001.parquet: blake3 is "), "{}", out.stdout);
     assert!(out.stdout.contains("fix: delete flipped/warmup/shard-00001.parquet, "), "{}", out.stdout);
+    // The checksums say where: the footer, or a row group and column.
+    assert!(out.stdout.contains(" is damaged: its CRC32 is "), "{}", out.stdout);
     assert!(out.stdout.lines().any(|l| l.starts_with("main") && l.ends_with("ok")), "{}", out.stdout);
 
     // A deleted shard: named as missing.

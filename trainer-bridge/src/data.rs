@@ -154,7 +154,7 @@ impl Holdout {
             let end = first + info.rows;
             if wanted.range(first..end).next().is_some() {
                 let path = dir.join(&info.file);
-                let shard = ShardFile::open(&path)?;
+                let shard = ShardFile::open_checked(&path, info)?;
                 let mut index = first;
                 for group in 0..shard.row_groups() {
                     let packed = shard.read_row_group(group)?;
@@ -195,6 +195,9 @@ impl StageRows {
     pub fn try_new(dir: &Path, seed: u64, batch_size: usize, resume: Option<ReaderState>) -> Result<Self, DataError> {
         let options = ReaderOptions::default().with_seed(seed).with_batch_size(batch_size);
         let reader = Reader::try_new(&[dir.to_path_buf()], options, resume)?;
+        for warning in reader.warnings() {
+            eprintln!("warning: {warning}");
+        }
         Ok(Self { reader, skipped: 0 })
     }
 

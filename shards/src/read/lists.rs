@@ -25,7 +25,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::metadata::page_index::RowGroupPageIndex;
 use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::RowGroupReader;
+use parquet::file::reader::{ChunkReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::schema::types::SchemaDescriptor;
 
@@ -145,8 +145,8 @@ pub(super) struct DirectList {
 impl DirectList {
     /// Opens leaf `leaf` (named `column`) of row group `row_group` in `file`, to come out as
     /// `output`: INT32 leaves as Int32 or UInt8, BYTE_ARRAY leaves as Binary.
-    pub(super) fn try_new(
-        file: std::fs::File,
+    pub(super) fn try_new<R: ChunkReader + 'static>(
+        file: Arc<R>,
         metadata: &ParquetMetaData,
         row_group: usize,
         leaf: usize,
@@ -157,7 +157,7 @@ impl DirectList {
         let group = metadata.row_group(row_group);
         let props = Arc::new(ReaderProperties::builder().build());
         let reader =
-            SerializedRowGroupReader::new(Arc::new(file), group, RowGroupPageIndex::new(row_group, None), props)?;
+            SerializedRowGroupReader::new(file, group, RowGroupPageIndex::new(row_group, None), props)?;
         let reader = reader.get_column_reader(leaf)?;
         let physical = group.column(leaf).column_type();
         let leaf = match (physical, output) {
@@ -259,7 +259,7 @@ mod tests {
             .clone();
         let element = Arc::new(Field::new("element", DataType::UInt8, false));
         let output = Output::of_int_list(&Field::new("loss_mask", DataType::List(element), false)).unwrap();
-        DirectList::try_new(file, &metadata, 0, 0, "loss_mask", output, batch_rows).unwrap().collect()
+        DirectList::try_new(Arc::new(file), &metadata, 0, 0, "loss_mask", output, batch_rows).unwrap().collect()
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! It walks the schedule from a cursor, epoch by epoch, window by window (see [`super::order`]).
 //! Entering a window, it works out which of the window's rows this rank owns (and which of the
 //! next window's, so that a row group straddling the edge is decoded once), opens the shards they
-//! lie in (footer only, checked against the manifest, hashed first when `verify` is on), decodes
+//! lie in (footer only, checked against the manifest and its checksums, hashed whole first when
+//! `verify` is on), decodes
 //! the needed row groups on `decode_threads` scoped threads, and keeps only the owned rows. So it
 //! holds at most about two windows' worth of this rank's rows, and touches only the shards the
 //! order reaches: nothing is indexed up front.
@@ -364,7 +365,9 @@ impl EpochReader<'_> {
             if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
                 verify_blake3(&path, &info.blake3)?;
             }
-            let file = ShardFile::open(&path)?;
+            // Size, magic and footer checked against the manifest now, each column chunk as its
+            // row group is read.
+            let file = ShardFile::open_checked(&path, info)?;
             if file.rows() != info.rows {
                 return Err(ReaderError::ShardMismatch {
                     path,

@@ -55,6 +55,17 @@ use partition::Split;
 use pipeline::Pipeline;
 use schedule::Schedule;
 
+/// Something a reader can do but probably should not be asked to: reported by
+/// [`Reader::warnings`], for the caller to print.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReaderWarning {
+    /// The stage has fewer rows than one global step (`batch_size * world_size`), so it yields no
+    /// batch at all: every step is full, and an incomplete last step is dropped.
+    #[error("stage `{stage}` has {rows} rows, fewer than one global step of {step_rows} (batch_size x world_size): it yields no batch")]
+    StageTooSmall { stage: String, rows: u64, step_rows: u64 },
+}
+
 /// A running reader. Iterate it for batches; ask it for its [`state`](Reader::state) after any
 /// batch to checkpoint, and for its [`tally`](Reader::tally).
 #[derive(Debug)]
@@ -64,6 +75,7 @@ pub struct Reader {
     tally: Tally,
     pipeline: Pipeline,
     finished: bool,
+    warnings: Vec<ReaderWarning>,
 }
 
 impl Reader {
@@ -92,9 +104,29 @@ impl Reader {
             epoch: 0,
             offset: 0,
         };
+        let step_rows = (options.batch_size * options.world_size) as u64;
+        let warnings = schedule
+            .stages
+            .iter()
+            .filter(|s| s.manifest.totals.rows < step_rows)
+            .map(|s| ReaderWarning::StageTooSmall {
+                stage: s.name().to_string(),
+                rows: s.manifest.totals.rows,
+                step_rows,
+            })
+            .collect();
         let start = match &resume {
             Some(state) => {
                 state.check_compatible(&fresh)?;
+                if let Some(stage) = schedule.stages.get(state.stage)
+                    && state.offset > stage.manifest.totals.rows
+                {
+                    return Err(ReaderError::StatePastEnd {
+                        stage: stage.name().to_string(),
+                        offset: state.offset,
+                        rows: stage.manifest.totals.rows,
+                    });
+                }
                 Cursor {
                     stage: state.stage,
                     epoch: state.epoch,
@@ -143,7 +175,14 @@ impl Reader {
             tally: Tally::default(),
             pipeline,
             finished: false,
+            warnings,
         })
+    }
+
+    /// What the reader will do that the caller probably did not mean (a stage too small to yield
+    /// any batch), known at start: print them.
+    pub fn warnings(&self) -> &[ReaderWarning] {
+        &self.warnings
     }
 
     /// The cursor after the last yielded batch: pass it to [`Reader::try_new`] to continue. In a

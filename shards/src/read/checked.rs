@@ -1,0 +1,125 @@
+//! The bytes a read uses, read once into memory and checked there before anything decodes them.
+//!
+//! A [`Loaded`] holds some byte ranges of a shard (its tail, or a row group's column chunks) and
+//! serves them to parquet's readers as a [`ChunkReader`]; a request for bytes it does not hold is
+//! an error, never a silent read from disk. So whatever parquet decodes was read by [`load`] and,
+//! when the shard's manifest records checksums, compared with them first: a changed byte is
+//! reported with its region (shard, row group, column) and nothing of that region is decoded.
+//! Reading each range whole (one `read` of a chunk's size) also replaces the many small reads of
+//! parquet's page-by-page reader.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use parquet::errors::ParquetError;
+use parquet::file::reader::{ChunkReader, Length};
+
+/// Where in a shard a byte lies, for errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Region {
+    /// The leading `PAR1`.
+    Magic,
+    /// One column chunk (its page headers and pages).
+    ColumnChunk { row_group: usize, column: String },
+    /// From the end of the last column chunk to the end of the file: page indexes, the footer
+    /// (with the embedded Arrow schema), its length and the trailing `PAR1`.
+    Tail,
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Magic => f.write_str("the leading magic PAR1"),
+            Self::ColumnChunk { row_group, column } => write!(f, "row group {row_group}, column {column}"),
+            Self::Tail => f.write_str("the footer (page indexes, footer and its Arrow schema, trailing magic)"),
+        }
+    }
+}
+
+/// Byte ranges of one file held in memory, sorted by offset; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    /// The file's size (what parquet's footer reader starts from).
+    file_len: u64,
+    parts: Arc<Vec<(u64, Bytes)>>,
+}
+
+impl Loaded {
+    pub(crate) fn new(file_len: u64, mut parts: Vec<(u64, Bytes)>) -> Self {
+        parts.sort_by_key(|&(start, _)| start);
+        Self { file_len, parts: Arc::new(parts) }
+    }
+
+    /// The held bytes from `start` to the end of the part holding it.
+    fn from(&self, start: u64) -> Result<Bytes, ParquetError> {
+        let index = self.parts.partition_point(|&(s, _)| s <= start);
+        let held = index.checked_sub(1).map(|i| &self.parts[i]).and_then(|(s, bytes)| {
+            let skip = usize::try_from(start - s).ok()?;
+            (skip <= bytes.len()).then(|| bytes.slice(skip..))
+        });
+        held.ok_or_else(|| ParquetError::General(format!("byte {start} of the shard was not read and checked")))
+    }
+}
+
+impl Length for Loaded {
+    fn len(&self) -> u64 {
+        self.file_len
+    }
+}
+
+impl ChunkReader for Loaded {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> Result<Self::T, ParquetError> {
+        Ok(self.from(start)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes, ParquetError> {
+        let bytes = self.from(start)?;
+        if bytes.len() < length {
+            return Err(ParquetError::General(format!(
+                "bytes {start}..{} of the shard cross the end of a region read and checked",
+                start + length as u64
+            )));
+        }
+        Ok(bytes.slice(..length))
+    }
+}
+
+/// Reads `len` bytes of `file` at `start`, without zeroing a buffer first.
+pub(crate) fn load(mut file: &File, start: u64, len: u64) -> std::io::Result<Bytes> {
+    let size = usize::try_from(len).map_err(std::io::Error::other)?;
+    let mut buf = Vec::with_capacity(size);
+    file.seek(SeekFrom::Start(start))?;
+    file.take(len).read_to_end(&mut buf)?;
+    if buf.len() != size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the file ends {} bytes into the {len} bytes at byte {start}", buf.len()),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_loaded_ranges_are_served() {
+        let loaded = Loaded::new(100, vec![(50, Bytes::from_static(b"0123456789")), (4, Bytes::from_static(b"abcd"))]);
+        assert_eq!(loaded.len(), 100);
+        assert_eq!(loaded.get_bytes(52, 3).unwrap(), Bytes::from_static(b"234"));
+        assert_eq!(loaded.get_bytes(4, 4).unwrap(), Bytes::from_static(b"abcd"));
+        let mut rest = String::new();
+        loaded.get_read(57).unwrap().read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "789");
+        for (start, len) in [(0, 1), (8, 1), (58, 3), (49, 2), (99, 1)] {
+            let err = loaded.get_bytes(start, len).unwrap_err().to_string();
+            assert!(err.contains("not read and checked") || err.contains("cross the end"), "{start}: {err}");
+        }
+    }
+}
