@@ -188,9 +188,8 @@ impl Builder<'_> {
                 (Node { value, span }, anchor)
             }
             Event::Alias(id) => {
-                return match self.anchors.get(&id) {
-                    Some((node, weight)) => {
-                        let weight = *weight;
+                return match self.anchors.get(&id).map(|(_, weight)| *weight) {
+                    Some(weight) => {
                         self.copy(weight, span)?;
                         let (node, _) = &self.anchors[&id];
                         Ok(Node { value: node.value.clone(), span })
