@@ -27,6 +27,7 @@ fn spec(format: SourceFormat, files: Vec<PathBuf>) -> SourceSpec {
         fields: FieldMap::default(),
         image_root: None,
         synthetic: None,
+        max_record_bytes: crate::recipe::DEFAULT_MAX_RECORD_BYTES,
     }
 }
 

@@ -6,6 +6,12 @@
 //! deserializer stops at the first. Scalars are typed with the YAML 1.2 core schema (plain `true`,
 //! `12`, `1.0e-3`, `.nan`, `~`; quoted scalars are always strings). Anchors and aliases are expanded.
 //!
+//! Hostile input is bounded before it costs memory or stack: nesting deeper than [`MAX_DEPTH`]
+//! levels and anchors/aliases that would copy more than [`MAX_COPIED`] nodes and bytes (a "billion
+//! laughs" alias bomb: 9 levels of 10 aliases is 10^9 nodes from 545 bytes) stop parsing with a
+//! diagnostic at the node that crossed the limit. Everything else the tree holds was written out in
+//! the file, so a recipe's tree is at most a small multiple of its size plus [`MAX_COPIED`].
+//!
 //! [`merge`] implements recipe and stage inheritance: maps merge key by key, anything else (lists
 //! included) is replaced by the overriding value, which keeps the overriding node's span, so errors in
 //! inherited fields still point at the file that wrote them.
@@ -15,6 +21,15 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
 
 use crate::diag::{Diagnostic, FileId, Span};
+
+/// Deepest nesting of maps and lists accepted. Recipes use about 5 levels; the tree is built (and
+/// dropped, and merged) recursively, so without a bound 10,000 nested `- ` lines overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most nodes plus scalar bytes that anchors and aliases may copy in one file. A copy is made when
+/// an anchored node is remembered and each time an alias expands it; a recipe sharing a few image or
+/// train settings copies hundreds. The bound keeps an alias bomb to about 20 MB and 10 ms of work.
+pub const MAX_COPIED: u64 = 200_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -87,7 +102,14 @@ impl Node {
 /// Parses one YAML document. An empty document yields `Ok(None)`. Syntax errors and duplicate keys are
 /// returned as diagnostics (the first syntax error ends parsing; YAML cannot be resynchronised).
 pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Vec<Diagnostic>> {
-    let mut builder = Builder { file, anchors: HashMap::new(), diagnostics: Vec::new(), text_lines: text.lines().collect() };
+    let mut builder = Builder {
+        file,
+        anchors: HashMap::new(),
+        diagnostics: Vec::new(),
+        text_lines: text.lines().collect(),
+        depth: 0,
+        copied: 0,
+    };
     let mut parser = Parser::new_from_str(text);
     let mut root = None;
     let mut documents = 0;
@@ -126,9 +148,14 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Vec<Diagnostic>> 
 
 struct Builder<'t> {
     file: FileId,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their [`weight`].
+    anchors: HashMap<usize, (Node, u64)>,
     diagnostics: Vec<Diagnostic>,
     text_lines: Vec<&'t str>,
+    /// Maps and lists open around the node being built.
+    depth: usize,
+    /// Nodes and bytes copied for anchors and aliases so far, against [`MAX_COPIED`].
+    copied: u64,
 }
 
 impl Builder<'_> {
@@ -161,8 +188,12 @@ impl Builder<'_> {
                 (Node { value, span }, anchor)
             }
             Event::Alias(id) => {
-                return match self.anchors.get(&id) {
-                    Some(node) => Ok(Node { value: node.value.clone(), span }),
+                return match self.anchors.get(&id).map(|(_, weight)| *weight) {
+                    Some(weight) => {
+                        self.copy(weight, span)?;
+                        let (node, _) = &self.anchors[&id];
+                        Ok(Node { value: node.value.clone(), span })
+                    }
                     None => {
                         self.diagnostics.push(Diagnostic::error(span, "alias refers to an unknown anchor"));
                         Err(())
@@ -170,6 +201,7 @@ impl Builder<'_> {
                 };
             }
             Event::SequenceStart(anchor, _) => {
+                self.enter(span)?;
                 let mut items = Vec::new();
                 loop {
                     let (ev, sp) = self.next(parser)?;
@@ -178,9 +210,11 @@ impl Builder<'_> {
                     }
                     items.push(self.node(ev, sp, parser)?);
                 }
+                self.depth -= 1;
                 (Node { value: Value::Seq(items), span }, anchor)
             }
             Event::MappingStart(anchor, _) => {
+                self.enter(span)?;
                 let mut entries: Vec<(Key, Node)> = Vec::new();
                 loop {
                     let (ev, sp) = self.next(parser)?;
@@ -214,6 +248,7 @@ impl Builder<'_> {
                         entries.push((key, value));
                     }
                 }
+                self.depth -= 1;
                 (Node { value: Value::Map(entries), span }, anchor)
             }
             Event::SequenceEnd | Event::MappingEnd | Event::StreamStart | Event::StreamEnd => {
@@ -226,9 +261,40 @@ impl Builder<'_> {
             }
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let weight = weight(&node);
+            self.copy(weight, span)?;
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         Ok(node)
+    }
+
+    /// Opens a map or list, refusing to nest deeper than [`MAX_DEPTH`].
+    fn enter(&mut self, span: Span) -> Result<(), ()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.diagnostics.push(
+                Diagnostic::error(span, format!("YAML nested deeper than {MAX_DEPTH} levels"))
+                    .with_hint("a recipe needs a handful of levels; check the indentation or the brackets here"),
+            );
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Accounts for copying `weight` nodes and bytes (an anchor remembered or an alias expanded).
+    fn copy(&mut self, weight: u64, span: Span) -> Result<(), ()> {
+        self.copied = self.copied.saturating_add(weight);
+        if self.copied > MAX_COPIED {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    span,
+                    format!("anchors and aliases expand this recipe past {MAX_COPIED} copied nodes and bytes"),
+                )
+                .with_hint("aliases of aliases multiply (an alias bomb); write the shared settings out, or alias smaller pieces"),
+            );
+            return Err(());
+        }
+        Ok(())
     }
 
     fn next<'i>(&mut self, parser: &mut Parser<'i, saphyr_parser::StrInput<'i>>) -> Result<(Event<'i>, YamlSpan), ()> {
@@ -246,6 +312,16 @@ impl Builder<'_> {
                 Err(())
             }
         }
+    }
+}
+
+/// What copying a node costs: one per node and per byte of scalar text or key.
+fn weight(node: &Node) -> u64 {
+    1 + match &node.value {
+        Value::Str(s) => s.len() as u64,
+        Value::Seq(items) => items.iter().map(weight).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| k.name.len() as u64 + weight(v)).sum(),
+        _ => 0,
     }
 }
 
@@ -305,6 +381,7 @@ pub fn merge(base: &Node, over: &Node) -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::Location;
 
     fn parse_ok(text: &str) -> Node {
         parse(text, 0).expect("valid yaml").expect("non-empty")
@@ -356,6 +433,44 @@ mod tests {
     fn aliases_expand() {
         let n = parse_ok("base: &b {x: 1}\nother: *b\n");
         assert_eq!(n.get("other").unwrap().get("x").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_alias_that_crosses_the_budget() {
+        // The classic: 9 levels of 10 aliases, 545 bytes, 10^9 nodes if expanded.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let errs = parse(&text, 0).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("past 200000 copied nodes and bytes"), "{}", errs[0].message);
+        let Location::Span(span) = errs[0].location else { panic!("no span") };
+        assert!((5..=7).contains(&span.line), "blamed line {}", span.line);
+    }
+
+    #[test]
+    fn a_few_aliases_of_shared_settings_are_fine() {
+        let mut text = String::from("img: &img {max_pixels: 1003520, min_pixels: 3136}\nstages:\n");
+        for i in 0..200 {
+            text.push_str(&format!("  - {{name: s{i}, image: *img}}\n"));
+        }
+        let n = parse_ok(&text);
+        assert!(matches!(&n.get("stages").unwrap().value, Value::Seq(items) if items.len() == 200));
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_at_the_level_that_crosses_it() {
+        let deep: String = (0..10_000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        let errs = parse(&deep, 0).unwrap_err();
+        assert!(errs[0].message.contains("nested deeper than 64 levels"), "{}", errs[0].message);
+        let Location::Span(span) = errs[0].location else { panic!("no span") };
+        assert_eq!(span.line, 65);
+        let flow = format!("a: {}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(&flow, 0).unwrap_err()[0].message.contains("nested deeper than 64 levels"));
+        let ok = format!("a: {}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok, 0).is_ok());
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn negative_nan_and_zero_numbers_are_rejected() {
         .replace("budget: {tokens: 40000}", "budget: {tokens: 0}");
     let out = check(&dir, &recipe);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("`seq_len` must be greater than 0, found -5"), "{}", out.stderr);
+    assert!(out.stderr.contains("`seq_len` must be at least 16, found -5"), "{}", out.stderr);
     assert!(out.stderr.contains("share of `caption` must be a finite number, found NaN"), "{}", out.stderr);
     assert!(out.stderr.contains("budget `tokens` must be greater than 0, found 0"), "{}", out.stderr);
 }
@@ -229,4 +229,160 @@ fn the_mindvl_example_is_valid_but_for_the_data_it_points_at() {
     for l in &lines {
         assert!(l["message"].as_str().unwrap().starts_with("no files match `data/"), "{l}");
     }
+}
+
+#[test]
+fn stage_names_that_would_write_outside_out_are_refused_at_the_name() {
+    let dir = TestDir::new();
+    for bad in ["../../x", "/abs/path", ".", "..", "build.json", "rejects.jsonl", "_tmp", "a b"] {
+        let quoted = format!("'{bad}'");
+        let out = check(&dir, &small_recipe().replace("  - name: warmup\n", &format!("  - name: {quoted}\n")));
+        assert_eq!(out.code, 1, "{bad}: {}", out.stderr);
+        let expected = format!("error: stage name `{bad}` is not allowed: ");
+        assert!(out.stderr.contains(&expected), "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("  --> recipe.yaml:10:11"), "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("use 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit"), "{}", out.stderr);
+    }
+    // The builder never sees such a name: nothing is written next to the output folder.
+    dir.write("recipe.yaml", small_recipe().replace("  - name: warmup\n", "  - name: ../escaped\n"));
+    let out = dir.run(&["build", "recipe.yaml", "--out", "out/inner", "--quiet"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("stage name `../escaped` is not allowed"), "{}", out.stderr);
+    assert!(!dir.path("out/escaped").exists() && !dir.path("escaped").exists());
+}
+
+#[test]
+fn stage_names_differing_only_in_case_are_duplicates() {
+    let dir = TestDir::new();
+    let out = check(&dir, &small_recipe().replace("  - name: main\n", "  - name: WarmUp\n"));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("error: duplicate stage name `WarmUp`"), "{}", out.stderr);
+    assert!(out.stderr.contains("`warmup` differs only in case"), "{}", out.stderr);
+}
+
+#[test]
+fn source_names_follow_the_same_rule() {
+    let dir = TestDir::new();
+    let out = check(&dir, &small_recipe().replace("  qa: {", "  ../qa: {"));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("error: source name `../qa` is not allowed: it contains `/`\n  --> recipe.yaml:7:3"), "{}", out.stderr);
+    assert!(out.stderr.contains("such as `qa`"), "{}", out.stderr);
+}
+
+#[test]
+fn an_alias_bomb_is_an_error_with_a_location_not_an_out_of_memory() {
+    let dir = TestDir::new();
+    // 9 levels of 10 aliases: 10^9 nodes if expanded.
+    let mut bomb = String::from("version: 1\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+    }
+    let out = check(&dir, &bomb);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("error: anchors and aliases expand this recipe past 200000 copied nodes and bytes\n  --> recipe.yaml:"), "{}", out.stderr);
+    assert!(out.stderr.contains("alias bomb"), "{}", out.stderr);
+}
+
+#[test]
+fn ten_thousand_levels_of_nesting_are_an_error_not_a_stack_overflow() {
+    let dir = TestDir::new();
+    let deep: String = (0..10_000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+    let out = check(&dir, &format!("stages:\n{deep}"));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("error: YAML nested deeper than 64 levels\n  --> recipe.yaml:65:"), "{}", out.stderr);
+    let flow = format!("stages: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let out = check(&dir, &flow);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--> recipe.yaml:1:"), "{}", out.stderr);
+}
+
+#[test]
+fn a_stage_extends_chain_is_bounded_whatever_the_stage_order() {
+    let dir = TestDir::new();
+    let chain = |reverse: bool| {
+        let mut stages: Vec<String> = (0..40)
+            .map(|i| match i {
+                0 => "  - {name: s0, seq_len: 2048, budget: {samples: 10}, mix: {caption: 1.0}}\n".to_string(),
+                _ => format!("  - {{name: s{i}, extends: s{}}}\n", i - 1),
+            })
+            .collect();
+        if reverse {
+            stages.reverse();
+        }
+        small_recipe().split("stages:\n").next().unwrap().to_string() + "stages:\n" + &stages.concat()
+    };
+    for reverse in [false, true] {
+        let out = check(&dir, &chain(reverse));
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("error: stage `extends` chain longer than 32 stages"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn empty_and_non_utf8_recipes_are_located() {
+    let dir = TestDir::new();
+    let out = check(&dir, "");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("error: recipe file is empty\n  --> recipe.yaml:1:1"), "{}", out.stderr);
+    let out = check(&dir, "# only a comment\n");
+    assert!(out.stderr.contains("error: recipe file is empty\n  --> recipe.yaml:1:1"), "{}", out.stderr);
+    dir.write("recipe.yaml", b"version: 1\nname: caf\xe9\n");
+    let out = dir.run(&["check", "recipe.yaml"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("error: recipe file is not valid UTF-8 (byte 0xe9)\n  --> recipe.yaml:2:10"), "{}", out.stderr);
+    assert!(out.stderr.contains("= hint: save the recipe as UTF-8"), "{}", out.stderr);
+}
+
+#[test]
+fn numeric_settings_have_sane_bounds() {
+    let dir = TestDir::new();
+    let recipe = small_recipe()
+        .replace("count: 300, category: caption", "count: 1000000000, category: caption")
+        .replace("budget: {tokens: 20000}", "budget: {tokens: 1e16}")
+        .replace("seq_len: 4096", "seq_len: 4")
+        .replace("mix: {caption: 0.3, vqa: 0.4, long-text: 0.3}", "mix: {caption: 0.3, vqa: 0.4, long-text: 0.3}\n    max_repeat: 5000\n    train: {lr: 30, batch_size: 2000000}\n    pack: {buffer: 100000000}");
+    let out = check(&dir, &recipe);
+    assert_eq!(out.code, 1);
+    for expected in [
+        "error: `count` must be at most 100,000,000, found 1000000000\n  --> recipe.yaml:6:",
+        "error: budget `tokens` must be at most 1,000,000,000,000,000, found 10000000000000000\n  --> recipe.yaml:12:",
+        "error: `seq_len` must be at least 16, found 4\n  --> recipe.yaml:16:",
+        "error: `max_repeat` must be at most 1,000, found 5000\n  --> recipe.yaml:19:",
+        "error: train `lr` must be at most 10, found 30\n  --> recipe.yaml:20:",
+        "error: train `batch_size` must be at most 1,048,576, found 2000000",
+        "error: pack `buffer` must be at most 16,777,216, found 100000000",
+    ] {
+        assert!(out.stderr.contains(expected), "missing {expected:?} in\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains("invalid: recipe.yaml: 7 errors"), "{}", out.stderr);
+}
+
+#[test]
+fn a_category_no_stage_mixes_is_a_warning_with_a_did_you_mean() {
+    let dir = TestDir::new();
+    let recipe = small_recipe().replace(
+        "  prose: {",
+        "  caps2: {format: synthetic, kind: shapes-caption, count: 300, category: captio}\n  prose: {",
+    );
+    let out = check(&dir, &recipe);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: source `caps2` has category `captio`, which no stage's mix uses\n  --> recipe.yaml:8:74"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("= hint: did you mean `caption`?"), "{}", out.stderr);
+    assert!(out.stderr.contains("(1 warning)"), "{}", out.stderr);
+}
+
+#[test]
+fn the_record_cap_is_a_bounded_setting() {
+    let dir = TestDir::new();
+    let out = check(&dir, &small_recipe().replace("seed: 7\n", "seed: 7\nlimits: {max_record_bytes: 0, max_bytes: 1}\n"));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("error: limits `max_record_bytes` must be greater than 0, found 0"), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown key `max_bytes` in `limits`"), "{}", out.stderr);
+    let out = check(&dir, &small_recipe().replace("count: 40, category: long-text}", "count: 40, category: long-text, max_record_bytes: 100}"));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("`max_record_bytes` does not apply to source `prose`"), "{}", out.stderr);
 }

@@ -151,3 +151,45 @@ fn an_invalid_recipe_has_no_plan() {
     assert!(out.stdout.is_empty());
     assert!(out.stderr.contains("unknown key `sede`"), "{}", out.stderr);
 }
+
+/// A recipe whose long-text source reads `data/docs.jsonl`, with `extra` added to that source.
+fn recipe_over_docs(limits: &str, extra: &str) -> String {
+    small_recipe()
+        .replace("seed: 7\n", &format!("seed: 7\n{limits}"))
+        .replace(
+            "  prose: {format: synthetic, kind: long-text, count: 40, category: long-text}",
+            &format!("  prose: {{format: text, path: data/docs.jsonl, category: long-text{extra}}}"),
+        )
+        .replace("budget: {tokens: 40000}", "budget: {samples: 2}")
+        .replace("long-text: 0.3}", "long-text: 0.3}\n    max_repeat: 3")
+}
+
+#[test]
+fn a_record_over_max_record_bytes_is_rejected_with_its_reason_and_the_others_kept() {
+    let dir = TestDir::new();
+    let big = format!("{{\"text\": \"{}\"}}", "word ".repeat(400));
+    dir.write("data/docs.jsonl", format!("{{\"text\": \"short one\"}}\n{big}\n{{\"text\": \"short two\"}}\n"));
+    dir.write("r.yaml", recipe_over_docs("limits: {max_record_bytes: 1000}\n", ""));
+    let plan = plan_json(&dir, "r.yaml");
+    let prose = plan["sources"].as_array().unwrap().iter().find(|s| s["name"] == "prose").unwrap().clone();
+    assert_eq!(prose["records"], 3);
+    assert_eq!(prose["samples"], 2);
+    assert_eq!(prose["rejected"], serde_json::json!({"record_too_large": 1}));
+
+    let out = dir.run(&["check", "r.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected = format!(
+        "docs.jsonl:2: the record is {} bytes, over the 1000-byte limit (raise `max_record_bytes` on the source",
+        big.len()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+
+    // A per-source setting overrides the recipe's limit.
+    let other = TestDir::new();
+    other.write("data/docs.jsonl", format!("{{\"text\": \"short one\"}}\n{big}\n"));
+    other.write("r.yaml", recipe_over_docs("limits: {max_record_bytes: 1000}\n", ", max_record_bytes: 4096"));
+    let plan = plan_json(&other, "r.yaml");
+    let prose = plan["sources"].as_array().unwrap().iter().find(|s| s["name"] == "prose").unwrap().clone();
+    assert_eq!(prose["samples"], 2);
+    assert_eq!(prose["rejected"], serde_json::json!({}));
+}

@@ -101,6 +101,42 @@ pub fn integer_at_least(node: &Node, what: &str, min: u64, diags: &mut Diagnosti
     Some(value as u64)
 }
 
+/// A whole number within `[min, max]`, with the range in the message so the fix is obvious.
+pub fn integer_in(node: &Node, what: &str, min: u64, max: u64, diags: &mut Diagnostics) -> Option<u64> {
+    let value = integer_at_least(node, what, min, diags)?;
+    if value > max {
+        diags.push(
+            Diagnostic::error(node.span, format!("{what} must be at most {}, found {value}", thousands(max)))
+                .with_hint(format!("use a whole number from {min} to {}", thousands(max))),
+        );
+        return None;
+    }
+    Some(value)
+}
+
+/// A number in `(0, max]`.
+pub fn positive_at_most(node: &Node, what: &str, max: f64, diags: &mut Diagnostics) -> Option<f64> {
+    let value = positive_number(node, what, diags)?;
+    if value > max {
+        diags.push(Diagnostic::error(node.span, format!("{what} must be at most {max}, found {value}")));
+        return None;
+    }
+    Some(value)
+}
+
+/// `1000000` as `1,000,000`, for limits in messages.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn boolean(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<bool> {
     match node.value {
         Value::Bool(b) => Some(b),

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::fields;
+use super::names;
 use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
 use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
@@ -17,9 +18,11 @@ use crate::synthetic::SyntheticKind;
 use crate::yaml::{self, Node, Value};
 
 const RECIPE_KEYS: &[&str] =
-    &["version", "name", "description", "seed", "extends", "tokenizer", "template", "image", "sources", "stages"];
-const SOURCE_KEYS: &[&str] =
-    &["format", "path", "category", "weight", "fields", "image_root", "schema", "kind", "count", "seed"];
+    &["version", "name", "description", "seed", "extends", "tokenizer", "template", "image", "limits", "sources", "stages"];
+const SOURCE_KEYS: &[&str] = &[
+    "format", "path", "category", "weight", "fields", "image_root", "schema", "kind", "count", "seed", "max_record_bytes",
+];
+const LIMIT_KEYS: &[&str] = &["max_record_bytes"];
 const STAGE_KEYS: &[&str] = &["name", "extends", "seq_len", "budget", "mix", "max_repeat", "image", "train", "pack"];
 const IMAGE_KEYS: &[&str] =
     &["patch_size", "merge_size", "min_pixels", "max_pixels", "max_aspect_ratio", "encoding", "jpeg_quality"];
@@ -30,7 +33,7 @@ const FIELD_KEYS: &[&str] = &["image", "caption", "text", "conversations", "mess
 const FORMATS: &[&str] = &["conversation", "caption", "text", "parquet", "webdataset", "synthetic"];
 /// Stage settings a child stage replaces whole instead of merging into its parent's.
 const REPLACED_ON_INHERIT: &[&str] = &["budget", "mix"];
-/// Longest `extends` chain followed before declaring it runaway.
+/// Longest `extends` chain (of files, or of stages) followed before declaring it runaway.
 const MAX_EXTENDS_DEPTH: usize = 32;
 
 /// A loaded recipe: the files read, what could be resolved, and every diagnostic.
@@ -80,8 +83,18 @@ fn read_with_extends(
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text,
-            Err(_) => {
-                diags.push(Diagnostic::error_in_file(path, "recipe file is not valid UTF-8"));
+            Err(err) => {
+                // Keep the file (lossily) so the diagnostic can quote the line with the bad byte.
+                let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+                let bad = err.as_bytes()[valid.len()];
+                let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let line = valid.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+                let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u32 + 1;
+                let file = sources.add(path.to_path_buf(), String::from_utf8_lossy(err.as_bytes()).into_owned());
+                diags.push(
+                    Diagnostic::error(Span { file, line, col, len: 1 }, format!("recipe file is not valid UTF-8 (byte 0x{bad:02x})"))
+                        .with_hint("save the recipe as UTF-8"),
+                );
                 return None;
             }
         },
@@ -99,7 +112,7 @@ fn read_with_extends(
         Ok(Some(node)) => node,
         Ok(None) => {
             diags.push(
-                Diagnostic::error_in_file(path, "recipe file is empty")
+                Diagnostic::error(Span { file, line: 1, col: 1, len: 1 }, "recipe file is empty")
                     .with_hint("a recipe needs at least `version`, `name`, `sources` and `stages`"),
             );
             return None;
@@ -174,8 +187,12 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         fields::map(node, "`image`", IMAGE_KEYS, diags);
     }
 
+    let max_record_bytes = match top("limits") {
+        Some(node) => limits(node, diags),
+        None => Some(DEFAULT_MAX_RECORD_BYTES),
+    };
     let (sources, source_spans, categories) = match top("sources") {
-        Some(node) => resolve_sources(node, files, diags),
+        Some(node) => resolve_sources(node, files, max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES), diags),
         None => {
             diags.push(Diagnostic::error(root.span, "missing `sources`").with_hint("define at least one source"));
             (Vec::new(), BTreeMap::new(), BTreeSet::new())
@@ -189,6 +206,10 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         }
     };
 
+    if let (Some(sources_node), Some(stages_node)) = (top("sources"), top("stages")) {
+        warn_unused_categories(sources_node, stages_node, diags);
+    }
+
     Some(Recipe {
         path: path.to_path_buf(),
         name: name?,
@@ -200,6 +221,36 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         source_spans,
         stages,
     })
+}
+
+/// Warns about each source whose category no stage mixes: its data would never be drawn, and the
+/// usual cause is a typo (`captio`) that nothing else catches while another source fills `caption`.
+fn warn_unused_categories(sources: &Node, stages: &Node, diags: &mut Diagnostics) {
+    let Value::Seq(items) = &stages.value else { return };
+    // Every stage's own `mix` (a child without one inherits its parent's, which is in this list too).
+    let used: BTreeSet<&str> = items
+        .iter()
+        .filter_map(|item| item.get("mix")?.entries())
+        .flat_map(|entries| entries.iter().map(|(k, _)| k.name.as_str()))
+        .collect();
+    if used.is_empty() {
+        return; // no stage has a readable mix: the errors about that say enough
+    }
+    for (name, source) in sources.entries().unwrap_or_default() {
+        let Some(category) = source.get("category") else { continue };
+        let Value::Str(text) = &category.value else { continue };
+        if used.contains(text.as_str()) {
+            continue;
+        }
+        let hint = match did_you_mean(text, used.iter().copied()) {
+            Some(suggestion) => suggestion,
+            None => format!("no stage mixes it, so this source is never drawn; stages mix {}", one_of(&used.iter().copied().collect::<Vec<_>>())),
+        };
+        diags.push(
+            Diagnostic::warning(category.span, format!("source `{}` has category `{text}`, which no stage's mix uses", name.name))
+                .with_hint(hint),
+        );
+    }
 }
 
 fn tokenizer_path(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> Option<PathBuf> {
@@ -222,7 +273,20 @@ fn tokenizer_path(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> Op
 
 type ResolvedSources = (Vec<SourceSpec>, BTreeMap<String, Span>, BTreeSet<String>);
 
-fn resolve_sources(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> ResolvedSources {
+/// The recipe-wide `limits`: today the default record cap of every file source.
+fn limits(node: &Node, diags: &mut Diagnostics) -> Option<u64> {
+    let entries = fields::map(node, "`limits`", LIMIT_KEYS, diags)?;
+    match entries.iter().find(|(k, _)| k.name == "max_record_bytes") {
+        Some((_, value)) => record_cap(value, "limits `max_record_bytes`", diags),
+        None => Some(DEFAULT_MAX_RECORD_BYTES),
+    }
+}
+
+fn record_cap(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<u64> {
+    fields::integer_in(node, what, 1, bounds::MAX_RECORD_BYTES_LIMIT, diags)
+}
+
+fn resolve_sources(node: &Node, files: &SourceMap, max_record_bytes: u64, diags: &mut Diagnostics) -> ResolvedSources {
     let mut specs = Vec::new();
     let mut spans = BTreeMap::new();
     let mut categories = BTreeSet::new();
@@ -234,13 +298,14 @@ fn resolve_sources(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> R
         diags.push(Diagnostic::error(node.span, "`sources` is empty").with_hint("define at least one source"));
     }
     for (key, value) in entries {
+        names::check(&key.name, "source", key.span, diags);
         spans.insert(key.name.clone(), key.span);
         // Record the category even if the rest of the source is invalid, so stages that use it do not
         // get a misleading "undefined category" on top of the real error.
         if let Some(Value::Str(category)) = value.get("category").map(|c| &c.value) {
             categories.insert(category.clone());
         }
-        if let Some(spec) = resolve_source(&key.name, value, files, diags) {
+        if let Some(spec) = resolve_source(&key.name, value, files, max_record_bytes, diags) {
             specs.push(spec);
         }
     }
@@ -248,7 +313,13 @@ fn resolve_sources(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> R
     (specs, spans, categories)
 }
 
-fn resolve_source(name: &str, node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> Option<SourceSpec> {
+fn resolve_source(
+    name: &str,
+    node: &Node,
+    files: &SourceMap,
+    default_max_record_bytes: u64,
+    diags: &mut Diagnostics,
+) -> Option<SourceSpec> {
     let what = format!("source `{name}`");
     let entries = fields::map(node, &what, SOURCE_KEYS, diags)?;
     let get = |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
@@ -269,7 +340,7 @@ fn resolve_source(name: &str, node: &Node, files: &SourceMap, diags: &mut Diagno
             None
         }
     };
-    let weight = get("weight").map(|w| fields::positive_number(w, "`weight`", diags));
+    let weight = get("weight").map(|w| fields::positive_at_most(w, "`weight`", bounds::MAX_WEIGHT, diags));
     let format = match format? {
         "conversation" => SourceFormat::Conversation,
         "caption" => SourceFormat::Caption,
@@ -294,6 +365,11 @@ fn resolve_source(name: &str, node: &Node, files: &SourceMap, diags: &mut Diagno
     ok &= only_for("path", !synthetic, "synthetic sources generate their samples; remove `path`", diags);
     ok &= only_for("fields", !synthetic, "synthetic sources have fixed fields", diags);
     ok &= only_for("image_root", !synthetic, "synthetic sources draw their images", diags);
+    ok &= only_for("max_record_bytes", !synthetic, "synthetic records are generated, not read", diags);
+    let max_record_bytes = match get("max_record_bytes") {
+        Some(n) => record_cap(n, "`max_record_bytes`", diags),
+        None => Some(default_max_record_bytes),
+    };
     let has_schema = matches!(format, SourceFormat::Parquet | SourceFormat::WebDataset);
     ok &= only_for("schema", has_schema, "`schema` is for parquet and webdataset sources; the format already says it", diags);
 
@@ -332,7 +408,7 @@ fn resolve_source(name: &str, node: &Node, files: &SourceMap, diags: &mut Diagno
             }
         };
         let count = match get("count") {
-            Some(c) => fields::integer_at_least(c, "`count`", 1, diags),
+            Some(c) => fields::integer_in(c, "`count`", 1, bounds::MAX_SYNTHETIC_COUNT, diags),
             None => {
                 diags.push(Diagnostic::error(node.span, format!("{what} needs a `count`")).with_hint("e.g. `count: 5000`"));
                 None
@@ -387,6 +463,7 @@ fn resolve_source(name: &str, node: &Node, files: &SourceMap, diags: &mut Diagno
         fields: fields_map?,
         image_root,
         synthetic: synthetic_spec,
+        max_record_bytes: max_record_bytes?,
     })
 }
 
@@ -467,21 +544,24 @@ fn resolve_stages(
             }
         };
         if let Some(n) = &name {
-            if names.iter().flatten().any(|m| m == n) {
-                let span = item.get("name").map_or(item.span, |n| n.span);
-                diags.push(Diagnostic::error(span, format!("duplicate stage name `{n}`")).with_hint("stage names must be unique"));
+            let span = item.get("name").map_or(item.span, |n| n.span);
+            super::names::check(n, "stage", span, diags);
+            if let Some(m) = names.iter().flatten().find(|m| m.eq_ignore_ascii_case(n)) {
+                // Folders named `SFT` and `sft` are one folder on case-insensitive file systems.
+                let hint = if m == n { "stage names must be unique".to_string() } else { format!("`{m}` differs only in case; stage names must be unique ignoring case") };
+                diags.push(Diagnostic::error(span, format!("duplicate stage name `{n}`")).with_hint(hint));
             }
         }
         names.push(name);
     }
-    let mut merged: Vec<Option<Node>> = vec![None; items.len()];
+    let mut merged: Vec<Option<(Node, usize)>> = vec![None; items.len()];
     let mut stages = Vec::new();
     for i in 0..items.len() {
         if items[i].entries().is_none() {
             diags.push(Diagnostic::error(items[i].span, format!("a stage must be a map, found {}", items[i].type_name())));
             continue;
         }
-        let Some(tree) = stage_tree(i, items, &names, &mut merged, &mut Vec::new(), diags) else { continue };
+        let Some((tree, _)) = stage_tree(i, items, &names, &mut merged, &mut Vec::new(), diags) else { continue };
         if let Some(stage) = resolve_stage(&tree, &items[i], image_base, categories, diags) {
             stages.push(stage);
         }
@@ -489,21 +569,21 @@ fn resolve_stages(
     stages
 }
 
-/// The stage's tree after applying its `extends` chain (memoised in `merged`).
+/// The stage's tree after applying its `extends` chain, and the chain's length (memoised in `merged`).
 fn stage_tree(
     i: usize,
     items: &[Node],
     names: &[Option<String>],
-    merged: &mut Vec<Option<Node>>,
+    merged: &mut Vec<Option<(Node, usize)>>,
     visiting: &mut Vec<usize>,
     diags: &mut Diagnostics,
-) -> Option<Node> {
+) -> Option<(Node, usize)> {
     if let Some(done) = &merged[i] {
         return Some(done.clone());
     }
     let item = &items[i];
     let Some(extends) = item.get("extends") else {
-        merged[i] = Some(item.clone());
+        merged[i] = Some((item.clone(), 0));
         return merged[i].clone();
     };
     let parent_name = fields::string(extends, "stage `extends`", diags)?;
@@ -523,16 +603,32 @@ fn stage_tree(
         );
         return None;
     }
+    if visiting.len() >= MAX_EXTENDS_DEPTH {
+        // Bounded like file `extends`: each level is a recursive call and a copy of the stage tree.
+        diags.push(too_deep(extends.span));
+        return None;
+    }
     visiting.push(i);
     let base = stage_tree(parent, items, names, merged, visiting, diags);
     visiting.pop();
+    let (base, depth) = base?;
+    // Counted through memoised parents too, so the limit does not depend on the order of stages.
+    if depth + 1 > MAX_EXTENDS_DEPTH {
+        diags.push(too_deep(extends.span));
+        return None;
+    }
     // A child's `budget` and `mix` replace the parent's whole: merging them key by key would leave the
     // parent's basis or categories behind (two budget bases, shares summing past 1).
-    let base = base?.without(&["name", "extends"]);
+    let base = base.without(&["name", "extends"]);
     let base = base.without(&REPLACED_ON_INHERIT.iter().copied().filter(|k| item.get(k).is_some()).collect::<Vec<_>>());
     let tree = yaml::merge(&base, item);
-    merged[i] = Some(tree);
+    merged[i] = Some((tree, depth + 1));
     merged[i].clone()
+}
+
+fn too_deep(span: Span) -> Diagnostic {
+    Diagnostic::error(span, format!("stage `extends` chain longer than {MAX_EXTENDS_DEPTH} stages"))
+        .with_hint("extend a common base stage instead of chaining every stage to the previous one")
 }
 
 fn resolve_stage(
@@ -553,13 +649,8 @@ fn resolve_stage(
     });
 
     let seq_len = match get("seq_len") {
-        Some(n) => fields::integer_at_least(n, "`seq_len`", 1, diags).and_then(|v| match u32::try_from(v) {
-            Ok(v) if v <= 1 << 24 => Some(v),
-            _ => {
-                diags.push(Diagnostic::error(n.span, format!("`seq_len` {v} is larger than 16,777,216")));
-                None
-            }
-        }),
+        // The bound fits u32.
+        Some(n) => fields::integer_in(n, "`seq_len`", bounds::MIN_SEQ_LEN, bounds::MAX_SEQ_LEN, diags).map(|v| v as u32),
         None => {
             diags.push(Diagnostic::error(tree.span, format!("{what} needs a `seq_len`")).with_hint("e.g. `seq_len: 4096`"));
             None
@@ -580,7 +671,7 @@ fn resolve_stage(
         }
     };
     let max_repeat = match get("max_repeat") {
-        Some(n) => fields::integer_at_least(n, "`max_repeat`", 1, diags).and_then(|v| u32::try_from(v).ok()),
+        Some(n) => fields::integer_in(n, "`max_repeat`", 1, bounds::MAX_REPEAT, diags).map(|v| v as u32),
         None => Some(1),
     };
     let image_tree = match (image_base, get("image")) {
@@ -630,7 +721,7 @@ fn budget(node: &Node, diags: &mut Diagnostics) -> Option<Budget> {
         }
         [(key, value)] => {
             let basis = Basis::ALL.into_iter().find(|b| b.key() == key.name)?;
-            let amount = fields::integer_at_least(value, &format!("budget `{}`", key.name), 1, diags)?;
+            let amount = fields::integer_in(value, &format!("budget `{}`", key.name), 1, bounds::MAX_BUDGET, diags)?;
             Some(Budget { basis, amount })
         }
         [(a, _), (b, _), ..] => {
@@ -694,16 +785,20 @@ fn image_policy(node: &Node, stage: &str, diags: &mut Diagnostics) -> Option<Ima
     for (key, value) in entries {
         let what = format!("image `{}`", key.name);
         let good = match key.name.as_str() {
-            "patch_size" => fields::integer_at_least(value, &what, 1, diags).map(|v| policy.patch_size = v.min(4096) as u32),
-            "merge_size" => fields::integer_at_least(value, &what, 1, diags).map(|v| policy.merge_size = v.min(64) as u32),
-            "min_pixels" => fields::integer_at_least(value, &what, 1, diags).map(|v| policy.min_pixels = v),
-            "max_pixels" => fields::integer_at_least(value, &what, 1, diags).map(|v| policy.max_pixels = v),
+            "patch_size" => {
+                fields::integer_in(value, &what, 1, bounds::MAX_PATCH_SIZE, diags).map(|v| policy.patch_size = v as u32)
+            }
+            "merge_size" => {
+                fields::integer_in(value, &what, 1, bounds::MAX_MERGE_SIZE, diags).map(|v| policy.merge_size = v as u32)
+            }
+            "min_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags).map(|v| policy.min_pixels = v),
+            "max_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags).map(|v| policy.max_pixels = v),
             "max_aspect_ratio" => fields::number(value, &what, diags).and_then(|v| {
-                if v >= 1.0 {
+                if (1.0..=1e6).contains(&v) {
                     policy.max_aspect_ratio = v;
                     Some(())
                 } else {
-                    diags.push(Diagnostic::error(value.span, format!("{what} must be at least 1, found {v}")));
+                    diags.push(Diagnostic::error(value.span, format!("{what} must be between 1 and 1000000, found {v}")));
                     None
                 }
             }),
@@ -788,10 +883,10 @@ fn train_hints(node: &Node, diags: &mut Diagnostics) -> Option<TrainHints> {
                 hints.trainable = modules;
                 Some(())
             }),
-            "lr" => fields::positive_number(value, &what, diags).map(|v| hints.lr = v),
+            "lr" => fields::positive_at_most(value, &what, bounds::MAX_LR, diags).map(|v| hints.lr = v),
             "lr_scale" => fields::map(value, "`lr_scale`", &Module::NAMES, diags).and_then(|entries| {
                 for (k, v) in entries {
-                    let scale = fields::positive_number(v, &format!("lr_scale `{}`", k.name), diags)?;
+                    let scale = fields::positive_at_most(v, &format!("lr_scale `{}`", k.name), bounds::MAX_LR_SCALE, diags)?;
                     hints.lr_scale.insert(k.name.clone(), scale);
                 }
                 Some(())
@@ -804,10 +899,10 @@ fn train_hints(node: &Node, diags: &mut Diagnostics) -> Option<TrainHints> {
                     _ => LrSchedule::Constant,
                 }
             }),
-            "batch_size" => fields::integer_at_least(value, &what, 1, diags).map(|v| hints.batch_size = v.min(1 << 20) as u32),
-            "grad_accum" => fields::integer_at_least(value, &what, 1, diags).map(|v| hints.grad_accum = v.min(1 << 20) as u32),
+            "batch_size" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags).map(|v| hints.batch_size = v as u32),
+            "grad_accum" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags).map(|v| hints.grad_accum = v as u32),
             "weight_decay" => fields::number_in(value, &what, 0.0, 10.0, diags).map(|v| hints.weight_decay = v),
-            "clip_grad" => fields::positive_number(value, &what, diags).map(|v| hints.clip_grad = v),
+            "clip_grad" => fields::positive_at_most(value, &what, 1e6, diags).map(|v| hints.clip_grad = v),
             _ => Some(()),
         };
         ok &= good.is_some();
@@ -825,10 +920,9 @@ fn pack_policy(node: &Node, diags: &mut Diagnostics) -> Option<PackPolicy> {
             "algorithm" => fields::choice(value, "packing algorithm", &["bfd", "greedy"], diags).map(|a| {
                 policy.algorithm = if a == "bfd" { PackAlgorithm::Bfd } else { PackAlgorithm::Greedy }
             }),
-            "buffer" => fields::integer_at_least(value, &what, 1, diags).map(|v| policy.buffer = v.min(1 << 24) as u32),
-            "max_image_tokens" => {
-                fields::integer_at_least(value, &what, 1, diags).map(|v| policy.max_image_tokens = Some(v.min(u32::MAX as u64) as u32))
-            }
+            "buffer" => fields::integer_in(value, &what, 1, bounds::MAX_PACK_BUFFER, diags).map(|v| policy.buffer = v as u32),
+            "max_image_tokens" => fields::integer_in(value, &what, 1, bounds::MAX_SEQ_LEN, diags)
+                .map(|v| policy.max_image_tokens = Some(v as u32)),
             "split_long_text" => fields::boolean(value, &what, diags).map(|v| policy.split_long_text = v),
             _ => Some(()),
         };

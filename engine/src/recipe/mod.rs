@@ -8,6 +8,7 @@
 mod fields;
 mod load;
 mod model;
+pub mod names;
 
 pub use load::{Loaded, load};
 pub use model::*;

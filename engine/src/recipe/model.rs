@@ -15,6 +15,47 @@ use crate::source::spec::SourceSpec;
 /// The only recipe language version this build understands.
 pub const RECIPE_VERSION: u64 = 1;
 
+/// Bounds `check` enforces on numeric settings. Each is far beyond any real training run, so it only
+/// catches typos (an extra `000`, a sign) and values that would overflow arithmetic or memory later.
+pub mod bounds {
+    /// Samples a synthetic source may generate (its `count`).
+    pub const MAX_SYNTHETIC_COUNT: u64 = 100_000_000;
+    /// A stage budget, whatever its basis: 10^15 tokens is 100x the largest public pre-training runs.
+    pub const MAX_BUDGET: u64 = 1_000_000_000_000_000;
+    /// Shortest packed sequence: a chat turn's template alone takes about 10 tokens.
+    pub const MIN_SEQ_LEN: u64 = 16;
+    /// Longest packed sequence (2^20 tokens).
+    pub const MAX_SEQ_LEN: u64 = 1 << 20;
+    /// Largest learning rate; real ones are below 0.01.
+    pub const MAX_LR: f64 = 10.0;
+    /// Largest per-module learning-rate multiplier.
+    pub const MAX_LR_SCALE: f64 = 1000.0;
+    /// Largest source `weight` (weights are relative within a category).
+    pub const MAX_WEIGHT: f64 = 1_000_000.0;
+    /// Most times one sample may be drawn in a stage.
+    pub const MAX_REPEAT: u64 = 1000;
+    /// Largest `batch_size` and `grad_accum`.
+    pub const MAX_BATCH: u64 = 1 << 20;
+    /// Largest best-fit-decreasing buffer.
+    pub const MAX_PACK_BUFFER: u64 = 1 << 24;
+    /// Largest `patch_size` and `merge_size`.
+    pub const MAX_PATCH_SIZE: u64 = 1024;
+    pub const MAX_MERGE_SIZE: u64 = 64;
+    /// Largest `min_pixels` / `max_pixels`: a 16384 x 16384 image.
+    pub const MAX_IMAGE_PIXELS: u64 = 1 << 28;
+    /// Largest `max_record_bytes` (4 GiB).
+    pub const MAX_RECORD_BYTES_LIMIT: u64 = 1 << 32;
+}
+
+/// Default cap on one source record's stored size (`limits.max_record_bytes`): 16 MiB.
+///
+/// Parsing and tokenizing a record costs about 80 to 100 bytes of memory per byte of record (serde
+/// values, token strings and offsets; measured: one 52.8 MB JSONL line took `plan` to 4.3 GB peak
+/// RSS), so the cap is what bounds a build's peak memory per worker thread, whatever the data holds. 16 MiB fits a whole long book (War and Peace is 3.2 MB of text) or
+/// a record carrying several full-resolution photos, and keeps the worst case near 1.5 GB per thread.
+/// Larger records are rejected with reason `record_too_large` before they are parsed.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 16 << 20;
+
 #[derive(Clone, Debug)]
 pub struct Recipe {
     /// The recipe file as given by the user.

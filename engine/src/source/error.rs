@@ -68,6 +68,13 @@ pub enum RejectReason {
     /// or a truncated file. `image` names the file or member.
     #[error("cannot read the image header of {image}: {detail}")]
     UnreadableImageHeader { image: String, detail: String },
+    /// The record's stored size exceeds the source's `max_record_bytes`; it was skipped before being
+    /// parsed or tokenized, so its size cannot drive memory use.
+    #[error(
+        "the record is {bytes} bytes, over the {limit}-byte limit \
+         (raise `max_record_bytes` on the source, or `limits: {{max_record_bytes: ...}}` in the recipe, to keep it)"
+    )]
+    RecordTooLarge { bytes: u64, limit: u64 },
 }
 
 fn also_tried_suffix(also: &[String]) -> String {
@@ -98,11 +105,12 @@ impl RejectReason {
             RejectReason::MissingMember(_) => "missing_member",
             RejectReason::MissingImage(_) => "missing_image",
             RejectReason::UnreadableImageHeader { .. } => "unreadable_image_header",
+            RejectReason::RecordTooLarge { .. } => "record_too_large",
         }
     }
 
     /// Every code [`RejectReason::code`] can return, for reports that list all of them.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "invalid_json",
         "invalid_utf8",
         "missing_field",
@@ -117,6 +125,7 @@ impl RejectReason {
         "missing_member",
         "missing_image",
         "unreadable_image_header",
+        "record_too_large",
     ];
 
     pub(crate) fn missing(field: &str, also_tried: &[&str]) -> RejectReason {
@@ -246,6 +255,7 @@ mod tests {
                 image: "a.png".into(),
                 detail: "d".into(),
             },
+            RejectReason::RecordTooLarge { bytes: 2, limit: 1 },
         ];
         let codes: Vec<&str> = samples.iter().map(RejectReason::code).collect();
         assert_eq!(codes, RejectReason::CODES);

@@ -5,13 +5,18 @@
 //! only nesting depth and whether it is inside a string (honouring `\` escapes), and hands back each
 //! top-level element's bytes for `serde_json::from_slice`. It does not validate the elements — a
 //! broken element becomes a per-record reject, and the scanner still finds the next `,` at depth 0.
+//! An element longer than the scanner's cap is walked to its end but only its first `cap + 1`
+//! bytes are kept, so its size is known without holding it (the reader rejects it as too large).
 
 use std::io::{self, BufRead};
 
 /// One element: its raw bytes and the 1-based line of the file it starts on.
 #[derive(Debug)]
 pub(crate) struct Element {
+    /// The element's bytes, or its first `cap + 1` bytes when `size` exceeds the cap.
     pub bytes: Vec<u8>,
+    /// The element's full length in bytes.
+    pub size: u64,
     pub line: u64,
 }
 
@@ -39,14 +44,17 @@ pub(crate) struct ArrayScanner<R> {
     reader: R,
     state: State,
     line: u64,
+    /// Most bytes of one element kept (plus one, to tell an oversize element).
+    cap: u64,
 }
 
 impl<R: BufRead> ArrayScanner<R> {
-    pub fn new(reader: R) -> Self {
+    pub fn new(reader: R, cap: u64) -> Self {
         ArrayScanner {
             reader,
             state: State::Start,
             line: 1,
+            cap,
         }
     }
 
@@ -117,6 +125,7 @@ impl<R: BufRead> ArrayScanner<R> {
         }
         let line = self.line;
         let mut bytes = Vec::new();
+        let mut size: u64 = 0;
         // Open brackets inside the element. A closer pops back to its matching opener, so one
         // mismatched bracket in a broken element (`{"a": [}`) cannot swallow the rest of the file;
         // a `]` with no `[` open closes the array itself.
@@ -157,9 +166,12 @@ impl<R: BufRead> ArrayScanner<R> {
                     _ => {}
                 }
             }
-            bytes.push(b);
+            size += 1;
+            if size <= self.cap.saturating_add(1) {
+                bytes.push(b);
+            }
         }
-        Ok(Some(Element { bytes, line }))
+        Ok(Some(Element { bytes, size, line }))
     }
 
     /// After the closing `]`: only whitespace may follow.
@@ -182,7 +194,7 @@ mod tests {
     use super::*;
 
     fn elements(text: &str) -> (Vec<String>, Option<ScanError>) {
-        let mut scanner = ArrayScanner::new(text.as_bytes());
+        let mut scanner = ArrayScanner::new(text.as_bytes(), u64::MAX);
         let mut out = Vec::new();
         loop {
             match scanner.next_element() {
@@ -191,6 +203,21 @@ mod tests {
                 Err(e) => return (out, Some(e)),
             }
         }
+    }
+
+    #[test]
+    fn an_element_over_the_cap_is_measured_but_not_kept() {
+        let big = format!("{{\"text\": \"{}\"}}", "x".repeat(10_000));
+        let text = format!("[{{\"a\": 1}}, {big}, [2]]");
+        let mut scanner = ArrayScanner::new(text.as_bytes(), 100);
+        let first = scanner.next_element().unwrap().unwrap();
+        assert_eq!((first.size, first.bytes.len()), (8, 8));
+        let second = scanner.next_element().unwrap().unwrap();
+        assert_eq!(second.size, big.len() as u64);
+        assert_eq!(second.bytes.len(), 101);
+        let third = scanner.next_element().unwrap().unwrap();
+        assert_eq!(third.bytes, b"[2]");
+        assert!(scanner.next_element().unwrap().is_none());
     }
 
     #[test]
@@ -208,7 +235,7 @@ mod tests {
 
     #[test]
     fn elements_know_the_line_they_start_on() {
-        let mut s = ArrayScanner::new("[\n {\"a\":\n1},\n {}\n]".as_bytes());
+        let mut s = ArrayScanner::new("[\n {\"a\":\n1},\n {}\n]".as_bytes(), u64::MAX);
         assert_eq!(s.next_element().unwrap().unwrap().line, 2);
         assert_eq!(s.next_element().unwrap().unwrap().line, 4);
         assert!(s.next_element().unwrap().is_none());
@@ -257,7 +284,7 @@ mod tests {
             } else {
                 serde_json::to_string(&values).unwrap()
             };
-            let mut scanner = ArrayScanner::new(text.as_bytes());
+            let mut scanner = ArrayScanner::new(text.as_bytes(), u64::MAX);
             let mut back = Vec::new();
             while let Some(element) = scanner.next_element().unwrap() {
                 back.push(serde_json::from_slice::<serde_json::Value>(&element.bytes).unwrap());

@@ -5,9 +5,14 @@
 //! A `.json` file holding a top-level array is streamed element by element through
 //! [`ArrayScanner`]; a `.json` file that starts with `{` is read as JSON Lines, since mislabelled
 //! JSONL is common and unambiguous.
+//!
+//! A line or element longer than the source's `max_record_bytes` is rejected as `record_too_large`
+//! without being held: [`read_capped_line`] keeps at most the cap and skips the rest as it streams
+//! past, so one 50 MB line costs the cap, not 50 MB (and never the ~100x that parsing and tokenizing
+//! it would).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 
 use serde_json::Value;
 
@@ -26,7 +31,7 @@ pub(crate) fn open(ctx: FileCtx) -> Result<Records, SourceError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let mut scanner = ArrayScanner::new(reader);
+        let mut scanner = ArrayScanner::new(reader, ctx.spec.max_record_bytes);
         // Peek at the first element so a JSONL file named `.json` can be read as JSONL instead.
         match scanner.next_element() {
             Err(ScanError::NotAnArray { found: Some(b'{') }) => {}
@@ -105,6 +110,44 @@ fn sample_from_json(
     })
 }
 
+/// One line as [`read_capped_line`] read it.
+#[derive(Debug, PartialEq, Eq)]
+struct Line {
+    /// Bytes consumed, line feed included; 0 at the end of the file.
+    consumed: u64,
+    /// The line's length without its line feed, counted in full even when over the cap.
+    len: u64,
+}
+
+/// Reads one line into `buf` (without its line feed), keeping at most `cap + 1` bytes: a longer line
+/// is streamed past, counted but not stored. `buf.len() as u64 == line.len` tells a complete line.
+fn read_capped_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: u64) -> io::Result<Line> {
+    buf.clear();
+    let keep = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut line = Line { consumed: 0, len: 0 };
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(line);
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let content = &available[..newline.unwrap_or(available.len())];
+        let room = keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&content[..content.len().min(room)]);
+        line.len += content.len() as u64;
+        let used = content.len() + usize::from(newline.is_some());
+        line.consumed += used as u64;
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(line);
+        }
+    }
+}
+
 struct JsonlRecords {
     ctx: FileCtx,
     reader: BufReader<File>,
@@ -118,13 +161,19 @@ impl Iterator for JsonlRecords {
     type Item = Result<Record, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let cap = self.ctx.spec.max_record_bytes;
         while !self.done {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
+            match read_capped_line(&mut self.reader, &mut self.buf, cap) {
+                Ok(Line { consumed: 0, .. }) => self.done = true,
+                Ok(Line { len, .. }) => {
                     let index = self.line;
                     self.line += 1;
+                    if len > cap {
+                        return Some(Ok(Record {
+                            location: self.ctx.location(RecordUnit::Line, index, None),
+                            sample: Err(RejectReason::RecordTooLarge { bytes: len, limit: cap }),
+                        }));
+                    }
                     let mut bytes = self.buf.as_slice();
                     if index == 0 {
                         bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -170,6 +219,17 @@ impl Iterator for JsonArrayRecords {
             .take()
             .unwrap_or_else(|| self.scanner.next_element());
         match next {
+            Ok(Some(element)) if element.size > self.ctx.spec.max_record_bytes => {
+                let index = self.index;
+                self.index += 1;
+                Some(Ok(Record {
+                    location: self.ctx.location(RecordUnit::Element, index, None),
+                    sample: Err(RejectReason::RecordTooLarge {
+                        bytes: element.size,
+                        limit: self.ctx.spec.max_record_bytes,
+                    }),
+                }))
+            }
             Ok(Some(element)) => {
                 let index = self.index;
                 self.index += 1;

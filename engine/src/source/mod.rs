@@ -314,6 +314,7 @@ pub(crate) mod testing {
             fields: FieldMap::default(),
             image_root: None,
             synthetic: None,
+            max_record_bytes: crate::recipe::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 

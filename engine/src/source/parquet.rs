@@ -252,6 +252,15 @@ struct BatchColumns {
 }
 
 impl BatchColumns {
+    /// The stored size of row `i`: the bytes of its text and image cells.
+    fn row_bytes(&self, i: usize) -> u64 {
+        [&self.text, &self.image]
+            .into_iter()
+            .flatten()
+            .map(|col| cell_bytes(col.as_ref(), i))
+            .sum()
+    }
+
     fn new(batch: &RecordBatch, plan: &RowPlan) -> Self {
         BatchColumns {
             rows: batch.num_rows(),
@@ -275,13 +284,21 @@ impl Iterator for ParquetRows {
             }
             if let Some(batch) = &self.batch {
                 if self.row_in_batch < batch.rows {
-                    let sample = row_sample(
-                        &self.ctx,
-                        &self.plan,
-                        batch,
-                        self.row_in_batch,
-                        self.next_row,
-                    );
+                    // The batch is already decoded (its size is the file's row-group layout, bounded
+                    // by DEFAULT_BATCH_ROWS), but an oversize row must not reach JSON and tokenizing.
+                    let size = batch.row_bytes(self.row_in_batch);
+                    let limit = self.ctx.spec.max_record_bytes;
+                    let sample = if size > limit {
+                        Err(RejectReason::RecordTooLarge { bytes: size, limit })
+                    } else {
+                        row_sample(
+                            &self.ctx,
+                            &self.plan,
+                            batch,
+                            self.row_in_batch,
+                            self.next_row,
+                        )
+                    };
                     let location = self.ctx.location(RecordUnit::Row, self.next_row, None);
                     self.row_in_batch += 1;
                     self.next_row += 1;
@@ -451,6 +468,27 @@ fn list_at(col: &dyn Array, i: usize) -> Option<ArrayRef> {
     } else {
         col.as_fixed_size_list_opt().map(|a| a.value(i))
     }
+}
+
+/// The bytes a cell holds: string and binary lengths, summed through lists and structs; 8 for any
+/// other non-null value.
+fn cell_bytes(col: &dyn Array, i: usize) -> u64 {
+    if col.is_null(i) {
+        return 0;
+    }
+    if let Some(s) = string_at(col, i) {
+        return s.len() as u64;
+    }
+    if let Some(b) = binary_at(col, i) {
+        return b.len() as u64;
+    }
+    if let Some(items) = list_at(col, i) {
+        return (0..items.len()).map(|j| cell_bytes(items.as_ref(), j)).sum();
+    }
+    if let Some(s) = col.as_struct_opt() {
+        return s.columns().iter().map(|child| cell_bytes(child.as_ref(), i)).sum();
+    }
+    8
 }
 
 /// A cell as JSON, for the converter. Types a text record cannot use (binary, temporal) become null.

@@ -62,6 +62,10 @@ pub struct SourceSpec {
     pub image_root: Option<PathBuf>,
     /// Synthetic generator kind and sample count.
     pub synthetic: Option<SyntheticSpec>,
+    /// Largest record, in stored bytes, the readers accept (a JSONL line, a JSON array element, a
+    /// Parquet row's values, a WebDataset group's members); larger ones are rejected with
+    /// `record_too_large` before they are parsed. See `recipe::DEFAULT_MAX_RECORD_BYTES`.
+    pub max_record_bytes: u64,
 }
 
 /// Parameters of a built-in synthetic source.

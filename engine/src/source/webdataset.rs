@@ -12,6 +12,10 @@
 //! and the next member's extension headers — GNU long names, PAX — start right there). Reading one
 //! group therefore costs one extra header read: the first header of the next group, read to see that
 //! the key changed and read again by the next call.
+//!
+//! A group's size is the sum of its members' sizes from their tar headers. Once it passes the
+//! source's `max_record_bytes`, the rest of the group's data is skipped unread and the group is
+//! rejected as `record_too_large`, so a huge member never lands in memory.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -46,7 +50,10 @@ struct Member {
 #[derive(Debug)]
 struct Group {
     key: String,
+    /// Empty once `bytes` passes the cap.
     members: Vec<Member>,
+    /// Sum of the members' sizes, read or not.
+    bytes: u64,
 }
 
 pub(crate) fn open(ctx: FileCtx) -> Result<Records, SourceError> {
@@ -129,7 +136,18 @@ impl TarGroups {
                     group = Some(Group {
                         key: key.to_owned(),
                         members: Vec::new(),
+                        bytes: 0,
                     })
+                }
+            }
+            end = Some(entry.raw_file_position() + entry.size().div_ceil(512) * 512);
+            let cap = self.ctx.spec.max_record_bytes;
+            if let Some(g) = &mut group {
+                g.bytes = g.bytes.saturating_add(entry.size());
+                if g.bytes > cap {
+                    // Too large: drop what was kept and let the tar reader skip this member's data.
+                    g.members = Vec::new();
+                    continue;
                 }
             }
             let ext = ext.to_ascii_lowercase();
@@ -138,7 +156,6 @@ impl TarGroups {
             entry
                 .read_to_end(&mut data)
                 .map_err(|e| tar_err(format!("reading {name}: {e}")))?;
-            end = Some(entry.raw_file_position() + entry.size().div_ceil(512) * 512);
             if let Some(g) = &mut group {
                 g.members.push(Member { ext, data });
             }
@@ -162,7 +179,12 @@ impl Iterator for TarGroups {
             Ok(Some(group)) => {
                 let index = self.index;
                 self.index += 1;
-                let sample = group_sample(&self.ctx, &group);
+                let limit = self.ctx.spec.max_record_bytes;
+                let sample = if group.bytes > limit {
+                    Err(RejectReason::RecordTooLarge { bytes: group.bytes, limit })
+                } else {
+                    group_sample(&self.ctx, &group)
+                };
                 Some(Ok(Record {
                     location: self.ctx.location(RecordUnit::Group, index, Some(group.key)),
                     sample,
