@@ -632,13 +632,13 @@ fn process_errors_have_stable_codes() {
     };
     let png = |w, h| encode_png(&picture(w, h)).unwrap();
     assert_eq!(code(b"not an image", &policy), "undecodable_image");
-    assert_eq!(code(&png(20, 100), &policy), "image_too_small");
     assert_eq!(code(&png(6000, 29), &policy), "image_too_elongated");
-    // FACTS.md section 2: 30 x 5000 (HxW) under max_pixels 50,176 would shrink a side to 0.
-    assert_eq!(
-        code(&png(5000, 30), &policy.with_max_pixels(50_176)),
-        "image_unresizable"
-    );
+    // FACTS.md section 2: sides under 28 px are kept (20 x 100 WxH goes up to 28 x 112), and
+    // 30 x 5000 (HxW) under max_pixels 50,176 keeps a side of 28 (transformers' clamp).
+    let small = process(&png(20, 100), &policy, Encoding::default()).unwrap();
+    assert_eq!((small.height, small.width), (112, 28));
+    let thin = process(&png(5000, 30), &policy.with_max_pixels(50_176), Encoding::default()).unwrap();
+    assert_eq!((thin.height, thin.width), (28, 2884));
     let err = process(&png(50, 50), &policy, Encoding::Jpeg { quality: 0 }).unwrap_err();
     assert_eq!(err.code(), "image_unencodable");
 }

@@ -23,7 +23,8 @@ use crate::template::{Encoder, TextLengths};
 
 /// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
 /// synthetic generators) changes, so stale cache entries are never reused.
-pub const INDEX_VERSION: u32 = 2;
+/// 3: image probing applies the decoder's acceptance rule (`mixtape_image::check`).
+pub const INDEX_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"MXIDX\0\0\x01";
 /// Records tokenized per parallel batch: large enough to amortise rayon, small enough to keep memory
 /// flat while streaming.

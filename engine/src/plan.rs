@@ -7,10 +7,18 @@
 //!
 //! A stage's budget is split across categories by `mix` (shares on the budget's basis) and within a
 //! category across its sources by `weight` (or, when no source of the category sets one, by each
-//! source's size on the basis). A source then draws samples until its target is met: the overshoot is
-//! at most one sample, which keeps realized shares far inside the 0.5 pp promise. Samples that the
-//! stage cannot use (too long, images too small or too elongated under the stage's image policy) are
-//! consumed and counted as rejects, so every record lands in exactly one place.
+//! source's size on the basis). Both splits are integer and exact: largest-remainder (Hamilton)
+//! apportionment, see [`apportion`], so a 60-sample budget at 1/3, 1/3, 1/6, 1/6 asks for exactly
+//! 20/20/10/10 and the targets always sum to the budget.
+//!
+//! A source then draws samples until the next one would take it further from its target than
+//! stopping does ([`draw`]: the closest draw wins, ties go to fewer), so a source lands within half a
+//! sample of its target. On a token basis, a text sample (no images, loss on every token) may be cut
+//! instead: the draw that would overshoot keeps only the tokens the target still needs, recorded as
+//! [`SourceDraw::cut`], and the builder truncates that sample to exactly that many tokens before
+//! splitting it into `seq_len` windows. A sample budget never cuts. Samples that the stage cannot use
+//! (too long, images too elongated under the stage's image policy) are consumed and counted as
+//! rejects, so every record lands in exactly one place.
 //!
 //! The builder replays the same draws from [`SourceDraw::start`]..[`SourceDraw::end`] through
 //! [`stream_sample`], which is why this module and not the builder owns the stream order.
@@ -25,8 +33,9 @@ use crate::index::{FileDigest, SourceIndex};
 use crate::recipe::{Basis, ImagePolicy, PackPolicy, Recipe, Stage};
 use crate::source::spec::SourceSpec;
 
-/// Version of the plan document (`mixtape plan --json`, lock files).
-pub const PLAN_VERSION: u32 = 1;
+/// Version of the plan document (`mixtape plan --json`, lock files). 2: integer targets
+/// (largest-remainder apportionment), closest-draw stopping and [`SourceDraw::cut`].
+pub const PLAN_VERSION: u32 = 2;
 /// Most passes the planner simulates when telling the user which `max_repeat` would suffice.
 const MAX_SIMULATED_PASSES: u64 = 1000;
 
@@ -108,8 +117,9 @@ pub struct CategoryPlan {
     pub name: String,
     /// Share of the budget the recipe asks for.
     pub target_share: f64,
-    /// The category's target on the stage's basis.
-    pub target: f64,
+    /// The category's target on the stage's basis: the budget apportioned by largest remainder, so
+    /// the categories' targets sum to the budget.
+    pub target: u64,
     /// Share of the stage's expected total on the basis.
     pub expected_share: f64,
     pub expected: Amounts,
@@ -121,7 +131,8 @@ pub struct SourceDraw {
     pub source: String,
     /// Fraction of the category's target assigned to this source.
     pub weight_share: f64,
-    pub target: f64,
+    /// The source's target on the basis: the category's target apportioned by largest remainder.
+    pub target: u64,
     /// Valid samples in the source (one pass).
     pub available: u64,
     /// Stream positions `[start, end)` this stage consumes.
@@ -132,6 +143,10 @@ pub struct SourceDraw {
     /// Passes over the source this stage's draws amount to.
     pub passes: f64,
     pub expected: Amounts,
+    /// When set, the last draw (stream position `end - 1`, a text sample) is cut to its first `cut`
+    /// tokens so that the source lands its token target exactly; `expected` counts the cut sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<u64>,
 }
 
 /// What the planner needs per source.
@@ -143,39 +158,56 @@ pub struct SourceInput<'a> {
 
 /// Resolves every stage. Sources that cannot satisfy a stage within `max_repeat` become diagnostics
 /// pointing at the stage's budget.
+///
+/// On success the plan comes with warnings: a source whose largest sample alone (among those that
+/// cannot be cut) is larger than its category's whole target in a stage, which makes that
+/// category's realized share a matter of luck.
 pub fn resolve(
     recipe: &Recipe,
     indexes: &BTreeMap<String, SourceIndex>,
     tokenizer: FileDigest,
-) -> Result<Plan, Vec<Diagnostic>> {
+) -> Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut cursors: BTreeMap<&str, u64> = BTreeMap::new();
     let mut streams: BTreeMap<&str, Stream> = BTreeMap::new();
     let mut stages = Vec::new();
+    let mut warnings = Vec::new();
     for stage in &recipe.stages {
         let mut categories = Vec::new();
-        for entry in &stage.mix {
-            let cat_target = stage.budget.amount as f64 * entry.share;
+        let shares: Vec<f64> = stage.mix.iter().map(|e| e.share).collect();
+        let cat_targets = apportion(stage.budget.amount, &shares);
+        for (entry, &cat_target) in stage.mix.iter().zip(&cat_targets) {
             let members: Vec<&SourceSpec> = recipe.sources_in(&entry.category).collect();
-            let sizes: Vec<f64> = members
+            // Per source: its size on the basis, and its largest sample that cannot be cut.
+            let measured: Vec<(u64, u64)> = members
                 .iter()
                 .map(|s| {
                     let index = &indexes[&s.name];
-                    (0..index.samples()).map(|i| usable(index, i, stage).map_or(0, |a| a.on(stage.budget.basis)) as f64).sum()
+                    (0..index.samples()).fold((0, 0), |(size, largest), i| match usable(index, i, stage) {
+                        Ok(a) if can_cut(index, i, stage, &a) => (size + a.on(stage.budget.basis), largest),
+                        Ok(a) => (size + a.on(stage.budget.basis), largest.max(a.on(stage.budget.basis))),
+                        Err(_) => (size, largest),
+                    })
                 })
                 .collect();
+            let sizes: Vec<f64> = measured.iter().map(|&(size, _)| size as f64).collect();
             let weights: Vec<f64> = if members.iter().all(|s| s.weight.is_none()) {
                 sizes.clone()
             } else {
                 members.iter().map(|s| s.weight.unwrap_or(1.0)).collect()
             };
             let total_weight: f64 = weights.iter().sum();
+            let targets = apportion(cat_target, &weights);
             let mut draws = Vec::new();
             let mut expected = Amounts::default();
             for (k, spec) in members.iter().enumerate() {
                 let weight_share = if total_weight > 0.0 { weights[k] / total_weight } else { 1.0 / members.len() as f64 };
-                let target = cat_target * weight_share;
+                let target = targets[k];
                 let index = &indexes[&spec.name];
+                let largest = measured[k].1;
+                if target > 0 && largest > cat_target {
+                    warnings.push(oversized(stage, spec, &entry.category, cat_target, largest, entry.span));
+                }
                 let stream = streams.entry(spec.name.as_str()).or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
                 let start = *cursors.get(spec.name.as_str()).unwrap_or(&0);
                 match draw(stream, index, stage, start, target) {
@@ -192,6 +224,7 @@ pub fn resolve(
                             rejected: d.rejected,
                             passes: if index.samples() == 0 { 0.0 } else { (d.end - start) as f64 / index.samples() as f64 },
                             expected: d.expected,
+                            cut: d.cut,
                         });
                     }
                     Err(short) => errors.push(shortfall(stage, spec, &entry.category, target, short, stage.budget_span)),
@@ -248,7 +281,7 @@ pub fn resolve(
         })
         .collect();
     let fingerprint = fingerprint(recipe, &sources, &stages, &tokenizer);
-    Ok(Plan {
+    let plan = Plan {
         mixtape_plan: PLAN_VERSION,
         name: recipe.name.clone(),
         fingerprint,
@@ -256,7 +289,79 @@ pub fn resolve(
         tokenizer,
         sources,
         stages,
-    })
+    };
+    Ok((plan, warnings))
+}
+
+/// Splits `total` into integer parts proportional to `weights` that sum to `total` exactly:
+/// largest-remainder (Hamilton) apportionment. Each part gets the floor of its quota
+/// `total * w / sum(w)`, and the units left over go one each to the largest fractional remainders;
+/// ties go to the larger weight, then to the earlier entry (recipe order for sources, category name
+/// order for the mix), so the result is deterministic. Non-positive or non-finite weights count as 0;
+/// when no weight is positive the parts are equal (remainders again to the earliest entries).
+pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let clean: Vec<f64> = weights.iter().map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 }).collect();
+    let sum: f64 = clean.iter().sum();
+    let clean = if sum > 0.0 { clean } else { vec![1.0; weights.len()] };
+    let sum: f64 = clean.iter().sum();
+    let quotas: Vec<f64> = clean.iter().map(|w| total as f64 * (w / sum)).collect();
+    let mut parts: Vec<u64> = quotas.iter().map(|q| (q.floor() as u64).min(total)).collect();
+    // Float quotas can sum a unit away from `total` in either direction; both are corrected here.
+    let assigned: u64 = parts.iter().sum();
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (quotas[a] - quotas[a].floor(), quotas[b] - quotas[b].floor());
+        rb.total_cmp(&ra).then(clean[b].total_cmp(&clean[a])).then(a.cmp(&b))
+    });
+    if assigned <= total {
+        for &i in order.iter().cycle().take((total - assigned) as usize) {
+            parts[i] += 1;
+        }
+    } else {
+        let mut excess = assigned - total;
+        for &i in order.iter().rev().cycle() {
+            if excess == 0 {
+                break;
+            }
+            if parts[i] > 0 {
+                parts[i] -= 1;
+                excess -= 1;
+            }
+        }
+    }
+    parts
+}
+
+/// Whether the stage may cut this sample (see [`cut_to`]).
+fn can_cut(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Amounts) -> bool {
+    cuttable_basis(stage.budget.basis)
+        && stage.pack.split_long_text
+        && index.is_text[sample] != 0
+        && whole.images == 0
+        && whole.loss_tokens == whole.tokens
+}
+
+/// Bases on which a text sample can be cut to land a target exactly.
+fn cuttable_basis(basis: Basis) -> bool {
+    matches!(basis, Basis::Tokens | Basis::LossTokens)
+}
+
+fn oversized(stage: &Stage, spec: &SourceSpec, category: &str, target: u64, largest: u64, span: Span) -> Diagnostic {
+    let noun = stage.budget.basis.noun();
+    Diagnostic::warning(
+        span,
+        format!(
+            "one sample of source `{}` ({} {noun}) is larger than the whole target of category `{category}` in stage `{}` ({} {noun}): the category's share will be far from its mix",
+            spec.name,
+            group(largest),
+            stage.name,
+            group(target),
+        ),
+    )
+    .with_hint(format!("raise the budget of `{}` or the share of `{category}`, or move such samples to a stage with room for them", stage.name))
 }
 
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
@@ -342,8 +447,8 @@ pub fn sample_amounts(
     let images = index.images(sample);
     for &(h, w) in images {
         let (rh, rw) = smart_resize(h, w, &policy).map_err(|e| {
+            // The same codes as the builder's `ProcessError::code`.
             let code = match e {
-                ResizeError::TooSmall { .. } => "image_too_small",
                 ResizeError::TooElongated { .. } => "image_too_elongated",
                 _ => "image_unresizable",
             };
@@ -425,6 +530,7 @@ struct Drawn {
     end: u64,
     expected: Amounts,
     rejected: BTreeMap<String, u64>,
+    cut: Option<u64>,
 }
 
 /// How far a source got before its limit.
@@ -434,14 +540,19 @@ struct Short {
     repeat_needed: Option<u64>,
 }
 
-fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, target: f64) -> Result<Drawn, Short> {
+/// Draws from `start` until the source is as close to `target` as whole samples allow: a sample
+/// that would overshoot is taken only if that lands closer than stopping before it (a tie stops).
+/// On a token basis a text sample that would overshoot is cut to the tokens still needed instead,
+/// which lands the target exactly.
+fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, target: u64) -> Result<Drawn, Short> {
     let n = index.samples() as u64;
     let limit = n * u64::from(stage.max_repeat);
     let basis = stage.budget.basis;
     let mut expected = Amounts::default();
     let mut rejected = BTreeMap::new();
     let mut pos = start;
-    while (expected.on(basis) as f64) < target {
+    let mut cut = None;
+    while expected.on(basis) < target {
         if pos >= limit {
             // Keep simulating to tell the user which max_repeat would do.
             let mut acc = expected.on(basis);
@@ -452,25 +563,56 @@ fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, tar
                     acc += a.on(basis);
                 }
                 p += 1;
-                if acc as f64 >= target {
+                if acc >= target {
                     needed = Some(p.div_ceil(n));
                     break;
                 }
             }
             return Err(Short { have: expected.on(basis), repeat_needed: needed });
         }
-        match usable(index, stream.sample_at(pos), stage) {
-            Ok(a) => expected.add(&a),
+        let sample = stream.sample_at(pos);
+        match usable(index, sample, stage) {
+            Ok(a) => {
+                let need = target - expected.on(basis);
+                let amount = a.on(basis);
+                if amount > need {
+                    if let Some(kept) = cut_to(index, sample, stage, &a, need) {
+                        expected.add(&kept);
+                        cut = Some(need);
+                        pos += 1;
+                        break;
+                    }
+                    if need <= amount - need {
+                        // Stopping here is at least as close: the sample stays for the next stage.
+                        break;
+                    }
+                }
+                expected.add(&a);
+            }
             Err(why) => *rejected.entry(why.code().to_string()).or_insert(0) += 1,
         }
         pos += 1;
     }
-    Ok(Drawn { end: pos, expected, rejected })
+    Ok(Drawn { end: pos, expected, rejected, cut })
 }
 
-fn shortfall(stage: &Stage, spec: &SourceSpec, category: &str, target: f64, short: Short, span: Span) -> Diagnostic {
+/// The amounts of `sample` cut to its first `keep` tokens, when the stage may cut it: a token basis
+/// (tokens, or loss tokens for a sample with loss on every token), a text sample without images, and
+/// a pack policy that splits long text into windows (a cut sample is windowed like any other).
+fn cut_to(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Amounts, keep: u64) -> Option<Amounts> {
+    let cuttable = can_cut(index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
+    cuttable.then(|| Amounts {
+        samples: keep.div_ceil(u64::from(stage.seq_len)),
+        tokens: keep,
+        loss_tokens: keep,
+        image_tokens: 0,
+        images: 0,
+    })
+}
+
+fn shortfall(stage: &Stage, spec: &SourceSpec, category: &str, target: u64, short: Short, span: Span) -> Diagnostic {
     let noun = stage.budget.basis.noun();
-    let need = target.ceil() as u64;
+    let need = target;
     let missing = need.saturating_sub(short.have);
     let pct = 100.0 * missing as f64 / need.max(1) as f64;
     let mut hint = format!("add data to `{}`, lower the budget or the share of `{category}`", spec.name);

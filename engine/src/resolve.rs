@@ -87,7 +87,10 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     }
     if !diagnostics.has_errors() {
         match plan::resolve(&recipe, &resolved.indexes, tokenizer) {
-            Ok(p) => resolved.plan = Some(p),
+            Ok((p, warnings)) => {
+                diagnostics.extend(warnings);
+                resolved.plan = Some(p);
+            }
             Err(errors) => diagnostics.extend(errors),
         }
     }

@@ -19,6 +19,16 @@
 //!   we check for EOI ourselves rather than run zune in strict mode, which would also refuse complete
 //!   images with harmless defects (stray bytes between markers) that libjpeg and Pillow accept.
 //!
+//! # Accepting without decoding
+//!
+//! [`check`] is the part of [`decode`] that needs no pixel work: the format, the declared size against
+//! the limit, the JPEG's end-of-image marker, the PNG's chunk structure (every chunk up to the end of
+//! the image data complete, with the right CRC) and the WebP's RIFF length. [`decode`] runs it first, and the
+//! planner's header probe runs it on every image, so `check`/`plan` refuse exactly what the builder
+//! would refuse for those reasons, with the same message. What only a full decode finds (corrupt
+//! entropy-coded JPEG data, a damaged deflate stream inside chunks whose CRCs match) is still found by
+//! the builder alone.
+//!
 //! # Colour conversions
 //!
 //! - Grayscale is replicated to R = G = B; CMYK and YCCK JPEGs go through zune-jpeg's conversion.
@@ -134,6 +144,23 @@ pub enum DecodeError {
 /// [`DEFAULT_MAX_DECODED_PIXELS`]. See the module docs for conversions and guarantees.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     decode_with_limit(bytes, DEFAULT_MAX_DECODED_PIXELS)
+}
+
+/// Whether [`decode`] can take `bytes`, as far as that can be told without decoding pixels: the
+/// acceptance rule shared by the builder (which runs it inside [`decode`]) and the planner's header
+/// probe. See "Accepting without decoding" in the module docs.
+pub fn check(bytes: &[u8]) -> Result<(), DecodeError> {
+    check_with_limit(bytes, DEFAULT_MAX_DECODED_PIXELS)
+}
+
+/// [`check`] with another pixel limit.
+pub fn check_with_limit(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    let format = ImageFormat::sniff(bytes).ok_or_else(|| unsupported(bytes))?;
+    catch_panic(format, || match format {
+        ImageFormat::Jpeg => jpeg_headers(bytes, max_pixels).map(drop),
+        ImageFormat::Png => check_png(bytes, max_pixels),
+        ImageFormat::Webp => check_webp(bytes, max_pixels),
+    })
 }
 
 /// [`decode`] with another pixel limit.
@@ -252,13 +279,13 @@ fn check_size(
     Ok(())
 }
 
-/// Decodes a JPEG into `buffer` (see [`decode_into`]; an empty buffer comes out exactly the size
-/// of the pixels) and returns its `(height, width)`.
-fn decode_jpeg(
+/// The JPEG checks of [`check`]: headers parse, the size is within the limit, the colour space is
+/// one we convert, and an end-of-image marker follows the image data. Returns the decoder, ready to
+/// decode, and its `(width, height)`.
+fn jpeg_headers(
     bytes: &[u8],
     max_pixels: u64,
-    buffer: &mut Vec<u8>,
-) -> Result<(u32, u32), DecodeError> {
+) -> Result<(JpegDecoder<ZCursor<&[u8]>>, usize, usize), DecodeError> {
     const F: ImageFormat = ImageFormat::Jpeg;
     let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
     let options = DecoderOptions::default()
@@ -294,6 +321,19 @@ fn decode_jpeg(
             "truncated: no end-of-image marker after the image data".into(),
         ));
     }
+    Ok((decoder, width, height))
+}
+
+/// Decodes a JPEG into `buffer` (see [`decode_into`]; an empty buffer comes out exactly the size
+/// of the pixels) and returns its `(height, width)`.
+fn decode_jpeg(
+    bytes: &[u8],
+    max_pixels: u64,
+    buffer: &mut Vec<u8>,
+) -> Result<(u32, u32), DecodeError> {
+    const F: ImageFormat = ImageFormat::Jpeg;
+    let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
+    let (mut decoder, width, height) = jpeg_headers(bytes, max_pixels)?;
     let n = decoder
         .output_buffer_size()
         .filter(|&n| Some(n) == width.checked_mul(height).and_then(|p| p.checked_mul(3)))
@@ -324,7 +364,80 @@ fn decode_jpeg(
     Ok((upright.height, upright.width))
 }
 
+/// The PNG checks of [`check`]: the header parses and is within the limit, and the chunks are whole
+/// with matching CRCs from the signature to the end of the image data. A file cut after its `IHDR`
+/// or inside an `IDAT` fails here rather than in the inflater.
+fn check_png(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    const F: ImageFormat = ImageFormat::Png;
+    let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    let (width, height) = decoder
+        .read_header_info()
+        .map_err(|e| corrupt(e.to_string()))?
+        .size();
+    check_size(F, u64::from(height), u64::from(width), max_pixels)?;
+    // Walk the chunks the decoder reads: everything up to the header of the chunk after the IDAT
+    // run. Past it the pixels are all there and the decoder reads no further, so a cut or damaged
+    // trailer (IEND's body, text after the image) is accepted here as it is by `decode`.
+    let mut at = 8; // after the signature
+    let mut seen_idat = false;
+    loop {
+        // The decoder learns that the image data has ended from the next chunk's header, so it
+        // needs that header whole even after the last IDAT.
+        let Some(head) = bytes.get(at..at + 8) else {
+            return Err(corrupt(format!(
+                "truncated: the file ends at byte {} inside the chunk headers",
+                bytes.len()
+            )));
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        if seen_idat && kind != b"IDAT" {
+            return Ok(());
+        }
+        let name = String::from_utf8_lossy(kind).into_owned();
+        let (Some(body), Some(crc)) = (
+            bytes.get(at + 4..at + 8 + len),
+            bytes.get(at + 8 + len..at + 12 + len),
+        ) else {
+            return Err(corrupt(format!(
+                "truncated: chunk {name} at byte {at} declares {len} bytes, the file ends first"
+            )));
+        };
+        if crc32fast::hash(body).to_be_bytes() != crc {
+            return Err(corrupt(format!("chunk {name} at byte {at} fails its CRC")));
+        }
+        match kind {
+            b"IDAT" => seen_idat = true,
+            b"IEND" => return Err(corrupt("no image data (IDAT) before IEND".into())),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+}
+
+/// The WebP checks of [`check`]: the headers parse, the size is within the limit, and the file is
+/// as long as its RIFF header says (a cut download is shorter).
+fn check_webp(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    const F: ImageFormat = ImageFormat::Webp;
+    let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
+    let decoder =
+        image_webp::WebPDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    check_size(F, u64::from(height), u64::from(width), max_pixels)?;
+    let riff = u64::from(u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
+    if (bytes.len() as u64) < riff + 8 {
+        return Err(corrupt(format!(
+            "truncated: the RIFF header declares {} bytes, the file has {}",
+            riff + 8,
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
 fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    check_png(bytes, max_pixels)?;
     const F: ImageFormat = ImageFormat::Png;
     let corrupt = |e: png::DecodingError| DecodeError::Corrupt {
         format: F,
@@ -366,6 +479,7 @@ fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
 }
 
 fn decode_webp(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    check_webp(bytes, max_pixels)?;
     const F: ImageFormat = ImageFormat::Webp;
     let corrupt = |e: image_webp::DecodingError| DecodeError::Corrupt {
         format: F,

@@ -31,7 +31,8 @@ pub mod rgb;
 mod turbo;
 
 pub use decode::{
-    DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, decode, decode_into, decode_with_limit,
+    DEFAULT_MAX_DECODED_PIXELS, DecodeError, ImageFormat, check, check_with_limit, decode,
+    decode_into, decode_with_limit,
 };
 pub use encode::{
     DEFAULT_JPEG_QUALITY, EncodeError, JpegEncoder, encode_jpeg, encode_jpeg_with, encode_png,

@@ -69,7 +69,7 @@ impl std::fmt::Debug for ProcessedImage {
 pub enum ProcessError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// The resize rule rejects the decoded size (too small, too elongated, too thin for the budget).
+    /// The resize rule rejects the decoded size (too elongated, no pixels).
     #[error(transparent)]
     Resize(#[from] ResizeError),
     #[error(transparent)]
@@ -83,16 +83,14 @@ impl ProcessError {
     ///
     /// - `undecodable_image`: not an image, an unsupported format, corrupt, truncated, over the
     ///   decode limit.
-    /// - `image_too_small`: a side below the policy's factor (28 pixels by default).
     /// - `image_too_elongated`: long side over `max_aspect_ratio` times the short side.
-    /// - `image_unresizable`: the resize rule or the resampler cannot produce a grid for it (too
-    ///   thin for `max_pixels`, outside the budget, an invalid policy).
+    /// - `image_unresizable`: the resize rule or the resampler cannot produce a grid for it (no
+    ///   pixels, a side over 2^32 after resizing, an invalid policy).
     /// - `image_unencodable`: the encoder refused the resized image (an invalid JPEG quality, a side
     ///   over 65,535 for JPEG).
     pub fn code(&self) -> &'static str {
         match self {
             ProcessError::Decode(_) => "undecodable_image",
-            ProcessError::Resize(ResizeError::TooSmall { .. }) => "image_too_small",
             ProcessError::Resize(ResizeError::TooElongated { .. }) => "image_too_elongated",
             ProcessError::Resize(_) | ProcessError::Resample(_) => "image_unresizable",
             ProcessError::Encode(_) => "image_unencodable",

@@ -20,15 +20,21 @@
 //!   exact below 2^53 pixels (about 9.0e15), far beyond any real image. Above that Python divides exact
 //!   integers while we round twice, so the two could differ in the last bit of `beta`.
 //!
-//! # Where this deliberately differs from Python
+//! # Where Python is followed even though it looks odd
 //!
-//! Python can return a side of 0 for very thin images in the max branch (30x5000 with max 50,176 gives
-//! 0x2884, which crashes the vision tower later). We return [`ResizeError::ZeroSide`] instead: the sample
-//! is rejected at planning time with a message, rather than producing an unusable grid. Python also never
-//! checks that its output lies inside `[min_pixels, max_pixels]`; with the shipped policies it always
-//! does (the max branch keeps at least a quarter of `max_pixels`, the min branch overshoots `min_pixels`
-//! by a bounded amount), but a policy whose bounds are very close can violate it, so we return
-//! [`ResizeError::OutsideBudget`] rather than silently exceeding a token budget the packer relies on.
+//! This follows transformers' current rule (checked against 4.57.6) step for step, including the parts
+//! that earlier versions did differently:
+//!
+//! - No side is too small: a 24x40 icon rounds to 28x28, which is under `min_pixels`, so the min branch
+//!   scales it up to 56x84. Older versions rejected sides under `factor`; transformers keeps them, and so
+//!   does mixtape, or a model would be trained without images it sees at inference.
+//! - The max branch clamps each side to at least `factor` (`max(factor, floor(...))`): 30x5000 under
+//!   `max_pixels` 50,176 becomes 28x2884, whose area exceeds `max_pixels`. The token count is still exact
+//!   (it is computed from the output), so the packer and the planner stay correct.
+//! - Nothing checks that the output lies inside `[min_pixels, max_pixels]`; Python does not either.
+//!
+//! The only rejections are Python's own: an aspect ratio above `max_aspect_ratio` (200), and a side of 0
+//! (Python divides by zero there; [`ResizeError::Empty`]).
 
 use thiserror::Error;
 
@@ -122,13 +128,9 @@ impl ResizePolicy {
 #[derive(Clone, Debug, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ResizeError {
-    /// A side is below `factor` pixels (the reference rejects these too).
-    #[error("image of {height}x{width} (HxW) has a side below the minimum of {min_side} pixels")]
-    TooSmall {
-        height: u32,
-        width: u32,
-        min_side: u32,
-    },
+    /// A side is 0 pixels: there is no image to resize (Python's rule divides by zero here).
+    #[error("image of {height}x{width} (HxW) has no pixels")]
+    Empty { height: u32, width: u32 },
     /// The long side is more than `max` times the short side.
     #[error(
         "image of {height}x{width} (HxW) has aspect ratio {ratio:.2}, above the maximum of {max}"
@@ -139,38 +141,11 @@ pub enum ResizeError {
         ratio: f64,
         max: f64,
     },
-    /// Fitting the image under `max_pixels` leaves a side of 0: the image is too thin for the budget.
-    /// Python's reference returns the 0 (and the model fails later); we refuse.
-    #[error(
-        "image of {height}x{width} (HxW) is too thin for max_pixels {max_pixels}: it would be resized \
-         to {resized_height}x{resized_width}"
-    )]
-    ZeroSide {
-        height: u32,
-        width: u32,
-        resized_height: u64,
-        resized_width: u64,
-        max_pixels: u64,
-    },
     /// A resized side would not fit in `u32` (only reachable with absurd policies or sides).
     #[error(
         "image of {height}x{width} (HxW) would be resized to a side larger than 2^32 - 1 pixels"
     )]
     Overflow { height: u32, width: u32 },
-    /// The result lies outside `[min_pixels, max_pixels]`; only happens when the two bounds are so close
-    /// that no multiple-of-factor size with this aspect ratio fits between them.
-    #[error(
-        "image of {height}x{width} (HxW) resizes to {resized_height}x{resized_width}, outside the \
-         budget [{min_pixels}, {max_pixels}] pixels"
-    )]
-    OutsideBudget {
-        height: u32,
-        width: u32,
-        resized_height: u32,
-        resized_width: u32,
-        min_pixels: u64,
-        max_pixels: u64,
-    },
     /// The policy itself is unusable; see [`ResizePolicy::validate`].
     #[error("invalid resize policy: {reason}")]
     InvalidPolicy { reason: &'static str },
@@ -178,9 +153,9 @@ pub enum ResizeError {
 
 /// Returns the `(height, width)` an image of `height x width` pixels is resized to under `policy`.
 ///
-/// Both sides of the result are non-zero multiples of `policy.factor()` and the area lies within
-/// `[min_pixels, max_pixels]`. See the module docs for the exact arithmetic and where it departs from
-/// Python (it returns errors where Python would return 0 or leave the budget).
+/// Both sides of the result are non-zero multiples of `policy.factor()`. The area lies within
+/// `[min_pixels, max_pixels]` except where Python's own arithmetic leaves it (a side clamped to `factor`
+/// on the max branch, or bounds too close for the grid); see the module docs.
 pub fn smart_resize(
     height: u32,
     width: u32,
@@ -188,12 +163,8 @@ pub fn smart_resize(
 ) -> Result<(u32, u32), ResizeError> {
     policy.validate()?;
     let factor = policy.factor();
-    if height < factor || width < factor {
-        return Err(ResizeError::TooSmall {
-            height,
-            width,
-            min_side: factor,
-        });
+    if height == 0 || width == 0 {
+        return Err(ResizeError::Empty { height, width });
     }
     let ratio = f64::from(height.max(width)) / f64::from(height.min(width));
     if ratio > policy.max_aspect_ratio {
@@ -215,19 +186,10 @@ pub fn smart_resize(
     let (mut h_units, mut w_units) = sides(f64::round_ties_even);
     let rounded_area = u128::from(h_units) * u128::from(w_units) * u128::from(factor).pow(2);
     if rounded_area > u128::from(policy.max_pixels) {
-        // Python: beta = sqrt(h * w / max_pixels); floor(side / beta / factor) * factor.
+        // Python: beta = sqrt(h * w / max_pixels); max(factor, floor(side / beta / factor) * factor).
         let beta = (area / policy.max_pixels as f64).sqrt();
-        h_units = (h / beta / f).floor() as u64;
-        w_units = (w / beta / f).floor() as u64;
-        if h_units == 0 || w_units == 0 {
-            return Err(ResizeError::ZeroSide {
-                height,
-                width,
-                resized_height: h_units * u64::from(factor),
-                resized_width: w_units * u64::from(factor),
-                max_pixels: policy.max_pixels,
-            });
-        }
+        h_units = ((h / beta / f).floor() as u64).max(1);
+        w_units = ((w / beta / f).floor() as u64).max(1);
     } else if rounded_area < u128::from(policy.min_pixels) {
         // Python: beta = sqrt(min_pixels / (h * w)); ceil(side * beta / factor) * factor.
         let beta = (policy.min_pixels as f64 / area).sqrt();
@@ -241,19 +203,7 @@ pub fn smart_resize(
             .and_then(|side| u32::try_from(side).ok())
             .ok_or(ResizeError::Overflow { height, width })
     };
-    let (out_h, out_w) = (to_side(h_units)?, to_side(w_units)?);
-    let out_area = u64::from(out_h) * u64::from(out_w);
-    if out_area < policy.min_pixels || out_area > policy.max_pixels {
-        return Err(ResizeError::OutsideBudget {
-            height,
-            width,
-            resized_height: out_h,
-            resized_width: out_w,
-            min_pixels: policy.min_pixels,
-            max_pixels: policy.max_pixels,
-        });
-    }
-    Ok((out_h, out_w))
+    Ok((to_side(h_units)?, to_side(w_units)?))
 }
 
 /// LLM tokens an image of the given RESIZED size costs: `(h / patch) * (w / patch) / merge^2`
@@ -365,36 +315,32 @@ mod tests {
     }
 
     #[test]
-    fn thin_image_that_python_would_shrink_to_zero_is_rejected() {
-        // Python returns 0x2884 here; FACTS.md section 2.
-        let err = smart_resize(30, 5000, &with_max(50_176)).unwrap_err();
-        assert_eq!(
-            err,
-            ResizeError::ZeroSide {
-                height: 30,
-                width: 5000,
-                resized_height: 0,
-                resized_width: 2884,
-                max_pixels: 50_176,
-            }
-        );
+    fn thin_image_on_the_max_branch_keeps_a_side_of_one_factor() {
+        // FACTS.md section 2: floor gives 0 rows of 28, transformers clamps it to 28 (28x2884, 103
+        // tokens), even though the area then exceeds max_pixels.
+        assert_example((30, 5000), with_max(50_176), (28, 2884), 103);
     }
 
     #[test]
-    fn sides_below_factor_are_rejected() {
-        let err = smart_resize(27, 500, &ResizePolicy::default()).unwrap_err();
-        assert_eq!(
-            err,
-            ResizeError::TooSmall {
-                height: 27,
-                width: 500,
-                min_side: 28
-            }
-        );
-        assert!(matches!(
-            smart_resize(0, 0, &ResizePolicy::default()),
-            Err(ResizeError::TooSmall { .. })
-        ));
+    fn sides_under_the_factor_are_kept_through_the_min_branch() {
+        // 24x40 rounds to 28x28 = 784 < 3136: the min branch scales it up (transformers 4.57 keeps it).
+        assert_example((24, 40), ResizePolicy::default(), (56, 84), 6);
+        // Sides under 14 px round to 0 on the first step and are lifted by the min branch.
+        assert_example((10, 40), ResizePolicy::default(), (28, 112), 4);
+        assert_example((13, 13), ResizePolicy::default(), (56, 56), 4);
+        assert_example((5, 900), ResizePolicy::default(), (28, 756), 27);
+        assert_example((1, 200), ResizePolicy::default(), (28, 812), 29);
+        assert_example((27, 500), ResizePolicy::default(), (28, 504), 18);
+    }
+
+    #[test]
+    fn an_image_without_pixels_is_an_error() {
+        for (h, w) in [(0, 0), (0, 100), (100, 0)] {
+            assert_eq!(
+                smart_resize(h, w, &ResizePolicy::default()),
+                Err(ResizeError::Empty { height: h, width: w })
+            );
+        }
     }
 
     #[test]
@@ -403,14 +349,18 @@ mod tests {
             smart_resize(28, 5600, &ResizePolicy::default()),
             Ok((28, 5600))
         );
-        assert!(matches!(
-            smart_resize(28, 5601, &ResizePolicy::default()),
-            Err(ResizeError::TooElongated {
-                height: 28,
-                width: 5601,
-                ..
-            })
-        ));
+        // Ratio exactly 201 (and anything above 200, however little) is rejected.
+        for (h, w) in [(28, 5628), (28, 5601), (1, 201), (5601, 28)] {
+            assert!(
+                matches!(
+                    smart_resize(h, w, &ResizePolicy::default()),
+                    Err(ResizeError::TooElongated { height, width, .. }) if (height, width) == (h, w)
+                ),
+                "{h}x{w}"
+            );
+        }
+        // 1x200 is exactly 200: kept.
+        assert!(smart_resize(1, 200, &ResizePolicy::default()).is_ok());
     }
 
     #[test]
@@ -463,19 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn bounds_too_close_for_the_grid_are_reported() {
-        // 100x100 rounds to 112x112 = 12,544 > 10,000, and flooring gives 84x84 = 7,056 < 9,000.
+    fn bounds_too_close_for_the_grid_give_what_python_gives() {
+        // 100x100 rounds to 112x112 = 12,544 > 10,000, and flooring gives 84x84 = 7,056 < 9,000:
+        // transformers returns 84x84 without checking the minimum, and so do we.
         let policy = ResizePolicy::default()
             .with_min_pixels(9_000)
             .with_max_pixels(10_000);
-        assert!(matches!(
-            smart_resize(100, 100, &policy),
-            Err(ResizeError::OutsideBudget {
-                resized_height: 84,
-                resized_width: 84,
-                ..
-            })
-        ));
+        assert_eq!(smart_resize(100, 100, &policy), Ok((84, 84)));
     }
 
     #[test]
@@ -527,7 +471,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn ok_results_are_nonzero_multiples_of_factor_inside_the_budget(
+        fn ok_results_are_nonzero_multiples_of_factor(
             height in 0u32..20_000,
             width in 0u32..20_000,
             policy in any_valid_policy(),
@@ -537,13 +481,11 @@ mod tests {
                 prop_assert!(h > 0 && w > 0);
                 prop_assert_eq!(h % f, 0);
                 prop_assert_eq!(w % f, 0);
-                let area = u64::from(h) * u64::from(w);
-                prop_assert!(area >= policy.min_pixels && area <= policy.max_pixels);
             }
         }
 
         #[test]
-        fn sane_policies_only_reject_small_elongated_or_too_thin_images(
+        fn sane_policies_only_reject_elongated_images_and_stay_in_budget_unless_clamped(
             height in 1u32..60_000,
             width in 1u32..60_000,
             policy in sane_policy(),
@@ -552,11 +494,12 @@ mod tests {
                 Ok((h, w)) => {
                     prop_assert!(h > 0 && w > 0);
                     let area = u64::from(h) * u64::from(w);
-                    prop_assert!(area >= policy.min_pixels && area <= policy.max_pixels);
+                    prop_assert!(area >= policy.min_pixels);
+                    // Only the max branch's clamp to one factor may leave the budget.
+                    let f = policy.factor();
+                    prop_assert!(area <= policy.max_pixels || h == f || w == f, "{h}x{w}");
                 }
-                Err(ResizeError::TooSmall { .. }
-                    | ResizeError::TooElongated { .. }
-                    | ResizeError::ZeroSide { .. }) => {}
+                Err(ResizeError::TooElongated { .. }) => {}
                 Err(other) => prop_assert!(false, "unexpected {other:?}"),
             }
         }

@@ -374,18 +374,19 @@ fn bad_records_end_in_rejects_with_their_reason() {
     std::fs::create_dir_all(dir.path("data")).unwrap();
     let image = repo().join("recipes/data/images/shapes-01.jpg");
     std::fs::copy(&image, dir.path("data/ok.jpg")).unwrap();
-    // A JPEG whose header is fine (so planning counts it) but whose data stops after the scan header.
+    // A JPEG whose data stops after the scan header: its header reads, but the decoder's acceptance
+    // rule (no end-of-image marker) refuses it when the source is read, in check and build alike.
     let jpeg = std::fs::read(&image).unwrap();
     let sos = jpeg.windows(2).position(|w| w == [0xff, 0xda]).unwrap();
     dir.write("data/broken.jpg", &jpeg[..sos + 20]);
-    dir.write("data/tiny.png", tiny_png());
+    dir.write("data/thin.png", thin_png());
     let ok = r#"{"image": "ok.jpg", "caption": "a picture"}"#;
     let lines = [
         ok.to_string(),
         "{not json".to_string(),
         r#"{"image": "missing.jpg", "caption": "gone"}"#.to_string(),
         r#"{"image": "broken.jpg", "caption": "corrupt"}"#.to_string(),
-        r#"{"image": "tiny.png", "caption": "too small"}"#.to_string(),
+        r#"{"image": "thin.png", "caption": "too elongated"}"#.to_string(),
         r#"{"caption": "no image"}"#.to_string(),
     ];
     let mut body = lines.join("\n");
@@ -393,7 +394,7 @@ fn bad_records_end_in_rejects_with_their_reason() {
     body.push_str(&format!("{ok}\n").repeat(30));
     dir.write("data/caps.jsonl", body);
     let recipe = format!(
-        "version: 1\nname: bad\ntokenizer: {{path: {}}}\nsources:\n  caps: {{format: caption, path: data/caps.jsonl, category: caption}}\nstages:\n  - name: only\n    seq_len: 2048\n    budget: {{samples: 32}}\n    mix: {{caption: 1.0}}\n",
+        "version: 1\nname: bad\ntokenizer: {{path: {}}}\nsources:\n  caps: {{format: caption, path: data/caps.jsonl, category: caption}}\nstages:\n  - name: only\n    seq_len: 2048\n    budget: {{samples: 31}}\n    mix: {{caption: 1.0}}\n",
         crate::util::tokenizer()
     );
     dir.write("r.yaml", recipe);
@@ -404,25 +405,25 @@ fn bad_records_end_in_rejects_with_their_reason() {
     };
     let unreadable = read_rejects("out/rejects.jsonl");
     let reasons: Vec<&str> = unreadable.iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["invalid_json", "missing_image", "missing_field"], "{unreadable:?}");
+    assert_eq!(reasons, ["invalid_json", "missing_image", "unreadable_image_header", "missing_field"], "{unreadable:?}");
     assert_eq!(unreadable[0]["location"], "data/caps.jsonl:2");
     let stage = read_rejects("out/only/rejects.jsonl");
     let mut reasons: Vec<&str> = stage.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     reasons.sort();
-    assert_eq!(reasons, ["image_too_small", "undecodable_image"], "{stage:?}");
+    assert_eq!(reasons, ["image_too_elongated"], "{stage:?}");
     let m = manifest(&dir.path("out"), "only");
-    assert_eq!(m["rejects"]["undecodable_image"], 1);
-    // Every drawn record (the 33 readable ones) is in a shard or in the reject list.
-    assert_eq!(m["totals"]["samples"].as_u64().unwrap() + stage.len() as u64, 33);
+    assert_eq!(m["rejects"]["image_too_elongated"], 1);
+    // Every drawn record (the 32 readable ones) is in a shard or in the reject list.
+    assert_eq!(m["totals"]["samples"].as_u64().unwrap() + stage.len() as u64, 32);
 
     let strict = dir.run(&["build", "r.yaml", "--out", "strict", "--quiet"]);
     assert_eq!(strict.code, 1);
     assert!(strict.stderr.contains("over --max-reject-fraction 1.00%"), "{}", strict.stderr);
 }
 
-/// A valid 10x10 PNG: below the 28-pixel minimum side of the resize rule.
-fn tiny_png() -> Vec<u8> {
-    let img = mixtape_engine::image::RgbImage::try_filled(10, 10, [200, 30, 30]).unwrap();
+/// A valid PNG 2100 wide and 10 high: an aspect ratio of 210, over the resize rule's 200.
+fn thin_png() -> Vec<u8> {
+    let img = mixtape_engine::image::RgbImage::try_filled(2100, 10, [200, 30, 30]).unwrap();
     mixtape_engine::image::encode_png(&img).unwrap()
 }
 

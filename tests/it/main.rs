@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod diff;
 mod inspect;
+mod mix;
 mod plan;
 mod stream;
 mod verify;

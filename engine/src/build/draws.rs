@@ -26,6 +26,16 @@ pub struct Draw {
 pub struct SourceDraws {
     pub source: usize,
     pub draws: Vec<Draw>,
+    /// The plan's [`SourceDraw::cut`](crate::plan::SourceDraw::cut): (index in `draws` of the
+    /// source's last stream position, tokens of it to keep).
+    pub cut: Option<(usize, u64)>,
+}
+
+impl SourceDraws {
+    /// Tokens to keep of draw `j`, when the plan cuts it.
+    pub fn cut_at(&self, j: usize) -> Option<u64> {
+        self.cut.filter(|&(at, _)| at == j).map(|(_, keep)| keep)
+    }
 }
 
 /// Draws of every source taking part in `stage`; `sources` are the recipe's source names in order.
@@ -47,7 +57,14 @@ pub fn stage_draws(seed: u64, stage: &StagePlan, sources: &[&str], indexes: &[&S
                 })
                 .collect();
             draws.sort_unstable();
-            out.push(SourceDraws { source, draws });
+            // The cut applies to the last stream position, wherever sorting put it.
+            let cut = d.cut.and_then(|keep| {
+                let pos = d.end - 1;
+                let sample = stream.sample_at(pos);
+                let last = Draw { epoch: pos / n as u64, record: index.record_of[sample], sample: sample as u32 };
+                draws.binary_search(&last).ok().map(|at| (at, keep))
+            });
+            out.push(SourceDraws { source, draws, cut });
         }
     }
     out.sort_by_key(|s| s.source);
@@ -74,7 +91,7 @@ mod tests {
     use super::*;
 
     fn draws(source: usize, n: usize) -> SourceDraws {
-        SourceDraws { source, draws: (0..n as u64).map(|r| Draw { epoch: 0, record: r, sample: r as u32 }).collect() }
+        SourceDraws { source, draws: (0..n as u64).map(|r| Draw { epoch: 0, record: r, sample: r as u32 }).collect(), cut: None }
     }
 
     #[test]

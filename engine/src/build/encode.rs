@@ -81,6 +81,20 @@ pub fn encode_sample(
     Ok(EncodedSample { ids: encoded.ids, loss_mask: encoded.loss_mask, images, is_text })
 }
 
+/// The first `keep` tokens of a text sample, when the plan cuts it to land a token target exactly
+/// (see [`SourceDraw::cut`](crate::plan::SourceDraw::cut)); the sample is then split into `seq_len`
+/// windows like any long text. The planner cuts only text without images, so no image is ever cut.
+pub fn cut(mut sample: EncodedSample, keep: Option<u64>) -> EncodedSample {
+    if let Some(keep) = keep
+        && sample.images.is_empty()
+    {
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        sample.ids.truncate(keep);
+        sample.loss_mask.truncate(keep);
+    }
+    sample
+}
+
 struct Processed {
     bytes: Vec<u8>,
     encoding: ShardEncoding,

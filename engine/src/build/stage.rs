@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::draws::{Draw, SourceDraws, interleave, stage_draws};
-use super::encode::{EncodeReject, EncodedSample, encode_sample};
+use super::encode::{EncodeReject, EncodedSample, cut, encode_sample};
 use super::{BuildError, BuildOptions, Progress};
 use crate::index::SourceIndex;
 use crate::pack::{PackItem, Packer, PackerConfig};
@@ -318,7 +318,8 @@ struct Item {
 }
 
 /// A batch of fetched records: (source slot, record, sample key).
-type FetchedBatch = Vec<(usize, Record, String)>;
+/// (source slot, record, key, tokens to keep when the plan cuts this draw).
+type FetchedBatch = Vec<(usize, Record, String, Option<u64>)>;
 type EncodedBatch = Vec<Result<EncodedSample, EncodeReject>>;
 
 /// Builds one shard as a three-step pipeline over batches of `ENCODE_BATCH` draws: while the `jobs`
@@ -391,7 +392,7 @@ fn fetch_batch(
         let cursor = &mut cursors[slot as usize];
         let record = cursor.fetch(&draws[slot as usize].draws[j as usize])?;
         let key = cursor.keys.key(&record.location);
-        records.push((slot as usize, record, key));
+        records.push((slot as usize, record, key, draws[slot as usize].cut_at(j as usize)));
     }
     Ok(records)
 }
@@ -404,8 +405,8 @@ fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch 
         // splitting leaves leaf runs of a quarter of the batch, so one thread finished a batch alone
         // for up to 110 ms while the other idled (perf timeline of the e2e bench).
         .with_max_len(1)
-        .map(|(_, record, _)| match &record.sample {
-            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len),
+        .map(|(_, record, _, keep)| match &record.sample {
+            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len).map(|s| cut(s, *keep)),
             Err(reason) => Err(EncodeReject { code: reason.code(), message: reason.to_string() }),
         })
         .collect()
@@ -432,7 +433,7 @@ impl ShardAssembly {
         let stage = ctx.stage;
         let draws = records.len() as u64;
         let mut tokens = 0u64;
-        for ((slot, record, key), result) in records.into_iter().zip(results) {
+        for ((slot, record, key, _), result) in records.into_iter().zip(results) {
             let spec = cursors[slot].spec;
             match result {
                 Err(r) => self.rejects.push(RejectEntry {

@@ -1,17 +1,25 @@
-//! Image references: resolving paths and reading sizes from headers.
+//! Image references: resolving paths, reading sizes from headers, and deciding acceptance.
 //!
 //! Every image a reader yields carries its original `(height, width)`, read from the file or byte
-//! header with `imagesize` (one read of at most 64 KiB, no decoding): the planner needs sizes to
-//! count vision tokens, and reading headers at source time turns a missing or broken image into a
-//! per-record reject with a location instead of a crash halfway through a build.
+//! header with `imagesize` (no decoding): the planner needs sizes to count vision tokens, and reading
+//! headers at source time turns a missing or broken image into a per-record reject with a location
+//! instead of a crash halfway through a build.
+//!
+//! Each image must also pass [`mixtape_image::check`], the same acceptance rule the builder's decoder
+//! runs first: a format the decoder does not take (GIF, BMP, AVIF...), a size over the decode limit, a
+//! JPEG without its end-of-image marker, a PNG cut short or with a damaged chunk. Such a record is
+//! refused here as `unreadable_image_header`, so `check` and `plan` count it, and the build, which
+//! reads records through these same functions, refuses it with the same code: a build cannot fail
+//! `--max-reject-fraction` on images `check` called fine. The price is reading each image file whole
+//! (the build reads it anyway); only defects a full decode finds (damaged entropy-coded data) are
+//! left to the build, as `undecodable_image`.
 //!
 //! Sizes are as *displayed*: a JPEG whose EXIF orientation rotates it by 90 degrees (5 to 8, as
 //! phone photos often are) reports its stored size transposed, because the pixels the model sees
 //! (and the vision-token grid) are the upright ones. Whatever decodes the pixels must apply the same
 //! orientation. `imagesize` does not read EXIF, so the few bytes of it needed are parsed here.
 
-use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,45 +34,21 @@ pub(crate) fn resolve_path(root: &Path, written: &str) -> PathBuf {
     root.join(written)
 }
 
-/// Bytes of an image file read in one call before probing. Most files are smaller (the whole file
-/// is then probed from memory), and in larger ones the header and the EXIF block (normally the first
-/// segment) lie within it; a file whose size or orientation lies further is probed again as a stream.
-/// One read, instead of a seek and a buffer refill per skipped JPEG segment, took the cold planning
-/// pass over 2,000 JPEG files from 0.14 to 0.08 s.
-const HEAD_BYTES: u64 = 64 << 10;
-
-/// An image file on disk, with its displayed size.
+/// An image file on disk, with its displayed size, if the builder's decoder would accept it.
 pub(crate) fn probe_file(path: PathBuf) -> Result<ImageRef, RejectReason> {
-    let unreadable = |detail: String| RejectReason::UnreadableImageHeader {
-        image: path.display().to_string(),
-        detail,
-    };
-    let mut file = match File::open(&path) {
-        Ok(file) => file,
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(RejectReason::MissingImage(path));
         }
-        Err(e) => return Err(unreadable(e.to_string())),
-    };
-    let mut head = Vec::with_capacity(HEAD_BYTES as usize);
-    (&mut file).take(HEAD_BYTES).read_to_end(&mut head).map_err(|e| unreadable(e.to_string()))?;
-    let whole_file = (head.len() as u64) < HEAD_BYTES;
-    let from_head = imagesize::blob_size(&head)
-        .map(|size| (size, read_jpeg_exif_orientation(&mut Cursor::new(&head[..]))));
-    let (size, transposed) = match from_head {
-        Ok((size, Ok(orientation))) => (size, transposes(orientation)),
-        Ok((size, Err(_))) if whole_file => (size, false),
-        Err(e) if whole_file => return Err(unreadable(describe(&e))),
-        // The head ends inside the header or the EXIF block: read the file as a stream.
-        _ => {
-            file.seek(SeekFrom::Start(0)).map_err(|e| unreadable(e.to_string()))?;
-            let mut reader = BufReader::new(file);
-            let size = imagesize::reader_size(&mut reader).map_err(|e| unreadable(describe(&e)))?;
-            let transposed = reader.seek(SeekFrom::Start(0)).is_ok() && exif_transposes(&mut reader);
-            (size, transposed)
+        Err(e) => {
+            return Err(RejectReason::UnreadableImageHeader {
+                image: path.display().to_string(),
+                detail: e.to_string(),
+            });
         }
     };
-    let size = displayed(size, transposed, || path.display().to_string())?;
+    let size = probe(&bytes, || path.display().to_string())?;
     Ok(ImageRef {
         source: ImageSource::File(path),
         size: Some(size),
@@ -76,20 +60,24 @@ pub(crate) fn probe_bytes(
     bytes: Arc<[u8]>,
     what: impl Fn() -> String,
 ) -> Result<ImageRef, RejectReason> {
-    match imagesize::blob_size(&bytes) {
-        Ok(size) => {
-            let transposed = exif_transposes(&mut Cursor::new(&bytes[..]));
-            let size = displayed(size, transposed, &what)?;
-            Ok(ImageRef {
-                source: ImageSource::Bytes(bytes),
-                size: Some(size),
-            })
-        }
-        Err(e) => Err(RejectReason::UnreadableImageHeader {
-            image: what(),
-            detail: describe(&e),
-        }),
-    }
+    let size = probe(&bytes, what)?;
+    Ok(ImageRef {
+        source: ImageSource::Bytes(bytes),
+        size: Some(size),
+    })
+}
+
+/// The displayed `(height, width)` of a whole encoded image that passes the decoder's acceptance
+/// rule.
+fn probe(bytes: &[u8], what: impl Fn() -> String) -> Result<(u32, u32), RejectReason> {
+    let unreadable = |detail: String| RejectReason::UnreadableImageHeader {
+        image: what(),
+        detail,
+    };
+    let size = imagesize::blob_size(bytes).map_err(|e| unreadable(describe(&e)))?;
+    mixtape_image::check(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let transposed = exif_transposes(&mut Cursor::new(bytes));
+    displayed(size, transposed, &what)
 }
 
 /// `(height, width)` as displayed, checked to fit `u32` and be non-empty.
@@ -194,20 +182,14 @@ fn describe(e: &imagesize::ImageError) -> String {
 /// Test helpers shared by the reader tests: tiny image headers that `imagesize` understands.
 #[cfg(test)]
 pub(crate) mod testing {
-    /// The first 33 bytes of a PNG (signature + IHDR) of the given size: all `imagesize` reads.
+    /// A whole, decodable PNG of the given size (a flat colour): what the probe accepts.
     pub(crate) fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        v.extend_from_slice(&13u32.to_be_bytes());
-        v.extend_from_slice(b"IHDR");
-        v.extend_from_slice(&width.to_be_bytes());
-        v.extend_from_slice(&height.to_be_bytes());
-        v.extend_from_slice(&[8, 6, 0, 0, 0]);
-        v.extend_from_slice(&[0, 0, 0, 0]); // CRC: imagesize does not check it
-        v
+        let img = crate::image::RgbImage::try_filled(width, height, [90, 140, 200]).expect("small size");
+        crate::image::encode_png(&img).expect("encodable")
     }
 
-    /// A JPEG skeleton (SOI, optional EXIF APP1 with an orientation, SOF0, EOI) of the given
-    /// stored size: enough for `imagesize` and the orientation reader, not a decodable image.
+    /// A decodable JPEG of the given stored size with a JFIF APP0 and an optional EXIF APP1 carrying
+    /// an orientation, ahead of the encoder's own segments.
     pub(crate) fn jpeg_header(
         width: u16,
         height: u16,
@@ -250,11 +232,10 @@ pub(crate) mod testing {
             v.extend_from_slice(b"Exif\0\0");
             v.extend_from_slice(&tiff);
         }
-        v.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
-        v.extend_from_slice(&height.to_be_bytes());
-        v.extend_from_slice(&width.to_be_bytes());
-        v.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
-        v.extend_from_slice(&[0xFF, 0xD9]);
+        // Then a real image of the stored size, less its SOI: the probe accepts only decodable files.
+        let img = crate::image::RgbImage::try_filled(u32::from(width), u32::from(height), [90, 140, 200])
+            .expect("small size");
+        v.extend_from_slice(&crate::image::encode_jpeg(&img, 80).expect("encodable")[2..]);
         v
     }
 }
@@ -287,6 +268,30 @@ mod tests {
         let err = probe_file(junk).unwrap_err();
         assert_eq!(err.code(), "unreadable_image_header");
         assert!(err.to_string().contains("junk.png"), "{err}");
+    }
+
+    #[test]
+    fn images_the_decoder_refuses_are_refused_by_the_probe_with_the_decoders_reason() {
+        let png = png_header(40, 30);
+        let gif = b"GIF89a\x28\x00\x1e\x00\x00\x00\x00;".to_vec();
+        let cut_after_ihdr = png[..33].to_vec();
+        let cut_in_idat = png[..png.len() - 20].to_vec();
+        let mut jpeg = jpeg_header(40, 30, None, true);
+        jpeg.truncate(jpeg.len() - 2); // no end-of-image marker
+        for (name, bytes, says) in [
+            ("gif", gif, "unsupported image format: gif"),
+            ("cut after IHDR", cut_after_ihdr, "truncated"),
+            ("cut in IDAT", cut_in_idat, "truncated"),
+            ("jpeg without EOI", jpeg, "no end-of-image marker"),
+        ] {
+            // imagesize alone reads a size from each of these.
+            assert!(imagesize::blob_size(&bytes).is_ok(), "{name}");
+            let decode = crate::image::decode(&bytes).unwrap_err().to_string();
+            let err = probe_bytes(bytes.into(), || "x".into()).unwrap_err();
+            assert_eq!(err.code(), "unreadable_image_header", "{name}");
+            assert!(err.to_string().contains(says), "{name}: {err}");
+            assert!(err.to_string().ends_with(&decode), "{name}: {err} vs {decode}");
+        }
     }
 
     #[test]
@@ -329,9 +334,9 @@ mod tests {
     }
 
     #[test]
-    fn a_header_or_exif_block_past_the_first_read_is_still_found() {
+    fn a_header_or_exif_block_far_into_the_file_is_still_found() {
         // Two 64 KiB APP2 segments (an ICC profile, say) between the JFIF and the EXIF blocks put
-        // the orientation and the frame header past the bytes probed from memory.
+        // the orientation and the frame header 128 KiB into the file.
         let mut padding = Vec::new();
         for _ in 0..2 {
             padding.extend_from_slice(&[0xFF, 0xE2, 0xFF, 0xFF]);
@@ -342,7 +347,7 @@ mod tests {
             let mut bytes = jpeg_header(40, 30, orientation, true);
             let after_jfif = 2 + 18;
             bytes.splice(after_jfif..after_jfif, padding.iter().copied());
-            assert!(bytes.len() as u64 > 2 * HEAD_BYTES);
+            assert!(bytes.len() > 128 << 10);
             let p = dir.path().join("icc.jpg");
             std::fs::write(&p, &bytes).unwrap();
             assert_eq!(probe_file(p).unwrap().size, Some(expected), "orientation {orientation:?}");
