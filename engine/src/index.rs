@@ -235,6 +235,8 @@ fn cache_key(spec: &SourceSpec, files: &[FileDigest], tokenizer: &FileDigest, re
     let mut h = blake3::Hasher::new();
     h.update(&INDEX_VERSION.to_le_bytes());
     h.update(format!("{:?}|{:?}|{:?}|{:?}", spec.format, spec.schema, spec.fields, spec.synthetic).as_bytes());
+    // The record cap decides which records are rejected as `record_too_large`.
+    h.update(&spec.max_record_bytes.to_le_bytes());
     if let Some(root) = &spec.image_root {
         h.update(relative_path(root, recipe_dir).as_bytes());
     }

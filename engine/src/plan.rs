@@ -13,7 +13,11 @@
 //!
 //! A source then draws samples until the next one would take it further from its target than
 //! stopping does ([`draw`]: the closest draw wins, ties go to fewer), so a source lands within half a
-//! sample of its target. On a token basis, a text sample (no images, loss on every token) may be cut
+//! sample of its target. Within a stage, what the sources drawn so far landed over or under their
+//! targets is carried to the next source, which aims at its target minus that carry (error
+//! diffusion, in mix order then source order): the stage's total stays within half a sample of its
+//! budget instead of accumulating one half-sample error per source, and lands it exactly when the
+//! last source can be cut. A source's `target` stays the apportioned one. On a token basis, a text sample (no images, loss on every token) may be cut
 //! instead: the draw that would overshoot keeps only the tokens the target still needs, recorded as
 //! [`SourceDraw::cut`], and the builder truncates that sample to exactly that many tokens before
 //! splitting it into `seq_len` windows. A sample budget never cuts. Samples that the stage cannot use
@@ -176,6 +180,8 @@ pub fn resolve(
         let mut categories = Vec::new();
         let shares: Vec<f64> = stage.mix.iter().map(|e| e.share).collect();
         let cat_targets = apportion(stage.budget.amount, &shares);
+        // Over (+) or under (-) their targets, the sources drawn so far in this stage.
+        let mut carry: i128 = 0;
         for (entry, &cat_target) in stage.mix.iter().zip(&cat_targets) {
             let members: Vec<&SourceSpec> = recipe.sources_in(&entry.category).collect();
             // Per source: its size on the basis, and its largest sample that cannot be cut.
@@ -210,8 +216,10 @@ pub fn resolve(
                 }
                 let stream = streams.entry(spec.name.as_str()).or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
                 let start = *cursors.get(spec.name.as_str()).unwrap_or(&0);
-                match draw(stream, index, stage, start, target) {
+                let aim = (i128::from(target) - carry).clamp(0, i128::from(u64::MAX)) as u64;
+                match draw(stream, index, stage, start, aim) {
                     Ok(d) => {
+                        carry += i128::from(d.expected.on(stage.budget.basis)) - i128::from(target);
                         cursors.insert(spec.name.as_str(), d.end);
                         expected.add(&d.expected);
                         draws.push(SourceDraw {
@@ -372,7 +380,7 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 fn source_settings(spec: &SourceSpec, recipe_path: &std::path::Path) -> serde_json::Value {
     let base = recipe_path.parent().unwrap_or(std::path::Path::new("."));
     let f = &spec.fields;
-    serde_json::json!({
+    let mut settings = serde_json::json!({
         "format": format!("{:?}", spec.format).to_lowercase(),
         "category": spec.category,
         "weight": spec.weight,
@@ -385,7 +393,15 @@ fn source_settings(spec: &SourceSpec, recipe_path: &std::path::Path) -> serde_js
         "synthetic": spec.synthetic.as_ref().map(|s| serde_json::json!({
             "kind": s.kind.name(), "count": s.count, "seed": s.seed,
         })),
-    })
+    });
+    // The record cap decides which records are rejected, so it is part of the data; listed only when
+    // it differs from the default, so recipes that leave it alone keep their settings (and diffs) short.
+    if spec.max_record_bytes != crate::recipe::DEFAULT_MAX_RECORD_BYTES
+        && let Some(map) = settings.as_object_mut()
+    {
+        map.insert("max_record_bytes".into(), spec.max_record_bytes.into());
+    }
+    settings
 }
 
 /// blake3 over everything that changes the data: source settings and file contents, the tokenizer,
