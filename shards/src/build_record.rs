@@ -64,6 +64,8 @@ pub enum BuildRecordError {
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{} was edited: its checksum is {stated}, its content hashes to {computed}", path.display())]
     Checksum { path: PathBuf, stated: String, computed: String },
+    #[error("{} lists the stage `{stage}`, which is not a plain folder name inside the build output", path.display())]
+    UnsafeStageName { path: PathBuf, stage: String },
 }
 
 impl BuildRecord {
@@ -139,8 +141,18 @@ impl BuildRecord {
         if stored.checksum != computed {
             return Err(BuildRecordError::Checksum { path: path.to_path_buf(), stated: stored.checksum, computed });
         }
+        // A checksum proves no accident, not intent: a crafted record could name `../x`, and readers
+        // join stage names to the build folder.
+        if let Some(stage) = record.stages.iter().find(|s| !is_plain_folder_name(s)) {
+            return Err(BuildRecordError::UnsafeStageName { path: path.to_path_buf(), stage: stage.clone() });
+        }
         Ok(record)
     }
+}
+
+/// One normal path component: not empty, not `.` or `..`, no separator, no NUL.
+fn is_plain_folder_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 #[cfg(test)]
@@ -176,6 +188,10 @@ mod tests {
             ("extra key", good.replacen('{', "{\"note\": 1,", 1)),
             ("version", good.replace("\"format_version\": 1", "\"format_version\": 2")),
             ("truncated", good[..good.len() / 2].to_string()),
+            ("stage outside the folder", {
+                let escaping = BuildRecord::new("demo", "fp-1", "libjpeg-turbo 3.0", vec!["../x".into()]);
+                escaping.to_json()
+            }),
             ("empty", String::new()),
         ];
         for (what, text) in edits {

@@ -159,6 +159,11 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
         return Err(BuildError::Invalid(text));
     };
     let out = &options.out;
+    // `load` refuses unsafe names with their location; a `Recipe` built by hand must not write outside
+    // `out` either.
+    if let Some((stage, why)) = recipe.stages.iter().find_map(|s| crate::recipe::names::problem(&s.name).map(|why| (&s.name, why))) {
+        return Err(BuildError::Invalid(format!("stage name `{stage}` cannot be a folder name: {why}")));
+    }
     let record = BuildRecord::new(
         recipe.name.clone(),
         plan.fingerprint.clone(),
