@@ -135,6 +135,9 @@ fn run_stream(
         }
         Err(e) => return Err(e.into()),
     };
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -226,30 +226,16 @@ fn another_mix_or_recipe_fails_the_gate_naming_stage_and_category() {
         out.stdout
     );
     assert!(out.stdout.contains("build.json"), "{}", out.stdout);
-    // The recipe it was built from: these 20k-token stages of ~250-token samples land 0.75 to 4
-    // points off (a source overshoots by up to one sample), so the default 0.5 pp gate fails on the
-    // mix alone, and a 5 pp gate passes.
+    // The recipe it was built from: the planner lands every category of these 20k-token stages
+    // within the default 0.5 pp gate (closest draws, carried over from source to source).
     let strict = dir.run(&["audit", "out", "--recipe", "r.yaml", "--json"]);
-    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert_eq!(strict.code, 0, "{}\n{}", strict.stdout, strict.stderr);
     let audit = json(&strict.stdout);
-    let kinds: Vec<&str> = audit["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["kind"].as_str().unwrap())
-        .collect();
-    assert!(
-        !kinds.is_empty() && kinds.iter().all(|k| *k == "mix_deviation"),
-        "{kinds:?}"
-    );
-    let caption = &audit["stages"][0]["categories"][0];
-    assert_eq!(
-        (
-            caption["name"].as_str(),
-            caption["within_tolerance"].as_bool()
-        ),
-        (Some("caption"), Some(false))
-    );
+    for stage in audit["stages"].as_array().unwrap() {
+        for category in stage["categories"].as_array().unwrap() {
+            assert_eq!(category["within_tolerance"].as_bool(), Some(true), "{category}");
+        }
+    }
     let loose = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
     assert_eq!(loose.code, 0, "{}", loose.stdout);
 }
@@ -502,4 +488,19 @@ fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
         })
         .collect();
     assert_eq!(summed, from_stream);
+}
+
+#[test]
+fn the_stream_audit_warns_about_a_stage_smaller_than_one_global_step() {
+    let dir = built();
+    let rows = json(&std::fs::read_to_string(dir.path("out/main/manifest.json")).unwrap())["totals"]["rows"]
+        .as_u64()
+        .unwrap();
+    let batch = (rows + 1).to_string();
+    let out = dir.run(&["audit", "--stream", "out/main", "--steps", "3", "--batch-size", &batch, "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"), "{}", out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["steps_read"], 0);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 1, "{report}");
 }

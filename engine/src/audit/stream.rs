@@ -59,6 +59,9 @@ pub struct StreamAudit {
     pub steps_requested: u64,
     pub steps_read: u64,
     pub windows: Vec<StreamWindow>,
+    /// What the reader warned about before reading (e.g. a stage too small to fill one global step,
+    /// which yields nothing).
+    pub warnings: Vec<String>,
 }
 
 /// Consecutive steps of one stage.
@@ -105,6 +108,7 @@ pub fn audit_stream(
         .collect();
     let reader_options = options.reader.clone().with_image_mode(ImageMode::Skip);
     let mut reader = Reader::try_new(&stage_dirs, reader_options.clone(), None)?;
+    let warnings = reader.warnings().iter().map(ToString::to_string).collect();
 
     let mut windows = Vec::new();
     let mut open: Option<OpenWindow> = None;
@@ -142,6 +146,7 @@ pub fn audit_stream(
         steps_requested: options.steps,
         steps_read,
         windows,
+        warnings,
     })
 }
 
