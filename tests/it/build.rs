@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{TestDir, repo, small_recipe};
+use crate::util::{TestDir, copy_dir, repo, small_recipe};
 use mixtape_shards::BuildRecord;
 use serde_json::Value;
 
@@ -28,15 +28,6 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
     }
     files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
-    }
 }
 
 /// Every packed sample of a build output, read back from its shards: (stage, source, key) -> count.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{TestDir, small_recipe};
+use crate::util::{TestDir, copy_dir, small_recipe};
 use serde_json::Value;
 
 /// Builds the small recipe into `out` with many small shards (one or two rows each).
@@ -11,15 +11,6 @@ fn build(dir: &TestDir) {
     dir.write("r.yaml", small_recipe());
     let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--shard-bytes", "200000"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
-    }
 }
 
 fn flip_middle_byte(path: &Path) {
