@@ -49,7 +49,11 @@ fn demo_items(seed: u64, n: usize, seq_len: u32) -> Vec<PackItem> {
                 (rng.range(1, seq_len), 0)
             }
         };
-        items.push(PackItem::new(items.len() as u64, tokens, tokens * image_share / 100));
+        items.push(PackItem::new(
+            items.len() as u64,
+            tokens,
+            tokens * image_share / 100,
+        ));
     }
     items.truncate(n);
     items
@@ -62,8 +66,14 @@ fn bench_pack(c: &mut Criterion) {
         let items = demo_items(42, ITEMS, seq_len);
         let configs = [
             ("bfd", PackerConfig::new(seq_len)),
-            ("bfd_image_cap_2048", PackerConfig::new(seq_len).with_max_image_tokens(Some(2048))),
-            ("greedy", PackerConfig::new(seq_len).with_algorithm(PackAlgorithm::Greedy)),
+            (
+                "bfd_image_cap_2048",
+                PackerConfig::new(seq_len).with_max_image_tokens(Some(2048)),
+            ),
+            (
+                "greedy",
+                PackerConfig::new(seq_len).with_algorithm(PackAlgorithm::Greedy),
+            ),
         ];
         for (name, config) in configs {
             let packs = pack_all(config, items.iter().copied()).expect("demo items fit");
@@ -75,7 +85,9 @@ fn bench_pack(c: &mut Criterion) {
                 stats.efficiency()
             );
             group.bench_with_input(BenchmarkId::new(name, seq_len), &items, |b, items| {
-                b.iter(|| pack_all(config, black_box(items).iter().copied()).expect("demo items fit"))
+                b.iter(|| {
+                    pack_all(config, black_box(items).iter().copied()).expect("demo items fit")
+                })
             });
         }
     }

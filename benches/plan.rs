@@ -35,21 +35,31 @@ fn recipe(dir: &tempfile::TempDir, count: usize) -> recipe::Recipe {
     let path = dir.path().join("bench.yaml");
     std::fs::write(&path, text).unwrap();
     let loaded = recipe::load(&path);
-    loaded.recipe.unwrap_or_else(|| panic!("bench recipe invalid: {:?}", loaded.diagnostics))
+    loaded
+        .recipe
+        .unwrap_or_else(|| panic!("bench recipe invalid: {:?}", loaded.diagnostics))
 }
 
 /// An index with plausible lengths (deterministic, no tokenizing).
 fn fake_index(samples: usize, seed: u64, with_images: bool) -> SourceIndex {
-    let mut index = SourceIndex { records: samples as u64, image_start: vec![0], ..SourceIndex::default() };
+    let mut index = SourceIndex {
+        records: samples as u64,
+        image_start: vec![0],
+        ..SourceIndex::default()
+    };
     let mut x = seed;
     for i in 0..samples {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         index.record_of.push(i as u64);
         index.is_text.push(u8::from(!with_images));
         index.text_tokens.push(40 + (x >> 54) as u32);
         index.loss_tokens.push(10 + (x >> 58) as u32);
         if with_images {
-            index.image_sizes.push((200 + (x >> 55) as u32, 300 + (x >> 56) as u32));
+            index
+                .image_sizes
+                .push((200 + (x >> 55) as u32, 300 + (x >> 56) as u32));
         }
         index.image_start.push(index.image_sizes.len() as u32);
     }
@@ -63,9 +73,18 @@ fn bench_plan(c: &mut Criterion) {
     let indexes: BTreeMap<String, SourceIndex> = ["a", "b", "c", "d"]
         .iter()
         .enumerate()
-        .map(|(i, name)| (name.to_string(), fake_index(per_source, i as u64, *name != "d")))
+        .map(|(i, name)| {
+            (
+                name.to_string(),
+                fake_index(per_source, i as u64, *name != "d"),
+            )
+        })
         .collect();
-    let digest = FileDigest { path: "tok.json".into(), bytes: 0, blake3: "0".repeat(64) };
+    let digest = FileDigest {
+        path: "tok.json".into(),
+        bytes: 0,
+        blake3: "0".repeat(64),
+    };
     let mut group = c.benchmark_group("plan");
     group.sample_size(10);
     group.throughput(Throughput::Elements(SAMPLES as u64));
@@ -88,7 +107,16 @@ fn bench_index(c: &mut Criterion) {
         let spec = recipe.source(name).unwrap().clone();
         let label = format!("{}_{}", name, spec.synthetic.as_ref().unwrap().kind.name());
         group.bench_function(label, |b| {
-            b.iter(|| index_source(&spec, &encoder, &digest, dir.path(), &IndexCache { dir: None }).unwrap());
+            b.iter(|| {
+                index_source(
+                    &spec,
+                    &encoder,
+                    &digest,
+                    dir.path(),
+                    &IndexCache { dir: None },
+                )
+                .unwrap()
+            });
         });
     }
     group.finish();

@@ -14,7 +14,10 @@ use mixtape_engine::template::Encoder;
 use mixtape_shards::{PackedRow, PackedSampleMeta, ShardMeta, ShardOptions, ShardWriter};
 
 /// Samples per kind: long documents are ~40k tokens each, so fewer of them.
-const SAMPLES: [(SyntheticKind, u64); 2] = [(SyntheticKind::LongText, 16), (SyntheticKind::ShapesVqa, 200)];
+const SAMPLES: [(SyntheticKind, u64); 2] = [
+    (SyntheticKind::LongText, 16),
+    (SyntheticKind::ShapesVqa, 200),
+];
 const ROWS: usize = 256;
 const SEQ_LEN: usize = 4096;
 
@@ -34,14 +37,24 @@ fn bench_tokenize(c: &mut Criterion) {
         let text_tokens: usize = samples
             .iter()
             .zip(&pads)
-            .map(|(s, p)| encoder.encode(s, p).expect("synthetic samples encode").ids.len())
+            .map(|(s, p)| {
+                encoder
+                    .encode(s, p)
+                    .expect("synthetic samples encode")
+                    .ids
+                    .len()
+            })
             .sum::<usize>()
             - pads.iter().flatten().map(|&n| n as usize).sum::<usize>();
         group.throughput(Throughput::Elements(text_tokens as u64));
         group.bench_function(BenchmarkId::new("chatml", kind.name()), |b| {
             b.iter(|| {
                 for (sample, pads) in samples.iter().zip(&pads) {
-                    black_box(encoder.encode(sample, pads).expect("synthetic samples encode"));
+                    black_box(
+                        encoder
+                            .encode(sample, pads)
+                            .expect("synthetic samples encode"),
+                    );
                 }
             });
         });
@@ -66,8 +79,12 @@ fn text_rows() -> Vec<PackedRow> {
             for sample in 0..8 {
                 let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
                 let base = (151_643f64.powf(unit) - 1.0) as i32;
-                packed.input_ids.extend((0..per_sample).map(|i| (base + (next() % 512) as i32 + i as i32) % 151_643));
-                packed.loss_mask.extend((0..per_sample).map(|i| u8::from(i >= per_sample / 4)));
+                packed.input_ids.extend(
+                    (0..per_sample).map(|i| (base + (next() % 512) as i32 + i as i32) % 151_643),
+                );
+                packed
+                    .loss_mask
+                    .extend((0..per_sample).map(|i| u8::from(i >= per_sample / 4)));
                 packed.seq_lens.push(per_sample as i32);
                 packed.samples.push(PackedSampleMeta {
                     source: "books".into(),

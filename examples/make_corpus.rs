@@ -42,9 +42,11 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("corpus") => corpus(&args[1..]),
         Some("floor") => floor(&args[1..]),
-        _ => Err("usage: make_corpus corpus --out DIR [--n N] [--median-mp F] [--docs M] | \
+        _ => Err(
+            "usage: make_corpus corpus --out DIR [--n N] [--median-mp F] [--docs M] | \
                   make_corpus floor --dir DIR --tokenizer FILE [--threads T] [--reps R]"
-            .to_string()),
+                .to_string(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("make_corpus: {e}");
@@ -60,23 +62,33 @@ impl Opts {
         let mut out = Vec::new();
         let mut it = args.iter();
         while let Some(k) = it.next() {
-            let Some(name) = k.strip_prefix("--") else { return Err(format!("unexpected argument `{k}`")) };
+            let Some(name) = k.strip_prefix("--") else {
+                return Err(format!("unexpected argument `{k}`"));
+            };
             let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             out.push((name.to_string(), v.clone()));
         }
         Ok(Opts(out))
     }
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name}: cannot parse `{v}`")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: cannot parse `{v}`")),
         }
     }
     fn path(&self, name: &str) -> Result<PathBuf, String> {
-        self.get(name).map(PathBuf::from).ok_or_else(|| format!("--{name} is required"))
+        self.get(name)
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("--{name} is required"))
     }
 }
 
@@ -93,7 +105,10 @@ fn corpus(args: &[String]) -> Result<(), String> {
     let n: u64 = o.num("n", 2000)?;
     let median_mp: f64 = o.num("median-mp", 0.2)?;
     let docs: u64 = o.num("docs", 0)?;
-    let threads: usize = o.num("threads", std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+    let threads: usize = o.num(
+        "threads",
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    )?;
     if n == 0 {
         return Err("--n must be at least 1".into());
     }
@@ -101,7 +116,9 @@ fn corpus(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&img_dir).map_err(io_err(&img_dir))?;
 
     // Sizes are known without drawing a pixel: pick the common scale from the median canvas area.
-    let samples: Vec<Sample> = (0..n).map(|i| generate(SyntheticKind::ShapesCaption, SEED, i)).collect();
+    let samples: Vec<Sample> = (0..n)
+        .map(|i| generate(SyntheticKind::ShapesCaption, SEED, i))
+        .collect();
     let mut areas: Vec<f64> = samples
         .iter()
         .map(|s| {
@@ -124,11 +141,14 @@ fn corpus(args: &[String]) -> Result<(), String> {
                     if i >= samples.len() {
                         break;
                     }
-                    if let Err(e) = write_image(&samples[i], scale, &img_dir.join(format!("{i:06}.jpg"))) {
+                    if let Err(e) =
+                        write_image(&samples[i], scale, &img_dir.join(format!("{i:06}.jpg")))
+                    {
                         *failure.lock().unwrap() = Some(e);
                         break;
                     }
-                    let len = std::fs::metadata(img_dir.join(format!("{i:06}.jpg"))).map_or(0, |m| m.len());
+                    let len = std::fs::metadata(img_dir.join(format!("{i:06}.jpg")))
+                        .map_or(0, |m| m.len());
                     bytes_total.fetch_add(len as usize, Ordering::Relaxed);
                 }
             });
@@ -157,7 +177,12 @@ fn corpus(args: &[String]) -> Result<(), String> {
         let mut w = BufWriter::new(std::fs::File::create(&path).map_err(io_err(&path))?);
         for i in 0..docs {
             let s = generate(SyntheticKind::LongText, SEED, i);
-            let text: String = s.turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join("\n");
+            let text: String = s
+                .turns
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
             writeln!(w, "{}", serde_json::json!({"text": text})).map_err(io_err(&path))?;
         }
         w.flush().map_err(io_err(&path))?;
@@ -223,17 +248,30 @@ fn floor(args: &[String]) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("{}: {e}", path.display()))?;
         let image = dir.join(v["image"].as_str().ok_or("record without image")?);
-        let caption = v["caption"].as_str().ok_or("record without caption")?.to_string();
+        let caption = v["caption"]
+            .as_str()
+            .ok_or("record without caption")?
+            .to_string();
         let bytes: Arc<[u8]> = std::fs::read(&image).map_err(io_err(&image))?.into();
         let sample = Sample {
             kind: SampleKind::Caption,
             turns: vec![
-                Turn { role: Role::User, text: "<image>".into() },
-                Turn { role: Role::Assistant, text: caption },
+                Turn {
+                    role: Role::User,
+                    text: "<image>".into(),
+                },
+                Turn {
+                    role: Role::Assistant,
+                    text: caption,
+                },
             ],
-            images: vec![ImageRef { source: ImageSource::Bytes(bytes.clone()), size: None }],
+            images: vec![ImageRef {
+                source: ImageSource::Bytes(bytes.clone()),
+                size: None,
+            }],
         };
         records.push(Record { bytes, sample });
     }
@@ -254,7 +292,9 @@ fn floor(args: &[String]) -> Result<(), String> {
         let t2 = Instant::now();
         let jpeg = encode_jpeg(&resized, quality).map_err(|e| e.to_string())?;
         let t3 = Instant::now();
-        let enc = encoder.encode(&r.sample, &[image_tokens(h, w, &policy)]).map_err(|e| e.to_string())?;
+        let enc = encoder
+            .encode(&r.sample, &[image_tokens(h, w, &policy)])
+            .map_err(|e| e.to_string())?;
         let t4 = Instant::now();
         t_decode += (t1 - t0).as_secs_f64();
         t_resize += (t2 - t1).as_secs_f64();
@@ -271,16 +311,30 @@ fn floor(args: &[String]) -> Result<(), String> {
     // tokenize only (what a `source` build must do).
     let full = |r: &Record| -> usize {
         let p = process(&r.bytes, &policy, encoding).expect("corpus images process");
-        let e = encoder.encode(&r.sample, &[image_tokens(p.height, p.width, &policy)]).expect("encode");
+        let e = encoder
+            .encode(&r.sample, &[image_tokens(p.height, p.width, &policy)])
+            .expect("encode");
         p.bytes.len() + e.ids.len()
     };
     let tok_only = |r: &Record| -> usize {
         let (h, w) = imagesize_of(&r.bytes);
         let (h, w) = smart_resize(h, w, &policy).expect("resize rule");
-        encoder.encode(&r.sample, &[image_tokens(h, w, &policy)]).expect("encode").ids.len()
+        encoder
+            .encode(&r.sample, &[image_tokens(h, w, &policy)])
+            .expect("encode")
+            .ids
+            .len()
     };
-    let floor_full = median((0..reps.max(1)).map(|_| parallel(&records, threads, &full)).collect());
-    let floor_tok = median((0..reps.max(1)).map(|_| parallel(&records, threads, &tok_only)).collect());
+    let floor_full = median(
+        (0..reps.max(1))
+            .map(|_| parallel(&records, threads, &full))
+            .collect(),
+    );
+    let floor_tok = median(
+        (0..reps.max(1))
+            .map(|_| parallel(&records, threads, &tok_only))
+            .collect(),
+    );
 
     let n = records.len() as f64;
     let median_mp = median(

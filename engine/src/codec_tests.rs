@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
-use mixtape_image::exif::tiff_with_orientation;
-use mixtape_image::*;
 use crate::sample::ImageSource;
 use crate::source::{FieldMap, SourceFormat, SourceSpec, read_source};
+use mixtape_image::exif::tiff_with_orientation;
+use mixtape_image::*;
 
 fn demo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/data")
@@ -637,7 +637,12 @@ fn process_errors_have_stable_codes() {
     // 30 x 5000 (HxW) under max_pixels 50,176 keeps a side of 28 (transformers' clamp).
     let small = process(&png(20, 100), &policy, Encoding::default()).unwrap();
     assert_eq!((small.height, small.width), (112, 28));
-    let thin = process(&png(5000, 30), &policy.with_max_pixels(50_176), Encoding::default()).unwrap();
+    let thin = process(
+        &png(5000, 30),
+        &policy.with_max_pixels(50_176),
+        Encoding::default(),
+    )
+    .unwrap();
     assert_eq!((thin.height, thin.width), (28, 2884));
     let err = process(&png(50, 50), &policy, Encoding::Jpeg { quality: 0 }).unwrap_err();
     assert_eq!(err.code(), "image_unencodable");

@@ -84,11 +84,21 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, location: Location::Span(span), message: message.into(), hint: None }
+        Self {
+            severity: Severity::Error,
+            location: Location::Span(span),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, location: Location::Span(span), message: message.into(), hint: None }
+        Self {
+            severity: Severity::Warning,
+            location: Location::Span(span),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn error_in_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -116,7 +126,13 @@ impl Diagnostic {
         let _ = writeln!(out, "{label}: {}", self.message);
         match &self.location {
             Location::Span(span) if span.file < sources.len() => {
-                let _ = writeln!(out, "  --> {}:{}:{}", sources.path(span.file).display(), span.line, span.col);
+                let _ = writeln!(
+                    out,
+                    "  --> {}:{}:{}",
+                    sources.path(span.file).display(),
+                    span.line,
+                    span.col
+                );
                 if let Some(line) = sources.text(span.file).lines().nth(span.line as usize - 1) {
                     let gutter = span.line.to_string();
                     let pad = " ".repeat(gutter.len());
@@ -145,9 +161,12 @@ impl Diagnostic {
     /// `file:line:col` (or the file, or nothing), for one-line summaries and JSON output.
     pub fn position(&self, sources: &SourceMap) -> Option<String> {
         match &self.location {
-            Location::Span(s) if s.file < sources.len() => {
-                Some(format!("{}:{}:{}", sources.path(s.file).display(), s.line, s.col))
-            }
+            Location::Span(s) if s.file < sources.len() => Some(format!(
+                "{}:{}:{}",
+                sources.path(s.file).display(),
+                s.line,
+                s.col
+            )),
             Location::File(p) => Some(p.display().to_string()),
             _ => None,
         }
@@ -174,7 +193,10 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
@@ -212,7 +234,10 @@ impl Extend<Diagnostic> for Diagnostics {
 }
 
 /// "did you mean `x`?" for a misspelt name, when one candidate is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let best = candidates
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
@@ -236,7 +261,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -271,8 +298,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("sede", ["seed", "name"]).as_deref(), Some("did you mean `seed`?"));
-        assert_eq!(did_you_mean("budgte", ["budget", "mix"]).as_deref(), Some("did you mean `budget`?"));
+        assert_eq!(
+            did_you_mean("sede", ["seed", "name"]).as_deref(),
+            Some("did you mean `seed`?")
+        );
+        assert_eq!(
+            did_you_mean("budgte", ["budget", "mix"]).as_deref(),
+            Some("did you mean `budget`?")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["seed", "name"]), None);
     }
 
@@ -280,8 +313,16 @@ mod tests {
     fn renders_location_snippet_and_hint() {
         let mut map = SourceMap::default();
         let f = map.add("r.yaml".into(), "version: 1\nsede: 3\n".into());
-        let d = Diagnostic::error(Span { file: f, line: 2, col: 1, len: 4 }, "unknown key `sede`")
-            .with_hint("did you mean `seed`?");
+        let d = Diagnostic::error(
+            Span {
+                file: f,
+                line: 2,
+                col: 1,
+                len: 4,
+            },
+            "unknown key `sede`",
+        )
+        .with_hint("did you mean `seed`?");
         assert_eq!(
             d.render(&map),
             "error: unknown key `sede`\n  --> r.yaml:2:1\n  |\n2 | sede: 3\n  | ^^^^\n  = hint: did you mean `seed`?\n"

@@ -27,9 +27,19 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum SourceChange {
-    Added { name: String, category: String },
-    Removed { name: String, category: String },
-    Changed { name: String, changes: Vec<Change>, files_changed: Vec<String> },
+    Added {
+        name: String,
+        category: String,
+    },
+    Removed {
+        name: String,
+        category: String,
+    },
+    Changed {
+        name: String,
+        changes: Vec<Change>,
+        files_changed: Vec<String>,
+    },
 }
 
 /// A category's share and expected amounts before and after.
@@ -45,9 +55,19 @@ pub struct CategoryDelta {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StageDiff {
-    Added { name: String, expected: Amounts },
-    Removed { name: String, expected: Amounts },
-    Changed { name: String, changes: Vec<Change>, categories: Vec<CategoryDelta> },
+    Added {
+        name: String,
+        expected: Amounts,
+    },
+    Removed {
+        name: String,
+        expected: Amounts,
+    },
+    Changed {
+        name: String,
+        changes: Vec<Change>,
+        categories: Vec<CategoryDelta>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,20 +84,41 @@ pub struct PlanDiff {
 /// Compares two plans.
 pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
     let mut recipe = Vec::new();
-    push_change(&mut recipe, "seed", Value::from(a.seed), Value::from(b.seed));
-    push_change(&mut recipe, "tokenizer", Value::from(a.tokenizer.blake3.clone()), Value::from(b.tokenizer.blake3.clone()));
+    push_change(
+        &mut recipe,
+        "seed",
+        Value::from(a.seed),
+        Value::from(b.seed),
+    );
+    push_change(
+        &mut recipe,
+        "tokenizer",
+        Value::from(a.tokenizer.blake3.clone()),
+        Value::from(b.tokenizer.blake3.clone()),
+    );
 
     let mut sources = Vec::new();
     let before: BTreeMap<_, _> = a.sources.iter().map(|s| (s.name.as_str(), s)).collect();
     let after: BTreeMap<_, _> = b.sources.iter().map(|s| (s.name.as_str(), s)).collect();
     for (name, s) in &before {
         match after.get(name) {
-            None => sources.push(SourceChange::Removed { name: name.to_string(), category: s.category.clone() }),
+            None => sources.push(SourceChange::Removed {
+                name: name.to_string(),
+                category: s.category.clone(),
+            }),
             Some(t) => {
                 let mut changes = Vec::new();
                 flatten_changes(&mut changes, "", &s.settings, &t.settings);
-                let files_before: BTreeMap<_, _> = s.files.iter().map(|f| (f.path.as_str(), f.blake3.as_str())).collect();
-                let files_after: BTreeMap<_, _> = t.files.iter().map(|f| (f.path.as_str(), f.blake3.as_str())).collect();
+                let files_before: BTreeMap<_, _> = s
+                    .files
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.blake3.as_str()))
+                    .collect();
+                let files_after: BTreeMap<_, _> = t
+                    .files
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.blake3.as_str()))
+                    .collect();
                 let mut files_changed = Vec::new();
                 for (path, hash) in &files_before {
                     match files_after.get(path) {
@@ -86,35 +127,61 @@ pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
                         _ => {}
                     }
                 }
-                files_changed.extend(files_after.keys().filter(|p| !files_before.contains_key(*p)).map(|p| format!("+{p}")));
+                files_changed.extend(
+                    files_after
+                        .keys()
+                        .filter(|p| !files_before.contains_key(*p))
+                        .map(|p| format!("+{p}")),
+                );
                 if !changes.is_empty() || !files_changed.is_empty() {
-                    sources.push(SourceChange::Changed { name: name.to_string(), changes, files_changed });
+                    sources.push(SourceChange::Changed {
+                        name: name.to_string(),
+                        changes,
+                        files_changed,
+                    });
                 }
             }
         }
     }
     for (name, t) in &after {
         if !before.contains_key(name) {
-            sources.push(SourceChange::Added { name: name.to_string(), category: t.category.clone() });
+            sources.push(SourceChange::Added {
+                name: name.to_string(),
+                category: t.category.clone(),
+            });
         }
     }
 
     let names_a: Vec<&str> = a.stages.iter().map(|s| s.name.as_str()).collect();
     let names_b: Vec<&str> = b.stages.iter().map(|s| s.name.as_str()).collect();
-    let common_a: Vec<&str> = names_a.iter().copied().filter(|n| names_b.contains(n)).collect();
-    let common_b: Vec<&str> = names_b.iter().copied().filter(|n| names_a.contains(n)).collect();
+    let common_a: Vec<&str> = names_a
+        .iter()
+        .copied()
+        .filter(|n| names_b.contains(n))
+        .collect();
+    let common_b: Vec<&str> = names_b
+        .iter()
+        .copied()
+        .filter(|n| names_a.contains(n))
+        .collect();
     let stage_order_changed = common_a != common_b;
 
     let mut stages = Vec::new();
     for s in &a.stages {
         if !names_b.contains(&s.name.as_str()) {
-            stages.push(StageDiff::Removed { name: s.name.clone(), expected: s.expected });
+            stages.push(StageDiff::Removed {
+                name: s.name.clone(),
+                expected: s.expected,
+            });
         }
     }
     let mut changed_by_stage: BTreeMap<String, Vec<Change>> = BTreeMap::new();
     for t in &b.stages {
         let Some(s) = a.stages.iter().find(|s| s.name == t.name) else {
-            stages.push(StageDiff::Added { name: t.name.clone(), expected: t.expected });
+            stages.push(StageDiff::Added {
+                name: t.name.clone(),
+                expected: t.expected,
+            });
             continue;
         };
         let mut changes = stage_changes(s, t);
@@ -122,7 +189,10 @@ pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
         if let Some(parent) = &t.extends {
             if let Some(parent_changes) = changed_by_stage.get(parent) {
                 for c in &mut changes {
-                    if parent_changes.iter().any(|p| p.field == c.field && p.before == c.before && p.after == c.after) {
+                    if parent_changes
+                        .iter()
+                        .any(|p| p.field == c.field && p.before == c.before && p.after == c.after)
+                    {
                         c.inherited_from = Some(parent.clone());
                     }
                 }
@@ -130,8 +200,16 @@ pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
         }
         let categories = category_deltas(s, t);
         changed_by_stage.insert(t.name.clone(), changes.clone());
-        if !changes.is_empty() || categories.iter().any(|c| c.expected_before != c.expected_after || c.share_before != c.share_after) {
-            stages.push(StageDiff::Changed { name: t.name.clone(), changes, categories });
+        if !changes.is_empty()
+            || categories
+                .iter()
+                .any(|c| c.expected_before != c.expected_after || c.share_before != c.share_after)
+        {
+            stages.push(StageDiff::Changed {
+                name: t.name.clone(),
+                changes,
+                categories,
+            });
         }
     }
     PlanDiff {
@@ -147,7 +225,12 @@ pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
 
 fn push_change(out: &mut Vec<Change>, field: &str, before: Value, after: Value) {
     if before != after {
-        out.push(Change { field: field.to_string(), before, after, inherited_from: None });
+        out.push(Change {
+            field: field.to_string(),
+            before,
+            after,
+            inherited_from: None,
+        });
     }
 }
 
@@ -159,8 +242,17 @@ fn flatten_changes(out: &mut Vec<Change>, prefix: &str, a: &Value, b: &Value) {
             keys.sort();
             keys.dedup();
             for k in keys {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten_changes(out, &path, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_changes(
+                    out,
+                    &path,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
             }
         }
         _ => push_change(out, prefix, a.clone(), b.clone()),
@@ -169,15 +261,35 @@ fn flatten_changes(out: &mut Vec<Change>, prefix: &str, a: &Value, b: &Value) {
 
 fn stage_changes(s: &StagePlan, t: &StagePlan) -> Vec<Change> {
     let mut out = Vec::new();
-    push_change(&mut out, "extends", Value::from(s.extends.clone()), Value::from(t.extends.clone()));
-    push_change(&mut out, "seq_len", Value::from(s.seq_len), Value::from(t.seq_len));
+    push_change(
+        &mut out,
+        "extends",
+        Value::from(s.extends.clone()),
+        Value::from(t.extends.clone()),
+    );
+    push_change(
+        &mut out,
+        "seq_len",
+        Value::from(s.seq_len),
+        Value::from(t.seq_len),
+    );
     push_change(&mut out, "budget", budget_value(s), budget_value(t));
-    push_change(&mut out, "max_repeat", Value::from(s.max_repeat), Value::from(t.max_repeat));
+    push_change(
+        &mut out,
+        "max_repeat",
+        Value::from(s.max_repeat),
+        Value::from(t.max_repeat),
+    );
     flatten_changes(&mut out, "image", &s.image, &t.image);
     flatten_changes(&mut out, "train", &s.train, &t.train);
     flatten_changes(&mut out, "pack", &s.pack, &t.pack);
     let shares = |p: &StagePlan| -> Value {
-        Value::Object(p.categories.iter().map(|c| (c.name.clone(), Value::from(c.target_share))).collect())
+        Value::Object(
+            p.categories
+                .iter()
+                .map(|c| (c.name.clone(), Value::from(c.target_share)))
+                .collect(),
+        )
     };
     flatten_changes(&mut out, "mix", &shares(s), &shares(t));
     out
@@ -188,7 +300,12 @@ fn budget_value(s: &StagePlan) -> Value {
 }
 
 fn category_deltas(s: &StagePlan, t: &StagePlan) -> Vec<CategoryDelta> {
-    let mut names: Vec<&str> = s.categories.iter().chain(&t.categories).map(|c| c.name.as_str()).collect();
+    let mut names: Vec<&str> = s
+        .categories
+        .iter()
+        .chain(&t.categories)
+        .map(|c| c.name.as_str())
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -213,10 +330,19 @@ impl PlanDiff {
         use std::fmt::Write as _;
         let mut out = String::new();
         if self.identical {
-            let _ = writeln!(out, "identical: both resolve to fingerprint {}", short(&self.fingerprint_after));
+            let _ = writeln!(
+                out,
+                "identical: both resolve to fingerprint {}",
+                short(&self.fingerprint_after)
+            );
             return out;
         }
-        let _ = writeln!(out, "fingerprint {} -> {}", short(&self.fingerprint_before), short(&self.fingerprint_after));
+        let _ = writeln!(
+            out,
+            "fingerprint {} -> {}",
+            short(&self.fingerprint_before),
+            short(&self.fingerprint_after)
+        );
         for c in &self.recipe {
             let _ = writeln!(out, "  {}", render_change(c));
         }
@@ -230,7 +356,11 @@ impl PlanDiff {
                     SourceChange::Removed { name, category } => {
                         let _ = writeln!(out, "  - {name} (category {category})");
                     }
-                    SourceChange::Changed { name, changes, files_changed } => {
+                    SourceChange::Changed {
+                        name,
+                        changes,
+                        files_changed,
+                    } => {
                         let _ = writeln!(out, "  ~ {name}");
                         for c in changes {
                             let _ = writeln!(out, "      {}", render_change(c));
@@ -254,19 +384,36 @@ impl PlanDiff {
         for s in &self.stages {
             match s {
                 StageDiff::Added { name, expected } => {
-                    let _ = writeln!(out, "stage {name}: added ({} tokens, {} samples)", group(expected.tokens), group(expected.samples));
+                    let _ = writeln!(
+                        out,
+                        "stage {name}: added ({} tokens, {} samples)",
+                        group(expected.tokens),
+                        group(expected.samples)
+                    );
                 }
                 StageDiff::Removed { name, expected } => {
-                    let _ = writeln!(out, "stage {name}: removed ({} tokens, {} samples)", group(expected.tokens), group(expected.samples));
+                    let _ = writeln!(
+                        out,
+                        "stage {name}: removed ({} tokens, {} samples)",
+                        group(expected.tokens),
+                        group(expected.samples)
+                    );
                 }
-                StageDiff::Changed { name, changes, categories } => {
+                StageDiff::Changed {
+                    name,
+                    changes,
+                    categories,
+                } => {
                     let _ = writeln!(out, "stage {name}:");
                     for c in changes {
                         let _ = writeln!(out, "  {}", render_change(c));
                     }
                     let _ = writeln!(out, "  expected tokens by category:");
                     for d in categories {
-                        let (b, a) = (d.expected_before.tokens as i128, d.expected_after.tokens as i128);
+                        let (b, a) = (
+                            d.expected_before.tokens as i128,
+                            d.expected_after.tokens as i128,
+                        );
                         let _ = writeln!(
                             out,
                             "    {:<14} share {:.3} -> {:.3}   tokens {:>12} -> {:>12} ({:+})",
@@ -286,8 +433,17 @@ impl PlanDiff {
 }
 
 fn render_change(c: &Change) -> String {
-    let inherited = c.inherited_from.as_ref().map(|p| format!("  (inherited from stage `{p}`)")).unwrap_or_default();
-    format!("{}: {} -> {}{inherited}", c.field, show(&c.before), show(&c.after))
+    let inherited = c
+        .inherited_from
+        .as_ref()
+        .map(|p| format!("  (inherited from stage `{p}`)"))
+        .unwrap_or_default();
+    format!(
+        "{}: {} -> {}{inherited}",
+        c.field,
+        show(&c.before),
+        show(&c.after)
+    )
 }
 
 fn show(v: &Value) -> String {

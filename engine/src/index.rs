@@ -36,7 +36,10 @@ pub enum IndexError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A file's identity for fingerprints and cache keys.
@@ -50,11 +53,22 @@ pub struct FileDigest {
 
 impl FileDigest {
     pub fn of(path: &Path, base: &Path) -> Result<Self, IndexError> {
-        let io = |source| IndexError::Io { path: path.to_path_buf(), source };
+        let io = |source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut hasher = blake3::Hasher::new();
-        let bytes = std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut hasher).map_err(io)?;
-        Ok(Self { path: relative_path(path, base), bytes, blake3: hasher.finalize().to_hex().to_string() })
+        let bytes = std::io::copy(
+            &mut std::io::BufReader::with_capacity(1 << 20, file),
+            &mut hasher,
+        )
+        .map_err(io)?;
+        Ok(Self {
+            path: relative_path(path, base),
+            bytes,
+            blake3: hasher.finalize().to_hex().to_string(),
+        })
     }
 }
 
@@ -62,8 +76,14 @@ impl FileDigest {
 pub fn relative_path(path: &Path, base: &Path) -> String {
     let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
     let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let rel = full.strip_prefix(&base).map(Path::to_path_buf).unwrap_or(full);
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    let rel = full
+        .strip_prefix(&base)
+        .map(Path::to_path_buf)
+        .unwrap_or(full);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A record that did not become a sample.
@@ -120,7 +140,14 @@ impl SourceIndex {
         counts
     }
 
-    fn push_sample(&mut self, record: u64, kind: SampleKind, text: u32, loss: u32, images: &[(u32, u32)]) {
+    fn push_sample(
+        &mut self,
+        record: u64,
+        kind: SampleKind,
+        text: u32,
+        loss: u32,
+        images: &[(u32, u32)],
+    ) {
         if self.image_start.is_empty() {
             self.image_start.push(0);
         }
@@ -160,15 +187,26 @@ pub fn index_source(
     recipe_dir: &Path,
     cache: &IndexCache,
 ) -> Result<SourceIndex, IndexError> {
-    let files = spec.files.iter().map(|f| FileDigest::of(f, recipe_dir)).collect::<Result<Vec<_>, _>>()?;
+    let files = spec
+        .files
+        .iter()
+        .map(|f| FileDigest::of(f, recipe_dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let key = cache_key(spec, &files, tokenizer, recipe_dir);
-    let entry = cache.dir.as_ref().map(|d| d.join("index").join(format!("{key}.idx")));
+    let entry = cache
+        .dir
+        .as_ref()
+        .map(|d| d.join("index").join(format!("{key}.idx")));
     if let Some(path) = &entry {
         if let Some(index) = read_entry(path) {
             return Ok(index);
         }
     }
-    let mut index = SourceIndex { files, image_start: vec![0], ..SourceIndex::default() };
+    let mut index = SourceIndex {
+        files,
+        image_start: vec![0],
+        ..SourceIndex::default()
+    };
     let mut records = source::read_source(spec)?;
     let next_batch = |records: &mut source::Records| -> Result<Vec<Record>, IndexError> {
         let mut batch = Vec::with_capacity(BATCH);
@@ -181,7 +219,10 @@ pub fn index_source(
     // parallel: the next batch is read while the current one is measured.
     let mut batch = next_batch(&mut records)?;
     while !batch.is_empty() {
-        let (measured, next) = rayon::join(|| measure_batch(&batch, encoder), || next_batch(&mut records));
+        let (measured, next) = rayon::join(
+            || measure_batch(&batch, encoder),
+            || next_batch(&mut records),
+        );
         add_batch(&mut index, batch, measured);
         batch = next?;
     }
@@ -221,7 +262,9 @@ fn add_batch(index: &mut SourceIndex, batch: Vec<Record>, measured: Vec<Measured
         let ordinal = index.records;
         index.records += 1;
         match result {
-            Ok((kind, len, sizes)) => index.push_sample(ordinal, kind, len.text_tokens, len.loss_tokens, &sizes),
+            Ok((kind, len, sizes)) => {
+                index.push_sample(ordinal, kind, len.text_tokens, len.loss_tokens, &sizes)
+            }
             Err((code, message)) => index.rejects.push(IndexReject {
                 location: record.location.to_string(),
                 code: code.to_string(),
@@ -231,10 +274,21 @@ fn add_batch(index: &mut SourceIndex, batch: Vec<Record>, measured: Vec<Measured
     }
 }
 
-fn cache_key(spec: &SourceSpec, files: &[FileDigest], tokenizer: &FileDigest, recipe_dir: &Path) -> String {
+fn cache_key(
+    spec: &SourceSpec,
+    files: &[FileDigest],
+    tokenizer: &FileDigest,
+    recipe_dir: &Path,
+) -> String {
     let mut h = blake3::Hasher::new();
     h.update(&INDEX_VERSION.to_le_bytes());
-    h.update(format!("{:?}|{:?}|{:?}|{:?}", spec.format, spec.schema, spec.fields, spec.synthetic).as_bytes());
+    h.update(
+        format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            spec.format, spec.schema, spec.fields, spec.synthetic
+        )
+        .as_bytes(),
+    );
     // The record cap decides which records are rejected as `record_too_large`.
     h.update(&spec.max_record_bytes.to_le_bytes());
     if let Some(root) = &spec.image_root {
@@ -263,10 +317,14 @@ fn write_entry(path: &Path, index: &SourceIndex) -> std::io::Result<()> {
     buf.extend_from_slice(&header);
     buf.extend_from_slice(&(index.samples() as u64).to_le_bytes());
     buf.extend_from_slice(&(index.image_sizes.len() as u64).to_le_bytes());
-    index.record_of.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+    index
+        .record_of
+        .iter()
+        .for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
     buf.extend_from_slice(&index.is_text);
     for arr in [&index.text_tokens, &index.loss_tokens, &index.image_start] {
-        arr.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
+        arr.iter()
+            .for_each(|v| buf.extend_from_slice(&v.to_le_bytes()));
     }
     for (h, w) in &index.image_sizes {
         buf.extend_from_slice(&h.to_le_bytes());
@@ -285,13 +343,21 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn read_entry(path: &Path) -> Option<SourceIndex> {
     let mut bytes = Vec::new();
-    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
-    let mut cur = Cursor { bytes: &bytes, pos: 0 };
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let mut cur = Cursor {
+        bytes: &bytes,
+        pos: 0,
+    };
     if cur.take(8)? != MAGIC {
         return None;
     }
@@ -304,7 +370,9 @@ fn read_entry(path: &Path) -> Option<SourceIndex> {
     index.text_tokens = (0..samples).map(|_| cur.u32()).collect::<Option<_>>()?;
     index.loss_tokens = (0..samples).map(|_| cur.u32()).collect::<Option<_>>()?;
     index.image_start = (0..=samples).map(|_| cur.u32()).collect::<Option<_>>()?;
-    index.image_sizes = (0..images).map(|_| Some((cur.u32()?, cur.u32()?))).collect::<Option<_>>()?;
+    index.image_sizes = (0..images)
+        .map(|_| Some((cur.u32()?, cur.u32()?)))
+        .collect::<Option<_>>()?;
     (cur.pos == bytes.len()).then_some(index)
 }
 

@@ -189,10 +189,17 @@ pub fn resolve(
                 .iter()
                 .map(|s| {
                     let index = &indexes[&s.name];
-                    (0..index.samples()).fold((0, 0), |(size, largest), i| match usable(index, i, stage) {
-                        Ok(a) if can_cut(index, i, stage, &a) => (size + a.on(stage.budget.basis), largest),
-                        Ok(a) => (size + a.on(stage.budget.basis), largest.max(a.on(stage.budget.basis))),
-                        Err(_) => (size, largest),
+                    (0..index.samples()).fold((0, 0), |(size, largest), i| {
+                        match usable(index, i, stage) {
+                            Ok(a) if can_cut(index, i, stage, &a) => {
+                                (size + a.on(stage.budget.basis), largest)
+                            }
+                            Ok(a) => (
+                                size + a.on(stage.budget.basis),
+                                largest.max(a.on(stage.budget.basis)),
+                            ),
+                            Err(_) => (size, largest),
+                        }
                     })
                 })
                 .collect();
@@ -207,14 +214,27 @@ pub fn resolve(
             let mut draws = Vec::new();
             let mut expected = Amounts::default();
             for (k, spec) in members.iter().enumerate() {
-                let weight_share = if total_weight > 0.0 { weights[k] / total_weight } else { 1.0 / members.len() as f64 };
+                let weight_share = if total_weight > 0.0 {
+                    weights[k] / total_weight
+                } else {
+                    1.0 / members.len() as f64
+                };
                 let target = targets[k];
                 let index = &indexes[&spec.name];
                 let largest = measured[k].1;
                 if target > 0 && largest > cat_target {
-                    warnings.push(oversized(stage, spec, &entry.category, cat_target, largest, entry.span));
+                    warnings.push(oversized(
+                        stage,
+                        spec,
+                        &entry.category,
+                        cat_target,
+                        largest,
+                        entry.span,
+                    ));
                 }
-                let stream = streams.entry(spec.name.as_str()).or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
+                let stream = streams
+                    .entry(spec.name.as_str())
+                    .or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
                 let start = *cursors.get(spec.name.as_str()).unwrap_or(&0);
                 let aim = (i128::from(target) - carry).clamp(0, i128::from(u64::MAX)) as u64;
                 match draw(stream, index, stage, start, aim) {
@@ -230,12 +250,23 @@ pub fn resolve(
                             start,
                             end: d.end,
                             rejected: d.rejected,
-                            passes: if index.samples() == 0 { 0.0 } else { (d.end - start) as f64 / index.samples() as f64 },
+                            passes: if index.samples() == 0 {
+                                0.0
+                            } else {
+                                (d.end - start) as f64 / index.samples() as f64
+                            },
                             expected: d.expected,
                             cut: d.cut,
                         });
                     }
-                    Err(short) => errors.push(shortfall(stage, spec, &entry.category, target, short, stage.budget_span)),
+                    Err(short) => errors.push(shortfall(
+                        stage,
+                        spec,
+                        &entry.category,
+                        target,
+                        short,
+                        stage.budget_span,
+                    )),
                 }
             }
             categories.push(CategoryPlan {
@@ -311,18 +342,30 @@ pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
     if weights.is_empty() {
         return Vec::new();
     }
-    let clean: Vec<f64> = weights.iter().map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 }).collect();
+    let clean: Vec<f64> = weights
+        .iter()
+        .map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 })
+        .collect();
     let sum: f64 = clean.iter().sum();
-    let clean = if sum > 0.0 { clean } else { vec![1.0; weights.len()] };
+    let clean = if sum > 0.0 {
+        clean
+    } else {
+        vec![1.0; weights.len()]
+    };
     let sum: f64 = clean.iter().sum();
     let quotas: Vec<f64> = clean.iter().map(|w| total as f64 * (w / sum)).collect();
-    let mut parts: Vec<u64> = quotas.iter().map(|q| (q.floor() as u64).min(total)).collect();
+    let mut parts: Vec<u64> = quotas
+        .iter()
+        .map(|q| (q.floor() as u64).min(total))
+        .collect();
     // Float quotas can sum a unit away from `total` in either direction; both are corrected here.
     let assigned: u64 = parts.iter().sum();
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (quotas[a] - quotas[a].floor(), quotas[b] - quotas[b].floor());
-        rb.total_cmp(&ra).then(clean[b].total_cmp(&clean[a])).then(a.cmp(&b))
+        rb.total_cmp(&ra)
+            .then(clean[b].total_cmp(&clean[a]))
+            .then(a.cmp(&b))
     });
     if assigned <= total {
         for &i in order.iter().cycle().take((total - assigned) as usize) {
@@ -357,7 +400,14 @@ fn cuttable_basis(basis: Basis) -> bool {
     matches!(basis, Basis::Tokens | Basis::LossTokens)
 }
 
-fn oversized(stage: &Stage, spec: &SourceSpec, category: &str, target: u64, largest: u64, span: Span) -> Diagnostic {
+fn oversized(
+    stage: &Stage,
+    spec: &SourceSpec,
+    category: &str,
+    target: u64,
+    largest: u64,
+    span: Span,
+) -> Diagnostic {
     let noun = stage.budget.basis.noun();
     Diagnostic::warning(
         span,
@@ -407,7 +457,12 @@ fn source_settings(spec: &SourceSpec, recipe_path: &std::path::Path) -> serde_js
 /// blake3 over everything that changes the data: source settings and file contents, the tokenizer,
 /// the seed, and every stage setting. Names, descriptions, key order, comments and whitespace do not
 /// count (the document hashed is rebuilt from typed values in a fixed order).
-fn fingerprint(recipe: &Recipe, sources: &[SourcePlan], stages: &[StagePlan], tokenizer: &FileDigest) -> String {
+fn fingerprint(
+    recipe: &Recipe,
+    sources: &[SourcePlan],
+    stages: &[StagePlan],
+    tokenizer: &FileDigest,
+) -> String {
     let doc = serde_json::json!({
         "plan_version": PLAN_VERSION,
         "index_version": crate::index::INDEX_VERSION,
@@ -503,14 +558,25 @@ impl Stream {
     pub fn new(seed: u64, source: &str, len: usize) -> Self {
         let h = blake3::hash(source.as_bytes());
         let source_hash = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
-        Self { seed, source_hash, len, epoch: None }
+        Self {
+            seed,
+            source_hash,
+            len,
+            epoch: None,
+        }
     }
 
     /// The sample at stream position `pos`.
     pub fn sample_at(&mut self, pos: u64) -> usize {
         let epoch = pos / self.len as u64;
         if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            self.epoch = Some((epoch, permutation(self.len, self.seed ^ self.source_hash.rotate_left(17) ^ mix(epoch))));
+            self.epoch = Some((
+                epoch,
+                permutation(
+                    self.len,
+                    self.seed ^ self.source_hash.rotate_left(17) ^ mix(epoch),
+                ),
+            ));
         }
         let perm = &self.epoch.as_ref().map(|(_, p)| p).expect("set above");
         perm[(pos % self.len as u64) as usize] as usize
@@ -560,7 +626,13 @@ struct Short {
 /// that would overshoot is taken only if that lands closer than stopping before it (a tie stops).
 /// On a token basis a text sample that would overshoot is cut to the tokens still needed instead,
 /// which lands the target exactly.
-fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, target: u64) -> Result<Drawn, Short> {
+fn draw(
+    stream: &mut Stream,
+    index: &SourceIndex,
+    stage: &Stage,
+    start: u64,
+    target: u64,
+) -> Result<Drawn, Short> {
     let n = index.samples() as u64;
     let limit = n * u64::from(stage.max_repeat);
     let basis = stage.budget.basis;
@@ -584,7 +656,10 @@ fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, tar
                     break;
                 }
             }
-            return Err(Short { have: expected.on(basis), repeat_needed: needed });
+            return Err(Short {
+                have: expected.on(basis),
+                repeat_needed: needed,
+            });
         }
         let sample = stream.sample_at(pos);
         match usable(index, sample, stage) {
@@ -609,13 +684,24 @@ fn draw(stream: &mut Stream, index: &SourceIndex, stage: &Stage, start: u64, tar
         }
         pos += 1;
     }
-    Ok(Drawn { end: pos, expected, rejected, cut })
+    Ok(Drawn {
+        end: pos,
+        expected,
+        rejected,
+        cut,
+    })
 }
 
 /// The amounts of `sample` cut to its first `keep` tokens, when the stage may cut it: a token basis
 /// (tokens, or loss tokens for a sample with loss on every token), a text sample without images, and
 /// a pack policy that splits long text into windows (a cut sample is windowed like any other).
-fn cut_to(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Amounts, keep: u64) -> Option<Amounts> {
+fn cut_to(
+    index: &SourceIndex,
+    sample: usize,
+    stage: &Stage,
+    whole: &Amounts,
+    keep: u64,
+) -> Option<Amounts> {
     let cuttable = can_cut(index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
     cuttable.then(|| Amounts {
         samples: keep.div_ceil(u64::from(stage.seq_len)),
@@ -626,12 +712,22 @@ fn cut_to(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Amounts, ke
     })
 }
 
-fn shortfall(stage: &Stage, spec: &SourceSpec, category: &str, target: u64, short: Short, span: Span) -> Diagnostic {
+fn shortfall(
+    stage: &Stage,
+    spec: &SourceSpec,
+    category: &str,
+    target: u64,
+    short: Short,
+    span: Span,
+) -> Diagnostic {
     let noun = stage.budget.basis.noun();
     let need = target;
     let missing = need.saturating_sub(short.have);
     let pct = 100.0 * missing as f64 / need.max(1) as f64;
-    let mut hint = format!("add data to `{}`, lower the budget or the share of `{category}`", spec.name);
+    let mut hint = format!(
+        "add data to `{}`, lower the budget or the share of `{category}`",
+        spec.name
+    );
     match short.repeat_needed {
         Some(r) => hint.push_str(&format!(", or set `max_repeat: {r}` on this stage")),
         None => hint.push_str(" (no max_repeat would do: the source has no usable samples)"),

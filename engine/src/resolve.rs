@@ -29,8 +29,14 @@ pub struct Resolved {
 pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     let loaded = recipe::load(path);
     let mut diagnostics = loaded.diagnostics;
-    let mut resolved =
-        Resolved { files: loaded.sources, diagnostics: Diagnostics::default(), recipe: None, indexes: BTreeMap::new(), plan: None, encoder: None };
+    let mut resolved = Resolved {
+        files: loaded.sources,
+        diagnostics: Diagnostics::default(),
+        recipe: None,
+        indexes: BTreeMap::new(),
+        plan: None,
+        encoder: None,
+    };
     let Some(recipe) = loaded.recipe else {
         resolved.diagnostics = diagnostics;
         return resolved;
@@ -51,7 +57,10 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     let tokenizer = match FileDigest::of(&recipe.tokenizer, &recipe_dir) {
         Ok(d) => d,
         Err(err) => {
-            diagnostics.push(Diagnostic::error_in_file(recipe.tokenizer.clone(), err.to_string()));
+            diagnostics.push(Diagnostic::error_in_file(
+                recipe.tokenizer.clone(),
+                err.to_string(),
+            ));
             resolved.diagnostics = diagnostics;
             return resolved;
         }

@@ -19,8 +19,14 @@ use tokenizers::Tokenizer;
 use crate::sample::{IMAGE_PLACEHOLDER, Role, Sample, SampleKind};
 
 /// Special tokens the template needs; all must exist in the tokenizer.
-pub const SPECIAL_TOKENS: [&str; 6] =
-    ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|endoftext|>"];
+pub const SPECIAL_TOKENS: [&str; 6] = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|endoftext|>",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,10 +87,17 @@ impl Encoder {
     /// Loads an HF `tokenizer.json` and checks it has the template's special tokens.
     pub fn from_file(path: &Path) -> Result<Self, TemplateError> {
         let shown = path.display().to_string();
-        let tokenizer =
-            Tokenizer::from_file(path).map_err(|e| TemplateError::Load { path: shown.clone(), detail: e.to_string() })?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| TemplateError::Load {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
         let id = |token: &'static str| {
-            tokenizer.token_to_id(token).ok_or(TemplateError::MissingSpecial { path: shown.clone(), token })
+            tokenizer
+                .token_to_id(token)
+                .ok_or(TemplateError::MissingSpecial {
+                    path: shown.clone(),
+                    token,
+                })
         };
         let special = SpecialIds {
             im_start: id("<|im_start|>")?,
@@ -109,15 +122,26 @@ impl Encoder {
     pub fn encode(&self, sample: &Sample, image_tokens: &[u32]) -> Result<Encoded, TemplateError> {
         let mut out = Encoded::default();
         let mut next_image = 0usize;
-        let placeholders: usize = sample.turns.iter().map(|t| t.text.matches(IMAGE_PLACEHOLDER).count()).sum();
+        let placeholders: usize = sample
+            .turns
+            .iter()
+            .map(|t| t.text.matches(IMAGE_PLACEHOLDER).count())
+            .sum();
         if placeholders != sample.images.len() || image_tokens.len() != sample.images.len() {
-            return Err(TemplateError::PlaceholderMismatch { placeholders, images: sample.images.len() });
+            return Err(TemplateError::PlaceholderMismatch {
+                placeholders,
+                images: sample.images.len(),
+            });
         }
         match sample.kind {
             SampleKind::Conversation => {
                 for turn in &sample.turns {
                     let loss = turn.role == Role::Assistant;
-                    self.push_text(&mut out, &format!("<|im_start|>{}\n", turn.role.as_str()), false)?;
+                    self.push_text(
+                        &mut out,
+                        &format!("<|im_start|>{}\n", turn.role.as_str()),
+                        false,
+                    )?;
                     self.push_content(&mut out, &turn.text, loss, image_tokens, &mut next_image)?;
                     self.push_ids(&mut out, &[self.special.im_end], loss);
                     self.push_text(&mut out, "\n", false)?;
@@ -144,7 +168,10 @@ impl Encoder {
     pub fn measure(&self, sample: &Sample) -> Result<TextLengths, TemplateError> {
         let zeros = vec![0; sample.images.len()];
         let encoded = self.encode(sample, &zeros)?;
-        Ok(TextLengths { text_tokens: encoded.ids.len() as u32, loss_tokens: encoded.loss_tokens() as u32 })
+        Ok(TextLengths {
+            text_tokens: encoded.ids.len() as u32,
+            loss_tokens: encoded.loss_tokens() as u32,
+        })
     }
 
     fn push_content(
@@ -164,7 +191,8 @@ impl Encoder {
             *next_image += 1;
             self.push_ids(out, &[self.special.vision_start], false);
             out.image_slots.push((out.ids.len() as u32, pads));
-            out.ids.extend(std::iter::repeat_n(self.special.image_pad, pads as usize));
+            out.ids
+                .extend(std::iter::repeat_n(self.special.image_pad, pads as usize));
             out.loss_mask.extend(std::iter::repeat_n(0, pads as usize));
             self.push_ids(out, &[self.special.vision_end], false);
             self.push_text(out, part, loss)?;
@@ -176,13 +204,17 @@ impl Encoder {
         if text.is_empty() {
             return Ok(());
         }
-        let encoding = self.tokenizer.encode(text, false).map_err(|e| TemplateError::Encode(e.to_string()))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| TemplateError::Encode(e.to_string()))?;
         self.push_ids(out, encoding.get_ids(), loss);
         Ok(())
     }
 
     fn push_ids(&self, out: &mut Encoded, ids: &[u32], loss: bool) {
         out.ids.extend_from_slice(ids);
-        out.loss_mask.extend(std::iter::repeat_n(u8::from(loss), ids.len()));
+        out.loss_mask
+            .extend(std::iter::repeat_n(u8::from(loss), ids.len()));
     }
 }

@@ -66,19 +66,31 @@ impl Node {
 
     /// The value under `key` in a map node.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries()?.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     /// The key (with its span) under which `key` is stored.
     pub fn key(&self, key: &str) -> Option<&Key> {
-        self.entries()?.iter().find(|(k, _)| k.name == key).map(|(k, _)| k)
+        self.entries()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(k, _)| k)
     }
 
     /// A copy of a map without the given keys.
     pub fn without(&self, keys: &[&str]) -> Node {
         match &self.value {
             Value::Map(entries) => Node {
-                value: Value::Map(entries.iter().filter(|(k, _)| !keys.contains(&k.name.as_str())).cloned().collect()),
+                value: Value::Map(
+                    entries
+                        .iter()
+                        .filter(|(k, _)| !keys.contains(&k.name.as_str()))
+                        .cloned()
+                        .collect(),
+                ),
                 span: self.span,
             },
             _ => self.clone(),
@@ -119,8 +131,16 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Vec<Diagnostic>> 
             Some(Ok(ev)) => ev,
             Some(Err(err)) => {
                 let m = err.marker();
-                let span = Span { file, line: m.line() as u32, col: m.col() as u32 + 1, len: 1 };
-                builder.diagnostics.push(Diagnostic::error(span, format!("invalid YAML: {}", err.info())));
+                let span = Span {
+                    file,
+                    line: m.line() as u32,
+                    col: m.col() as u32 + 1,
+                    len: 1,
+                };
+                builder.diagnostics.push(Diagnostic::error(
+                    span,
+                    format!("invalid YAML: {}", err.info()),
+                ));
                 return Err(builder.diagnostics);
             }
         };
@@ -143,7 +163,11 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Vec<Diagnostic>> 
             },
         }
     }
-    if builder.diagnostics.is_empty() { Ok(root) } else { Err(builder.diagnostics) }
+    if builder.diagnostics.is_empty() {
+        Ok(root)
+    } else {
+        Err(builder.diagnostics)
+    }
 }
 
 struct Builder<'t> {
@@ -172,7 +196,12 @@ impl Builder<'_> {
                 .map(|l| l.chars().count().saturating_sub(start.col()) as u32)
                 .unwrap_or(1)
         };
-        Span { file: self.file, line, col, len: len.max(1) }
+        Span {
+            file: self.file,
+            line,
+            col,
+            len: len.max(1),
+        }
     }
 
     fn node<'i>(
@@ -184,7 +213,11 @@ impl Builder<'_> {
         let span = self.span(span);
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, _tag) => {
-                let value = if style == ScalarStyle::Plain { plain_scalar(&text) } else { Value::Str(text.into_owned()) };
+                let value = if style == ScalarStyle::Plain {
+                    plain_scalar(&text)
+                } else {
+                    Value::Str(text.into_owned())
+                };
                 (Node { value, span }, anchor)
             }
             Event::Alias(id) => {
@@ -192,10 +225,14 @@ impl Builder<'_> {
                     Some(weight) => {
                         self.copy(weight, span)?;
                         let (node, _) = &self.anchors[&id];
-                        Ok(Node { value: node.value.clone(), span })
+                        Ok(Node {
+                            value: node.value.clone(),
+                            span,
+                        })
                     }
                     None => {
-                        self.diagnostics.push(Diagnostic::error(span, "alias refers to an unknown anchor"));
+                        self.diagnostics
+                            .push(Diagnostic::error(span, "alias refers to an unknown anchor"));
                         Err(())
                     }
                 };
@@ -211,7 +248,13 @@ impl Builder<'_> {
                     items.push(self.node(ev, sp, parser)?);
                 }
                 self.depth -= 1;
-                (Node { value: Value::Seq(items), span }, anchor)
+                (
+                    Node {
+                        value: Value::Seq(items),
+                        span,
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, _) => {
                 self.enter(span)?;
@@ -223,14 +266,29 @@ impl Builder<'_> {
                     }
                     let key_node = self.node(ev, sp, parser)?;
                     let key = match key_node.value {
-                        Value::Str(s) => Key { name: s, span: key_node.span },
-                        Value::Int(i) => Key { name: i.to_string(), span: key_node.span },
-                        Value::Bool(b) => Key { name: b.to_string(), span: key_node.span },
-                        Value::Float(f) => Key { name: f.to_string(), span: key_node.span },
+                        Value::Str(s) => Key {
+                            name: s,
+                            span: key_node.span,
+                        },
+                        Value::Int(i) => Key {
+                            name: i.to_string(),
+                            span: key_node.span,
+                        },
+                        Value::Bool(b) => Key {
+                            name: b.to_string(),
+                            span: key_node.span,
+                        },
+                        Value::Float(f) => Key {
+                            name: f.to_string(),
+                            span: key_node.span,
+                        },
                         _ => {
                             self.diagnostics.push(Diagnostic::error(
                                 key_node.span,
-                                format!("map keys must be plain names, found {}", key_node.type_name()),
+                                format!(
+                                    "map keys must be plain names, found {}",
+                                    key_node.type_name()
+                                ),
                             ));
                             return Err(());
                         }
@@ -239,24 +297,33 @@ impl Builder<'_> {
                     let value = self.node(ev, sp, parser)?;
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
                         self.diagnostics.push(
-                            Diagnostic::error(key.span, format!("duplicate key `{}`", key.name)).with_hint(format!(
-                                "`{}` is already set at line {}; keep one of them",
-                                key.name, first.span.line
-                            )),
+                            Diagnostic::error(key.span, format!("duplicate key `{}`", key.name))
+                                .with_hint(format!(
+                                    "`{}` is already set at line {}; keep one of them",
+                                    key.name, first.span.line
+                                )),
                         );
                     } else {
                         entries.push((key, value));
                     }
                 }
                 self.depth -= 1;
-                (Node { value: Value::Map(entries), span }, anchor)
+                (
+                    Node {
+                        value: Value::Map(entries),
+                        span,
+                    },
+                    anchor,
+                )
             }
             Event::SequenceEnd | Event::MappingEnd | Event::StreamStart | Event::StreamEnd => {
-                self.diagnostics.push(Diagnostic::error(span, "unexpected end of YAML structure"));
+                self.diagnostics
+                    .push(Diagnostic::error(span, "unexpected end of YAML structure"));
                 return Err(());
             }
             Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {
-                self.diagnostics.push(Diagnostic::error(span, "unexpected YAML document marker"));
+                self.diagnostics
+                    .push(Diagnostic::error(span, "unexpected YAML document marker"));
                 return Err(());
             }
         };
@@ -297,18 +364,37 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn next<'i>(&mut self, parser: &mut Parser<'i, saphyr_parser::StrInput<'i>>) -> Result<(Event<'i>, YamlSpan), ()> {
+    fn next<'i>(
+        &mut self,
+        parser: &mut Parser<'i, saphyr_parser::StrInput<'i>>,
+    ) -> Result<(Event<'i>, YamlSpan), ()> {
         match parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(err)) => {
                 let m = err.marker();
-                let span = Span { file: self.file, line: m.line() as u32, col: m.col() as u32 + 1, len: 1 };
-                self.diagnostics.push(Diagnostic::error(span, format!("invalid YAML: {}", err.info())));
+                let span = Span {
+                    file: self.file,
+                    line: m.line() as u32,
+                    col: m.col() as u32 + 1,
+                    len: 1,
+                };
+                self.diagnostics.push(Diagnostic::error(
+                    span,
+                    format!("invalid YAML: {}", err.info()),
+                ));
                 Err(())
             }
             None => {
-                let span = Span { file: self.file, line: self.text_lines.len().max(1) as u32, col: 1, len: 1 };
-                self.diagnostics.push(Diagnostic::error(span, "invalid YAML: unexpected end of file"));
+                let span = Span {
+                    file: self.file,
+                    line: self.text_lines.len().max(1) as u32,
+                    col: 1,
+                    len: 1,
+                };
+                self.diagnostics.push(Diagnostic::error(
+                    span,
+                    "invalid YAML: unexpected end of file",
+                ));
                 Err(())
             }
         }
@@ -320,7 +406,10 @@ fn weight(node: &Node) -> u64 {
     1 + match &node.value {
         Value::Str(s) => s.len() as u64,
         Value::Seq(items) => items.iter().map(weight).sum(),
-        Value::Map(entries) => entries.iter().map(|(k, v)| k.name.len() as u64 + weight(v)).sum(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| k.name.len() as u64 + weight(v))
+            .sum(),
         _ => 0,
     }
 }
@@ -332,7 +421,9 @@ fn plain_scalar(text: &str) -> Value {
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         _ => {}
     }
@@ -348,7 +439,9 @@ fn plain_scalar(text: &str) -> Value {
         }
     }
     let looks_numeric = digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if looks_numeric {
         if let Ok(f) = text.parse::<f64>() {
             return Value::Float(f);
@@ -372,7 +465,10 @@ pub fn merge(base: &Node, over: &Node) -> Node {
                     None => entries.push((key.clone(), value.clone())),
                 }
             }
-            Node { value: Value::Map(entries), span: over.span }
+            Node {
+                value: Value::Map(entries),
+                span: over.span,
+            }
         }
         _ => over.clone(),
     }
@@ -389,7 +485,9 @@ mod tests {
 
     #[test]
     fn scalars_follow_the_core_schema() {
-        let n = parse_ok("a: 12\nb: 1.0e-3\nc: '12'\nd: true\ne: ~\nf: .nan\ng: hello\nh: -3\ni: 2e6\n");
+        let n = parse_ok(
+            "a: 12\nb: 1.0e-3\nc: '12'\nd: true\ne: ~\nf: .nan\ng: hello\nh: -3\ni: 2e6\n",
+        );
         assert_eq!(n.get("a").unwrap().value, Value::Int(12));
         assert_eq!(n.get("b").unwrap().value, Value::Float(1.0e-3));
         assert_eq!(n.get("c").unwrap().value, Value::Str("12".into()));
@@ -411,7 +509,10 @@ mod tests {
         let key = stage.key("seq_len").unwrap();
         assert_eq!((key.span.line, key.span.col, key.span.len), (4, 5, 7));
         let value = stage.get("seq_len").unwrap();
-        assert_eq!((value.span.line, value.span.col, value.span.len), (4, 14, 4));
+        assert_eq!(
+            (value.span.line, value.span.col, value.span.len),
+            (4, 14, 4)
+        );
     }
 
     #[test]
@@ -432,7 +533,10 @@ mod tests {
     #[test]
     fn aliases_expand() {
         let n = parse_ok("base: &b {x: 1}\nother: *b\n");
-        assert_eq!(n.get("other").unwrap().get("x").unwrap().value, Value::Int(1));
+        assert_eq!(
+            n.get("other").unwrap().get("x").unwrap().value,
+            Value::Int(1)
+        );
     }
 
     #[test]
@@ -445,8 +549,16 @@ mod tests {
         }
         let errs = parse(&text, 0).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.contains("past 200000 copied nodes and bytes"), "{}", errs[0].message);
-        let Location::Span(span) = errs[0].location else { panic!("no span") };
+        assert!(
+            errs[0]
+                .message
+                .contains("past 200000 copied nodes and bytes"),
+            "{}",
+            errs[0].message
+        );
+        let Location::Span(span) = errs[0].location else {
+            panic!("no span")
+        };
         assert!((5..=7).contains(&span.line), "blamed line {}", span.line);
     }
 
@@ -462,14 +574,30 @@ mod tests {
 
     #[test]
     fn nesting_deeper_than_the_limit_is_an_error_at_the_level_that_crosses_it() {
-        let deep: String = (0..10_000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        let deep: String = (0..10_000)
+            .map(|i| format!("{}- \n", "  ".repeat(i)))
+            .collect();
         let errs = parse(&deep, 0).unwrap_err();
-        assert!(errs[0].message.contains("nested deeper than 64 levels"), "{}", errs[0].message);
-        let Location::Span(span) = errs[0].location else { panic!("no span") };
+        assert!(
+            errs[0].message.contains("nested deeper than 64 levels"),
+            "{}",
+            errs[0].message
+        );
+        let Location::Span(span) = errs[0].location else {
+            panic!("no span")
+        };
         assert_eq!(span.line, 65);
         let flow = format!("a: {}{}", "[".repeat(200), "]".repeat(200));
-        assert!(parse(&flow, 0).unwrap_err()[0].message.contains("nested deeper than 64 levels"));
-        let ok = format!("a: {}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(
+            parse(&flow, 0).unwrap_err()[0]
+                .message
+                .contains("nested deeper than 64 levels")
+        );
+        let ok = format!(
+            "a: {}{}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
         assert!(parse(&ok, 0).is_ok());
     }
 

@@ -12,10 +12,47 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 const KEYS: &[&str] = &[
-    "version", "name", "seed", "extends", "tokenizer", "template", "image", "sources", "stages", "format", "path",
-    "category", "weight", "kind", "count", "seq_len", "budget", "mix", "max_repeat", "tokens", "samples",
-    "max_pixels", "min_pixels", "patch_size", "merge_size", "train", "pack", "lr", "trainable", "buffer", "schema",
-    "fields", "image_root", "caption", "vqa", "shapes-vqa", "synthetic", "limits", "max_record_bytes", "../x", ".",
+    "version",
+    "name",
+    "seed",
+    "extends",
+    "tokenizer",
+    "template",
+    "image",
+    "sources",
+    "stages",
+    "format",
+    "path",
+    "category",
+    "weight",
+    "kind",
+    "count",
+    "seq_len",
+    "budget",
+    "mix",
+    "max_repeat",
+    "tokens",
+    "samples",
+    "max_pixels",
+    "min_pixels",
+    "patch_size",
+    "merge_size",
+    "train",
+    "pack",
+    "lr",
+    "trainable",
+    "buffer",
+    "schema",
+    "fields",
+    "image_root",
+    "caption",
+    "vqa",
+    "shapes-vqa",
+    "synthetic",
+    "limits",
+    "max_record_bytes",
+    "../x",
+    ".",
 ];
 
 fn tokenizer() -> PathBuf {
@@ -63,7 +100,12 @@ fn recipe_text() -> impl Strategy<Value = String> {
 
 /// Byte-level edits of a valid recipe: most results are near-valid, which reaches deep checks.
 fn mutated_recipe() -> impl Strategy<Value = Vec<u8>> {
-    let edit = (any::<prop::sample::Index>(), 0u8..4, any::<u8>(), prop::sample::select(KEYS));
+    let edit = (
+        any::<prop::sample::Index>(),
+        0u8..4,
+        any::<u8>(),
+        prop::sample::select(KEYS),
+    );
     prop::collection::vec(edit, 1..6).prop_map(|edits| {
         let mut bytes = valid_recipe().into_bytes();
         for (at, op, byte, word) in edits {
@@ -84,8 +126,13 @@ fn mutated_recipe() -> impl Strategy<Value = Vec<u8>> {
 /// Anchors and aliases: `levels` lists, each aliasing the previous `width` times (a bomb when
 /// `width^levels` is large), in flow or block style, sometimes under a real recipe key.
 fn alias_web() -> impl Strategy<Value = String> {
-    (1usize..12, 1usize..12, any::<bool>(), prop::sample::select(&["a", "stages", "sources", "mix"][..])).prop_map(
-        |(levels, width, block, key)| {
+    (
+        1usize..12,
+        1usize..12,
+        any::<bool>(),
+        prop::sample::select(&["a", "stages", "sources", "mix"][..]),
+    )
+        .prop_map(|(levels, width, block, key)| {
             let mut text = format!("{key}: &l0 [x, {key}]\n");
             for i in 1..levels {
                 let refs = vec![format!("*l{}", i - 1); width];
@@ -100,8 +147,7 @@ fn alias_web() -> impl Strategy<Value = String> {
             }
             text.push_str(&format!("version: *l{}\n", levels - 1));
             text
-        },
-    )
+        })
 }
 
 /// Deep nesting in every style YAML has: flow lists and maps, block lists and maps.
@@ -110,8 +156,12 @@ fn deep_nesting() -> impl Strategy<Value = String> {
         0 => format!("stages: {}1{}\n", "[".repeat(depth), "]".repeat(depth)),
         1 => format!("stages: {}1{}\n", "{a: ".repeat(depth), "}".repeat(depth)),
         // Block styles indent by depth, so the text grows with depth^2: keep them shallower.
-        2 => (0..depth.min(400)).map(|i| format!("{}- \n", " ".repeat(i))).collect(),
-        _ => (0..depth.min(400)).map(|i| format!("{}k:\n", " ".repeat(i))).collect(),
+        2 => (0..depth.min(400))
+            .map(|i| format!("{}- \n", " ".repeat(i)))
+            .collect(),
+        _ => (0..depth.min(400))
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect(),
     })
 }
 
@@ -123,7 +173,11 @@ fn load_ok(path: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
     for d in loaded.diagnostics.iter() {
         let _ = d.render(&loaded.sources);
         // Every problem in the recipe file itself is located in it.
-        prop_assert!(!matches!(d.location, Location::None), "unlocated: {}", d.message);
+        prop_assert!(
+            !matches!(d.location, Location::None),
+            "unlocated: {}",
+            d.message
+        );
     }
     Ok(())
 }
@@ -132,13 +186,23 @@ fn load_ok(path: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
 fn fuzz<S: Strategy>(strategy: S, cases: u32, bytes: impl Fn(&S::Value) -> Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("recipe.yaml");
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    runner.run(&strategy, |value| load_ok(&path, &bytes(&value))).unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |value| load_ok(&path, &bytes(&value)))
+        .unwrap();
 }
 
 #[test]
 fn arbitrary_bytes_never_panic() {
-    fuzz(prop::collection::vec(any::<u8>(), 0..400), 2_500, Clone::clone);
+    fuzz(
+        prop::collection::vec(any::<u8>(), 0..400),
+        2_500,
+        Clone::clone,
+    );
 }
 
 #[test]
@@ -172,12 +236,29 @@ fn deep_nesting_never_overflows_the_stack() {
 fn stage_value() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just("1"), Just("-3"), Just("4096"), Just("x")],
-        prop_oneof![Just("{tokens: 5000}"), Just("{samples: 0}"), Just("{}"), Just("{image_tokens: 99999999}")],
-        prop_oneof![Just("{caption: 1.0}"), Just("{caption: 0.5, vqa: 0.5}"), Just("{nope: 1}"), Just("{caption: .nan}")],
-        prop_oneof![Just(""), Just("max_repeat: 0\n"), Just("image: {max_pixels: 100}\n"), Just("extends: a\n")],
+        prop_oneof![
+            Just("{tokens: 5000}"),
+            Just("{samples: 0}"),
+            Just("{}"),
+            Just("{image_tokens: 99999999}")
+        ],
+        prop_oneof![
+            Just("{caption: 1.0}"),
+            Just("{caption: 0.5, vqa: 0.5}"),
+            Just("{nope: 1}"),
+            Just("{caption: .nan}")
+        ],
+        prop_oneof![
+            Just(""),
+            Just("max_repeat: 0\n"),
+            Just("image: {max_pixels: 100}\n"),
+            Just("extends: a\n")
+        ],
     )
         .prop_map(|(seq, budget, mix, extra)| {
-            format!("  - name: a\n    seq_len: {seq}\n    budget: {budget}\n    mix: {mix}\n    {extra}")
+            format!(
+                "  - name: a\n    seq_len: {seq}\n    budget: {budget}\n    mix: {mix}\n    {extra}"
+            )
         })
 }
 

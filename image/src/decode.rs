@@ -192,7 +192,9 @@ pub fn decode_with_limit(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Deco
 pub fn decode_into(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32), DecodeError> {
     let format = ImageFormat::sniff(bytes).ok_or_else(|| unsupported(bytes))?;
     if format == ImageFormat::Jpeg {
-        return catch_panic(format, || decode_jpeg(bytes, DEFAULT_MAX_DECODED_PIXELS, buffer));
+        return catch_panic(format, || {
+            decode_jpeg(bytes, DEFAULT_MAX_DECODED_PIXELS, buffer)
+        });
     }
     let image = decode(bytes)?;
     let n = image.pixels.len();
@@ -337,7 +339,11 @@ fn decode_jpeg(
     let n = decoder
         .output_buffer_size()
         .filter(|&n| Some(n) == width.checked_mul(height).and_then(|p| p.checked_mul(3)))
-        .ok_or_else(|| corrupt(format!("no RGB buffer size for a {width}x{height} (WxH) image")))?;
+        .ok_or_else(|| {
+            corrupt(format!(
+                "no RGB buffer size for a {width}x{height} (WxH) image"
+            ))
+        })?;
     if buffer.is_empty() {
         // Zeroed by the allocator, which knows when fresh pages already are.
         *buffer = vec![0; n];

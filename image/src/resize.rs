@@ -338,7 +338,10 @@ mod tests {
         for (h, w) in [(0, 0), (0, 100), (100, 0)] {
             assert_eq!(
                 smart_resize(h, w, &ResizePolicy::default()),
-                Err(ResizeError::Empty { height: h, width: w })
+                Err(ResizeError::Empty {
+                    height: h,
+                    width: w
+                })
             );
         }
     }

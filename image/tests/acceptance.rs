@@ -15,13 +15,22 @@ fn picture(width: u32, height: u32) -> RgbImage {
             pixels.extend_from_slice(&[(x * 7) as u8, (y * 5) as u8, ((x ^ y) * 3) as u8]);
         }
     }
-    RgbImage { width, height, pixels }
+    RgbImage {
+        width,
+        height,
+        pixels,
+    }
 }
 
 fn webp(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
     image_webp::WebPEncoder::new(&mut out)
-        .encode(&picture(width, height).pixels, width, height, image_webp::ColorType::Rgb8)
+        .encode(
+            &picture(width, height).pixels,
+            width,
+            height,
+            image_webp::ColorType::Rgb8,
+        )
         .unwrap();
     out
 }
@@ -50,7 +59,11 @@ fn at_every_cut_check_and_decode_agree() {
             match (check(cut), decode(cut)) {
                 (Ok(()), Ok(_)) => {}
                 (Err(a), Err(b)) => assert_eq!(a, b, "{name} cut to {keep} bytes"),
-                (a, b) => panic!("{name} cut to {keep} of {} bytes: check {a:?}, decode {:?}", bytes.len(), b.map(|i| i.size())),
+                (a, b) => panic!(
+                    "{name} cut to {keep} of {} bytes: check {a:?}, decode {:?}",
+                    bytes.len(),
+                    b.map(|i| i.size())
+                ),
             }
         }
     }
@@ -79,7 +92,11 @@ fn a_png_with_a_damaged_chunk_fails_its_crc_in_both() {
 
 #[test]
 fn formats_the_decoder_does_not_take_are_refused_by_both() {
-    for bytes in [&b"GIF89a\x10\x00\x10\x00\x00\x00\x00"[..], b"BM\x00\x00", b"\0\0\0\x1cftypavif"] {
+    for bytes in [
+        &b"GIF89a\x10\x00\x10\x00\x00\x00\x00"[..],
+        b"BM\x00\x00",
+        b"\0\0\0\x1cftypavif",
+    ] {
         let err = check(bytes).unwrap_err();
         assert!(matches!(err, DecodeError::Unsupported { .. }), "{err:?}");
         assert_eq!(decode(bytes).unwrap_err(), err);
@@ -90,7 +107,10 @@ fn formats_the_decoder_does_not_take_are_refused_by_both() {
 fn images_over_the_decode_limit_are_refused_by_both() {
     for (name, bytes) in samples() {
         let err = check_with_limit(&bytes, 100).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLarge { .. }), "{name}: {err:?}");
+        assert!(
+            matches!(err, DecodeError::TooLarge { .. }),
+            "{name}: {err:?}"
+        );
         assert_eq!(decode_with_limit(&bytes, 100).unwrap_err(), err, "{name}");
     }
 }

@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use mixtape_shards::{ImageEncoding, PackedRow, PackedSampleMeta, ShardImage, ShardMeta, ShardOptions, ShardWriter};
+use mixtape_shards::{
+    ImageEncoding, PackedRow, PackedSampleMeta, ShardImage, ShardMeta, ShardOptions, ShardWriter,
+};
 
 const VOCAB: f64 = 151_643.0;
 const IMAGE_PAD: i32 = 151_655;
@@ -49,7 +51,9 @@ fn packed_row(rng: &mut Rng, seq_len: usize, images_per_row: usize, row: usize) 
         let len = rng.range(min, (min + 1_500).min(room) + 1);
         let start = packed.input_ids.len();
         let sample = packed.seq_lens.len();
-        let mut ids: Vec<i32> = (0..len).map(|_| (VOCAB.powf(rng.unit()) - 1.0) as i32).collect();
+        let mut ids: Vec<i32> = (0..len)
+            .map(|_| (VOCAB.powf(rng.unit()) - 1.0) as i32)
+            .collect();
         let mut mask: Vec<u8> = (0..len).map(|i| u8::from(i >= len / 3)).collect();
         if with_image {
             images_left -= 1;
@@ -74,7 +78,11 @@ fn packed_row(rng: &mut Rng, seq_len: usize, images_per_row: usize, row: usize) 
         packed.input_ids.extend(ids);
         packed.loss_mask.extend(mask);
         packed.seq_lens.push(len as i32);
-        let (source, category) = if with_image { ("llava", "vqa") } else { ("books", "text") };
+        let (source, category) = if with_image {
+            ("llava", "vqa")
+        } else {
+            ("books", "text")
+        };
         packed.samples.push(PackedSampleMeta {
             source: source.into(),
             category: category.into(),
@@ -99,7 +107,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seq_len: u32::try_from(seq_len)?,
         shard_index: 0,
     };
-    let mut writer = ShardWriter::try_new(&out, meta, ShardOptions::default().with_image_pad_token(IMAGE_PAD))?;
+    let mut writer = ShardWriter::try_new(
+        &out,
+        meta,
+        ShardOptions::default().with_image_pad_token(IMAGE_PAD),
+    )?;
     let mut rng = Rng(42);
     for row in 0..rows {
         writer.write(packed_row(&mut rng, seq_len, images, row))?;

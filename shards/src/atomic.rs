@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 
 /// The temporary sibling a file is written to before it is renamed to `path`.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -27,7 +30,12 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 /// only once the directory itself is synced.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
-    File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()?;
+    File::open(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })?
+    .sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -122,10 +130,18 @@ impl HashingFile {
         self.file.flush()?;
         self.file.sync_all()?;
         if let Some(cut) = self.cuts.front() {
-            return Err(io::Error::other(format!("checksum segment cut at byte {cut}, past the end ({})", self.bytes)));
+            return Err(io::Error::other(format!(
+                "checksum segment cut at byte {cut}, past the end ({})",
+                self.bytes
+            )));
         }
-        self.segments.push((self.segment_start, self.crc.finalize()));
-        Ok(Hashed { bytes: self.bytes, blake3: self.hasher.finalize().to_hex().to_string(), segments: self.segments })
+        self.segments
+            .push((self.segment_start, self.crc.finalize()));
+        Ok(Hashed {
+            bytes: self.bytes,
+            blake3: self.hasher.finalize().to_hex().to_string(),
+            segments: self.segments,
+        })
     }
 }
 
@@ -164,7 +180,10 @@ mod tests {
 
     #[test]
     fn the_temporary_name_is_a_hidden_sibling() {
-        assert_eq!(tmp_path(Path::new("out/sft/shard-00003.parquet")), Path::new("out/sft/.shard-00003.parquet.tmp"));
+        assert_eq!(
+            tmp_path(Path::new("out/sft/shard-00003.parquet")),
+            Path::new("out/sft/.shard-00003.parquet.tmp")
+        );
     }
 
     #[test]
@@ -186,7 +205,12 @@ mod tests {
         file.write_all(b"world").unwrap();
         let hashed = file.sync().unwrap();
         assert_eq!(hashed.bytes, 11);
-        assert_eq!(hashed.blake3, blake3::hash(&std::fs::read(&path).unwrap()).to_hex().to_string());
+        assert_eq!(
+            hashed.blake3,
+            blake3::hash(&std::fs::read(&path).unwrap())
+                .to_hex()
+                .to_string()
+        );
     }
 
     #[test]
@@ -201,10 +225,19 @@ mod tests {
             for part in data.chunks(step) {
                 file.write_all(part).unwrap();
             }
-            assert!(file.cut_at(10).is_err(), "a cut behind the hashed bytes is refused");
+            assert!(
+                file.cut_at(10).is_err(),
+                "a cut behind the hashed bytes is refused"
+            );
             let segments = file.sync().unwrap().segments;
             let crc = |range: std::ops::Range<usize>| crc32fast::hash(&data[range]);
-            let expected = [(0, crc(0..4)), (4, crc(4..100)), (100, crc(100..101)), (101, crc(101..640)), (640, crc(640..1000))];
+            let expected = [
+                (0, crc(0..4)),
+                (4, crc(4..100)),
+                (100, crc(100..101)),
+                (101, crc(101..640)),
+                (640, crc(640..1000)),
+            ];
             assert_eq!(segments, expected, "writes of {step} bytes");
         }
     }

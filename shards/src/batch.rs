@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, OffsetBufferBuilder};
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray, UInt8Array,
+    Array, ArrayRef, BinaryArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray,
+    UInt8Array,
 };
 use arrow_schema::DataType;
 
@@ -32,7 +33,10 @@ pub enum EncodeError {
     )]
     TooLarge { column: &'static str, total: u64 },
     #[error("arrow refused column `{column}`: {detail}")]
-    Arrow { column: &'static str, detail: String },
+    Arrow {
+        column: &'static str,
+        detail: String,
+    },
 }
 
 /// A batch does not hold valid shard rows; the reader adds the file and row group.
@@ -51,9 +55,15 @@ pub(crate) fn encode(rows: &[PackedRow]) -> Result<RecordBatch, EncodeError> {
     let tokens = total(INPUT_IDS, rows.iter().map(|r| r.input_ids.len()))?;
     let samples = total(SEQ_LENS, rows.iter().map(|r| r.seq_lens.len()))?;
     let images = total(IMAGES, rows.iter().map(|r| r.images.len()))?;
-    let image_bytes = total(image::BYTES, rows.iter().flat_map(|r| &r.images).map(|i| i.bytes.len()))?;
+    let image_bytes = total(
+        image::BYTES,
+        rows.iter().flat_map(|r| &r.images).map(|i| i.bytes.len()),
+    )?;
     for (column, text) in [
-        (SAMPLE_SOURCE, (|s: &PackedSampleMeta| s.source.len()) as fn(&PackedSampleMeta) -> usize),
+        (
+            SAMPLE_SOURCE,
+            (|s: &PackedSampleMeta| s.source.len()) as fn(&PackedSampleMeta) -> usize,
+        ),
         (SAMPLE_CATEGORY, |s| s.category.len()),
         (SAMPLE_KEY, |s| s.key.len()),
     ] {
@@ -71,19 +81,58 @@ pub(crate) fn encode(rows: &[PackedRow]) -> Result<RecordBatch, EncodeError> {
         seq_lens.extend_from_slice(&row.seq_lens);
     }
     let sample_meta = || rows.iter().flat_map(|r| &r.samples);
-    let loss_tokens: Vec<i32> = sample_meta().map(|s| to_i32(s.loss_tokens)).collect::<Result<_, _>>()?;
+    let loss_tokens: Vec<i32> = sample_meta()
+        .map(|s| to_i32(s.loss_tokens))
+        .collect::<Result<_, _>>()?;
     let token_lengths = || rows.iter().map(|r| r.input_ids.len());
     let sample_lengths = || rows.iter().map(|r| r.seq_lens.len());
 
     let columns: Vec<ArrayRef> = vec![
-        list(INPUT_IDS, DataType::Int32, token_lengths(), Arc::new(Int32Array::from(input_ids)))?,
-        list(LOSS_MASK, DataType::UInt8, token_lengths(), Arc::new(UInt8Array::from(loss_mask)))?,
-        list(POSITION_IDS, DataType::Int32, token_lengths(), Arc::new(Int32Array::from(position_ids)))?,
-        list(SEQ_LENS, DataType::Int32, sample_lengths(), Arc::new(Int32Array::from(seq_lens)))?,
-        strings(SAMPLE_SOURCE, sample_lengths(), sample_meta().map(|s| s.source.as_str()))?,
-        strings(SAMPLE_CATEGORY, sample_lengths(), sample_meta().map(|s| s.category.as_str()))?,
-        strings(SAMPLE_KEY, sample_lengths(), sample_meta().map(|s| s.key.as_str()))?,
-        list(SAMPLE_LOSS_TOKENS, DataType::Int32, sample_lengths(), Arc::new(Int32Array::from(loss_tokens)))?,
+        list(
+            INPUT_IDS,
+            DataType::Int32,
+            token_lengths(),
+            Arc::new(Int32Array::from(input_ids)),
+        )?,
+        list(
+            LOSS_MASK,
+            DataType::UInt8,
+            token_lengths(),
+            Arc::new(UInt8Array::from(loss_mask)),
+        )?,
+        list(
+            POSITION_IDS,
+            DataType::Int32,
+            token_lengths(),
+            Arc::new(Int32Array::from(position_ids)),
+        )?,
+        list(
+            SEQ_LENS,
+            DataType::Int32,
+            sample_lengths(),
+            Arc::new(Int32Array::from(seq_lens)),
+        )?,
+        strings(
+            SAMPLE_SOURCE,
+            sample_lengths(),
+            sample_meta().map(|s| s.source.as_str()),
+        )?,
+        strings(
+            SAMPLE_CATEGORY,
+            sample_lengths(),
+            sample_meta().map(|s| s.category.as_str()),
+        )?,
+        strings(
+            SAMPLE_KEY,
+            sample_lengths(),
+            sample_meta().map(|s| s.key.as_str()),
+        )?,
+        list(
+            SAMPLE_LOSS_TOKENS,
+            DataType::Int32,
+            sample_lengths(),
+            Arc::new(Int32Array::from(loss_tokens)),
+        )?,
         list(
             IMAGES,
             DataType::Struct(image_fields()),
@@ -91,17 +140,26 @@ pub(crate) fn encode(rows: &[PackedRow]) -> Result<RecordBatch, EncodeError> {
             Arc::new(image_struct(rows, images, image_bytes)?),
         )?,
     ];
-    RecordBatch::try_new(shard_schema(), columns)
-        .map_err(|e| EncodeError::Arrow { column: "(batch)", detail: e.to_string() })
+    RecordBatch::try_new(shard_schema(), columns).map_err(|e| EncodeError::Arrow {
+        column: "(batch)",
+        detail: e.to_string(),
+    })
 }
 
 fn total(column: &'static str, lengths: impl Iterator<Item = usize>) -> Result<usize, EncodeError> {
     let total: u64 = lengths.map(|l| l as u64).sum();
-    if total > i32::MAX as u64 { Err(EncodeError::TooLarge { column, total }) } else { Ok(total as usize) }
+    if total > i32::MAX as u64 {
+        Err(EncodeError::TooLarge { column, total })
+    } else {
+        Ok(total as usize)
+    }
 }
 
 fn to_i32(value: u32) -> Result<i32, EncodeError> {
-    i32::try_from(value).map_err(|_| EncodeError::TooLarge { column: "(int32 value)", total: u64::from(value) })
+    i32::try_from(value).map_err(|_| EncodeError::TooLarge {
+        column: "(int32 value)",
+        total: u64::from(value),
+    })
 }
 
 fn list(
@@ -113,10 +171,13 @@ fn list(
     let arrow = |detail: String| EncodeError::Arrow { column, detail };
     let mut offsets = OffsetBufferBuilder::<i32>::new(lengths.len());
     for length in lengths {
-        offsets.try_push_length(length).map_err(|e| arrow(e.to_string()))?;
+        offsets
+            .try_push_length(length)
+            .map_err(|e| arrow(e.to_string()))?;
     }
     let offsets = offsets.try_finish().map_err(|e| arrow(e.to_string()))?;
-    let list = ListArray::try_new(element(data_type), offsets, values, None).map_err(|e| arrow(e.to_string()))?;
+    let list = ListArray::try_new(element(data_type), offsets, values, None)
+        .map_err(|e| arrow(e.to_string()))?;
     Ok(Arc::new(list))
 }
 
@@ -125,11 +186,20 @@ fn strings<'a>(
     lengths: impl ExactSizeIterator<Item = usize>,
     values: impl Iterator<Item = &'a str>,
 ) -> Result<ArrayRef, EncodeError> {
-    list(column, DataType::Utf8, lengths, Arc::new(StringArray::from_iter_values(values)))
+    list(
+        column,
+        DataType::Utf8,
+        lengths,
+        Arc::new(StringArray::from_iter_values(values)),
+    )
 }
 
 /// The `images` struct column: `count` images holding `bytes` encoded bytes in all.
-fn image_struct(rows: &[PackedRow], count: usize, bytes: usize) -> Result<StructArray, EncodeError> {
+fn image_struct(
+    rows: &[PackedRow],
+    count: usize,
+    bytes: usize,
+) -> Result<StructArray, EncodeError> {
     let images = || rows.iter().flat_map(|r| &r.images);
     // Sized up front: growing a buffer of tens of MB by doubling was 15% of a build's final flush.
     let mut image_bytes = BinaryBuilder::with_capacity(count, bytes);
@@ -145,7 +215,9 @@ fn image_struct(rows: &[PackedRow], count: usize, bytes: usize) -> Result<Struct
     };
     let arrays: Vec<ArrayRef> = vec![
         Arc::new(image_bytes.finish()),
-        Arc::new(StringArray::from_iter_values(images().map(|i| i.encoding.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            images().map(|i| i.encoding.as_str()),
+        )),
         int(|i| i.height)?,
         int(|i| i.width)?,
         int(|i| i.source_height)?,
@@ -157,8 +229,10 @@ fn image_struct(rows: &[PackedRow], count: usize, bytes: usize) -> Result<Struct
         int(|i| i.num_tokens)?,
         int(|i| i.sample)?,
     ];
-    StructArray::try_new(image_fields(), arrays, None)
-        .map_err(|e| EncodeError::Arrow { column: columns::IMAGES, detail: e.to_string() })
+    StructArray::try_new(image_fields(), arrays, None).map_err(|e| EncodeError::Arrow {
+        column: columns::IMAGES,
+        detail: e.to_string(),
+    })
 }
 
 /// A list column viewed as per-row ranges into its (downcast) values.
@@ -175,16 +249,34 @@ impl<T> Lists<'_, T> {
 }
 
 fn error(column: &str, row: Option<usize>, detail: impl Into<String>) -> DecodeError {
-    DecodeError { column: column.to_string(), row, detail: detail.into() }
+    DecodeError {
+        column: column.to_string(),
+        row,
+        detail: detail.into(),
+    }
 }
 
-fn downcast<'a, T: Array + 'static>(column: &str, array: &'a ArrayRef, want: &str) -> Result<&'a T, DecodeError> {
-    let typed = array
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| error(column, None, format!("expected {want}, found {}", array.data_type())))?;
+fn downcast<'a, T: Array + 'static>(
+    column: &str,
+    array: &'a ArrayRef,
+    want: &str,
+) -> Result<&'a T, DecodeError> {
+    let typed = array.as_any().downcast_ref::<T>().ok_or_else(|| {
+        error(
+            column,
+            None,
+            format!("expected {want}, found {}", array.data_type()),
+        )
+    })?;
     if typed.null_count() > 0 {
-        return Err(error(column, None, format!("holds {} nulls; shard columns are never null", typed.null_count())));
+        return Err(error(
+            column,
+            None,
+            format!(
+                "holds {} nulls; shard columns are never null",
+                typed.null_count()
+            ),
+        ));
     }
     Ok(typed)
 }
@@ -194,15 +286,26 @@ fn lists<'a, T: Array + 'static>(
     column: &'static str,
     want: &str,
 ) -> Result<Lists<'a, T>, DecodeError> {
-    let array = batch.column_by_name(column).ok_or_else(|| error(column, None, "column is missing"))?;
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| error(column, None, "column is missing"))?;
     let list: &ListArray = downcast(column, array, &format!("list<{want}>"))?;
     let values = downcast(column, list.values(), &format!("list<{want}>"))?;
-    Ok(Lists { offsets: list.value_offsets(), values })
+    Ok(Lists {
+        offsets: list.value_offsets(),
+        values,
+    })
 }
 
-fn child<'a, T: Array + 'static>(images: &'a StructArray, name: &str, want: &str) -> Result<&'a T, DecodeError> {
+fn child<'a, T: Array + 'static>(
+    images: &'a StructArray,
+    name: &str,
+    want: &str,
+) -> Result<&'a T, DecodeError> {
     let column = format!("images.{name}");
-    let array = images.column_by_name(name).ok_or_else(|| error(&column, None, "field is missing"))?;
+    let array = images
+        .column_by_name(name)
+        .ok_or_else(|| error(&column, None, "field is missing"))?;
     downcast(&column, array, want)
 }
 
@@ -248,9 +351,17 @@ impl<'a, A: Array + 'static, T: Copy> TokenColumn<'a, A, T> {
 }
 
 /// The rows of a directly decoded column, one by one, checked to be as many as `batch`'s.
-fn split_rows<T>(batch: &RecordBatch, column: &str, rows: Vec<T>) -> Result<std::vec::IntoIter<T>, DecodeError> {
+fn split_rows<T>(
+    batch: &RecordBatch,
+    column: &str,
+    rows: Vec<T>,
+) -> Result<std::vec::IntoIter<T>, DecodeError> {
     if rows.len() != batch.num_rows() {
-        let detail = format!("{} rows decoded from its pages, {} in the other columns", rows.len(), batch.num_rows());
+        let detail = format!(
+            "{} rows decoded from its pages, {} in the other columns",
+            rows.len(),
+            batch.num_rows()
+        );
         return Err(error(column, None, detail));
     }
     Ok(rows.into_iter())
@@ -265,11 +376,19 @@ pub(crate) fn decode(batch: &RecordBatch) -> Result<Vec<PackedRow>, DecodeError>
 }
 
 /// Like [`decode`], with the columns that `direct` holds taken from there.
-pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<Vec<PackedRow>, DecodeError> {
+pub(crate) fn decode_with(
+    batch: &RecordBatch,
+    direct: DirectColumns,
+) -> Result<Vec<PackedRow>, DecodeError> {
     use columns::*;
-    let mut input_ids = TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", direct.input_ids)?;
-    let mut loss_mask = TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", direct.loss_mask)?;
-    let mut image_bytes = direct.image_bytes.map(|rows| split_rows(batch, "images.bytes", rows)).transpose()?;
+    let mut input_ids =
+        TokenColumn::<Int32Array, i32>::new(batch, INPUT_IDS, "int32", direct.input_ids)?;
+    let mut loss_mask =
+        TokenColumn::<UInt8Array, u8>::new(batch, LOSS_MASK, "uint8", direct.loss_mask)?;
+    let mut image_bytes = direct
+        .image_bytes
+        .map(|rows| split_rows(batch, "images.bytes", rows))
+        .transpose()?;
     let position_ids = match batch.column_by_name(POSITION_IDS) {
         Some(_) => Some(lists::<Int32Array>(batch, POSITION_IDS, "int32")?),
         None => None,
@@ -295,7 +414,11 @@ pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<
                 return Err(error(
                     column,
                     Some(r),
-                    format!("{} entries for {} packed samples", other.len(), sample_range.len()),
+                    format!(
+                        "{} entries for {} packed samples",
+                        other.len(),
+                        sample_range.len()
+                    ),
                 ));
             }
         }
@@ -304,10 +427,14 @@ pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<
             let loss = loss_tokens.values.value(loss_tokens.range(r).start + k);
             samples.push(PackedSampleMeta {
                 source: sources.values.value(sources.range(r).start + k).to_string(),
-                category: categories.values.value(categories.range(r).start + k).to_string(),
+                category: categories
+                    .values
+                    .value(categories.range(r).start + k)
+                    .to_string(),
                 key: keys.values.value(keys.range(r).start + k).to_string(),
-                loss_tokens: u32::try_from(loss)
-                    .map_err(|_| error(SAMPLE_LOSS_TOKENS, Some(r), format!("{loss} is negative")))?,
+                loss_tokens: u32::try_from(loss).map_err(|_| {
+                    error(SAMPLE_LOSS_TOKENS, Some(r), format!("{loss} is negative"))
+                })?,
             });
         }
         let mut row = PackedRow {
@@ -315,13 +442,20 @@ pub(crate) fn decode_with(batch: &RecordBatch, direct: DirectColumns) -> Result<
             loss_mask: loss_mask.take(r, |a| a.values()),
             seq_lens: seq_lens.values.values()[sample_range].to_vec(),
             samples,
-            images: images.range(r).map(|i| image_columns.image(i, r)).collect::<Result<_, _>>()?,
+            images: images
+                .range(r)
+                .map(|i| image_columns.image(i, r))
+                .collect::<Result<_, _>>()?,
         };
         if let Some(rows) = image_bytes.as_mut() {
             // Never short: split_rows checked the length against the batch's rows.
             let bytes = rows.next().unwrap_or_default();
             if bytes.len() != row.images.len() {
-                let detail = format!("{} byte strings for {} images", bytes.len(), row.images.len());
+                let detail = format!(
+                    "{} byte strings for {} images",
+                    bytes.len(),
+                    row.images.len()
+                );
                 return Err(error("images.bytes", Some(r), detail));
             }
             for (image, bytes) in row.images.iter_mut().zip(bytes) {
@@ -351,7 +485,18 @@ struct ImageColumns<'a> {
 
 const IMAGE_INTS: [&str; 10] = {
     use columns::image::*;
-    [HEIGHT, WIDTH, SOURCE_HEIGHT, SOURCE_WIDTH, GRID_T, GRID_H, GRID_W, TOKEN_OFFSET, NUM_TOKENS, SAMPLE]
+    [
+        HEIGHT,
+        WIDTH,
+        SOURCE_HEIGHT,
+        SOURCE_WIDTH,
+        GRID_T,
+        GRID_H,
+        GRID_W,
+        TOKEN_OFFSET,
+        NUM_TOKENS,
+        SAMPLE,
+    ]
 };
 
 impl<'a> ImageColumns<'a> {
@@ -366,7 +511,9 @@ impl<'a> ImageColumns<'a> {
                 None => None,
             },
             encoding: child(images, columns::image::ENCODING, "utf8")?,
-            ints: ints.try_into().map_err(|_| error(columns::IMAGES, None, "internal: image field count"))?,
+            ints: ints
+                .try_into()
+                .map_err(|_| error(columns::IMAGES, None, "internal: image field count"))?,
         })
     }
 
@@ -375,15 +522,34 @@ impl<'a> ImageColumns<'a> {
         let mut ints = [0u32; 10];
         for ((slot, array), name) in ints.iter_mut().zip(self.ints).zip(IMAGE_INTS) {
             let value = array.value(i);
-            *slot = u32::try_from(value)
-                .map_err(|_| error(&format!("images.{name}"), Some(row), format!("{value} is negative")))?;
+            *slot = u32::try_from(value).map_err(|_| {
+                error(
+                    &format!("images.{name}"),
+                    Some(row),
+                    format!("{value} is negative"),
+                )
+            })?;
         }
-        let [height, width, source_height, source_width, grid_t, grid_h, grid_w, token_offset, num_tokens, sample] =
-            ints;
+        let [
+            height,
+            width,
+            source_height,
+            source_width,
+            grid_t,
+            grid_h,
+            grid_w,
+            token_offset,
+            num_tokens,
+            sample,
+        ] = ints;
         Ok(ShardImage {
             bytes: self.bytes.map(|b| b.value(i).to_vec()).unwrap_or_default(),
             encoding: ImageEncoding::parse(encoding).ok_or_else(|| {
-                error("images.encoding", Some(row), format!("{encoding:?} is not one of \"jpeg\", \"png\", \"source\""))
+                error(
+                    "images.encoding",
+                    Some(row),
+                    format!("{encoding:?} is not one of \"jpeg\", \"png\", \"source\""),
+                )
             })?,
             height,
             width,
@@ -406,7 +572,11 @@ mod tests {
 
     #[test]
     fn rows_survive_encode_then_decode_unchanged() {
-        let rows = vec![row(&[(10, 0), (20, 2)]), row(&[(7, 0)]), row(&[(30, 3), (8, 1)])];
+        let rows = vec![
+            row(&[(10, 0), (20, 2)]),
+            row(&[(7, 0)]),
+            row(&[(30, 3), (8, 1)]),
+        ];
         let batch = encode(&rows).unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(decode(&batch).unwrap(), rows);
@@ -423,7 +593,11 @@ mod tests {
     fn the_position_ids_column_restarts_at_each_sample() {
         let batch = encode(&[row(&[(3, 0), (2, 0)])]).unwrap();
         let positions = batch.column_by_name(columns::POSITION_IDS).unwrap();
-        let positions = positions.as_any().downcast_ref::<ListArray>().unwrap().value(0);
+        let positions = positions
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap()
+            .value(0);
         let positions = positions.as_any().downcast_ref::<Int32Array>().unwrap();
         assert_eq!(positions.values().as_ref(), [0, 1, 2, 0, 1]);
     }

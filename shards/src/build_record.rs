@@ -57,13 +57,24 @@ pub enum BuildRecordError {
     #[error("{} is missing", path.display())]
     Missing { path: PathBuf },
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("{} is not a mixtape build record: {source}", path.display())]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{} has format_version {found}, this mixtape reads version {BUILD_RECORD_VERSION}", path.display())]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{} was edited: its checksum is {stated}, its content hashes to {computed}", path.display())]
-    Checksum { path: PathBuf, stated: String, computed: String },
+    Checksum {
+        path: PathBuf,
+        stated: String,
+        computed: String,
+    },
     #[error("{} lists the stage `{stage}`, which is not a plain folder name inside the build output", path.display())]
     UnsafeStageName { path: PathBuf, stage: String },
 }
@@ -101,7 +112,10 @@ impl BuildRecord {
             record: &'a BuildRecord,
             checksum: String,
         }
-        let stored = WithChecksum { record: self, checksum: self.checksum() };
+        let stored = WithChecksum {
+            record: self,
+            checksum: self.checksum(),
+        };
         let mut text = serde_json::to_string_pretty(&stored).unwrap_or_default();
         text.push('\n');
         text
@@ -110,10 +124,12 @@ impl BuildRecord {
     /// Writes the record atomically (temporary file, fsync, rename).
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), BuildRecordError> {
         let path = path.as_ref();
-        crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| BuildRecordError::Io {
-            path: path.to_path_buf(),
-            action: "write",
-            source,
+        crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| {
+            BuildRecordError::Io {
+                path: path.to_path_buf(),
+                action: "write",
+                source,
+            }
         })
     }
 
@@ -122,13 +138,25 @@ impl BuildRecord {
     pub fn read(path: impl AsRef<Path>) -> Result<Self, BuildRecordError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => BuildRecordError::Missing { path: path.to_path_buf() },
-            _ => BuildRecordError::Io { path: path.to_path_buf(), action: "read", source },
+            std::io::ErrorKind::NotFound => BuildRecordError::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => BuildRecordError::Io {
+                path: path.to_path_buf(),
+                action: "read",
+                source,
+            },
         })?;
         let stored: Stored =
-            serde_json::from_slice(&bytes).map_err(|source| BuildRecordError::Json { path: path.to_path_buf(), source })?;
+            serde_json::from_slice(&bytes).map_err(|source| BuildRecordError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if stored.format_version != BUILD_RECORD_VERSION {
-            return Err(BuildRecordError::UnsupportedVersion { path: path.to_path_buf(), found: stored.format_version });
+            return Err(BuildRecordError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: stored.format_version,
+            });
         }
         let record = Self {
             format_version: stored.format_version,
@@ -139,12 +167,19 @@ impl BuildRecord {
         };
         let computed = record.checksum();
         if stored.checksum != computed {
-            return Err(BuildRecordError::Checksum { path: path.to_path_buf(), stated: stored.checksum, computed });
+            return Err(BuildRecordError::Checksum {
+                path: path.to_path_buf(),
+                stated: stored.checksum,
+                computed,
+            });
         }
         // A checksum proves no accident, not intent: a crafted record could name `../x`, and readers
         // join stage names to the build folder.
         if let Some(stage) = record.stages.iter().find(|s| !is_plain_folder_name(s)) {
-            return Err(BuildRecordError::UnsafeStageName { path: path.to_path_buf(), stage: stage.clone() });
+            return Err(BuildRecordError::UnsafeStageName {
+                path: path.to_path_buf(),
+                stage: stage.clone(),
+            });
         }
         Ok(record)
     }
@@ -160,7 +195,12 @@ mod tests {
     use super::*;
 
     fn record() -> BuildRecord {
-        BuildRecord::new("demo", "fp-1", "libjpeg-turbo 3.0", vec!["warmup".into(), "sft".into()])
+        BuildRecord::new(
+            "demo",
+            "fp-1",
+            "libjpeg-turbo 3.0",
+            vec!["warmup".into(), "sft".into()],
+        )
     }
 
     #[test]
@@ -186,10 +226,14 @@ mod tests {
             ("stage list", good.replace("\"sft\"", "\"sft2\"")),
             ("checksum", good.replace("blake3:", "blake3:0")),
             ("extra key", good.replacen('{', "{\"note\": 1,", 1)),
-            ("version", good.replace("\"format_version\": 1", "\"format_version\": 2")),
+            (
+                "version",
+                good.replace("\"format_version\": 1", "\"format_version\": 2"),
+            ),
             ("truncated", good[..good.len() / 2].to_string()),
             ("stage outside the folder", {
-                let escaping = BuildRecord::new("demo", "fp-1", "libjpeg-turbo 3.0", vec!["../x".into()]);
+                let escaping =
+                    BuildRecord::new("demo", "fp-1", "libjpeg-turbo 3.0", vec!["../x".into()]);
                 escaping.to_json()
             }),
             ("empty", String::new()),
@@ -197,10 +241,16 @@ mod tests {
         for (what, text) in edits {
             std::fs::write(&path, &text).unwrap();
             let err = BuildRecord::read(&path).expect_err(what);
-            assert!(err.to_string().contains(&path.display().to_string()), "{what}: {err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{what}: {err}"
+            );
         }
         std::fs::remove_file(&path).unwrap();
-        assert!(matches!(BuildRecord::read(&path), Err(BuildRecordError::Missing { .. })));
+        assert!(matches!(
+            BuildRecord::read(&path),
+            Err(BuildRecordError::Missing { .. })
+        ));
         // Whitespace is not content.
         std::fs::write(&path, good.replace('\n', " ")).unwrap();
         assert_eq!(BuildRecord::read(&path).unwrap(), record());

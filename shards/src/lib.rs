@@ -35,16 +35,19 @@ mod testing;
 
 pub use batch::{DecodeError, EncodeError};
 pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
-pub use manifest::{Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
+pub use manifest::{
+    Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals,
+};
 pub use read::{ReadColumns, ReadError, Region, ShardFile, read_rows};
 pub use reader::{
-    Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState, ReaderWarning, Row, Tally,
+    Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState,
+    ReaderWarning, Row, Tally,
 };
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
 pub use verify::{Problem, ProblemKind, StageReport, VerifyError, VerifyReport, verify};
 pub use writer::{
-    DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions, ShardWriter,
-    WriteError, shard_file_name,
+    DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions,
+    ShardWriter, WriteError, shard_file_name,
 };

@@ -145,9 +145,16 @@ pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
 #[non_exhaustive]
 pub enum ManifestError {
     #[error("cannot {action} manifest {}: {source}", path.display())]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("manifest {} is not a valid mixtape manifest: {source} (it was edited or truncated: rebuild the stage)", path.display())]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("manifest {} has format_version {found}, this mixtape reads version {FORMAT_VERSION}: rebuild the stage with this mixtape", path.display())]
     UnsupportedVersion { path: PathBuf, found: u32 },
     /// A manifest written before shards carried checksums: its shards cannot be checked as read.
@@ -211,10 +218,12 @@ impl Manifest {
     /// Writes the manifest to `path` (normally `STAGE_DIR/manifest.json`) atomically.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ManifestError> {
         let path = path.as_ref();
-        crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| ManifestError::Io {
-            path: path.to_path_buf(),
-            action: "write",
-            source,
+        crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| {
+            ManifestError::Io {
+                path: path.to_path_buf(),
+                action: "write",
+                source,
+            }
         })
     }
 
@@ -241,13 +250,25 @@ impl Manifest {
             #[serde(default)]
             checksums: Option<serde::de::IgnoredAny>,
         }
-        let json = |source| ManifestError::Json { path: path.to_path_buf(), source };
-        let Version { format_version, shards } = serde_json::from_slice(&bytes).map_err(json)?;
+        let json = |source| ManifestError::Json {
+            path: path.to_path_buf(),
+            source,
+        };
+        let Version {
+            format_version,
+            shards,
+        } = serde_json::from_slice(&bytes).map_err(json)?;
         if format_version != FORMAT_VERSION {
-            return Err(ManifestError::UnsupportedVersion { path: path.to_path_buf(), found: format_version });
+            return Err(ManifestError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: format_version,
+            });
         }
         if let Some(entry) = shards.into_iter().find(|e| e.checksums.is_none()) {
-            return Err(ManifestError::NoChecksums { path: path.to_path_buf(), file: entry.file });
+            return Err(ManifestError::NoChecksums {
+                path: path.to_path_buf(),
+                file: entry.file,
+            });
         }
         serde_json::from_slice(&bytes).map_err(json)
     }
@@ -258,7 +279,13 @@ mod tests {
     use super::*;
 
     fn counts(samples: u64, tokens: u64) -> Counts {
-        Counts { samples, tokens, loss_tokens: tokens / 2, image_tokens: tokens / 4, images: samples / 2 }
+        Counts {
+            samples,
+            tokens,
+            loss_tokens: tokens / 2,
+            image_tokens: tokens / 4,
+            images: samples / 2,
+        }
     }
 
     fn shard(index: u32, rows: u64, by: &[(&str, &str, Counts)]) -> ShardInfo {
@@ -274,7 +301,11 @@ mod tests {
             efficiency: 0.0,
             by_category: BTreeMap::new(),
             by_source: BTreeMap::new(),
-            checksums: ShardChecksums { column_chunks: vec![vec![7, 8]], tail_offset: 40, tail_crc32: 9 },
+            checksums: ShardChecksums {
+                column_chunks: vec![vec![7, 8]],
+                tail_offset: 40,
+                tail_crc32: 9,
+            },
         };
         for (category, source, c) in by {
             info.totals += c;
@@ -288,9 +319,17 @@ mod tests {
     fn manifest() -> Manifest {
         let shards = vec![
             shard(1, 2, &[("vqa", "llava", counts(3, 150))]),
-            shard(0, 3, &[("caption", "laion", counts(4, 200)), ("vqa", "llava", counts(2, 90))]),
+            shard(
+                0,
+                3,
+                &[
+                    ("caption", "laion", counts(4, 200)),
+                    ("vqa", "llava", counts(2, 90)),
+                ],
+            ),
         ];
-        let rejects = BTreeMap::from([("too_long".to_string(), 2), ("invalid_json".to_string(), 1)]);
+        let rejects =
+            BTreeMap::from([("too_long".to_string(), 2), ("invalid_json".to_string(), 1)]);
         Manifest::new("sft", 100, "fp-123", shards, rejects)
     }
 
@@ -325,8 +364,11 @@ mod tests {
         let json = manifest().to_json();
         assert!(json.ends_with("}\n"));
         assert_eq!(json, manifest().to_json());
-        let keys: Vec<&str> =
-            json.lines().filter(|l| l.starts_with("  \"")).map(|l| l.trim_start().split('"').nth(1).unwrap()).collect();
+        let keys: Vec<&str> = json
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim_start().split('"').nth(1).unwrap())
+            .collect();
         assert_eq!(
             keys,
             [
@@ -366,9 +408,18 @@ mod tests {
         assert!(matches!(err, ManifestError::Json { .. }), "{err}");
         assert!(err.to_string().contains("manifest.json"), "{err}");
 
-        std::fs::write(&path, manifest().to_json().replace("\"format_version\": 1", "\"format_version\": 2")).unwrap();
+        std::fs::write(
+            &path,
+            manifest()
+                .to_json()
+                .replace("\"format_version\": 1", "\"format_version\": 2"),
+        )
+        .unwrap();
         let err = Manifest::read(&path).unwrap_err();
-        assert!(matches!(err, ManifestError::UnsupportedVersion { found: 2, .. }), "{err}");
+        assert!(
+            matches!(err, ManifestError::UnsupportedVersion { found: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -376,10 +427,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(MANIFEST_FILE);
         let mut json: serde_json::Value = serde_json::from_str(&manifest().to_json()).unwrap();
-        json["shards"][1].as_object_mut().unwrap().remove("checksums");
+        json["shards"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("checksums");
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
         let err = Manifest::read(&path).unwrap_err();
-        assert!(matches!(&err, ManifestError::NoChecksums { file, .. } if file == "shard-00001.parquet"), "{err}");
+        assert!(
+            matches!(&err, ManifestError::NoChecksums { file, .. } if file == "shard-00001.parquet"),
+            "{err}"
+        );
         assert!(err.to_string().contains("rebuild the stage"), "{err}");
     }
 
@@ -387,7 +444,13 @@ mod tests {
     fn unknown_fields_are_accepted_for_forward_compatibility() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(MANIFEST_FILE);
-        std::fs::write(&path, manifest().to_json().replacen('{', "{\n  \"added_later\": true,", 1)).unwrap();
+        std::fs::write(
+            &path,
+            manifest()
+                .to_json()
+                .replacen('{', "{\n  \"added_later\": true,", 1),
+        )
+        .unwrap();
         assert_eq!(Manifest::read(&path).unwrap(), manifest());
     }
 }

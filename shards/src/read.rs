@@ -26,7 +26,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::Type as PhysicalType;
 use parquet::errors::ParquetError;
 
@@ -52,30 +54,61 @@ const IMAGE_BYTES: &str = "images.bytes";
 #[non_exhaustive]
 pub enum ReadError {
     #[error("cannot open shard {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}{}: not a readable Parquet shard: {source} (the file is truncated or corrupt: delete it and rebuild the stage)", path.display(), at(*row_group))]
-    Parquet { path: PathBuf, row_group: Option<usize>, source: ParquetError },
+    Parquet {
+        path: PathBuf,
+        row_group: Option<usize>,
+        source: ParquetError,
+    },
     #[error("{}: {source}", path.display())]
     Meta { path: PathBuf, source: MetaError },
     #[error("{}, row group {row_group}: {source} (not a mixtape shard of format 1, or corrupt: rebuild it)", path.display())]
-    Decode { path: PathBuf, row_group: usize, source: DecodeError },
+    Decode {
+        path: PathBuf,
+        row_group: usize,
+        source: DecodeError,
+    },
     #[error("{}, row group {row_group}, row {row}: {source} (the shard is corrupt: rebuild it)", path.display())]
-    InvalidRow { path: PathBuf, row_group: usize, row: usize, source: RowError },
+    InvalidRow {
+        path: PathBuf,
+        row_group: usize,
+        row: usize,
+        source: RowError,
+    },
     #[error("{}: has no row group {row_group} (it has {row_groups})", path.display())]
-    NoSuchRowGroup { path: PathBuf, row_group: usize, row_groups: usize },
+    NoSuchRowGroup {
+        path: PathBuf,
+        row_group: usize,
+        row_groups: usize,
+    },
     /// A region's bytes differ from what the build wrote (its CRC32, or the magic itself).
     #[error("{}, {region}: damaged: its CRC32 is {found:08x}, the manifest records {expected:08x} (the shard changed after it was built: delete it and rebuild the stage)", path.display())]
-    Corrupt { path: PathBuf, region: Region, expected: u32, found: u32 },
+    Corrupt {
+        path: PathBuf,
+        region: Region,
+        expected: u32,
+        found: u32,
+    },
     /// The file's size is not the manifest's.
     #[error("{}: is {found} bytes, the manifest says {expected} (the shard was truncated, extended or replaced: delete it and rebuild the stage)", path.display())]
-    Size { path: PathBuf, expected: u64, found: u64 },
+    Size {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
     /// The checksums of the manifest entry do not describe this file's layout.
     #[error("{}: its manifest entry's checksums do not match its layout: {detail} (the shard was replaced or the manifest edited: rebuild the stage)", path.display())]
     ChecksumLayout { path: PathBuf, detail: String },
 }
 
 fn at(row_group: Option<usize>) -> String {
-    row_group.map(|g| format!(", row group {g}")).unwrap_or_default()
+    row_group
+        .map(|g| format!(", row group {g}"))
+        .unwrap_or_default()
 }
 
 /// An open shard: its footer and metadata, ready to decode row groups.
@@ -99,10 +132,19 @@ impl ShardFile {
     /// [`ShardFile::open_checked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+        let file = File::open(&path).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let len = parquet::file::reader::Length::len(&file);
-        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|source| ReadError::Parquet { path: path.clone(), row_group: None, source })?;
+        let metadata =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
+                ReadError::Parquet {
+                    path: path.clone(),
+                    row_group: None,
+                    source,
+                }
+            })?;
         Self::with_metadata(path, metadata, None, len)
     }
 
@@ -111,11 +153,18 @@ impl ShardFile {
     /// `info`'s checksums to check each column chunk as a row group is read.
     pub fn open_checked(path: impl AsRef<Path>, info: &ShardInfo) -> Result<Self, ReadError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| ReadError::Io { path: path.clone(), source };
+        let io = |source| ReadError::Io {
+            path: path.clone(),
+            source,
+        };
         let file = File::open(&path).map_err(io)?;
         let len = parquet::file::reader::Length::len(&file);
         if len != info.bytes {
-            return Err(ReadError::Size { path: path.clone(), expected: info.bytes, found: len });
+            return Err(ReadError::Size {
+                path: path.clone(),
+                expected: info.bytes,
+                found: len,
+            });
         }
         let checksums = &info.checksums;
         let magic = checked::load(&file, 0, len.min(4)).map_err(io)?;
@@ -123,7 +172,12 @@ impl ShardFile {
             let mut found = [0u8; 4];
             found[..magic.len()].copy_from_slice(&magic);
             let (expected, found) = (u32::from_le_bytes(MAGIC), u32::from_le_bytes(found));
-            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Magic, expected, found });
+            return Err(ReadError::Corrupt {
+                path: path.clone(),
+                region: Region::Magic,
+                expected,
+                found,
+            });
         }
         // The magic is there, so the file has at least 4 bytes.
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
@@ -131,12 +185,26 @@ impl ShardFile {
         let found = crc32fast::hash(&tail);
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
             let expected = checksums.tail_crc32;
-            return Err(ReadError::Corrupt { path: path.clone(), region: Region::Tail, expected, found });
+            return Err(ReadError::Corrupt {
+                path: path.clone(),
+                region: Region::Tail,
+                expected,
+                found,
+            });
         }
         let tail = Loaded::new(len, vec![(tail_offset, tail)]);
-        let metadata = ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new())
-            .map_err(|source| ReadError::Parquet { path: path.clone(), row_group: None, source })?;
-        check_layout(&metadata, checksums).map_err(|detail| ReadError::ChecksumLayout { path: path.clone(), detail })?;
+        let metadata =
+            ArrowReaderMetadata::load(&tail, ArrowReaderOptions::new()).map_err(|source| {
+                ReadError::Parquet {
+                    path: path.clone(),
+                    row_group: None,
+                    source,
+                }
+            })?;
+        check_layout(&metadata, checksums).map_err(|detail| ReadError::ChecksumLayout {
+            path: path.clone(),
+            detail,
+        })?;
         Self::with_metadata(path, metadata, Some(Arc::new(checksums.clone())), len)
     }
 
@@ -154,8 +222,17 @@ impl ShardFile {
             .flatten()
             .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
             .collect();
-        let meta = ShardMeta::from_key_values(&kv).map_err(|source| ReadError::Meta { path: path.clone(), source })?;
-        Ok(Self { path, meta, metadata, checksums, len })
+        let meta = ShardMeta::from_key_values(&kv).map_err(|source| ReadError::Meta {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            path,
+            meta,
+            metadata,
+            checksums,
+            len,
+        })
     }
 
     /// Whether the bytes read are checked against a manifest's checksums.
@@ -167,18 +244,29 @@ impl ShardFile {
     /// its CRC32 when the shard has checksums.
     fn load(&self, row_group: usize, leaves: &[usize]) -> Result<Loaded, ReadError> {
         let group = self.metadata.metadata().row_group(row_group);
-        let file = File::open(&self.path).map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+        let file = File::open(&self.path).map_err(|source| ReadError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         let mut parts = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let (start, len) = group.column(leaf).byte_range();
             if start.checked_add(len).is_none_or(|end| end > self.len) {
                 // Only a footer nobody checked can say so; never allocate what it claims.
                 let column = group.column(leaf).column_path().string();
-                let detail = format!("column {column} claims bytes {start}..+{len}, past the end of the file");
-                return Err(ReadError::Parquet { path: self.path.clone(), row_group: Some(row_group), source: ParquetError::General(detail) });
+                let detail = format!(
+                    "column {column} claims bytes {start}..+{len}, past the end of the file"
+                );
+                return Err(ReadError::Parquet {
+                    path: self.path.clone(),
+                    row_group: Some(row_group),
+                    source: ParquetError::General(detail),
+                });
             }
-            let bytes = checked::load(&file, start, len)
-                .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+            let bytes = checked::load(&file, start, len).map_err(|source| ReadError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
             if let Some(checksums) = &self.checksums {
                 // `check_layout` made sure every (row group, leaf) has one.
                 let expected = checksums.column_chunks[row_group][leaf];
@@ -186,7 +274,12 @@ impl ShardFile {
                 if found != expected {
                     let column = group.column(leaf).column_path().string();
                     let region = Region::ColumnChunk { row_group, column };
-                    return Err(ReadError::Corrupt { path: self.path.clone(), region, expected, found });
+                    return Err(ReadError::Corrupt {
+                        path: self.path.clone(),
+                        region,
+                        expected,
+                        found,
+                    });
                 }
             }
             parts.push((start, bytes));
@@ -226,7 +319,11 @@ impl ShardFile {
 
     /// Like [`ShardFile::read_row_group`], reading only the columns `columns` asks for (the others
     /// are always read): a reader that skips images leaves out the image bytes, most of a shard.
-    pub fn read_row_group_columns(&self, row_group: usize, columns: ReadColumns) -> Result<Vec<PackedRow>, ReadError> {
+    pub fn read_row_group_columns(
+        &self,
+        row_group: usize,
+        columns: ReadColumns,
+    ) -> Result<Vec<PackedRow>, ReadError> {
         self.read_row_group_with(row_group, columns, false)
     }
 
@@ -242,10 +339,19 @@ impl ShardFile {
         self.read_row_group_with(row_group, columns, true)
     }
 
-    fn read_row_group_with(&self, row_group: usize, columns: ReadColumns, split: bool) -> Result<Vec<PackedRow>, ReadError> {
+    fn read_row_group_with(
+        &self,
+        row_group: usize,
+        columns: ReadColumns,
+        split: bool,
+    ) -> Result<Vec<PackedRow>, ReadError> {
         let path = || self.path.clone();
         if row_group >= self.row_groups() {
-            return Err(ReadError::NoSuchRowGroup { path: path(), row_group, row_groups: self.row_groups() });
+            return Err(ReadError::NoSuchRowGroup {
+                path: path(),
+                row_group,
+                row_groups: self.row_groups(),
+            });
         }
         let mut checks = RowChecks::default().with_max_tokens(self.meta.seq_len);
         if !columns.image_bytes {
@@ -264,21 +370,29 @@ impl ShardFile {
                 .filter(|&i| {
                     let leaf = schema.column(i);
                     let parts = leaf.path().parts();
-                    !wanted(parts) && (columns.image_bytes || !parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH))
+                    !wanted(parts)
+                        && (columns.image_bytes
+                            || !parts.iter().map(String::as_str).eq(IMAGE_BYTES_PATH))
                 })
                 .collect();
             self.load(row_group, &unread)?;
         }
-        let is_input_ids = |parts: &[String]| parts.first().map(String::as_str) == Some(schema_columns::INPUT_IDS);
+        let is_input_ids =
+            |parts: &[String]| parts.first().map(String::as_str) == Some(schema_columns::INPUT_IDS);
         let add = |rows: &mut Vec<PackedRow>, part: Part| -> Result<(), ReadError> {
-            let decoded = part.decode().map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
+            let decoded = part.decode().map_err(|source| ReadError::Decode {
+                path: path(),
+                row_group,
+                source,
+            })?;
             for row in decoded {
-                row.validate(&checks).map_err(|source| ReadError::InvalidRow {
-                    path: path(),
-                    row_group,
-                    row: rows.len(),
-                    source,
-                })?;
+                row.validate(&checks)
+                    .map_err(|source| ReadError::InvalidRow {
+                        path: path(),
+                        row_group,
+                        row: rows.len(),
+                        source,
+                    })?;
                 rows.push(row);
             }
             Ok(())
@@ -311,8 +425,14 @@ impl ShardFile {
             let mut ids = rx.into_iter();
             for rest in self.columns(row_group, &rest)? {
                 let rest = rest?;
-                let ids = ids.next().ok_or_else(|| split_mismatch(path(), row_group, "ends early"))??;
-                let part = ids.merge(rest).map_err(|source| ReadError::Decode { path: path(), row_group, source })?;
+                let ids = ids
+                    .next()
+                    .ok_or_else(|| split_mismatch(path(), row_group, "ends early"))??;
+                let part = ids.merge(rest).map_err(|source| ReadError::Decode {
+                    path: path(),
+                    row_group,
+                    source,
+                })?;
                 add(&mut rows, part)?;
             }
             match ids.next() {
@@ -337,31 +457,60 @@ impl ShardFile {
         let schema = metadata.file_metadata().schema_descr();
         let (input_ids, loss_mask) = (schema_columns::INPUT_IDS, schema_columns::LOSS_MASK);
         let direct: Vec<(usize, &str)> = [
-            (&[input_ids, "list", LIST_ELEMENT][..], PhysicalType::INT32, input_ids),
-            (&[loss_mask, "list", LIST_ELEMENT][..], PhysicalType::INT32, loss_mask),
+            (
+                &[input_ids, "list", LIST_ELEMENT][..],
+                PhysicalType::INT32,
+                input_ids,
+            ),
+            (
+                &[loss_mask, "list", LIST_ELEMENT][..],
+                PhysicalType::INT32,
+                loss_mask,
+            ),
             (&IMAGE_BYTES_PATH[..], PhysicalType::BYTE_ARRAY, IMAGE_BYTES),
         ]
         .into_iter()
-        .filter_map(|(leaf, physical, column)| lists::direct_leaf(schema, leaf, physical).map(|leaf| (leaf, column)))
+        .filter_map(|(leaf, physical, column)| {
+            lists::direct_leaf(schema, leaf, physical).map(|leaf| (leaf, column))
+        })
         .filter(|&(leaf, _)| keep(schema.column(leaf).path().parts()))
         .collect();
         let rest: Vec<usize> = (0..schema.num_columns())
-            .filter(|&i| keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i))
+            .filter(|&i| {
+                keep(schema.column(i).path().parts()) && !direct.iter().any(|&(leaf, _)| leaf == i)
+            })
             .collect();
         // Every chunk this read decodes, read once and checked before any of it is decoded.
-        let leaves: Vec<usize> = direct.iter().map(|&(leaf, _)| leaf).chain(rest.iter().copied()).collect();
+        let leaves: Vec<usize> = direct
+            .iter()
+            .map(|&(leaf, _)| leaf)
+            .chain(rest.iter().copied())
+            .collect();
         let loaded = self.load(row_group, &leaves)?;
-        let mut parts: Vec<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>> = Vec::new();
+        let mut parts: Vec<Box<dyn Iterator<Item = Result<Part, ReadError>> + Send + 'a>> =
+            Vec::new();
         for &(leaf, column) in &direct {
-            let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
+            let parquet = move |source| ReadError::Parquet {
+                path: path(),
+                row_group: Some(row_group),
+                source,
+            };
             let output = if column == IMAGE_BYTES {
                 lists::Output::Binary
             } else {
-                let field = self.metadata.schema().field_with_name(column).map_err(|e| ReadError::Decode {
-                    path: path(),
-                    row_group,
-                    source: DecodeError { column: column.to_string(), row: None, detail: e.to_string() },
-                })?;
+                let field = self
+                    .metadata
+                    .schema()
+                    .field_with_name(column)
+                    .map_err(|e| ReadError::Decode {
+                        path: path(),
+                        row_group,
+                        source: DecodeError {
+                            column: column.to_string(),
+                            row: None,
+                            detail: e.to_string(),
+                        },
+                    })?;
                 lists::Output::of_int_list(field).map_err(parquet)?
             };
             let list = lists::DirectList::try_new(
@@ -374,8 +523,14 @@ impl ShardFile {
                 READ_BATCH_ROWS,
             )
             .map_err(parquet)?;
-            let decode = move |source| ReadError::Decode { path: path(), row_group, source };
-            let part = move |lists: Result<_, _>| Part::from_lists(column, lists.map_err(parquet)?).map_err(decode);
+            let decode = move |source| ReadError::Decode {
+                path: path(),
+                row_group,
+                source,
+            };
+            let part = move |lists: Result<_, _>| {
+                Part::from_lists(column, lists.map_err(parquet)?).map_err(decode)
+            };
             parts.push(Box::new(list.map(part)));
         }
         if !rest.is_empty() || parts.is_empty() {
@@ -397,7 +552,8 @@ impl ShardFile {
             },
         };
         Ok(Box::new(std::iter::from_fn(move || {
-            let next: Vec<Option<Result<Part, ReadError>>> = parts.iter_mut().map(Iterator::next).collect();
+            let next: Vec<Option<Result<Part, ReadError>>> =
+                parts.iter_mut().map(Iterator::next).collect();
             if next.iter().all(Option::is_none) {
                 return None;
             }
@@ -407,9 +563,11 @@ impl ShardFile {
                     let part = part.ok_or_else(mismatch)??;
                     merged = Some(match merged {
                         None => part,
-                        Some(left) => left
-                            .merge(part)
-                            .map_err(|source| ReadError::Decode { path: self.path.clone(), row_group, source })?,
+                        Some(left) => left.merge(part).map_err(|source| ReadError::Decode {
+                            path: self.path.clone(),
+                            row_group,
+                            source,
+                        })?,
                     });
                 }
                 merged.ok_or_else(mismatch)
@@ -427,14 +585,20 @@ impl ShardFile {
         projection: ProjectionMask,
     ) -> Result<impl Iterator<Item = Result<RecordBatch, ReadError>> + Send + '_, ReadError> {
         let path = || self.path.clone();
-        let parquet = move |source| ReadError::Parquet { path: path(), row_group: Some(row_group), source };
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(loaded, self.metadata.clone())
-            .with_row_groups(vec![row_group])
-            .with_batch_size(READ_BATCH_ROWS)
-            .with_projection(projection)
-            .build()
-            .map_err(parquet)?;
-        Ok(reader.map(move |batch| batch.map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))))
+        let parquet = move |source| ReadError::Parquet {
+            path: path(),
+            row_group: Some(row_group),
+            source,
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(loaded, self.metadata.clone())
+                .with_row_groups(vec![row_group])
+                .with_batch_size(READ_BATCH_ROWS)
+                .with_projection(projection)
+                .build()
+                .map_err(parquet)?;
+        Ok(reader
+            .map(move |batch| batch.map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))))
     }
 
     /// Decodes every row group in order.
@@ -461,7 +625,10 @@ pub struct ReadColumns {
 
 impl ReadColumns {
     /// Every column, every check.
-    pub const ALL: Self = Self { image_bytes: true, position_ids: true };
+    pub const ALL: Self = Self {
+        image_bytes: true,
+        position_ids: true,
+    };
 }
 
 /// One batch of a row group's columns: those decoded through arrow, and those decoded straight
@@ -473,22 +640,37 @@ struct Part {
 
 impl Part {
     fn from_arrow(batch: RecordBatch) -> Self {
-        Self { arrow: Some(batch), direct: DirectColumns::default() }
+        Self {
+            arrow: Some(batch),
+            direct: DirectColumns::default(),
+        }
     }
 
     /// Rows of directly decoded column `column`, which must be of that column's type.
     fn from_lists(column: &str, lists: lists::RowLists) -> Result<Self, DecodeError> {
         let mut direct = DirectColumns::default();
         match (column, lists) {
-            (schema_columns::INPUT_IDS, lists::RowLists::Int32(rows)) => direct.input_ids = Some(rows),
-            (schema_columns::LOSS_MASK, lists::RowLists::UInt8(rows)) => direct.loss_mask = Some(rows),
+            (schema_columns::INPUT_IDS, lists::RowLists::Int32(rows)) => {
+                direct.input_ids = Some(rows)
+            }
+            (schema_columns::LOSS_MASK, lists::RowLists::UInt8(rows)) => {
+                direct.loss_mask = Some(rows)
+            }
             (IMAGE_BYTES, lists::RowLists::Binary(rows)) => direct.image_bytes = Some(rows),
             (_, lists) => {
-                let detail = format!("decoded as {lists}, which is not its type in the shard schema");
-                return Err(DecodeError { column: column.to_string(), row: None, detail });
+                let detail =
+                    format!("decoded as {lists}, which is not its type in the shard schema");
+                return Err(DecodeError {
+                    column: column.to_string(),
+                    row: None,
+                    detail,
+                });
             }
         }
-        Ok(Self { arrow: None, direct })
+        Ok(Self {
+            arrow: None,
+            direct,
+        })
     }
 
     /// The columns of `other` beside these (the same rows, read apart).
@@ -508,23 +690,47 @@ impl Part {
 
     /// The rows, checked column by column (see [`batch::decode_with`]).
     fn decode(self) -> Result<Vec<PackedRow>, DecodeError> {
-        let arrow = self.arrow.unwrap_or_else(|| RecordBatch::new_empty(Arc::new(Schema::empty())));
+        let arrow = self
+            .arrow
+            .unwrap_or_else(|| RecordBatch::new_empty(Arc::new(Schema::empty())));
         batch::decode_with(&arrow, self.direct)
     }
 }
 
 /// One batch with the columns of `right` beside those of `left` (the same rows, read apart).
 fn merge_columns(left: &RecordBatch, right: &RecordBatch) -> Result<RecordBatch, DecodeError> {
-    let fields = left.schema().fields().iter().chain(right.schema().fields()).cloned().collect::<Vec<_>>();
-    let arrays = left.columns().iter().chain(right.columns()).cloned().collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| DecodeError { column: "(row group)".into(), row: None, detail: e.to_string() })
+    let fields = left
+        .schema()
+        .fields()
+        .iter()
+        .chain(right.schema().fields())
+        .cloned()
+        .collect::<Vec<_>>();
+    let arrays = left
+        .columns()
+        .iter()
+        .chain(right.columns())
+        .cloned()
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| DecodeError {
+        column: "(row group)".into(),
+        row: None,
+        detail: e.to_string(),
+    })
 }
 
 /// The two halves of a split read disagree on the row group's batches (never for a readable file).
 fn split_mismatch(path: PathBuf, row_group: usize, what: &str) -> ReadError {
     let detail = format!("the input_ids column {what} than the other columns");
-    ReadError::Decode { path, row_group, source: DecodeError { column: "input_ids".into(), row: None, detail } }
+    ReadError::Decode {
+        path,
+        row_group,
+        source: DecodeError {
+            column: "input_ids".into(),
+            row: None,
+            detail,
+        },
+    }
 }
 
 /// Checks that `checksums` has one CRC32 per column chunk of `metadata` and that the chunks tile
@@ -532,23 +738,37 @@ fn split_mismatch(path: PathBuf, row_group: usize, what: &str) -> ReadError {
 fn check_layout(metadata: &ArrowReaderMetadata, checksums: &ShardChecksums) -> Result<(), String> {
     let groups = metadata.metadata().row_groups();
     if groups.len() != checksums.column_chunks.len() {
-        return Err(format!("{} row groups, checksums for {}", groups.len(), checksums.column_chunks.len()));
+        return Err(format!(
+            "{} row groups, checksums for {}",
+            groups.len(),
+            checksums.column_chunks.len()
+        ));
     }
     let mut end = MAGIC.len() as u64;
     for (index, (group, crcs)) in groups.iter().zip(&checksums.column_chunks).enumerate() {
         if group.num_columns() != crcs.len() {
-            return Err(format!("row group {index} has {} column chunks, checksums for {}", group.num_columns(), crcs.len()));
+            return Err(format!(
+                "row group {index} has {} column chunks, checksums for {}",
+                group.num_columns(),
+                crcs.len()
+            ));
         }
         for column in group.columns() {
             let (start, len) = column.byte_range();
             if start != end {
-                return Err(format!("row group {index}, column {} starts at byte {start}, not {end}", column.column_path().string()));
+                return Err(format!(
+                    "row group {index}, column {} starts at byte {start}, not {end}",
+                    column.column_path().string()
+                ));
             }
             end = start + len;
         }
     }
     if end != checksums.tail_offset {
-        return Err(format!("the column chunks end at byte {end}, the tail starts at {}", checksums.tail_offset));
+        return Err(format!(
+            "the column chunks end at byte {end}, the tail starts at {}",
+            checksums.tail_offset
+        ));
     }
     Ok(())
 }
@@ -565,9 +785,18 @@ mod tests {
     use crate::{ShardOptions, ShardWriter};
 
     fn write_shard(dir: &Path) -> PathBuf {
-        let meta = ShardMeta { recipe_fingerprint: "fp".into(), stage: "sft".into(), seq_len: 64, shard_index: 0 };
-        let mut writer =
-            ShardWriter::try_new(dir, meta, ShardOptions::default().with_max_rows_per_row_group(2)).unwrap();
+        let meta = ShardMeta {
+            recipe_fingerprint: "fp".into(),
+            stage: "sft".into(),
+            seq_len: 64,
+            shard_index: 0,
+        };
+        let mut writer = ShardWriter::try_new(
+            dir,
+            meta,
+            ShardOptions::default().with_max_rows_per_row_group(2),
+        )
+        .unwrap();
         for n in 0..5 {
             writer.write(row(&[(10 + n, 1), (8, 0)])).unwrap();
         }
@@ -581,7 +810,17 @@ mod tests {
         assert_eq!((shard.rows(), shard.row_groups()), (5, 3));
         assert_eq!(shard.read_row_group(2).unwrap(), [row(&[(14, 1), (8, 0)])]);
         let err = shard.read_row_group(3).unwrap_err();
-        assert!(matches!(err, ReadError::NoSuchRowGroup { row_group: 3, row_groups: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ReadError::NoSuchRowGroup {
+                    row_group: 3,
+                    row_groups: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -595,7 +834,10 @@ mod tests {
                 assert!(!image.bytes.is_empty());
                 image.bytes.clear();
             }
-            let lean = ReadColumns { image_bytes: false, position_ids: false };
+            let lean = ReadColumns {
+                image_bytes: false,
+                position_ids: false,
+            };
             assert_eq!(shard.read_row_group_columns(group, lean).unwrap(), expected);
         }
     }
@@ -604,11 +846,20 @@ mod tests {
     fn a_split_read_decodes_the_same_rows_as_a_plain_one() {
         let dir = tempfile::tempdir().unwrap();
         let shard = ShardFile::open(write_shard(dir.path())).unwrap();
-        for columns in [ReadColumns::ALL, ReadColumns { image_bytes: false, position_ids: false }] {
+        for columns in [
+            ReadColumns::ALL,
+            ReadColumns {
+                image_bytes: false,
+                position_ids: false,
+            },
+        ] {
             for group in 0..shard.row_groups() {
                 let plain = shard.read_row_group_columns(group, columns).unwrap();
                 assert_eq!(plain.len(), shard.row_group_rows(group).unwrap() as usize);
-                assert_eq!(shard.read_row_group_columns_split(group, columns).unwrap(), plain);
+                assert_eq!(
+                    shard.read_row_group_columns_split(group, columns).unwrap(),
+                    plain
+                );
             }
         }
     }
@@ -623,10 +874,24 @@ mod tests {
         let rows: Vec<PackedRow> = (0..5).map(|n| row(&[(10 + n, 1), (8, 0)])).collect();
         let batch = batch::encode(&rows).unwrap();
         let nullable = |name: &str| -> (Arc<Field>, Arc<dyn Array>) {
-            let list = batch.column_by_name(name).unwrap().as_any().downcast_ref::<ListArray>().unwrap();
-            let element = Arc::new(Field::new("element", list.values().data_type().clone(), true));
-            let array = ListArray::try_new(element, list.offsets().clone(), list.values().clone(), None).unwrap();
-            (Arc::new(Field::new(name, array.data_type().clone(), false)), Arc::new(array))
+            let list = batch
+                .column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .unwrap();
+            let element = Arc::new(Field::new(
+                "element",
+                list.values().data_type().clone(),
+                true,
+            ));
+            let array =
+                ListArray::try_new(element, list.offsets().clone(), list.values().clone(), None)
+                    .unwrap();
+            (
+                Arc::new(Field::new(name, array.data_type().clone(), false)),
+                Arc::new(array),
+            )
         };
         let (fields, columns): (Vec<_>, Vec<_>) = batch
             .schema()
@@ -634,46 +899,70 @@ mod tests {
             .iter()
             .zip(batch.columns())
             .map(|(field, column)| match field.name().as_str() {
-                name @ (schema_columns::INPUT_IDS | schema_columns::LOSS_MASK | schema_columns::IMAGES) => {
-                    nullable(name)
-                }
+                name @ (schema_columns::INPUT_IDS
+                | schema_columns::LOSS_MASK
+                | schema_columns::IMAGES) => nullable(name),
                 _ => (field.clone(), column.clone()),
             })
             .unzip();
         let other = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-        let meta = ShardMeta { recipe_fingerprint: "fp".into(), stage: "sft".into(), seq_len: 64, shard_index: 0 };
+        let meta = ShardMeta {
+            recipe_fingerprint: "fp".into(),
+            stage: "sft".into(),
+            seq_len: 64,
+            shard_index: 0,
+        };
         let metadata = meta
             .to_key_values()
             .into_iter()
             .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v))
             .collect();
-        let props =
-            parquet::file::properties::WriterProperties::builder().set_key_value_metadata(Some(metadata)).build();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_key_value_metadata(Some(metadata))
+            .build();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other-tool.parquet");
         let file = File::create(&path).unwrap();
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, other.schema(), Some(props)).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, other.schema(), Some(props)).unwrap();
         writer.write(&other).unwrap();
         writer.close().unwrap();
 
         let schema = parquet::file::reader::FileReader::metadata(
-            &parquet::file::serialized_reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap(),
+            &parquet::file::serialized_reader::SerializedFileReader::new(
+                File::open(&path).unwrap(),
+            )
+            .unwrap(),
         )
         .file_metadata()
         .schema_descr_ptr();
         let input_ids = [schema_columns::INPUT_IDS, "list", LIST_ELEMENT];
-        assert_eq!(lists::direct_leaf(&schema, &input_ids, PhysicalType::INT32), None);
-        assert_eq!(lists::direct_leaf(&schema, &IMAGE_BYTES_PATH, PhysicalType::BYTE_ARRAY), None);
+        assert_eq!(
+            lists::direct_leaf(&schema, &input_ids, PhysicalType::INT32),
+            None
+        );
+        assert_eq!(
+            lists::direct_leaf(&schema, &IMAGE_BYTES_PATH, PhysicalType::BYTE_ARRAY),
+            None
+        );
         let shard = ShardFile::open(&path).unwrap();
         assert_eq!(shard.read_row_group(0).unwrap(), rows);
-        assert_eq!(shard.read_row_group_columns_split(0, ReadColumns::ALL).unwrap(), rows);
+        assert_eq!(
+            shard
+                .read_row_group_columns_split(0, ReadColumns::ALL)
+                .unwrap(),
+            rows
+        );
     }
 
     #[test]
     fn a_missing_file_is_named() {
         let err = ShardFile::open("/nonexistent/shard-00000.parquet").unwrap_err();
         assert!(matches!(err, ReadError::Io { .. }));
-        assert!(err.to_string().contains("/nonexistent/shard-00000.parquet"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/shard-00000.parquet"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -683,7 +972,16 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = ShardFile::open(&path).unwrap_err();
-        assert!(matches!(err, ReadError::Parquet { row_group: None, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ReadError::Parquet {
+                    row_group: None,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
     }
 
@@ -717,12 +1015,24 @@ mod tests {
         let path = dir.path().join("other.parquet");
         let ids: ArrayRef = std::sync::Arc::new(Int32Array::from(vec![1, 2, 3]));
         let batch = RecordBatch::try_from_iter([("input_ids", ids)]).unwrap();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let err = ShardFile::open(&path).unwrap_err();
-        assert!(matches!(err, ReadError::Meta { source: MetaError::Missing { key: "mixtape.format_version" }, .. }));
+        assert!(matches!(
+            err,
+            ReadError::Meta {
+                source: MetaError::Missing {
+                    key: "mixtape.format_version"
+                },
+                ..
+            }
+        ));
         assert!(err.to_string().contains("other.parquet"), "{err}");
     }
 }

@@ -138,38 +138,72 @@ impl RowChecks {
 pub enum RowError {
     #[error("row has no packed samples: drop empty packs before writing")]
     Empty,
-    #[error("row has {input_ids} input_ids but {loss_mask} loss_mask entries: emit one mask entry per token")]
+    #[error(
+        "row has {input_ids} input_ids but {loss_mask} loss_mask entries: emit one mask entry per token"
+    )]
     LossMaskLength { input_ids: usize, loss_mask: usize },
     #[error("loss_mask[{position}] is {value}: the mask holds only 0 and 1")]
     LossMaskValue { position: usize, value: u8 },
-    #[error("row has {seq_lens} seq_lens but {samples} sample entries: record provenance for every packed sample")]
+    #[error(
+        "row has {seq_lens} seq_lens but {samples} sample entries: record provenance for every packed sample"
+    )]
     SampleCount { seq_lens: usize, samples: usize },
     #[error("seq_lens[{sample}] is {len}: every packed sample has at least one token")]
     SampleLength { sample: usize, len: i32 },
-    #[error("seq_lens sum to {sum} but the row has {input_ids} input_ids: seq_lens must partition the row")]
+    #[error(
+        "seq_lens sum to {sum} but the row has {input_ids} input_ids: seq_lens must partition the row"
+    )]
     SeqLensSum { sum: i64, input_ids: usize },
-    #[error("row has {tokens} tokens, more than seq_len {max}: the packer must never exceed seq_len")]
+    #[error(
+        "row has {tokens} tokens, more than seq_len {max}: the packer must never exceed seq_len"
+    )]
     TooLong { tokens: usize, max: u32 },
     #[error(
         "sample {sample} declares {declared} loss tokens but its loss_mask has {counted}: count the mask, not the text"
     )]
-    LossTokens { sample: usize, declared: u32, counted: u64 },
-    #[error("sample {sample} has an empty {field}: every packed sample names its source and category")]
+    LossTokens {
+        sample: usize,
+        declared: u32,
+        counted: u64,
+    },
+    #[error(
+        "sample {sample} has an empty {field}: every packed sample names its source and category"
+    )]
     EmptyName { sample: usize, field: &'static str },
     #[error("image {image} belongs to sample {sample} but the row has {samples} samples")]
-    ImageSample { image: usize, sample: u32, samples: usize },
+    ImageSample {
+        image: usize,
+        sample: u32,
+        samples: usize,
+    },
     #[error(
         "image {image} spans tokens {start}..{end}, outside its sample {sample} (tokens {sample_start}..{sample_end}): image tokens stay inside their sample"
     )]
-    ImageOutsideSample { image: usize, start: u64, end: u64, sample: u32, sample_start: u64, sample_end: u64 },
+    ImageOutsideSample {
+        image: usize,
+        start: u64,
+        end: u64,
+        sample: u32,
+        sample_start: u64,
+        sample_end: u64,
+    },
     #[error(
         "image {image} starts at token {start}, before the end ({previous_end}) of the image before it: list images in token order, without overlap"
     )]
-    ImageOrder { image: usize, start: u32, previous_end: u64 },
+    ImageOrder {
+        image: usize,
+        start: u32,
+        previous_end: u64,
+    },
     #[error(
         "image {image}: input_ids[{position}] is {found}, not the image pad token {expected}: token_offset must point at the image's placeholder run"
     )]
-    ImageToken { image: usize, position: usize, found: i32, expected: i32 },
+    ImageToken {
+        image: usize,
+        position: usize,
+        found: i32,
+        expected: i32,
+    },
     #[error("image {image}: {detail}")]
     ImageGeometry { image: usize, detail: String },
     #[error("image {image} has no bytes: store the encoded image")]
@@ -212,7 +246,11 @@ impl PackedRow {
     /// which is all rotation needs.
     pub fn raw_bytes(&self) -> usize {
         let tokens = self.input_ids.len() * 9;
-        let samples: usize = self.samples.iter().map(|s| 8 + s.source.len() + s.category.len() + s.key.len()).sum();
+        let samples: usize = self
+            .samples
+            .iter()
+            .map(|s| 8 + s.source.len() + s.category.len() + s.key.len())
+            .sum();
         let images: usize = self.images.iter().map(|i| i.bytes.len() + 48).sum();
         tokens + samples + self.seq_lens.len() * 4 + images
     }
@@ -252,42 +290,74 @@ impl PackedRow {
             return Err(RowError::TooLong { tokens, max });
         }
         if self.loss_mask.len() != tokens {
-            return Err(RowError::LossMaskLength { input_ids: tokens, loss_mask: self.loss_mask.len() });
+            return Err(RowError::LossMaskLength {
+                input_ids: tokens,
+                loss_mask: self.loss_mask.len(),
+            });
         }
         // An OR over the whole mask vectorises; only a bad mask pays for finding the position.
         if self.loss_mask.iter().fold(0, |any, &m| any | m) > 1
             && let Some(position) = self.loss_mask.iter().position(|&m| m > 1)
         {
-            return Err(RowError::LossMaskValue { position, value: self.loss_mask[position] });
+            return Err(RowError::LossMaskValue {
+                position,
+                value: self.loss_mask[position],
+            });
         }
         if self.samples.len() != self.seq_lens.len() {
-            return Err(RowError::SampleCount { seq_lens: self.seq_lens.len(), samples: self.samples.len() });
+            return Err(RowError::SampleCount {
+                seq_lens: self.seq_lens.len(),
+                samples: self.samples.len(),
+            });
         }
         if let Some(sample) = self.seq_lens.iter().position(|&len| len <= 0) {
-            return Err(RowError::SampleLength { sample, len: self.seq_lens[sample] });
+            return Err(RowError::SampleLength {
+                sample,
+                len: self.seq_lens[sample],
+            });
         }
         let sum: i64 = self.seq_lens.iter().map(|&len| i64::from(len)).sum();
         if sum != tokens as i64 {
-            return Err(RowError::SeqLensSum { sum, input_ids: tokens });
+            return Err(RowError::SeqLensSum {
+                sum,
+                input_ids: tokens,
+            });
         }
         let spans: Vec<(u64, u64)> = self.sample_spans().collect();
         for (sample, (meta, &(start, end))) in self.samples.iter().zip(&spans).enumerate() {
             if meta.source.is_empty() {
-                return Err(RowError::EmptyName { sample, field: "source" });
+                return Err(RowError::EmptyName {
+                    sample,
+                    field: "source",
+                });
             }
             if meta.category.is_empty() {
-                return Err(RowError::EmptyName { sample, field: "category" });
+                return Err(RowError::EmptyName {
+                    sample,
+                    field: "category",
+                });
             }
-            let counted = self.loss_mask[start as usize..end as usize].iter().filter(|&&m| m == 1).count() as u64;
+            let counted = self.loss_mask[start as usize..end as usize]
+                .iter()
+                .filter(|&&m| m == 1)
+                .count() as u64;
             if counted != u64::from(meta.loss_tokens) {
-                return Err(RowError::LossTokens { sample, declared: meta.loss_tokens, counted });
+                return Err(RowError::LossTokens {
+                    sample,
+                    declared: meta.loss_tokens,
+                    counted,
+                });
             }
         }
         let mut previous_end = 0u64;
         for (index, image) in self.images.iter().enumerate() {
             image.validate(index, checks.without_image_bytes)?;
             let Some(&(sample_start, sample_end)) = spans.get(image.sample as usize) else {
-                return Err(RowError::ImageSample { image: index, sample: image.sample, samples: spans.len() });
+                return Err(RowError::ImageSample {
+                    image: index,
+                    sample: image.sample,
+                    samples: spans.len(),
+                });
             };
             let start = u64::from(image.token_offset);
             let end = start + u64::from(image.num_tokens);
@@ -302,7 +372,11 @@ impl PackedRow {
                 });
             }
             if index > 0 && start < previous_end {
-                return Err(RowError::ImageOrder { image: index, start: image.token_offset, previous_end });
+                return Err(RowError::ImageOrder {
+                    image: index,
+                    start: image.token_offset,
+                    previous_end,
+                });
             }
             previous_end = end;
             if let Some(expected) = checks.image_pad_token {
@@ -323,7 +397,10 @@ impl PackedRow {
 
 impl ShardImage {
     fn validate(&self, index: usize, without_bytes: bool) -> Result<(), RowError> {
-        let geometry = |detail: String| RowError::ImageGeometry { image: index, detail };
+        let geometry = |detail: String| RowError::ImageGeometry {
+            image: index,
+            detail,
+        };
         if self.bytes.is_empty() && !without_bytes {
             return Err(RowError::ImageBytes { image: index });
         }
@@ -342,7 +419,9 @@ impl ShardImage {
         ] {
             fits_i32(what, u64::from(value))?;
             if value == 0 && !matches!(what, "image token_offset" | "image sample") {
-                return Err(geometry(format!("{what} is 0: every size, grid side and token count is positive")));
+                return Err(geometry(format!(
+                    "{what} is 0: every size, grid side and token count is positive"
+                )));
             }
         }
         if self.height % self.grid_h != 0
@@ -366,7 +445,11 @@ impl ShardImage {
 }
 
 fn fits_i32(what: &'static str, value: u64) -> Result<(), RowError> {
-    if value > i32::MAX as u64 { Err(RowError::TooLarge { what, value }) } else { Ok(()) }
+    if value > i32::MAX as u64 {
+        Err(RowError::TooLarge { what, value })
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -375,7 +458,9 @@ mod tests {
     use crate::testing::{IMAGE_PAD, row, sample};
 
     fn checks() -> RowChecks {
-        RowChecks::default().with_max_tokens(64).with_image_pad_token(IMAGE_PAD)
+        RowChecks::default()
+            .with_max_tokens(64)
+            .with_image_pad_token(IMAGE_PAD)
     }
 
     #[test]
@@ -393,50 +478,95 @@ mod tests {
 
     #[test]
     fn an_empty_row_is_rejected() {
-        assert_eq!(PackedRow::default().validate(&checks()), Err(RowError::Empty));
+        assert_eq!(
+            PackedRow::default().validate(&checks()),
+            Err(RowError::Empty)
+        );
     }
 
     #[test]
     fn a_row_longer_than_seq_len_is_rejected() {
         let row = row(&[(40, 0), (30, 0)]);
-        assert_eq!(row.validate(&checks()), Err(RowError::TooLong { tokens: 70, max: 64 }));
+        assert_eq!(
+            row.validate(&checks()),
+            Err(RowError::TooLong {
+                tokens: 70,
+                max: 64
+            })
+        );
     }
 
     #[test]
     fn mismatched_lengths_are_rejected() {
         let mut bad = row(&[(10, 0)]);
         bad.loss_mask.pop();
-        assert_eq!(bad.validate(&checks()), Err(RowError::LossMaskLength { input_ids: 10, loss_mask: 9 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::LossMaskLength {
+                input_ids: 10,
+                loss_mask: 9
+            })
+        );
 
         let mut bad = row(&[(10, 0), (5, 0)]);
         bad.samples.pop();
-        assert_eq!(bad.validate(&checks()), Err(RowError::SampleCount { seq_lens: 2, samples: 1 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::SampleCount {
+                seq_lens: 2,
+                samples: 1
+            })
+        );
 
         let mut bad = row(&[(10, 0), (5, 0)]);
         bad.seq_lens = vec![10, 4];
-        assert_eq!(bad.validate(&checks()), Err(RowError::SeqLensSum { sum: 14, input_ids: 15 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::SeqLensSum {
+                sum: 14,
+                input_ids: 15
+            })
+        );
 
         let mut bad = row(&[(10, 0), (5, 0)]);
         bad.seq_lens = vec![15, 0];
-        assert_eq!(bad.validate(&checks()), Err(RowError::SampleLength { sample: 1, len: 0 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::SampleLength { sample: 1, len: 0 })
+        );
     }
 
     #[test]
     fn the_loss_mask_is_binary_and_agrees_with_declared_loss_tokens() {
         let mut bad = row(&[(10, 0)]);
         bad.loss_mask[3] = 2;
-        assert_eq!(bad.validate(&checks()), Err(RowError::LossMaskValue { position: 3, value: 2 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::LossMaskValue {
+                position: 3,
+                value: 2
+            })
+        );
 
         let mut bad = row(&[(10, 0), (6, 0)]);
         bad.samples[1].loss_tokens += 1;
-        assert!(matches!(bad.validate(&checks()), Err(RowError::LossTokens { sample: 1, .. })));
+        assert!(matches!(
+            bad.validate(&checks()),
+            Err(RowError::LossTokens { sample: 1, .. })
+        ));
     }
 
     #[test]
     fn samples_name_their_source_and_category() {
         let mut bad = row(&[(10, 0)]);
         bad.samples[0].category.clear();
-        assert_eq!(bad.validate(&checks()), Err(RowError::EmptyName { sample: 0, field: "category" }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::EmptyName {
+                sample: 0,
+                field: "category"
+            })
+        );
     }
 
     #[test]
@@ -444,22 +574,46 @@ mod tests {
         // Sample 0 covers tokens 0..10, sample 1 covers 10..30 and holds the image.
         let mut bad = row(&[(10, 0), (20, 1)]);
         bad.images[0].sample = 0;
-        assert!(matches!(bad.validate(&checks()), Err(RowError::ImageOutsideSample { image: 0, sample: 0, .. })));
+        assert!(matches!(
+            bad.validate(&checks()),
+            Err(RowError::ImageOutsideSample {
+                image: 0,
+                sample: 0,
+                ..
+            })
+        ));
 
         let mut bad = row(&[(10, 0), (20, 1)]);
         bad.images[0].sample = 5;
-        assert_eq!(bad.validate(&checks()), Err(RowError::ImageSample { image: 0, sample: 5, samples: 2 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::ImageSample {
+                image: 0,
+                sample: 5,
+                samples: 2
+            })
+        );
 
         let mut bad = row(&[(10, 0), (20, 1)]);
         bad.images[0].token_offset = 28;
-        assert!(matches!(bad.validate(&checks()), Err(RowError::ImageOutsideSample { image: 0, end: 32, .. })));
+        assert!(matches!(
+            bad.validate(&checks()),
+            Err(RowError::ImageOutsideSample {
+                image: 0,
+                end: 32,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn an_image_offset_must_point_at_its_run_of_pad_tokens() {
         let mut bad = row(&[(20, 1)]);
         bad.images[0].token_offset -= 1;
-        assert!(matches!(bad.validate(&checks()), Err(RowError::ImageToken { image: 0, .. })));
+        assert!(matches!(
+            bad.validate(&checks()),
+            Err(RowError::ImageToken { image: 0, .. })
+        ));
         // Without a pad token to check against, only the span itself is validated.
         assert_eq!(bad.validate(&RowChecks::default()), Ok(()));
     }
@@ -468,7 +622,10 @@ mod tests {
     fn images_are_in_token_order_without_overlap() {
         let mut bad = row(&[(20, 2)]);
         bad.images.swap(0, 1);
-        assert!(matches!(bad.validate(&checks()), Err(RowError::ImageOrder { image: 1, .. })));
+        assert!(matches!(
+            bad.validate(&checks()),
+            Err(RowError::ImageOrder { image: 1, .. })
+        ));
     }
 
     #[test]
@@ -476,15 +633,24 @@ mod tests {
         let mut bad = row(&[(20, 1)]);
         bad.images[0].grid_w = 3;
         let err = bad.validate(&checks()).unwrap_err();
-        assert!(matches!(err, RowError::ImageGeometry { image: 0, .. }), "{err}");
+        assert!(
+            matches!(err, RowError::ImageGeometry { image: 0, .. }),
+            "{err}"
+        );
 
         let mut bad = row(&[(20, 1)]);
         bad.images[0].num_tokens = 3;
-        assert!(matches!(bad.validate(&RowChecks::default()), Err(RowError::ImageGeometry { image: 0, .. })));
+        assert!(matches!(
+            bad.validate(&RowChecks::default()),
+            Err(RowError::ImageGeometry { image: 0, .. })
+        ));
 
         let mut bad = row(&[(20, 1)]);
         bad.images[0].bytes.clear();
-        assert_eq!(bad.validate(&checks()), Err(RowError::ImageBytes { image: 0 }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::ImageBytes { image: 0 })
+        );
     }
 
     #[test]
@@ -493,7 +659,10 @@ mod tests {
         bad.images[0].source_width = u32::MAX;
         assert_eq!(
             bad.validate(&checks()),
-            Err(RowError::TooLarge { what: "image source_width", value: u64::from(u32::MAX) })
+            Err(RowError::TooLarge {
+                what: "image source_width",
+                value: u64::from(u32::MAX)
+            })
         );
     }
 
@@ -502,7 +671,13 @@ mod tests {
         let mut bad = row(&[(4, 0)]);
         bad.seq_lens = vec![i32::MIN, 4];
         bad.samples.push(sample("s", "c", "k", 0));
-        assert_eq!(bad.validate(&checks()), Err(RowError::SampleLength { sample: 0, len: i32::MIN }));
+        assert_eq!(
+            bad.validate(&checks()),
+            Err(RowError::SampleLength {
+                sample: 0,
+                len: i32::MIN
+            })
+        );
         assert_eq!(bad.position_ids(), [0, 1, 2, 3]);
         assert_eq!(bad.sample_spans().collect::<Vec<_>>(), [(0, 0), (0, 4)]);
     }
@@ -528,7 +703,11 @@ mod tests {
 
     #[test]
     fn encodings_round_trip_through_their_column_values() {
-        for encoding in [ImageEncoding::Jpeg, ImageEncoding::Png, ImageEncoding::Source] {
+        for encoding in [
+            ImageEncoding::Jpeg,
+            ImageEncoding::Png,
+            ImageEncoding::Source,
+        ] {
             assert_eq!(ImageEncoding::parse(encoding.as_str()), Some(encoding));
         }
         assert_eq!(ImageEncoding::parse("webp"), None);

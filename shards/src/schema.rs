@@ -84,7 +84,8 @@ pub(crate) const LIST_ELEMENT: &str = "element";
 
 /// Parquet column path of the image bytes leaf: dictionary encoding and statistics are switched off
 /// there, since encoded images never repeat and min/max of JPEG bytes mean nothing.
-pub(crate) const IMAGE_BYTES_PATH: [&str; 4] = [columns::IMAGES, "list", LIST_ELEMENT, columns::image::BYTES];
+pub(crate) const IMAGE_BYTES_PATH: [&str; 4] =
+    [columns::IMAGES, "list", LIST_ELEMENT, columns::image::BYTES];
 
 /// The fields of the `images` struct.
 pub fn image_fields() -> Fields {
@@ -154,7 +155,10 @@ impl ShardMeta {
     pub fn to_key_values(&self) -> Vec<(&'static str, String)> {
         vec![
             (meta_keys::FORMAT_VERSION, FORMAT_VERSION.to_string()),
-            (meta_keys::RECIPE_FINGERPRINT, self.recipe_fingerprint.clone()),
+            (
+                meta_keys::RECIPE_FINGERPRINT,
+                self.recipe_fingerprint.clone(),
+            ),
             (meta_keys::STAGE, self.stage.clone()),
             (meta_keys::SEQ_LEN, self.seq_len.to_string()),
             (meta_keys::SHARD_INDEX, self.shard_index.to_string()),
@@ -166,11 +170,16 @@ impl ShardMeta {
         let get = |key: &'static str| kv.get(key).ok_or(MetaError::Missing { key });
         let number = |key: &'static str| -> Result<u32, MetaError> {
             let raw = get(key)?;
-            raw.parse().map_err(|_| MetaError::Malformed { key, value: raw.clone() })
+            raw.parse().map_err(|_| MetaError::Malformed {
+                key,
+                value: raw.clone(),
+            })
         };
         let version = get(meta_keys::FORMAT_VERSION)?;
         if version != &FORMAT_VERSION.to_string() {
-            return Err(MetaError::UnsupportedVersion { found: version.clone() });
+            return Err(MetaError::UnsupportedVersion {
+                found: version.clone(),
+            });
         }
         Ok(Self {
             recipe_fingerprint: get(meta_keys::RECIPE_FINGERPRINT)?.clone(),
@@ -204,11 +213,19 @@ mod tests {
     use super::*;
 
     fn meta() -> ShardMeta {
-        ShardMeta { recipe_fingerprint: "fp".into(), stage: "sft".into(), seq_len: 4096, shard_index: 7 }
+        ShardMeta {
+            recipe_fingerprint: "fp".into(),
+            stage: "sft".into(),
+            seq_len: 4096,
+            shard_index: 7,
+        }
     }
 
     fn as_map(meta: &ShardMeta) -> HashMap<String, String> {
-        meta.to_key_values().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        meta.to_key_values()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     #[test]
@@ -235,14 +252,22 @@ mod tests {
     fn another_format_version_is_refused_with_the_version_found() {
         let mut kv = as_map(&meta());
         kv.insert(meta_keys::FORMAT_VERSION.into(), "2".into());
-        assert_eq!(ShardMeta::from_key_values(&kv), Err(MetaError::UnsupportedVersion { found: "2".into() }));
+        assert_eq!(
+            ShardMeta::from_key_values(&kv),
+            Err(MetaError::UnsupportedVersion { found: "2".into() })
+        );
     }
 
     #[test]
     fn a_missing_or_malformed_key_is_named() {
         let mut kv = as_map(&meta());
         kv.remove(meta_keys::STAGE);
-        assert_eq!(ShardMeta::from_key_values(&kv), Err(MetaError::Missing { key: meta_keys::STAGE }));
+        assert_eq!(
+            ShardMeta::from_key_values(&kv),
+            Err(MetaError::Missing {
+                key: meta_keys::STAGE
+            })
+        );
         let mut kv = as_map(&meta());
         kv.insert(meta_keys::SEQ_LEN.into(), "-1".into());
         let err = ShardMeta::from_key_values(&kv).unwrap_err();
@@ -253,7 +278,9 @@ mod tests {
     fn every_column_and_list_element_is_non_nullable() {
         for field in shard_schema().fields() {
             assert!(!field.is_nullable(), "{}", field.name());
-            let DataType::List(element) = field.data_type() else { panic!("{} is not a list", field.name()) };
+            let DataType::List(element) = field.data_type() else {
+                panic!("{} is not a list", field.name())
+            };
             assert_eq!(element.name(), LIST_ELEMENT);
             assert!(!element.is_nullable(), "{}", field.name());
         }

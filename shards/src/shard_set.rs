@@ -39,7 +39,11 @@ pub struct ShardSetWriter {
 impl ShardSetWriter {
     /// Starts a set in `dir`; the first shard gets `first.shard_index` (0 for a fresh stage). The
     /// options are checked now; no file is created before the first row.
-    pub fn try_new(dir: impl AsRef<Path>, first: ShardMeta, options: ShardOptions) -> Result<Self, WriteError> {
+    pub fn try_new(
+        dir: impl AsRef<Path>,
+        first: ShardMeta,
+        options: ShardOptions,
+    ) -> Result<Self, WriteError> {
         options.check(&first)?;
         Ok(Self {
             dir: dir.as_ref().to_path_buf(),
@@ -72,7 +76,8 @@ impl ShardSetWriter {
         let current = match &mut self.current {
             Some(current) => current,
             empty => {
-                let writer = ShardWriter::try_new(&self.dir, self.next.clone(), self.options.clone())?;
+                let writer =
+                    ShardWriter::try_new(&self.dir, self.next.clone(), self.options.clone())?;
                 self.next.shard_index += 1;
                 empty.insert(writer)
             }
@@ -106,15 +111,29 @@ mod tests {
     use crate::testing::row_with_seed;
 
     fn meta() -> ShardMeta {
-        ShardMeta { recipe_fingerprint: "fp".into(), stage: "multitask".into(), seq_len: 512, shard_index: 0 }
+        ShardMeta {
+            recipe_fingerprint: "fp".into(),
+            stage: "multitask".into(),
+            seq_len: 512,
+            shard_index: 0,
+        }
     }
 
     fn rows(n: usize) -> Vec<PackedRow> {
-        (0..n).map(|i| row_with_seed(&[(100 + i % 50, i % 2), (200, 1), (60, 0)], i as u64)).collect()
+        (0..n)
+            .map(|i| row_with_seed(&[(100 + i % 50, i % 2), (200, 1), (60, 0)], i as u64))
+            .collect()
     }
 
-    fn write_set(dir: &Path, target: u64, options: ShardOptions, rows: &[PackedRow]) -> Vec<ShardInfo> {
-        let mut set = ShardSetWriter::try_new(dir, meta(), options).unwrap().with_target_shard_bytes(target);
+    fn write_set(
+        dir: &Path,
+        target: u64,
+        options: ShardOptions,
+        rows: &[PackedRow],
+    ) -> Vec<ShardInfo> {
+        let mut set = ShardSetWriter::try_new(dir, meta(), options)
+            .unwrap()
+            .with_target_shard_bytes(target);
         for row in rows {
             set.write(row.clone()).unwrap();
         }
@@ -126,7 +145,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rows = rows(120);
         let target = 20_000;
-        let shards = write_set(dir.path(), target, ShardOptions::default().with_max_rows_per_row_group(2), &rows);
+        let shards = write_set(
+            dir.path(),
+            target,
+            ShardOptions::default().with_max_rows_per_row_group(2),
+            &rows,
+        );
         assert!(shards.len() >= 4, "{} shards", shards.len());
         for (i, shard) in shards.iter().enumerate() {
             assert_eq!(shard.index, i as u32);
@@ -135,11 +159,22 @@ mod tests {
             // Every shard but the last closed near the target: the estimate overshoots only by the
             // raw size of the rows not yet encoded, and one row at most is added past it.
             if i + 1 < shards.len() {
-                assert!(shard.bytes >= target * 3 / 4, "shard {i}: {} bytes", shard.bytes);
+                assert!(
+                    shard.bytes >= target * 3 / 4,
+                    "shard {i}: {} bytes",
+                    shard.bytes
+                );
             }
-            assert!(shard.bytes < target * 3 / 2, "shard {i}: {} bytes", shard.bytes);
+            assert!(
+                shard.bytes < target * 3 / 2,
+                "shard {i}: {} bytes",
+                shard.bytes
+            );
         }
-        let read: Vec<PackedRow> = shards.iter().flat_map(|s| read_rows(dir.path().join(&s.file)).unwrap()).collect();
+        let read: Vec<PackedRow> = shards
+            .iter()
+            .flat_map(|s| read_rows(dir.path().join(&s.file)).unwrap())
+            .collect();
         assert_eq!(read, rows);
     }
 
@@ -148,7 +183,12 @@ mod tests {
         use crate::{MANIFEST_FILE, Manifest};
         let dir = tempfile::tempdir().unwrap();
         let rows = rows(30);
-        let shards = write_set(dir.path(), 30_000, ShardOptions::default().with_max_rows_per_row_group(4), &rows);
+        let shards = write_set(
+            dir.path(),
+            30_000,
+            ShardOptions::default().with_max_rows_per_row_group(4),
+            &rows,
+        );
         let rejects = std::collections::BTreeMap::from([("too_long".to_string(), 1)]);
         let manifest = Manifest::new("multitask", 512, "fp", shards, rejects);
         manifest.write(dir.path().join(MANIFEST_FILE)).unwrap();
@@ -157,11 +197,19 @@ mod tests {
         assert_eq!(read, manifest);
         assert_eq!(read.totals.rows, 30);
         assert_eq!(read.totals.samples, 90);
-        assert_eq!(read.totals.tokens, rows.iter().map(|r| r.len() as u64).sum::<u64>());
+        assert_eq!(
+            read.totals.tokens,
+            rows.iter().map(|r| r.len() as u64).sum::<u64>()
+        );
         let mut back = Vec::new();
         for shard in &read.shards {
             let bytes = std::fs::read(dir.path().join(&shard.file)).unwrap();
-            assert_eq!(shard.blake3, blake3::hash(&bytes).to_hex().to_string(), "{}", shard.file);
+            assert_eq!(
+                shard.blake3,
+                blake3::hash(&bytes).to_hex().to_string(),
+                "{}",
+                shard.file
+            );
             assert_eq!(shard.bytes, bytes.len() as u64);
             back.extend(read_rows(dir.path().join(&shard.file)).unwrap());
         }
@@ -196,10 +244,16 @@ mod tests {
     #[test]
     fn numbering_starts_at_the_first_shard_index() {
         let dir = tempfile::tempdir().unwrap();
-        let mut set =
-            ShardSetWriter::try_new(dir.path(), ShardMeta { shard_index: 7, ..meta() }, ShardOptions::default())
-                .unwrap()
-                .with_target_shard_bytes(0);
+        let mut set = ShardSetWriter::try_new(
+            dir.path(),
+            ShardMeta {
+                shard_index: 7,
+                ..meta()
+            },
+            ShardOptions::default(),
+        )
+        .unwrap()
+        .with_target_shard_bytes(0);
         for row in rows(2) {
             set.write(row).unwrap();
         }
@@ -210,10 +264,13 @@ mod tests {
     #[test]
     fn dropping_a_set_keeps_published_shards_and_removes_the_unfinished_one() {
         let dir = tempfile::tempdir().unwrap();
-        let mut set =
-            ShardSetWriter::try_new(dir.path(), meta(), ShardOptions::default().with_max_rows_per_row_group(1))
-                .unwrap()
-                .with_target_shard_bytes(3_000);
+        let mut set = ShardSetWriter::try_new(
+            dir.path(),
+            meta(),
+            ShardOptions::default().with_max_rows_per_row_group(1),
+        )
+        .unwrap()
+        .with_target_shard_bytes(3_000);
         for row in rows(10) {
             set.write(row).unwrap();
         }
@@ -225,15 +282,27 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        let expected: Vec<String> = (0..published).map(|i| format!("shard-{i:05}.parquet")).collect();
+        let expected: Vec<String> = (0..published)
+            .map(|i| format!("shard-{i:05}.parquet"))
+            .collect();
         assert_eq!(names, expected);
     }
 
     #[test]
     fn bad_options_are_refused_when_the_set_is_created() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            ShardSetWriter::try_new(dir.path(), meta(), ShardOptions::default().with_zstd_level(100)).unwrap_err();
-        assert!(matches!(err, WriteError::InvalidOption { option: "zstd_level", .. }));
+        let err = ShardSetWriter::try_new(
+            dir.path(),
+            meta(),
+            ShardOptions::default().with_zstd_level(100),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            WriteError::InvalidOption {
+                option: "zstd_level",
+                ..
+            }
+        ));
     }
 }

@@ -33,13 +33,15 @@ use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::read::{ReadError, Region, ShardFile};
 use crate::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, Counts, ShardInfo, shard_file_name};
 
-
 /// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
     #[error("cannot list {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{} is not a shard set: it has no manifest.json and no stage folder holding one (pass a build output folder, the --out of `mixtape build`, or one of its stage folders)",
         path.display()
@@ -56,18 +58,36 @@ pub enum ProblemKind {
     MissingShard,
     #[error("size is {file} bytes, the manifest says {manifest}")]
     SizeMismatch { manifest: u64, file: u64 },
-    #[error("blake3 is {file}, the manifest says {manifest} (the file changed after it was written)")]
+    #[error(
+        "blake3 is {file}, the manifest says {manifest} (the file changed after it was written)"
+    )]
     Blake3Mismatch { manifest: String, file: String },
     #[error("cannot be decoded: {detail}")]
     Unreadable { detail: String },
     #[error("{region} is damaged: its CRC32 is {file}, the manifest says {manifest}")]
-    ChecksumMismatch { region: String, manifest: String, file: String },
+    ChecksumMismatch {
+        region: String,
+        manifest: String,
+        file: String,
+    },
     #[error("{field} is {file} in the shard, {manifest} in the manifest")]
-    MetadataMismatch { field: String, manifest: String, file: String },
+    MetadataMismatch {
+        field: String,
+        manifest: String,
+        file: String,
+    },
     #[error("{field} counted from the rows is {file}, the manifest says {manifest}")]
-    CountsMismatch { field: String, manifest: String, file: String },
+    CountsMismatch {
+        field: String,
+        manifest: String,
+        file: String,
+    },
     #[error("manifest {field} is {stated}, but its shard entries sum to {sum}")]
-    TotalsMismatch { field: String, stated: String, sum: String },
+    TotalsMismatch {
+        field: String,
+        stated: String,
+        sum: String,
+    },
     #[error("manifest entry {position} is {detail}")]
     BadEntry { position: usize, detail: String },
     #[error("not listed in the manifest")]
@@ -148,7 +168,9 @@ impl VerifyReport {
 
     /// Every problem: the build output's, then every stage's.
     pub fn problems(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().chain(self.stages.iter().flat_map(|s| &s.problems))
+        self.problems
+            .iter()
+            .chain(self.stages.iter().flat_map(|s| &s.problems))
     }
 }
 
@@ -159,7 +181,12 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     if dir.join(MANIFEST_FILE).is_file() {
         let stage = verify_stage(dir, None)?;
         let stages = vec![stage];
-        return Ok(VerifyReport { dir: dir.to_path_buf(), build_output: false, problems: Vec::new(), stages });
+        return Ok(VerifyReport {
+            dir: dir.to_path_buf(),
+            build_output: false,
+            problems: Vec::new(),
+            stages,
+        });
     }
     let entries = list(dir)?;
     let (record, mut problems) = check_build_record(dir);
@@ -172,7 +199,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
         }
         if path.join(MANIFEST_FILE).is_file() {
             stages.push(verify_stage(&path, build_fingerprint.as_deref())?);
-        } else if list(&path)?.keys().any(|n| is_shard_name(n) || is_sidecar_name(n)) {
+        } else if list(&path)?
+            .keys()
+            .any(|n| is_shard_name(n) || is_sidecar_name(n))
+        {
             let out = dir.display();
             let problem = Problem {
                 path: path.clone(),
@@ -195,16 +225,33 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
         }
     }
     if stages.is_empty() {
-        return Err(VerifyError::NotAShardSet { path: dir.to_path_buf() });
+        return Err(VerifyError::NotAShardSet {
+            path: dir.to_path_buf(),
+        });
     }
     if let Some(record) = &record {
         for stage in record.stages.iter().filter(|name| !names.contains(*name)) {
-            let fix = format!("rerun `mixtape build RECIPE --out {}`: it builds the missing stages", dir.display());
-            let kind = ProblemKind::StageNotBuilt { stage: stage.clone() };
-            problems.push(Problem { path: dir.join(stage), row_group: None, kind, fix });
+            let fix = format!(
+                "rerun `mixtape build RECIPE --out {}`: it builds the missing stages",
+                dir.display()
+            );
+            let kind = ProblemKind::StageNotBuilt {
+                stage: stage.clone(),
+            };
+            problems.push(Problem {
+                path: dir.join(stage),
+                row_group: None,
+                kind,
+                fix,
+            });
         }
     }
-    Ok(VerifyReport { dir: dir.to_path_buf(), build_output: true, problems, stages })
+    Ok(VerifyReport {
+        dir: dir.to_path_buf(),
+        build_output: true,
+        problems,
+        stages,
+    })
 }
 
 /// Reads a build output's `build.json`: the record when it is valid, else a problem (a missing,
@@ -218,11 +265,16 @@ fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
     let detail = match &error {
         BuildRecordError::Missing { .. } => "it is missing".to_string(),
         BuildRecordError::Json { source, .. } => format!("not a mixtape build record: {source}"),
-        BuildRecordError::Checksum { stated, computed, .. } => {
+        BuildRecordError::Checksum {
+            stated, computed, ..
+        } => {
             format!("it was edited: its checksum is {stated}, its content hashes to {computed}")
         }
         BuildRecordError::UnsupportedVersion { found, .. } => {
-            format!("format_version {found}, this mixtape reads version {}", crate::BUILD_RECORD_VERSION)
+            format!(
+                "format_version {found}, this mixtape reads version {}",
+                crate::BUILD_RECORD_VERSION
+            )
         }
         _ => error.to_string(),
     };
@@ -230,16 +282,30 @@ fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
         "nothing proves which recipe these shards were built from, and `mixtape build` refuses to resume the folder: rebuild it with `mixtape build RECIPE --out {} --rebuild`",
         dir.display()
     );
-    (None, vec![Problem { path, row_group: None, kind: ProblemKind::BuildRecordUnreadable { detail }, fix }])
+    (
+        None,
+        vec![Problem {
+            path,
+            row_group: None,
+            kind: ProblemKind::BuildRecordUnreadable { detail },
+            fix,
+        }],
+    )
 }
 
 /// Verifies one stage folder; `build_fingerprint` is the build output's, when there is one.
 fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageReport, VerifyError> {
     let fixes = Fixes::new(dir);
     let manifest_path = dir.join(MANIFEST_FILE);
-    let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut problems = Vec::new();
-    let on_disk: BTreeSet<String> = list(dir)?.into_keys().filter(|n| is_shard_name(n)).collect();
+    let on_disk: BTreeSet<String> = list(dir)?
+        .into_keys()
+        .filter(|n| is_shard_name(n))
+        .collect();
     let manifest = match Manifest::read(&manifest_path) {
         Ok(m) => m,
         Err(e) => {
@@ -261,8 +327,16 @@ fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageRepo
         }
     };
     if let Some(build) = build_fingerprint.filter(|b| *b != manifest.recipe_fingerprint) {
-        let kind = ProblemKind::OtherBuild { manifest: manifest.recipe_fingerprint.clone(), build: build.to_owned() };
-        problems.push(Problem { path: manifest_path.clone(), row_group: None, kind, fix: fixes.whole_stage() });
+        let kind = ProblemKind::OtherBuild {
+            manifest: manifest.recipe_fingerprint.clone(),
+            build: build.to_owned(),
+        };
+        problems.push(Problem {
+            path: manifest_path.clone(),
+            row_group: None,
+            kind,
+            fix: fixes.whole_stage(),
+        });
     }
     check_totals(&manifest, &fixes, &mut problems);
     let mut listed = BTreeSet::new();
@@ -290,7 +364,12 @@ fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageRepo
             "delete {} (readers that follow the manifest skip it, but one that globs shard-*.parquet, like pyarrow, would read it)",
             path.display()
         );
-        problems.push(Problem { path, row_group: None, kind: ProblemKind::UnlistedShard, fix });
+        problems.push(Problem {
+            path,
+            row_group: None,
+            kind: ProblemKind::UnlistedShard,
+            fix,
+        });
     }
     Ok(StageReport {
         stage: manifest.stage.clone(),
@@ -324,11 +403,29 @@ fn check_totals(manifest: &Manifest, fixes: &Fixes, problems: &mut Vec<Problem>)
         ("padded_capacity", s.padded_capacity, t.padded_capacity),
         ("rejected", s.rejected, t.rejected),
     ] {
-        fields.push((format!("totals.{name}"), stated.to_string(), sum.to_string()));
+        fields.push((
+            format!("totals.{name}"),
+            stated.to_string(),
+            sum.to_string(),
+        ));
     }
-    fields.push(("totals.efficiency".into(), s.efficiency.to_string(), t.efficiency.to_string()));
-    compare_maps("by_category", &manifest.by_category, &summed.by_category, &mut fields);
-    compare_maps("by_source", &manifest.by_source, &summed.by_source, &mut fields);
+    fields.push((
+        "totals.efficiency".into(),
+        s.efficiency.to_string(),
+        t.efficiency.to_string(),
+    ));
+    compare_maps(
+        "by_category",
+        &manifest.by_category,
+        &summed.by_category,
+        &mut fields,
+    );
+    compare_maps(
+        "by_source",
+        &manifest.by_source,
+        &summed.by_source,
+        &mut fields,
+    );
     for (field, stated, sum) in fields.into_iter().filter(|(_, a, b)| a != b) {
         problems.push(fixes.manifest(ProblemKind::TotalsMismatch { field, stated, sum }));
     }
@@ -344,7 +441,11 @@ fn compare_maps(
     let keys: BTreeSet<&String> = stated.keys().chain(recomputed.keys()).collect();
     for key in keys {
         let show = |c: Option<&Counts>| c.map_or_else(|| "absent".to_string(), counts_text);
-        out.push((format!("{what}[{key}]"), show(stated.get(key)), show(recomputed.get(key))));
+        out.push((
+            format!("{what}[{key}]"),
+            show(stated.get(key)),
+            show(recomputed.get(key)),
+        ));
     }
 }
 
@@ -356,7 +457,13 @@ fn counts_text(c: &Counts) -> String {
 }
 
 /// Checks one listed shard: presence, size, hash, footer, every row group, recomputed counts.
-fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes, problems: &mut Vec<Problem>) {
+fn check_shard(
+    dir: &Path,
+    manifest: &Manifest,
+    info: &ShardInfo,
+    fixes: &Fixes,
+    problems: &mut Vec<Problem>,
+) {
     let path = dir.join(&info.file);
     let (bytes, blake3) = match hash_file(&path) {
         Ok(found) => found,
@@ -365,7 +472,9 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
             return;
         }
         Err(e) => {
-            let kind = ProblemKind::Unreadable { detail: e.to_string() };
+            let kind = ProblemKind::Unreadable {
+                detail: e.to_string(),
+            };
             problems.push(fixes.shard(&path, info.index, None, kind));
             return;
         }
@@ -373,18 +482,28 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
     // Bytes as written: a disagreement below is the manifest's fault, not the shard's.
     let intact = bytes == info.bytes && blake3 == info.blake3;
     let mismatch = |problems: &mut Vec<Problem>, kind| {
-        problems.push(if intact { fixes.wrong_entry(&path, kind) } else { fixes.shard(&path, info.index, None, kind) })
+        problems.push(if intact {
+            fixes.wrong_entry(&path, kind)
+        } else {
+            fixes.shard(&path, info.index, None, kind)
+        })
     };
     if bytes != info.bytes {
         problems.push(fixes.shard(
             &path,
             info.index,
             None,
-            ProblemKind::SizeMismatch { manifest: info.bytes, file: bytes },
+            ProblemKind::SizeMismatch {
+                manifest: info.bytes,
+                file: bytes,
+            },
         ));
     }
     if blake3 != info.blake3 {
-        let kind = ProblemKind::Blake3Mismatch { manifest: info.blake3.clone(), file: blake3 };
+        let kind = ProblemKind::Blake3Mismatch {
+            manifest: info.blake3.clone(),
+            file: blake3,
+        };
         problems.push(fixes.shard(&path, info.index, None, kind));
     }
     let shard = match ShardFile::open_checked(&path, info) {
@@ -399,15 +518,38 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
     let meta = shard.meta();
     let footer = [
         ("mixtape.stage", meta.stage.clone(), manifest.stage.clone()),
-        ("mixtape.seq_len", meta.seq_len.to_string(), manifest.seq_len.to_string()),
-        ("mixtape.recipe_fingerprint", meta.recipe_fingerprint.clone(), manifest.recipe_fingerprint.clone()),
-        ("mixtape.shard_index", meta.shard_index.to_string(), info.index.to_string()),
+        (
+            "mixtape.seq_len",
+            meta.seq_len.to_string(),
+            manifest.seq_len.to_string(),
+        ),
+        (
+            "mixtape.recipe_fingerprint",
+            meta.recipe_fingerprint.clone(),
+            manifest.recipe_fingerprint.clone(),
+        ),
+        (
+            "mixtape.shard_index",
+            meta.shard_index.to_string(),
+            info.index.to_string(),
+        ),
         ("rows", shard.rows().to_string(), info.rows.to_string()),
-        ("row_groups", shard.row_groups().to_string(), info.row_groups.to_string()),
+        (
+            "row_groups",
+            shard.row_groups().to_string(),
+            info.row_groups.to_string(),
+        ),
     ];
     for (field, file, listed) in footer {
         if file != listed {
-            mismatch(problems, ProblemKind::MetadataMismatch { field: field.into(), manifest: listed, file });
+            mismatch(
+                problems,
+                ProblemKind::MetadataMismatch {
+                    field: field.into(),
+                    manifest: listed,
+                    file,
+                },
+            );
         }
     }
     let mut recomputed = Recount::default();
@@ -424,11 +566,32 @@ fn check_shard(dir: &Path, manifest: &Manifest, info: &ShardInfo, fixes: &Fixes,
     // Counts of a partly unreadable shard mean nothing; its row groups are already named. (Rows
     // were compared with the footer's count, which is what decoding every row group yields.)
     if complete {
-        let mut fields = vec![("totals".to_string(), counts_text(&info.totals), counts_text(&recomputed.totals))];
-        compare_maps("by_category", &info.by_category, &recomputed.by_category, &mut fields);
-        compare_maps("by_source", &info.by_source, &recomputed.by_source, &mut fields);
+        let mut fields = vec![(
+            "totals".to_string(),
+            counts_text(&info.totals),
+            counts_text(&recomputed.totals),
+        )];
+        compare_maps(
+            "by_category",
+            &info.by_category,
+            &recomputed.by_category,
+            &mut fields,
+        );
+        compare_maps(
+            "by_source",
+            &info.by_source,
+            &recomputed.by_source,
+            &mut fields,
+        );
         for (field, listed, file) in fields.into_iter().filter(|(_, a, b)| a != b) {
-            mismatch(problems, ProblemKind::CountsMismatch { field, manifest: listed, file });
+            mismatch(
+                problems,
+                ProblemKind::CountsMismatch {
+                    field,
+                    manifest: listed,
+                    file,
+                },
+            );
         }
     }
 }
@@ -454,7 +617,12 @@ impl Recount {
 /// The problem a read error is, without the path (the [`Problem`] carries it).
 fn read_problem(e: &ReadError) -> ProblemKind {
     match e {
-        ReadError::Corrupt { region, expected, found, .. } => ProblemKind::ChecksumMismatch {
+        ReadError::Corrupt {
+            region,
+            expected,
+            found,
+            ..
+        } => ProblemKind::ChecksumMismatch {
             // The problem names the row group already.
             region: match region {
                 Region::ColumnChunk { column, .. } => format!("column {column}"),
@@ -463,7 +631,9 @@ fn read_problem(e: &ReadError) -> ProblemKind {
             manifest: format!("{expected:08x}"),
             file: format!("{found:08x}"),
         },
-        e => ProblemKind::Unreadable { detail: read_detail(e) },
+        e => ProblemKind::Unreadable {
+            detail: read_detail(e),
+        },
     }
 }
 
@@ -488,11 +658,17 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
 
 /// The entries of a folder by name (sorted).
 fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>, VerifyError> {
-    let io = |source| VerifyError::Io { path: dir.to_path_buf(), source };
+    let io = |source| VerifyError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
-        out.insert(entry.file_name().to_string_lossy().into_owned(), entry.path());
+        out.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        );
     }
     Ok(out)
 }
@@ -508,7 +684,8 @@ fn is_sidecar_name(name: &str) -> bool {
     name.starts_with(".shard-") && name.ends_with(".done.json")
 }
 
-const REWRITES_MANIFEST: &str = "it rewrites the manifest from the shards' sidecars without re-encoding anything";
+const REWRITES_MANIFEST: &str =
+    "it rewrites the manifest from the shards' sidecars without re-encoding anything";
 
 /// The fix texts of one stage folder, in terms of what a `mixtape build` rerun does.
 struct Fixes {
@@ -520,8 +697,15 @@ struct Fixes {
 
 impl Fixes {
     fn new(dir: &Path) -> Self {
-        let out = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Self { manifest: dir.join(MANIFEST_FILE), dir: dir.to_path_buf(), out: out.display().to_string() }
+        let out = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self {
+            manifest: dir.join(MANIFEST_FILE),
+            dir: dir.to_path_buf(),
+            out: out.display().to_string(),
+        }
     }
 
     fn rerun(&self) -> String {
@@ -530,22 +714,46 @@ impl Fixes {
 
     /// A shard that is missing or damaged: it is rewritten only when the stage has no manifest and
     /// the shard no sidecar, since a rerun skips a stage with a manifest and reuses a sidecar's shard.
-    fn shard(&self, path: &Path, index: u32, row_group: Option<usize>, kind: ProblemKind) -> Problem {
+    fn shard(
+        &self,
+        path: &Path,
+        index: u32,
+        row_group: Option<usize>,
+        kind: ProblemKind,
+    ) -> Problem {
         let sidecar = self.dir.join(format!(".shard-{index:05}.done.json"));
-        let shard = if kind == ProblemKind::MissingShard { String::new() } else { format!("{}, ", path.display()) };
+        let shard = if kind == ProblemKind::MissingShard {
+            String::new()
+        } else {
+            format!("{}, ", path.display())
+        };
         let fix = format!(
             "delete {shard}{} and {}, then {}: it rewrites only that shard, byte-identical to the original",
             sidecar.display(),
             self.manifest.display(),
             self.rerun()
         );
-        Problem { path: path.to_path_buf(), row_group, kind, fix }
+        Problem {
+            path: path.to_path_buf(),
+            row_group,
+            kind,
+            fix,
+        }
     }
 
     /// The manifest is wrong (the shards are as written): a rerun rebuilds it from the sidecars.
     fn manifest(&self, kind: ProblemKind) -> Problem {
-        let fix = format!("delete {}, then {}: {REWRITES_MANIFEST}", self.manifest.display(), self.rerun());
-        Problem { path: self.manifest.clone(), row_group: None, kind, fix }
+        let fix = format!(
+            "delete {}, then {}: {REWRITES_MANIFEST}",
+            self.manifest.display(),
+            self.rerun()
+        );
+        Problem {
+            path: self.manifest.clone(),
+            row_group: None,
+            kind,
+            fix,
+        }
     }
 
     /// The manifest's entry for an intact shard (size and blake3 as recorded) is wrong.
@@ -555,11 +763,20 @@ impl Fixes {
             self.manifest.display(),
             self.rerun()
         );
-        Problem { path: path.to_path_buf(), row_group: None, kind, fix }
+        Problem {
+            path: path.to_path_buf(),
+            row_group: None,
+            kind,
+            fix,
+        }
     }
 
     fn whole_stage(&self) -> String {
-        format!("delete the folder {} and {}", self.dir.display(), self.rerun())
+        format!(
+            "delete the folder {} and {}",
+            self.dir.display(),
+            self.rerun()
+        )
     }
 }
 
@@ -575,23 +792,40 @@ mod tests {
         std::fs::create_dir_all(&stage).unwrap();
         let mut infos = Vec::new();
         for index in 0..shards {
-            let meta =
-                ShardMeta { recipe_fingerprint: "fp".into(), stage: name.into(), seq_len: 256, shard_index: index };
+            let meta = ShardMeta {
+                recipe_fingerprint: "fp".into(),
+                stage: name.into(),
+                seq_len: 256,
+                shard_index: index,
+            };
             let options = ShardOptions::default().with_max_rows_per_row_group(2);
             let mut writer = ShardWriter::try_new(&stage, meta, options).unwrap();
             for n in 0..5u64 {
-                writer.write(row_with_seed(&[(20, 1), (12, 0)], u64::from(index) * 10 + n)).unwrap();
+                writer
+                    .write(row_with_seed(
+                        &[(20, 1), (12, 0)],
+                        u64::from(index) * 10 + n,
+                    ))
+                    .unwrap();
             }
             infos.push(writer.finish().unwrap());
         }
-        Manifest::new(name, 256, "fp", infos, BTreeMap::new()).write(stage.join(MANIFEST_FILE)).unwrap();
+        Manifest::new(name, 256, "fp", infos, BTreeMap::new())
+            .write(stage.join(MANIFEST_FILE))
+            .unwrap();
         stage
     }
 
     fn kinds(report: &VerifyReport) -> Vec<(String, Option<usize>, ProblemKind)> {
         report
             .problems()
-            .map(|p| (p.path.file_name().unwrap().to_string_lossy().into_owned(), p.row_group, p.kind.clone()))
+            .map(|p| {
+                (
+                    p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.row_group,
+                    p.kind.clone(),
+                )
+            })
             .collect()
     }
 
@@ -604,22 +838,47 @@ mod tests {
         assert!(report.is_ok(), "{:?}", kinds(&report));
         assert!(!report.build_output);
         let s = &report.stages[0];
-        assert_eq!((s.stage.as_str(), s.shards, s.rows, s.row_groups), ("sft", 2, 10, 6));
+        assert_eq!(
+            (s.stage.as_str(), s.shards, s.rows, s.row_groups),
+            ("sft", 2, 10, 6)
+        );
         // A build output is whole only with its build record.
         let all = verify(dir.path()).unwrap();
         let record = dir.path().join(BUILD_RECORD_FILE);
         assert_eq!(all.problems.len(), 1, "{:?}", all.problems);
         assert_eq!(all.problems[0].path, record);
-        assert!(matches!(&all.problems[0].kind, ProblemKind::BuildRecordUnreadable { detail } if detail == "it is missing"));
-        BuildRecord::new("r", "fp", "jpeg 1", vec!["warmup".into(), "sft".into()]).write(&record).unwrap();
+        assert!(
+            matches!(&all.problems[0].kind, ProblemKind::BuildRecordUnreadable { detail } if detail == "it is missing")
+        );
+        BuildRecord::new("r", "fp", "jpeg 1", vec!["warmup".into(), "sft".into()])
+            .write(&record)
+            .unwrap();
         let all = verify(dir.path()).unwrap();
         assert!(all.is_ok() && all.build_output, "{:?}", all.problems);
-        assert_eq!(all.stages.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>(), ["sft", "warmup"]);
+        assert_eq!(
+            all.stages
+                .iter()
+                .map(|s| s.stage.as_str())
+                .collect::<Vec<_>>(),
+            ["sft", "warmup"]
+        );
         // A stage the record lists but the folder lacks is named.
-        BuildRecord::new("r", "fp", "jpeg 1", vec!["warmup".into(), "sft".into(), "late".into()]).write(&record).unwrap();
+        BuildRecord::new(
+            "r",
+            "fp",
+            "jpeg 1",
+            vec!["warmup".into(), "sft".into(), "late".into()],
+        )
+        .write(&record)
+        .unwrap();
         let all = verify(dir.path()).unwrap();
         assert_eq!(all.problems.len(), 1, "{:?}", all.problems);
-        assert_eq!(all.problems[0].kind, ProblemKind::StageNotBuilt { stage: "late".into() });
+        assert_eq!(
+            all.problems[0].kind,
+            ProblemKind::StageNotBuilt {
+                stage: "late".into()
+            }
+        );
     }
 
     #[test]
@@ -635,9 +894,17 @@ mod tests {
         let problems: Vec<&Problem> = report.problems().collect();
         assert!(!problems.is_empty());
         assert!(problems.iter().all(|p| p.path == path), "{problems:?}");
-        assert!(matches!(problems[0].kind, ProblemKind::Blake3Mismatch { .. }), "{problems:?}");
+        assert!(
+            matches!(problems[0].kind, ProblemKind::Blake3Mismatch { .. }),
+            "{problems:?}"
+        );
         let text = problems[0].to_string();
-        for part in ["shard-00001.parquet", ".shard-00001.done.json", "manifest.json", "mixtape build"] {
+        for part in [
+            "shard-00001.parquet",
+            ".shard-00001.done.json",
+            "manifest.json",
+            "mixtape build",
+        ] {
             assert!(text.contains(part), "{part} in {text}");
         }
     }
@@ -646,13 +913,25 @@ mod tests {
     fn a_missing_shard_and_an_unlisted_one_are_both_named() {
         let dir = tempfile::tempdir().unwrap();
         let stage = write_stage(dir.path(), "sft", 2);
-        std::fs::rename(stage.join("shard-00000.parquet"), stage.join("shard-00007.parquet")).unwrap();
+        std::fs::rename(
+            stage.join("shard-00000.parquet"),
+            stage.join("shard-00007.parquet"),
+        )
+        .unwrap();
         let report = verify(&stage).unwrap();
         assert_eq!(
             kinds(&report),
             [
-                ("shard-00000.parquet".into(), None, ProblemKind::MissingShard),
-                ("shard-00007.parquet".into(), None, ProblemKind::UnlistedShard),
+                (
+                    "shard-00000.parquet".into(),
+                    None,
+                    ProblemKind::MissingShard
+                ),
+                (
+                    "shard-00007.parquet".into(),
+                    None,
+                    ProblemKind::UnlistedShard
+                ),
             ]
         );
     }
@@ -662,21 +941,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stage = write_stage(dir.path(), "sft", 2);
         let path = stage.join(MANIFEST_FILE);
-        let json = std::fs::read_to_string(&path).unwrap().replacen("\"rows\": 5,", "\"rows\": 6,", 1);
+        let json =
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replacen("\"rows\": 5,", "\"rows\": 6,", 1);
         std::fs::write(&path, json).unwrap();
         let report = verify(&stage).unwrap();
         let found = kinds(&report);
         assert!(found.contains(&(
             "manifest.json".into(),
             None,
-            ProblemKind::TotalsMismatch { field: "totals.rows".into(), stated: "10".into(), sum: "11".into() }
+            ProblemKind::TotalsMismatch {
+                field: "totals.rows".into(),
+                stated: "10".into(),
+                sum: "11".into()
+            }
         )));
-        let shard = report.problems().find(|p| p.path.ends_with("shard-00000.parquet")).unwrap();
+        let shard = report
+            .problems()
+            .find(|p| p.path.ends_with("shard-00000.parquet"))
+            .unwrap();
         assert_eq!(
             shard.kind,
-            ProblemKind::MetadataMismatch { field: "rows".into(), manifest: "6".into(), file: "5".into() }
+            ProblemKind::MetadataMismatch {
+                field: "rows".into(),
+                manifest: "6".into(),
+                file: "5".into()
+            }
         );
-        assert!(shard.fix.contains("manifest entry is wrong"), "{}", shard.fix);
+        assert!(
+            shard.fix.contains("manifest entry is wrong"),
+            "{}",
+            shard.fix
+        );
     }
 
     #[test]
@@ -687,17 +984,29 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         // Garble row group 1's first column chunk (past its page header).
         let file = File::open(&path).unwrap();
-        let meta = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&file).unwrap();
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
         let (start, len) = meta.row_group(1).column(0).byte_range();
         bytes[start as usize + 4..(start + len) as usize].fill(0xA5);
         std::fs::write(&path, &bytes).unwrap();
         let report = verify(&stage).unwrap();
         let groups: Vec<Option<usize>> = report.problems().map(|p| p.row_group).collect();
-        assert!(groups.contains(&Some(1)) && !groups.contains(&Some(0)) && !groups.contains(&Some(2)), "{groups:?}");
-        assert!(report.problems().any(|p| matches!(p.kind, ProblemKind::Blake3Mismatch { .. })));
+        assert!(
+            groups.contains(&Some(1)) && !groups.contains(&Some(0)) && !groups.contains(&Some(2)),
+            "{groups:?}"
+        );
+        assert!(
+            report
+                .problems()
+                .any(|p| matches!(p.kind, ProblemKind::Blake3Mismatch { .. }))
+        );
         // The checksums name the damaged column chunk, where the blake3 can only name the file.
         let column = meta.row_group(1).column(0).column_path().string();
-        let damaged = report.problems().find(|p| matches!(p.kind, ProblemKind::ChecksumMismatch { .. })).unwrap();
+        let damaged = report
+            .problems()
+            .find(|p| matches!(p.kind, ProblemKind::ChecksumMismatch { .. }))
+            .unwrap();
         assert_eq!(damaged.row_group, Some(1));
         assert!(
             matches!(&damaged.kind, ProblemKind::ChecksumMismatch { region, .. } if *region == format!("column {column}")),
@@ -711,7 +1020,11 @@ mod tests {
         let stage = write_stage(dir.path(), "sft", 1);
         let other = write_stage(dir.path(), "other", 1);
         // A shard of another stage, recorded in this manifest with its real hash and size.
-        std::fs::copy(other.join("shard-00000.parquet"), stage.join("shard-00000.parquet")).unwrap();
+        std::fs::copy(
+            other.join("shard-00000.parquet"),
+            stage.join("shard-00000.parquet"),
+        )
+        .unwrap();
         let mut manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
         let theirs = Manifest::read(other.join(MANIFEST_FILE)).unwrap();
         manifest.shards[0].blake3 = theirs.shards[0].blake3.clone();
@@ -746,10 +1059,20 @@ mod tests {
         let report = verify(dir.path()).unwrap();
         let found = kinds(&report);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0], ("late".into(), None, ProblemKind::UnfinishedStage));
+        assert_eq!(
+            found[0],
+            ("late".into(), None, ProblemKind::UnfinishedStage)
+        );
         assert_eq!(
             found[1],
-            ("manifest.json".into(), None, ProblemKind::OtherBuild { manifest: "fp".into(), build: "fp-new".into() })
+            (
+                "manifest.json".into(),
+                None,
+                ProblemKind::OtherBuild {
+                    manifest: "fp".into(),
+                    build: "fp-new".into()
+                }
+            )
         );
     }
 
@@ -757,15 +1080,29 @@ mod tests {
     fn a_truncated_manifest_is_a_problem_and_a_plain_folder_is_no_shard_set() {
         let dir = tempfile::tempdir().unwrap();
         let stage = write_stage(dir.path(), "sft", 1);
-        std::fs::write(stage.join(MANIFEST_FILE), "{\"format_version\": 1, \"stage\"").unwrap();
+        std::fs::write(
+            stage.join(MANIFEST_FILE),
+            "{\"format_version\": 1, \"stage\"",
+        )
+        .unwrap();
         let report = verify(&stage).unwrap();
-        assert!(matches!(kinds(&report)[..], [(_, None, ProblemKind::ManifestUnreadable { .. })]));
+        assert!(matches!(
+            kinds(&report)[..],
+            [(_, None, ProblemKind::ManifestUnreadable { .. })]
+        ));
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::create_dir(empty.path().join("notes")).unwrap();
         let err = verify(empty.path()).unwrap_err();
         assert!(matches!(err, VerifyError::NotAShardSet { .. }));
-        assert!(err.to_string().contains(&empty.path().display().to_string()), "{err}");
-        assert!(matches!(verify(empty.path().join("absent")), Err(VerifyError::Io { .. })));
+        assert!(
+            err.to_string()
+                .contains(&empty.path().display().to_string()),
+            "{err}"
+        );
+        assert!(matches!(
+            verify(empty.path().join("absent")),
+            Err(VerifyError::Io { .. })
+        ));
     }
 }

@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
@@ -47,7 +49,9 @@ use crate::atomic::{self, HashingFile};
 use crate::batch::{self, EncodeError};
 use crate::manifest::ratio;
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, columns, shard_schema};
-use crate::{CREATED_BY, Counts, PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta};
+use crate::{
+    CREATED_BY, Counts, PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta,
+};
 
 /// zstd level of shards. Level 3 compresses token ids at hundreds of MB/s (never the bottleneck
 /// of a build) and within a few percent of level 9's size; image bytes are already compressed.
@@ -149,22 +153,47 @@ impl ShardOptions {
 
     fn properties(&self, meta: &ShardMeta) -> Result<WriterProperties, WriteError> {
         let invalid = |option, value: String, fix| WriteError::InvalidOption { option, value, fix };
-        let level = ZstdLevel::try_new(self.zstd_level)
-            .map_err(|_| invalid("zstd_level", self.zstd_level.to_string(), "use a zstd level from 1 to 22"))?;
+        let level = ZstdLevel::try_new(self.zstd_level).map_err(|_| {
+            invalid(
+                "zstd_level",
+                self.zstd_level.to_string(),
+                "use a zstd level from 1 to 22",
+            )
+        })?;
         let image_level = ZstdLevel::try_new(self.zstd_level.min(MAX_IMAGE_BYTES_ZSTD_LEVEL))
-            .map_err(|_| invalid("zstd_level", self.zstd_level.to_string(), "use a zstd level from 1 to 22"))?;
+            .map_err(|_| {
+                invalid(
+                    "zstd_level",
+                    self.zstd_level.to_string(),
+                    "use a zstd level from 1 to 22",
+                )
+            })?;
         if self.max_rows_per_row_group == 0 {
-            return Err(invalid("max_rows_per_row_group", "0".into(), "use at least 1"));
+            return Err(invalid(
+                "max_rows_per_row_group",
+                "0".into(),
+                "use at least 1",
+            ));
         }
         if self.max_row_group_bytes == 0 {
             return Err(invalid("max_row_group_bytes", "0".into(), "use at least 1"));
         }
         if meta.seq_len == 0 {
-            return Err(invalid("seq_len", "0".into(), "a stage packs at least 1 token per row"));
+            return Err(invalid(
+                "seq_len",
+                "0".into(),
+                "a stage packs at least 1 token per row",
+            ));
         }
         let image_bytes = ColumnPath::from(IMAGE_BYTES_PATH.map(String::from).to_vec());
-        let element = |column: &str| ColumnPath::from(vec![column.to_string(), "list".into(), LIST_ELEMENT.into()]);
-        let metadata = meta.to_key_values().into_iter().map(|(k, v)| KeyValue::new(k.to_string(), v)).collect();
+        let element = |column: &str| {
+            ColumnPath::from(vec![column.to_string(), "list".into(), LIST_ELEMENT.into()])
+        };
+        let metadata = meta
+            .to_key_values()
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), v))
+            .collect();
         Ok(WriterProperties::builder()
             .set_created_by(CREATED_BY.to_string())
             .set_compression(Compression::ZSTD(level))
@@ -189,15 +218,35 @@ impl ShardOptions {
 #[non_exhaustive]
 pub enum WriteError {
     #[error("invalid shard option {option} = {value}: {fix}")]
-    InvalidOption { option: &'static str, value: String, fix: &'static str },
+    InvalidOption {
+        option: &'static str,
+        value: String,
+        fix: &'static str,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
-    Io { path: PathBuf, action: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
     #[error("{}: row {row} refused: {source}", path.display())]
-    InvalidRow { path: PathBuf, row: u64, source: RowError },
+    InvalidRow {
+        path: PathBuf,
+        row: u64,
+        source: RowError,
+    },
     #[error("{}: cannot encode row group {row_group}: {source}", path.display())]
-    Encode { path: PathBuf, row_group: u64, source: EncodeError },
+    Encode {
+        path: PathBuf,
+        row_group: u64,
+        source: EncodeError,
+    },
     #[error("{}: Parquet writing failed at row group {row_group}: {source}; the shard was not published (check disk space and permissions, then rebuild it)", path.display())]
-    Parquet { path: PathBuf, row_group: u64, source: ParquetError },
+    Parquet {
+        path: PathBuf,
+        row_group: u64,
+        source: ParquetError,
+    },
     #[error("{}: the writer failed earlier and cannot continue: drop it and rebuild the shard", path.display())]
     Poisoned { path: PathBuf },
 }
@@ -225,13 +274,21 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// Starts shard `meta.shard_index` in `dir` (created if missing). Nothing appears under the
     /// final name until [`ShardWriter::finish`].
-    pub fn try_new(dir: impl AsRef<Path>, meta: ShardMeta, options: ShardOptions) -> Result<Self, WriteError> {
+    pub fn try_new(
+        dir: impl AsRef<Path>,
+        meta: ShardMeta,
+        options: ShardOptions,
+    ) -> Result<Self, WriteError> {
         let dir = dir.as_ref();
         let properties = options.properties(&meta)?;
         let path = dir.join(shard_file_name(meta.shard_index));
         let tmp = atomic::tmp_path(&path);
         fn io(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> WriteError {
-            move |source| WriteError::Io { path: path.to_path_buf(), action, source }
+            move |source| WriteError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
         }
         std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
         let mut file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
@@ -239,13 +296,24 @@ impl ShardWriter {
         file.cut_at(4).map_err(io(&tmp, "create temporary shard"))?;
         let writer = ArrowWriter::try_new(file, shard_schema(), Some(properties))
             .and_then(ArrowWriter::into_serialized_writer)
-            .map(|(file, columns)| ParquetFile { file, columns, chunk_ranges: Vec::new() })
+            .map(|(file, columns)| ParquetFile {
+                file,
+                columns,
+                chunk_ranges: Vec::new(),
+            })
             .map_err(|source| {
                 let _ = std::fs::remove_file(&tmp);
-                WriteError::Parquet { path: path.clone(), row_group: 0, source }
+                WriteError::Parquet {
+                    path: path.clone(),
+                    row_group: 0,
+                    source,
+                }
             })?;
-        let checks =
-            RowChecks { max_tokens: Some(meta.seq_len), image_pad_token: options.image_pad_token, without_image_bytes: false };
+        let checks = RowChecks {
+            max_tokens: Some(meta.seq_len),
+            image_pad_token: options.image_pad_token,
+            without_image_bytes: false,
+        };
         Ok(Self {
             path,
             tmp,
@@ -284,19 +352,25 @@ impl ShardWriter {
     pub fn estimated_bytes(&self) -> u64 {
         let encoded = self.writer.as_ref().map_or(0, |w| w.file.bytes_written());
         let row_groups = self.row_groups as usize + usize::from(!self.buffer.is_empty());
-        (encoded + self.buffered_bytes + FOOTER_BYTES_BASE + row_groups * FOOTER_BYTES_PER_ROW_GROUP) as u64
+        (encoded
+            + self.buffered_bytes
+            + FOOTER_BYTES_BASE
+            + row_groups * FOOTER_BYTES_PER_ROW_GROUP) as u64
     }
 
     /// Validates and appends one row. An invalid row is refused and leaves the writer unchanged.
     pub fn write(&mut self, row: PackedRow) -> Result<(), WriteError> {
         if self.writer.is_none() {
-            return Err(WriteError::Poisoned { path: self.path.clone() });
+            return Err(WriteError::Poisoned {
+                path: self.path.clone(),
+            });
         }
-        row.validate(&self.checks).map_err(|source| WriteError::InvalidRow {
-            path: self.path.clone(),
-            row: self.rows,
-            source,
-        })?;
+        row.validate(&self.checks)
+            .map_err(|source| WriteError::InvalidRow {
+                path: self.path.clone(),
+                row: self.rows,
+                source,
+            })?;
         row.sample_counts(|meta, counts| {
             self.totals += &counts;
             *self.by_category.entry(meta.category.clone()).or_default() += &counts;
@@ -319,14 +393,22 @@ impl ShardWriter {
         }
         let row_group = self.row_groups;
         let result = (|| {
-            let writer = self.writer.as_mut().ok_or_else(|| WriteError::Poisoned { path: self.path.clone() })?;
+            let writer = self.writer.as_mut().ok_or_else(|| WriteError::Poisoned {
+                path: self.path.clone(),
+            })?;
             let batch = batch::encode(&self.buffer).map_err(|source| WriteError::Encode {
                 path: self.path.clone(),
                 row_group,
                 source,
             })?;
-            let parquet = |source| WriteError::Parquet { path: self.path.clone(), row_group, source };
-            writer.write_row_group(row_group, &batch, threads).map_err(parquet)
+            let parquet = |source| WriteError::Parquet {
+                path: self.path.clone(),
+                row_group,
+                source,
+            };
+            writer
+                .write_row_group(row_group, &batch, threads)
+                .map_err(parquet)
         })();
         if result.is_err() {
             self.writer = None;
@@ -343,8 +425,14 @@ impl ShardWriter {
     /// that name in one step).
     pub fn finish(mut self) -> Result<ShardInfo, WriteError> {
         self.flush_row_group(Threads::Pool)?;
-        let writer = self.writer.take().ok_or_else(|| WriteError::Poisoned { path: self.path.clone() })?;
-        let parquet = |source| WriteError::Parquet { path: self.path.clone(), row_group: self.row_groups, source };
+        let writer = self.writer.take().ok_or_else(|| WriteError::Poisoned {
+            path: self.path.clone(),
+        })?;
+        let parquet = |source| WriteError::Parquet {
+            path: self.path.clone(),
+            row_group: self.row_groups,
+            source,
+        };
         writer.check_chunk_ranges().map_err(parquet)?;
         let chunk_ranges = writer.chunk_ranges;
         let file = writer.file.into_inner().map_err(parquet)?;
@@ -381,7 +469,10 @@ impl ShardWriter {
 
 /// The shard's checksums from the chunks' byte ranges and the CRC32 segments the file was cut
 /// into: the magic, one segment per chunk, the tail.
-fn checksums(chunk_ranges: &[Vec<(u64, u64)>], segments: &[(u64, u32)]) -> Result<ShardChecksums, ParquetError> {
+fn checksums(
+    chunk_ranges: &[Vec<(u64, u64)>],
+    segments: &[(u64, u32)],
+) -> Result<ShardChecksums, ParquetError> {
     let crcs: BTreeMap<u64, u32> = segments.iter().copied().collect();
     let mut column_chunks = Vec::with_capacity(chunk_ranges.len());
     let mut tail_offset = 4;
@@ -402,9 +493,17 @@ fn checksums(chunk_ranges: &[Vec<(u64, u64)>], segments: &[(u64, u32)]) -> Resul
     let tail_crc32 = match segments.last() {
         Some(&(start, crc)) if start == tail_offset => crc,
         // No bytes after the last chunk cannot happen (the footer follows), but say so if it does.
-        _ => return Err(ParquetError::General(format!("no checksum segment starts at the tail, byte {tail_offset}"))),
+        _ => {
+            return Err(ParquetError::General(format!(
+                "no checksum segment starts at the tail, byte {tail_offset}"
+            )));
+        }
     };
-    Ok(ShardChecksums { column_chunks, tail_offset, tail_crc32 })
+    Ok(ShardChecksums {
+        column_chunks,
+        tail_offset,
+        tail_crc32,
+    })
 }
 
 /// Where a row group's columns are encoded.
@@ -427,13 +526,20 @@ struct ParquetFile {
 
 impl std::fmt::Debug for ParquetFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParquetFile").field("bytes_written", &self.file.bytes_written()).finish_non_exhaustive()
+        f.debug_struct("ParquetFile")
+            .field("bytes_written", &self.file.bytes_written())
+            .finish_non_exhaustive()
     }
 }
 
 impl ParquetFile {
     /// Encodes `batch` as row group `index` and appends it to the file.
-    fn write_row_group(&mut self, index: u64, batch: &RecordBatch, threads: Threads) -> Result<(), ParquetError> {
+    fn write_row_group(
+        &mut self,
+        index: u64,
+        batch: &RecordBatch,
+        threads: Threads,
+    ) -> Result<(), ParquetError> {
         let writers = self.columns.create_column_writers(index as usize)?;
         let mut leaves = Vec::with_capacity(writers.len());
         for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
@@ -447,16 +553,20 @@ impl ParquetFile {
             )));
         }
         let jobs = writers.into_iter().zip(leaves);
-        let encode = |(mut writer, leaf): (ArrowColumnWriter, _)| -> Result<ArrowColumnChunk, ParquetError> {
-            writer.write(&leaf)?;
-            writer.close()
-        };
+        let encode =
+            |(mut writer, leaf): (ArrowColumnWriter, _)| -> Result<ArrowColumnChunk, ParquetError> {
+                writer.write(&leaf)?;
+                writer.close()
+            };
         let chunks: Vec<ArrowColumnChunk> = match threads {
             Threads::Caller => jobs.map(encode).collect::<Result<_, _>>()?,
             // One column per task: the image bytes column alone can outweigh all the others.
             Threads::Pool => {
                 let jobs: Vec<_> = jobs.collect();
-                jobs.into_par_iter().with_max_len(1).map(encode).collect::<Result<_, _>>()?
+                jobs.into_par_iter()
+                    .with_max_len(1)
+                    .map(encode)
+                    .collect::<Result<_, _>>()?
             }
         };
         // Each chunk is copied whole at the current end of the file: cut the CRC32 segments at its
@@ -467,7 +577,8 @@ impl ParquetFile {
             let len = u64::try_from(chunk.close().metadata.compressed_size())
                 .map_err(|_| ParquetError::General("a column chunk has a negative size".into()))?;
             let file = self.file.inner_mut();
-            file.cut_at(offset).and_then(|()| file.cut_at(offset + len))?;
+            file.cut_at(offset)
+                .and_then(|()| file.cut_at(offset + len))?;
             ranges.push((offset, len));
             offset += len;
         }
@@ -483,10 +594,16 @@ impl ParquetFile {
     /// Checks that the ranges the checksums cover are the ones the footer gives readers.
     fn check_chunk_ranges(&self) -> Result<(), ParquetError> {
         let groups = self.file.flushed_row_groups();
-        let footer = groups.iter().map(|g| g.columns().iter().map(|c| c.byte_range()).collect::<Vec<_>>());
+        let footer = groups.iter().map(|g| {
+            g.columns()
+                .iter()
+                .map(|c| c.byte_range())
+                .collect::<Vec<_>>()
+        });
         if !footer.eq(self.chunk_ranges.iter().cloned()) {
             return Err(ParquetError::General(
-                "the column chunks did not land where their checksums were cut (a bug in mixtape)".into(),
+                "the column chunks did not land where their checksums were cut (a bug in mixtape)"
+                    .into(),
             ));
         }
         Ok(())
@@ -513,14 +630,26 @@ mod tests {
     use proptest::prelude::*;
 
     fn meta(index: u32) -> ShardMeta {
-        ShardMeta { recipe_fingerprint: "fp-abc".into(), stage: "sft".into(), seq_len: 256, shard_index: index }
+        ShardMeta {
+            recipe_fingerprint: "fp-abc".into(),
+            stage: "sft".into(),
+            seq_len: 256,
+            shard_index: index,
+        }
     }
 
     fn rows(n: usize, with_images: bool) -> Vec<PackedRow> {
         (0..n)
             .map(|i| {
                 let images = if with_images { i % 3 } else { 0 };
-                row_with_seed(&[(20 + i % 7, images), (30, if with_images { 1 } else { 0 }), (5 + i % 11, 0)], i as u64)
+                row_with_seed(
+                    &[
+                        (20 + i % 7, images),
+                        (30, if with_images { 1 } else { 0 }),
+                        (5 + i % 11, 0),
+                    ],
+                    i as u64,
+                )
             })
             .collect()
     }
@@ -534,8 +663,10 @@ mod tests {
     }
 
     fn files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -553,8 +684,13 @@ mod tests {
                         .with_max_rows_per_row_group(rows_per_group)
                         .with_image_pad_token(IMAGE_PAD);
                     let info = write(dir.path(), index, options, &rows);
-                    let case = format!("rows/group {rows_per_group}, zstd {level}, images {with_images}");
-                    assert_eq!(info.row_groups, 23u64.div_ceil(rows_per_group as u64), "{case}");
+                    let case =
+                        format!("rows/group {rows_per_group}, zstd {level}, images {with_images}");
+                    assert_eq!(
+                        info.row_groups,
+                        23u64.div_ceil(rows_per_group as u64),
+                        "{case}"
+                    );
                     let shard = ShardFile::open(dir.path().join(&info.file)).unwrap();
                     assert_eq!(shard.meta(), &meta(index), "{case}");
                     assert_eq!(shard.row_groups(), info.row_groups as usize, "{case}");
@@ -588,9 +724,15 @@ mod tests {
         packed.seq_lens = vec![3, 2, 4];
         let info = write(dir.path(), 0, ShardOptions::default(), &[packed]);
         let file = std::fs::File::open(dir.path().join(info.file)).unwrap();
-        let mut reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 16).unwrap();
+        let mut reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 16).unwrap();
         let batch = reader.next().unwrap().unwrap();
-        let column = batch.column_by_name("position_ids").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
+        let column = batch
+            .column_by_name("position_ids")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
         let positions = column.value(0);
         let positions = positions.as_any().downcast_ref::<Int32Array>().unwrap();
         assert_eq!(positions.values().as_ref(), [0, 1, 2, 0, 1, 0, 1, 2, 3]);
@@ -616,24 +758,35 @@ mod tests {
         // 40 rows, 9 per row group: four are encoded by `write`, the fifth by `finish`.
         let options = ShardOptions::default().with_max_rows_per_row_group(9);
         let in_pool = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let dir = tempfile::tempdir().unwrap();
             let info = pool.install(|| write(dir.path(), 0, options.clone(), &rows));
             assert_eq!(info.row_groups, 5);
-            (info, std::fs::read(dir.path().join(shard_file_name(0))).unwrap())
+            (
+                info,
+                std::fs::read(dir.path().join(shard_file_name(0))).unwrap(),
+            )
         };
         let (one, bytes_one) = in_pool(1);
         for threads in [2, 5] {
             let (many, bytes_many) = in_pool(threads);
             assert_eq!(many, one, "{threads} threads");
-            assert!(bytes_many == bytes_one, "{threads} threads: the files differ");
+            assert!(
+                bytes_many == bytes_one,
+                "{threads} threads: the files differ"
+            );
         }
         // And what was written reads back, in order, from the parallel path too.
         let dir = tempfile::tempdir().unwrap();
         let single_group = ShardOptions::default();
-        let info = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| {
-            write(dir.path(), 0, single_group, &rows)
-        });
+        let info = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(|| write(dir.path(), 0, single_group, &rows));
         let file = ShardFile::open(dir.path().join(info.file)).unwrap();
         assert_eq!(file.read_all().unwrap(), rows);
     }
@@ -674,15 +827,32 @@ mod tests {
         let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
         use parquet::file::reader::FileReader;
         let group = reader.metadata().row_group(0);
-        let column = |path: &str| group.columns().iter().find(|c| c.column_path().string() == path).unwrap();
-        for path in ["input_ids.list.element", "position_ids.list.element", "images.list.element.bytes"] {
+        let column = |path: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == path)
+                .unwrap()
+        };
+        for path in [
+            "input_ids.list.element",
+            "position_ids.list.element",
+            "images.list.element.bytes",
+        ] {
             assert!(column(path).dictionary_page_offset().is_none(), "{path}");
             // The codec is recorded per column chunk; the level is not (any zstd decoder reads any level).
-            assert!(matches!(column(path).compression(), Compression::ZSTD(_)), "{path}");
+            assert!(
+                matches!(column(path).compression(), Compression::ZSTD(_)),
+                "{path}"
+            );
         }
         assert!(column("images.list.element.bytes").statistics().is_none());
         // Small-cardinality columns keep the dictionary: a 0/1 mask becomes runs.
-        assert!(column("loss_mask.list.element").dictionary_page_offset().is_some());
+        assert!(
+            column("loss_mask.list.element")
+                .dictionary_page_offset()
+                .is_some()
+        );
     }
 
     #[test]
@@ -690,36 +860,79 @@ mod tests {
         use parquet::file::reader::FileReader;
         let sizes = |level: i32| {
             let dir = tempfile::tempdir().unwrap();
-            let info = write(dir.path(), 0, ShardOptions::default().with_zstd_level(level), &rows(10, true));
+            let info = write(
+                dir.path(),
+                0,
+                ShardOptions::default().with_zstd_level(level),
+                &rows(10, true),
+            );
             let file = std::fs::File::open(dir.path().join(info.file)).unwrap();
             let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
             let group = reader.metadata().row_group(0);
-            let column = |path: &str| group.columns().iter().find(|c| c.column_path().string() == path).unwrap();
+            let column = |path: &str| {
+                group
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().string() == path)
+                    .unwrap()
+            };
             let size = |path: &str| column(path).compressed_size();
-            (size("images.list.element.bytes"), size("input_ids.list.element"))
+            (
+                size("images.list.element.bytes"),
+                size("input_ids.list.element"),
+            )
         };
         let (images_1, ids_1) = sizes(1);
         let (images_19, ids_19) = sizes(19);
-        assert_eq!(images_19, images_1, "image bytes ignore levels above {MAX_IMAGE_BYTES_ZSTD_LEVEL}");
-        assert!(ids_19 < ids_1, "token ids follow the shard level: {ids_19} vs {ids_1} bytes");
+        assert_eq!(
+            images_19, images_1,
+            "image bytes ignore levels above {MAX_IMAGE_BYTES_ZSTD_LEVEL}"
+        );
+        assert!(
+            ids_19 < ids_1,
+            "token ids follow the shard level: {ids_19} vs {ids_1} bytes"
+        );
     }
 
     #[test]
     fn invalid_rows_are_refused_with_the_file_and_row_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = ShardWriter::try_new(dir.path(), meta(0), ShardOptions::default()).unwrap();
+        let mut writer =
+            ShardWriter::try_new(dir.path(), meta(0), ShardOptions::default()).unwrap();
         writer.write(row(&[(10, 0)])).unwrap();
         let mut bad = row(&[(10, 0)]);
         bad.seq_lens = vec![9];
         let err = writer.write(bad).unwrap_err();
-        assert!(matches!(err, WriteError::InvalidRow { row: 1, source: RowError::SeqLensSum { .. }, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                WriteError::InvalidRow {
+                    row: 1,
+                    source: RowError::SeqLensSum { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("shard-00000.parquet"), "{err}");
         let err = writer.write(row(&[(200, 0), (100, 0)])).unwrap_err();
-        assert!(matches!(err, WriteError::InvalidRow { source: RowError::TooLong { tokens: 300, max: 256 }, .. }));
+        assert!(matches!(
+            err,
+            WriteError::InvalidRow {
+                source: RowError::TooLong {
+                    tokens: 300,
+                    max: 256
+                },
+                ..
+            }
+        ));
         writer.write(row(&[(12, 1)])).unwrap();
         let info = writer.finish().unwrap();
         assert_eq!(info.rows, 2);
-        assert_eq!(crate::read::read_rows(dir.path().join(info.file)).unwrap(), [row(&[(10, 0)]), row(&[(12, 1)])]);
+        assert_eq!(
+            crate::read::read_rows(dir.path().join(info.file)).unwrap(),
+            [row(&[(10, 0)]), row(&[(12, 1)])]
+        );
     }
 
     #[test]
@@ -727,12 +940,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut shifted = row(&[(20, 1)]);
         shifted.images[0].token_offset = 1;
-        let mut lenient = ShardWriter::try_new(dir.path(), meta(0), ShardOptions::default()).unwrap();
+        let mut lenient =
+            ShardWriter::try_new(dir.path(), meta(0), ShardOptions::default()).unwrap();
         lenient.write(shifted.clone()).unwrap();
-        let mut strict =
-            ShardWriter::try_new(dir.path(), meta(1), ShardOptions::default().with_image_pad_token(IMAGE_PAD)).unwrap();
+        let mut strict = ShardWriter::try_new(
+            dir.path(),
+            meta(1),
+            ShardOptions::default().with_image_pad_token(IMAGE_PAD),
+        )
+        .unwrap();
         let err = strict.write(shifted).unwrap_err();
-        assert!(matches!(err, WriteError::InvalidRow { source: RowError::ImageToken { .. }, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                WriteError::InvalidRow {
+                    source: RowError::ImageToken { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -740,22 +967,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (options, option) in [
             (ShardOptions::default().with_zstd_level(99), "zstd_level"),
-            (ShardOptions::default().with_max_rows_per_row_group(0), "max_rows_per_row_group"),
-            (ShardOptions::default().with_max_row_group_bytes(0), "max_row_group_bytes"),
+            (
+                ShardOptions::default().with_max_rows_per_row_group(0),
+                "max_rows_per_row_group",
+            ),
+            (
+                ShardOptions::default().with_max_row_group_bytes(0),
+                "max_row_group_bytes",
+            ),
         ] {
             let err = ShardWriter::try_new(dir.path(), meta(0), options).unwrap_err();
-            assert!(matches!(err, WriteError::InvalidOption { option: o, .. } if o == option), "{err}");
+            assert!(
+                matches!(err, WriteError::InvalidOption { option: o, .. } if o == option),
+                "{err}"
+            );
         }
-        let err = ShardWriter::try_new(dir.path(), ShardMeta { seq_len: 0, ..meta(0) }, ShardOptions::default());
-        assert!(matches!(err, Err(WriteError::InvalidOption { option: "seq_len", .. })));
+        let err = ShardWriter::try_new(
+            dir.path(),
+            ShardMeta {
+                seq_len: 0,
+                ..meta(0)
+            },
+            ShardOptions::default(),
+        );
+        assert!(matches!(
+            err,
+            Err(WriteError::InvalidOption {
+                option: "seq_len",
+                ..
+            })
+        ));
         assert!(files(dir.path()).is_empty());
     }
 
     #[test]
     fn an_unfinished_writer_leaves_nothing_under_the_final_name() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer =
-            ShardWriter::try_new(dir.path(), meta(0), ShardOptions::default().with_max_rows_per_row_group(2)).unwrap();
+        let mut writer = ShardWriter::try_new(
+            dir.path(),
+            meta(0),
+            ShardOptions::default().with_max_rows_per_row_group(2),
+        )
+        .unwrap();
         for row in rows(5, true) {
             writer.write(row).unwrap();
         }
@@ -769,11 +1022,18 @@ mod tests {
     #[test]
     fn finishing_replaces_a_stale_temporary_and_a_previous_shard() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".shard-00000.parquet.tmp"), b"left by a killed build").unwrap();
+        std::fs::write(
+            dir.path().join(".shard-00000.parquet.tmp"),
+            b"left by a killed build",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("shard-00000.parquet"), b"an older shard").unwrap();
         let info = write(dir.path(), 0, ShardOptions::default(), &rows(4, false));
         assert_eq!(files(dir.path()), ["shard-00000.parquet"]);
-        assert_eq!(crate::read::read_rows(dir.path().join(info.file)).unwrap(), rows(4, false));
+        assert_eq!(
+            crate::read::read_rows(dir.path().join(info.file)).unwrap(),
+            rows(4, false)
+        );
     }
 
     #[test]
@@ -781,7 +1041,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Seed 0: samples 0, 1 get (laion, caption), (llava, vqa).
         let packed = row_with_seed(&[(20, 2), (30, 1)], 0);
-        let info = write(dir.path(), 0, ShardOptions::default(), &[packed.clone(), packed]);
+        let info = write(
+            dir.path(),
+            0,
+            ShardOptions::default(),
+            &[packed.clone(), packed],
+        );
         assert_eq!(info.rows, 2);
         assert_eq!(info.totals.samples, 4);
         assert_eq!(info.totals.tokens, 100);
@@ -801,6 +1066,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let info = write(dir.path(), 0, ShardOptions::default(), &[]);
         assert_eq!((info.rows, info.row_groups, info.efficiency), (0, 0, 0.0));
-        assert!(crate::read::read_rows(dir.path().join(info.file)).unwrap().is_empty());
+        assert!(
+            crate::read::read_rows(dir.path().join(info.file))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

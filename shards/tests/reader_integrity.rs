@@ -244,13 +244,22 @@ fn recycled_pixel_buffers_never_carry_one_image_into_the_next() {
         image
     };
     let dir = tempfile::tempdir().unwrap();
-    let stage = write_stage_with(dir.path(), 0, "mixed", &[20], 4, |_, _, r| image_row(image(r)));
-    let options = ReaderOptions::default().with_batch_size(1).with_decode_threads(2).with_prefetch(1);
+    let stage = write_stage_with(dir.path(), 0, "mixed", &[20], 4, |_, _, r| {
+        image_row(image(r))
+    });
+    let options = ReaderOptions::default()
+        .with_batch_size(1)
+        .with_decode_threads(2)
+        .with_prefetch(1);
     let mut checked = 0;
     for batch in Reader::try_new(&[stage], options, None).unwrap() {
         for row in &batch.unwrap().rows {
             let expected = mixtape_shards::reader::decode_pixels(&image(row.origin.row)).unwrap();
-            assert!(row.images[0].rgb[..] == expected[..], "row {}", row.origin.row);
+            assert!(
+                row.images[0].rgb[..] == expected[..],
+                "row {}",
+                row.origin.row
+            );
             checked += 1;
         }
     }
@@ -267,25 +276,51 @@ fn a_stage_smaller_than_one_global_step_is_warned_about_and_yields_nothing() {
     let reader = Reader::try_new(&[small.clone(), big.clone()], options.clone(), None).unwrap();
     assert_eq!(
         reader.warnings(),
-        [ReaderWarning::StageTooSmall { stage: "warmup".into(), rows: 3, step_rows: 4 }]
+        [ReaderWarning::StageTooSmall {
+            stage: "warmup".into(),
+            rows: 3,
+            step_rows: 4
+        }]
     );
     assert!(reader.warnings()[0].to_string().contains("yields no batch"));
-    let stages: Vec<String> =
-        all(reader).iter().flat_map(|b| b.rows.iter().map(|r| r.stage.clone())).collect();
-    assert!(!stages.is_empty() && stages.iter().all(|s| s == "sft"), "{stages:?}");
+    let stages: Vec<String> = all(reader)
+        .iter()
+        .flat_map(|b| b.rows.iter().map(|r| r.stage.clone()))
+        .collect();
+    assert!(
+        !stages.is_empty() && stages.iter().all(|s| s == "sft"),
+        "{stages:?}"
+    );
     // Big enough stages: no warning.
-    assert!(Reader::try_new(&[big], options, None).unwrap().warnings().is_empty());
+    assert!(
+        Reader::try_new(&[big], options, None)
+            .unwrap()
+            .warnings()
+            .is_empty()
+    );
 }
 
 #[test]
 fn a_resume_state_past_the_end_of_its_stage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stage = write_stage(dir.path(), 0, "sft", &[5], 2);
-    let mut state = Reader::try_new(&[stage.clone()], options(), None).unwrap().state();
+    let mut state = Reader::try_new(&[stage.clone()], options(), None)
+        .unwrap()
+        .state();
     state.offset = 5;
     // At the end: nothing left of this epoch, which is not an error.
     Reader::try_new(&[stage.clone()], options(), Some(state.clone())).unwrap();
     state.offset = 6;
     let err = Reader::try_new(&[stage], options(), Some(state)).unwrap_err();
-    assert!(matches!(err, ReaderError::StatePastEnd { offset: 6, rows: 5, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReaderError::StatePastEnd {
+                offset: 6,
+                rows: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -9,7 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mixtape_engine::build::{BuildError, BuildOptions, BuildReport, Progress, build};
 use mixtape_engine::plan::group;
 
-pub fn run(recipe: &Path, options: &BuildOptions, quiet: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    recipe: &Path,
+    options: &BuildOptions,
+    quiet: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let bar: Mutex<Option<ProgressBar>> = Mutex::new(None);
     let tokens = Mutex::new(0u64);
     let progress = |event: Progress| {
@@ -21,9 +26,11 @@ pub fn run(recipe: &Path, options: &BuildOptions, quiet: bool, json: bool) -> an
             Progress::StageStart { stage, draws } => {
                 let b = ProgressBar::new(draws);
                 b.set_style(
-                    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} samples {per_sec} {msg} ETA {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>12} [{bar:30}] {pos}/{len} samples {per_sec} {msg} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 b.set_prefix(stage);
                 *tokens.lock().unwrap_or_else(|e| e.into_inner()) = 0;
@@ -71,7 +78,12 @@ pub fn run(recipe: &Path, options: &BuildOptions, quiet: bool, json: bool) -> an
 
 fn summary(report: &BuildReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "built {} (fingerprint {})", report.out.display(), &report.fingerprint[..12]);
+    let _ = writeln!(
+        out,
+        "built {} (fingerprint {})",
+        report.out.display(),
+        &report.fingerprint[..12]
+    );
     for s in &report.stages {
         let t = &s.manifest.totals;
         let _ = writeln!(
@@ -84,12 +96,21 @@ fn summary(report: &BuildReport) -> String {
             group(t.tokens),
             100.0 * t.efficiency,
             group(s.manifest.rejects.values().sum()),
-            if s.shards_reused > 0 { format!("  ({} shards reused)", s.shards_reused) } else { String::new() }
+            if s.shards_reused > 0 {
+                format!("  ({} shards reused)", s.shards_reused)
+            } else {
+                String::new()
+            }
         );
     }
     let unreadable: u64 = report.unreadable.values().sum();
     if unreadable > 0 {
-        let _ = writeln!(out, "  {} records could not be read (see {}/rejects.jsonl)", group(unreadable), report.out.display());
+        let _ = writeln!(
+            out,
+            "  {} records could not be read (see {}/rejects.jsonl)",
+            group(unreadable),
+            report.out.display()
+        );
     }
     out
 }

@@ -35,16 +35,35 @@ pub fn run(recipes: &[PathBuf], json: bool, cache: &IndexCache) -> anyhow::Resul
             if errors == 0 {
                 let plan = resolved.plan.as_ref();
                 let summary = plan
-                    .map(|p| format!(": {} sources, {} stages, fingerprint {}", p.sources.len(), p.stages.len(), &p.fingerprint[..12]))
+                    .map(|p| {
+                        format!(
+                            ": {} sources, {} stages, fingerprint {}",
+                            p.sources.len(),
+                            p.stages.len(),
+                            &p.fingerprint[..12]
+                        )
+                    })
                     .unwrap_or_default();
-                let warn = if warnings > 0 { format!(" ({warnings} warning{})", plural(warnings)) } else { String::new() };
+                let warn = if warnings > 0 {
+                    format!(" ({warnings} warning{})", plural(warnings))
+                } else {
+                    String::new()
+                };
                 eprintln!("ok: {}{summary}{warn}", path.display());
             } else {
-                eprintln!("invalid: {}: {errors} error{}", path.display(), plural(errors));
+                eprintln!(
+                    "invalid: {}: {errors} error{}",
+                    path.display(),
+                    plural(errors)
+                );
             }
         }
     }
-    Ok(if failed { ExitCode::from(super::PROBLEMS) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(super::PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn plural(n: usize) -> &'static str {

@@ -11,10 +11,20 @@ use super::plan::{plan_recipe, read_lock};
 /// A lock file is JSON; anything else is read as a recipe.
 fn load(path: &Path, cache: &IndexCache) -> anyhow::Result<Option<Plan>> {
     let is_lock = path.extension().is_some_and(|e| e == "json" || e == "lock");
-    if is_lock { read_lock(path).map(Some) } else { Ok(plan_recipe(path, cache)) }
+    if is_lock {
+        read_lock(path).map(Some)
+    } else {
+        Ok(plan_recipe(path, cache))
+    }
 }
 
-pub fn run(before: &Path, after: &Path, json: bool, exit_code: bool, cache: &IndexCache) -> anyhow::Result<ExitCode> {
+pub fn run(
+    before: &Path,
+    after: &Path,
+    json: bool,
+    exit_code: bool,
+    cache: &IndexCache,
+) -> anyhow::Result<ExitCode> {
     let (Some(a), Some(b)) = (load(before, cache)?, load(after, cache)?) else {
         eprintln!("error: cannot diff: fix the recipe errors above first");
         return Ok(ExitCode::from(super::PROBLEMS));
@@ -25,5 +35,9 @@ pub fn run(before: &Path, after: &Path, json: bool, exit_code: bool, cache: &Ind
     } else {
         print!("{}", d.render());
     }
-    Ok(if exit_code && !d.identical { ExitCode::from(super::PROBLEMS) } else { ExitCode::SUCCESS })
+    Ok(if exit_code && !d.identical {
+        ExitCode::from(super::PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -18,7 +18,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use mixtape_engine::template::Encoder;
-use mixtape_shards::{ImageEncoding, MANIFEST_FILE, Manifest, PackedRow, ShardFile, ShardImage, shard_file_name};
+use mixtape_shards::{
+    ImageEncoding, MANIFEST_FILE, Manifest, PackedRow, ShardFile, ShardImage, shard_file_name,
+};
 use serde::Serialize;
 
 /// What to show, as parsed from the command line.
@@ -35,7 +37,16 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let InspectArgs { path, shard, row, rows, tokenizer, recipe, images_out, json } = args;
+    let InspectArgs {
+        path,
+        shard,
+        row,
+        rows,
+        tokenizer,
+        recipe,
+        images_out,
+        json,
+    } = args;
     let shard_path = shard_path(&path, shard)?;
     let file = ShardFile::open(&shard_path)?;
     let range = row_range(row, rows.as_deref(), file.rows(), &shard_path)?;
@@ -47,7 +58,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &images_out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let style = if !json && std::io::stdout().is_terminal() { Style::Colour } else { Style::Markers };
+    let style = if !json && std::io::stdout().is_terminal() {
+        Style::Colour
+    } else {
+        Style::Markers
+    };
     let mut shown = Vec::new();
     let mut first = 0u64;
     for group in 0..file.row_groups() {
@@ -71,11 +86,20 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     let meta = file.meta();
     if json {
-        let doc = Doc { shard: &shard_path, stage: &meta.stage, seq_len: meta.seq_len, rows: &shown };
+        let doc = Doc {
+            shard: &shard_path,
+            stage: &meta.stage,
+            seq_len: meta.seq_len,
+            rows: &shown,
+        };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let mut out = String::new();
-        let marks = if style == Style::Markers { "; loss tokens are marked ⟦…⟧" } else { "" };
+        let marks = if style == Style::Markers {
+            "; loss tokens are marked ⟦…⟧"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "{} (stage {}, seq_len {}, {} rows){marks}",
@@ -91,7 +115,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = images_out {
         let n: usize = shown.iter().map(|r| r.images.len()).sum();
-        eprintln!("wrote {n} image{} to {}", if n == 1 { "" } else { "s" }, dir.display());
+        eprintln!(
+            "wrote {n} image{} to {}",
+            if n == 1 { "" } else { "s" },
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -100,7 +128,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
 fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
     if !path.is_dir() {
         if shard.is_some() {
-            bail!("--shard picks a shard of a stage folder, but {} is a file: drop --shard", path.display());
+            bail!(
+                "--shard picks a shard of a stage folder, but {} is a file: drop --shard",
+                path.display()
+            );
         }
         return Ok(path.to_path_buf());
     }
@@ -122,14 +153,23 @@ fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
 }
 
 /// The rows selected by `--row N` or `--rows A..B` (default: row 0), checked against the shard.
-fn row_range(row: Option<u64>, rows: Option<&str>, total: u64, shard: &Path) -> anyhow::Result<Range<u64>> {
+fn row_range(
+    row: Option<u64>,
+    rows: Option<&str>,
+    total: u64,
+    shard: &Path,
+) -> anyhow::Result<Range<u64>> {
     let range = match (row, rows) {
         (Some(n), _) => n..n.saturating_add(1),
         (None, Some(text)) => {
-            let parsed = text.split_once("..").and_then(|(a, b)| Some(a.trim().parse().ok()?..b.trim().parse().ok()?));
+            let parsed = text
+                .split_once("..")
+                .and_then(|(a, b)| Some(a.trim().parse().ok()?..b.trim().parse().ok()?));
             match parsed {
                 Some(r) if r.start < r.end => r,
-                _ => bail!("--rows {text:?} is not a range A..B with A < B (B excluded), e.g. --rows 0..4"),
+                _ => bail!(
+                    "--rows {text:?} is not a range A..B with A < B (B excluded), e.g. --rows 0..4"
+                ),
             }
         }
         (None, None) => 0..1,
@@ -146,7 +186,8 @@ fn row_range(row: Option<u64>, rows: Option<&str>, total: u64, shard: &Path) -> 
 }
 
 fn load_tokenizer(path: &Path) -> anyhow::Result<Encoder> {
-    Encoder::from_file(path).with_context(|| "pass the tokenizer.json the shards were built with (--tokenizer FILE)")
+    Encoder::from_file(path)
+        .with_context(|| "pass the tokenizer.json the shards were built with (--tokenizer FILE)")
 }
 
 /// The tokenizer a recipe names (its static checks must pass; sources are not read).
@@ -155,8 +196,16 @@ fn recipe_tokenizer(recipe: &Path) -> anyhow::Result<PathBuf> {
     match loaded.recipe {
         Some(r) => Ok(r.tokenizer),
         None => {
-            let text: String = loaded.diagnostics.sorted().iter().map(|d| d.render(&loaded.sources)).collect();
-            bail!("{text}cannot read the tokenizer of {}: fix the recipe, or pass --tokenizer FILE", recipe.display())
+            let text: String = loaded
+                .diagnostics
+                .sorted()
+                .iter()
+                .map(|d| d.render(&loaded.sources))
+                .collect();
+            bail!(
+                "{text}cannot read the tokenizer of {}: fix the recipe, or pass --tokenizer FILE",
+                recipe.display()
+            )
         }
     }
 }
@@ -187,9 +236,19 @@ struct Sample {
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Segment {
-    Text { loss: bool, text: String },
-    Ids { loss: bool, ids: Vec<i32> },
-    Image { image: usize, pad: String, pad_tokens: u32 },
+    Text {
+        loss: bool,
+        text: String,
+    },
+    Ids {
+        loss: bool,
+        ids: Vec<i32>,
+    },
+    Image {
+        image: usize,
+        pad: String,
+        pad_tokens: u32,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -239,8 +298,14 @@ fn describe(index: u64, row: &PackedRow, encoder: Option<&Encoder>, files: Vec<P
         })
         .collect();
     let pad = |i: &ShardImage| match encoder {
-        Some(e) => e.tokenizer().id_to_token(e.special().image_pad).unwrap_or_else(|| "<|image_pad|>".into()),
-        None => row.input_ids.get(i.token_offset as usize).map_or_else(String::new, i32::to_string),
+        Some(e) => e
+            .tokenizer()
+            .id_to_token(e.special().image_pad)
+            .unwrap_or_else(|| "<|image_pad|>".into()),
+        None => row
+            .input_ids
+            .get(i.token_offset as usize)
+            .map_or_else(String::new, i32::to_string),
     };
     let mut samples = Vec::new();
     for (n, ((start, end), meta)) in row.sample_spans().zip(&row.samples).enumerate() {
@@ -248,8 +313,17 @@ fn describe(index: u64, row: &PackedRow, encoder: Option<&Encoder>, files: Vec<P
         let mut segments = Vec::new();
         let mut at = start;
         while at < end {
-            if let Some((i, im)) = row.images.iter().enumerate().find(|(_, im)| im.token_offset as usize == at) {
-                segments.push(Segment::Image { image: i, pad: pad(im), pad_tokens: im.num_tokens });
+            if let Some((i, im)) = row
+                .images
+                .iter()
+                .enumerate()
+                .find(|(_, im)| im.token_offset as usize == at)
+            {
+                segments.push(Segment::Image {
+                    image: i,
+                    pad: pad(im),
+                    pad_tokens: im.num_tokens,
+                });
                 at += (im.num_tokens as usize).max(1);
                 continue;
             }
@@ -262,7 +336,9 @@ fn describe(index: u64, row: &PackedRow, encoder: Option<&Encoder>, files: Vec<P
                 .filter(|&o| o > at && o < end)
                 .min()
                 .unwrap_or(end);
-            let run_end = (at..next_image).find(|&t| (row.loss_mask[t] == 1) != loss).unwrap_or(next_image);
+            let run_end = (at..next_image)
+                .find(|&t| (row.loss_mask[t] == 1) != loss)
+                .unwrap_or(next_image);
             segments.push(text_segment(&row.input_ids[at..run_end], loss, encoder));
             at = run_end;
         }
@@ -278,18 +354,30 @@ fn describe(index: u64, row: &PackedRow, encoder: Option<&Encoder>, files: Vec<P
         });
     }
     let loss_tokens = row.loss_mask.iter().filter(|&&m| m == 1).count();
-    Row { row: index, tokens: row.input_ids.len(), loss_tokens, samples, images }
+    Row {
+        row: index,
+        tokens: row.input_ids.len(),
+        loss_tokens,
+        samples,
+        images,
+    }
 }
 
 /// Decoded text when a tokenizer is given and every id is one of its ids, else the ids.
 fn text_segment(ids: &[i32], loss: bool, encoder: Option<&Encoder>) -> Segment {
     let decoded = encoder.and_then(|e| {
-        let ids: Vec<u32> = ids.iter().map(|&id| u32::try_from(id).ok()).collect::<Option<_>>()?;
+        let ids: Vec<u32> = ids
+            .iter()
+            .map(|&id| u32::try_from(id).ok())
+            .collect::<Option<_>>()?;
         e.tokenizer().decode(&ids, false).ok()
     });
     match decoded {
         Some(text) => Segment::Text { loss, text },
-        None => Segment::Ids { loss, ids: ids.to_vec() },
+        None => Segment::Ids {
+            loss,
+            ids: ids.to_vec(),
+        },
     }
 }
 
@@ -322,7 +410,11 @@ fn render(out: &mut String, row: &Row, style: Style) {
                     let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
                     mark(out, *loss, &format!("[{}]", ids.join(" ")), style);
                 }
-                Segment::Image { image, pad, pad_tokens } => {
+                Segment::Image {
+                    image,
+                    pad,
+                    pad_tokens,
+                } => {
                     let im = &row.images[*image];
                     let _ = write!(
                         out,
@@ -335,7 +427,12 @@ fn render(out: &mut String, row: &Row, style: Style) {
         out.push('\n');
     }
     for im in row.images.iter().filter(|im| im.file.is_some()) {
-        let _ = writeln!(out, "image {} -> {}", im.index, im.file.as_deref().unwrap_or(Path::new("")).display());
+        let _ = writeln!(
+            out,
+            "image {} -> {}",
+            im.index,
+            im.file.as_deref().unwrap_or(Path::new("")).display()
+        );
     }
 }
 
@@ -356,7 +453,8 @@ fn write_images(dir: &Path, row: u64, images: &[ShardImage]) -> anyhow::Result<V
     let mut paths = Vec::new();
     for (i, image) in images.iter().enumerate() {
         let path = dir.join(format!("row{row}-img{i}.{}", extension(image)));
-        std::fs::write(&path, &image.bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, &image.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         paths.push(path);
     }
     Ok(paths)

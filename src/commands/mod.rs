@@ -20,12 +20,30 @@ pub const PROBLEMS: u8 = 1;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cache = IndexCache {
-        dir: if cli.no_cache { None } else { cli.cache_dir.clone().or_else(IndexCache::default_dir) },
+        dir: if cli.no_cache {
+            None
+        } else {
+            cli.cache_dir.clone().or_else(IndexCache::default_dir)
+        },
     };
     match cli.command {
         Command::Check { recipes, json } => check::run(&recipes, json, &cache),
-        Command::Plan { recipe, json, lock, locked } => plan::run(&recipe, json, lock.as_deref(), locked.as_deref(), &cache),
-        Command::Build { recipe, out, jobs, max_reject_fraction, shard_bytes, rebuild, quiet, json } => {
+        Command::Plan {
+            recipe,
+            json,
+            lock,
+            locked,
+        } => plan::run(&recipe, json, lock.as_deref(), locked.as_deref(), &cache),
+        Command::Build {
+            recipe,
+            out,
+            jobs,
+            max_reject_fraction,
+            shard_bytes,
+            rebuild,
+            quiet,
+            json,
+        } => {
             let options = mixtape_engine::build::BuildOptions {
                 out,
                 jobs,
@@ -36,10 +54,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             build::run(&recipe, &options, quiet, json)
         }
-        Command::Diff { before, after, json, exit_code } => diff::run(&before, &after, json, exit_code, &cache),
-        Command::Audit { dir, recipe, lock, tolerance, json, html, stream, steps, window, batch_size, seed, rank, world_size } => {
-            let stream = stream.then(|| audit::StreamArgs { steps: steps.unwrap_or(0), window, batch_size, seed, rank, world_size });
-            audit::run(&audit::AuditArgs { dir, recipe, lock, tolerance, json, html, stream }, &cache)
+        Command::Diff {
+            before,
+            after,
+            json,
+            exit_code,
+        } => diff::run(&before, &after, json, exit_code, &cache),
+        Command::Audit {
+            dir,
+            recipe,
+            lock,
+            tolerance,
+            json,
+            html,
+            stream,
+            steps,
+            window,
+            batch_size,
+            seed,
+            rank,
+            world_size,
+        } => {
+            let stream = stream.then(|| audit::StreamArgs {
+                steps: steps.unwrap_or(0),
+                window,
+                batch_size,
+                seed,
+                rank,
+                world_size,
+            });
+            audit::run(
+                &audit::AuditArgs {
+                    dir,
+                    recipe,
+                    lock,
+                    tolerance,
+                    json,
+                    html,
+                    stream,
+                },
+                &cache,
+            )
         }
         Command::Verify { dir, json } => verify::run(&dir, json),
         Command::Stream {
@@ -83,8 +138,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             order,
             json,
         }),
-        Command::Inspect { path, shard, row, rows, tokenizer, recipe, images_out, json } => {
-            inspect::run(inspect::InspectArgs { path, shard, row, rows, tokenizer, recipe, images_out, json })
-        }
+        Command::Inspect {
+            path,
+            shard,
+            row,
+            rows,
+            tokenizer,
+            recipe,
+            images_out,
+            json,
+        } => inspect::run(inspect::InspectArgs {
+            path,
+            shard,
+            row,
+            rows,
+            tokenizer,
+            recipe,
+            images_out,
+            json,
+        }),
     }
 }

@@ -20,9 +20,13 @@ pub fn plan_recipe(path: &Path, cache: &IndexCache) -> Option<Plan> {
 
 /// Reads a lock file (a `plan --json` document).
 pub fn read_lock(path: &Path) -> anyhow::Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read lock file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read lock file {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
-        format!("{} is not a mixtape lock file (write one with `mixtape plan RECIPE --lock FILE`)", path.display())
+        format!(
+            "{} is not a mixtape lock file (write one with `mixtape plan RECIPE --lock FILE`)",
+            path.display()
+        )
     })
 }
 
@@ -39,7 +43,10 @@ pub fn run(
     cache: &IndexCache,
 ) -> anyhow::Result<ExitCode> {
     let Some(plan) = plan_recipe(recipe, cache) else {
-        eprintln!("invalid: {}: fix the errors above (`mixtape check` lists them)", recipe.display());
+        eprintln!(
+            "invalid: {}: fix the errors above (`mixtape check` lists them)",
+            recipe.display()
+        );
         return Ok(ExitCode::from(super::PROBLEMS));
     };
     if let Some(path) = locked {
@@ -53,13 +60,23 @@ pub fn run(
                 &plan.fingerprint[..12]
             );
             eprint!("{}", mixtape_engine::diff::diff(&pinned, &plan).render());
-            eprintln!("hint: review the change above, then refresh the lock with `mixtape plan {} --lock {}`", recipe.display(), path.display());
+            eprintln!(
+                "hint: review the change above, then refresh the lock with `mixtape plan {} --lock {}`",
+                recipe.display(),
+                path.display()
+            );
             return Ok(ExitCode::from(super::PROBLEMS));
         }
-        eprintln!("ok: {} matches {} (fingerprint {})", recipe.display(), path.display(), &plan.fingerprint[..12]);
+        eprintln!(
+            "ok: {} matches {} (fingerprint {})",
+            recipe.display(),
+            path.display(),
+            &plan.fingerprint[..12]
+        );
     }
     if let Some(path) = lock {
-        std::fs::write(path, plan_json(&plan)?).with_context(|| format!("cannot write lock file {}", path.display()))?;
+        std::fs::write(path, plan_json(&plan)?)
+            .with_context(|| format!("cannot write lock file {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if json {
@@ -73,10 +90,20 @@ pub fn run(
 /// Human-readable plan.
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "plan {}  fingerprint {}  seed {}", plan.name, &plan.fingerprint[..12], plan.seed);
+    let _ = writeln!(
+        out,
+        "plan {}  fingerprint {}  seed {}",
+        plan.name,
+        &plan.fingerprint[..12],
+        plan.seed
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "sources");
-    let _ = writeln!(out, "  {:<18} {:<13} {:<12} {:>9} {:>9} {:>9}", "name", "format", "category", "records", "samples", "rejected");
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<13} {:<12} {:>9} {:>9} {:>9}",
+        "name", "format", "category", "records", "samples", "rejected"
+    );
     for s in &plan.sources {
         let rejected: u64 = s.rejected.values().sum();
         let _ = writeln!(
@@ -92,7 +119,11 @@ pub fn render(plan: &Plan) -> String {
     }
     for stage in &plan.stages {
         let _ = writeln!(out);
-        let extends = stage.extends.as_ref().map(|p| format!("  extends {p}")).unwrap_or_default();
+        let extends = stage
+            .extends
+            .as_ref()
+            .map(|p| format!("  extends {p}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "stage {}  seq_len {}  budget {} {}  max_repeat {}{extends}",
@@ -105,12 +136,26 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "  {:<12} {:>6} {:>7}  {:<18} {:>9} {:>7} {:>6} {:>9} {:>11} {:>11} {:>11}",
-            "category", "target", "planned", "source", "available", "drawn", "passes", "samples", "tokens", "loss_tokens", "image_tokens"
+            "category",
+            "target",
+            "planned",
+            "source",
+            "available",
+            "drawn",
+            "passes",
+            "samples",
+            "tokens",
+            "loss_tokens",
+            "image_tokens"
         );
         for c in &stage.categories {
             for (i, d) in c.sources.iter().enumerate() {
                 let (name, target, planned) = if i == 0 {
-                    (c.name.as_str(), format!("{:.1}%", 100.0 * c.target_share), format!("{:.2}%", 100.0 * c.expected_share))
+                    (
+                        c.name.as_str(),
+                        format!("{:.1}%", 100.0 * c.target_share),
+                        format!("{:.2}%", 100.0 * c.expected_share),
+                    )
                 } else {
                     ("", String::new(), String::new())
                 };
@@ -141,9 +186,18 @@ pub fn render(plan: &Plan) -> String {
             group(e.image_tokens),
             group(e.images)
         );
-        let rejected: u64 = stage.categories.iter().flat_map(|c| &c.sources).flat_map(|d| d.rejected.values()).sum();
+        let rejected: u64 = stage
+            .categories
+            .iter()
+            .flat_map(|c| &c.sources)
+            .flat_map(|d| d.rejected.values())
+            .sum();
         if rejected > 0 {
-            let _ = writeln!(out, "  unusable in this stage (counted as rejects): {}", group(rejected));
+            let _ = writeln!(
+                out,
+                "  unusable in this stage (counted as rejects): {}",
+                group(rejected)
+            );
         }
     }
     out

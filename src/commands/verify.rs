@@ -19,7 +19,11 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render(&report));
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(super::PROBLEMS) })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::PROBLEMS)
+    })
 }
 
 fn render(report: &VerifyReport) -> String {
@@ -54,8 +58,13 @@ fn render(report: &VerifyReport) -> String {
         );
     } else {
         let n = problems.len();
-        let _ =
-            writeln!(out, "\n{}: {n} problem{} in {stages} stage{}", report.dir.display(), plural(n), plural(stages));
+        let _ = writeln!(
+            out,
+            "\n{}: {n} problem{} in {stages} stage{}",
+            report.dir.display(),
+            plural(n),
+            plural(stages)
+        );
     }
     out
 }

@@ -233,7 +233,11 @@ fn another_mix_or_recipe_fails_the_gate_naming_stage_and_category() {
     let audit = json(&strict.stdout);
     for stage in audit["stages"].as_array().unwrap() {
         for category in stage["categories"].as_array().unwrap() {
-            assert_eq!(category["within_tolerance"].as_bool(), Some(true), "{category}");
+            assert_eq!(
+                category["within_tolerance"].as_bool(),
+                Some(true),
+                "{category}"
+            );
         }
     }
     let loose = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
@@ -438,8 +442,19 @@ fn the_html_report_is_one_self_contained_file_with_labelled_charts() {
 #[test]
 fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
     let dir = built();
-    let args = ["--steps", "6", "--batch-size", "2", "--rank", "0", "--world-size", "1"];
-    let mut audit_args = vec!["audit", "--stream", "out", "--recipe", "r.yaml", "--window", "2", "--json"];
+    let args = [
+        "--steps",
+        "6",
+        "--batch-size",
+        "2",
+        "--rank",
+        "0",
+        "--world-size",
+        "1",
+    ];
+    let mut audit_args = vec![
+        "audit", "--stream", "out", "--recipe", "r.yaml", "--window", "2", "--json",
+    ];
     audit_args.extend(args);
     let out = dir.run(&audit_args);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -447,7 +462,10 @@ fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
     assert_eq!(report["steps_read"], 6);
     let windows = report["windows"].as_array().unwrap();
     assert!(windows.len() >= 3, "6 steps in windows of 2: {windows:?}");
-    assert_eq!(windows[0]["stage"], "warmup", "stages are read in the recipe's order");
+    assert_eq!(
+        windows[0]["stage"], "warmup",
+        "stages are read in the recipe's order"
+    );
 
     // Windows tile steps 1..=6 and each one's categories add up to its total.
     let mut next_step = 1;
@@ -455,14 +473,22 @@ fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
     for w in windows {
         assert_eq!(w["first_step"], next_step);
         let last = w["last_step"].as_u64().unwrap();
-        assert!(last - next_step < 2, "a window holds at most --window steps: {w}");
+        assert!(
+            last - next_step < 2,
+            "a window holds at most --window steps: {w}"
+        );
         next_step = last + 1;
         let mut tokens = 0;
         for c in w["categories"].as_array().unwrap() {
             let counts = &c["counts"];
             tokens += counts["tokens"].as_u64().unwrap();
-            let entry = summed.entry(c["name"].as_str().unwrap().to_owned()).or_default();
-            for (i, key) in ["samples", "tokens", "loss_tokens", "image_tokens", "images"].iter().enumerate() {
+            let entry = summed
+                .entry(c["name"].as_str().unwrap().to_owned())
+                .or_default();
+            for (i, key) in ["samples", "tokens", "loss_tokens", "image_tokens", "images"]
+                .iter()
+                .enumerate()
+            {
                 entry[i] += counts[key].as_u64().unwrap();
             }
             // Targets come from the window's stage in the recipe.
@@ -474,7 +500,14 @@ fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
     assert_eq!(next_step, 7);
 
     // The same reader settings through `mixtape stream` consume exactly the windows' sum.
-    let mut stream_args = vec!["stream", "out/warmup", "out/main", "--images", "skip", "--json"];
+    let mut stream_args = vec![
+        "stream",
+        "out/warmup",
+        "out/main",
+        "--images",
+        "skip",
+        "--json",
+    ];
     stream_args.extend(args);
     let out = dir.run(&stream_args);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -497,9 +530,22 @@ fn the_stream_audit_warns_about_a_stage_smaller_than_one_global_step() {
         .as_u64()
         .unwrap();
     let batch = (rows + 1).to_string();
-    let out = dir.run(&["audit", "--stream", "out/main", "--steps", "3", "--batch-size", &batch, "--json"]);
+    let out = dir.run(&[
+        "audit",
+        "--stream",
+        "out/main",
+        "--steps",
+        "3",
+        "--batch-size",
+        &batch,
+        "--json",
+    ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"),
+        "{}",
+        out.stderr
+    );
     let report = json(&out.stdout);
     assert_eq!(report["steps_read"], 0);
     assert_eq!(report["warnings"].as_array().unwrap().len(), 1, "{report}");

@@ -25,7 +25,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
+        if p.is_dir() {
+            files.extend(walk(&p))
+        } else {
+            files.push(p)
+        }
     }
     files
 }
@@ -33,8 +37,17 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Every packed sample of a build output, read back from its shards: (stage, source, key) -> count.
 fn samples(root: &Path) -> BTreeMap<(String, String, String), u32> {
     let mut out = BTreeMap::new();
-    for path in walk(root).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
-        let stage = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    for path in walk(root)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+    {
+        let stage = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for row in mixtape_shards::read_rows(&path).unwrap() {
             for s in row.samples {
                 *out.entry((stage.clone(), s.source, s.key)).or_insert(0) += 1;
@@ -65,27 +78,69 @@ impl SplitMix {
 fn the_demo_builds_with_the_recipes_mix() {
     let dir = TestDir::new();
     let demo = repo().join("recipes/demo.yaml");
-    let out = dir.run(&["build", demo.to_str().unwrap(), "--out", "out", "--quiet", "--json"]);
+    let out = dir.run(&[
+        "build",
+        demo.to_str().unwrap(),
+        "--out",
+        "out",
+        "--quiet",
+        "--json",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["stages"].as_array().unwrap().len(), 3);
     // Realized shares, recomputed from the manifest, within 0.5 percentage points of the recipe.
     let targets: [(&str, &str, &[(&str, f64)]); 3] = [
-        ("warmup", "tokens", &[("caption", 0.6), ("ocr", 0.25), ("grounding", 0.15)]),
-        ("multitask", "tokens", &[("caption", 0.25), ("vqa", 0.3), ("ocr", 0.2), ("grounding", 0.1), ("long-text", 0.15)]),
-        ("sft", "samples", &[("vqa", 0.6), ("ocr", 0.3), ("long-text", 0.1)]),
+        (
+            "warmup",
+            "tokens",
+            &[("caption", 0.6), ("ocr", 0.25), ("grounding", 0.15)],
+        ),
+        (
+            "multitask",
+            "tokens",
+            &[
+                ("caption", 0.25),
+                ("vqa", 0.3),
+                ("ocr", 0.2),
+                ("grounding", 0.1),
+                ("long-text", 0.15),
+            ],
+        ),
+        (
+            "sft",
+            "samples",
+            &[("vqa", 0.6), ("ocr", 0.3), ("long-text", 0.1)],
+        ),
     ];
     for (stage, basis, mix) in targets {
         let m = manifest(&dir.path("out"), stage);
-        let total: f64 = m["by_category"].as_object().unwrap().values().map(|c| c[basis].as_f64().unwrap()).sum();
+        let total: f64 = m["by_category"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|c| c[basis].as_f64().unwrap())
+            .sum();
         for (category, share) in mix {
             let got = m["by_category"][category][basis].as_f64().unwrap() / total;
-            assert!((got - share).abs() < 0.005, "{stage}/{category}: {got} vs {share}");
+            assert!(
+                (got - share).abs() < 0.005,
+                "{stage}/{category}: {got} vs {share}"
+            );
         }
-        assert!(m["totals"]["efficiency"].as_f64().unwrap() > 0.98, "{stage} packs well: {}", m["totals"]["efficiency"]);
+        assert!(
+            m["totals"]["efficiency"].as_f64().unwrap() > 0.98,
+            "{stage} packs well: {}",
+            m["totals"]["efficiency"]
+        );
         for shard in m["shards"].as_array().unwrap() {
-            let file = dir.path("out").join(stage).join(shard["file"].as_str().unwrap());
-            let hash = blake3::hash(&std::fs::read(&file).unwrap()).to_hex().to_string();
+            let file = dir
+                .path("out")
+                .join(stage)
+                .join(shard["file"].as_str().unwrap());
+            let hash = blake3::hash(&std::fs::read(&file).unwrap())
+                .to_hex()
+                .to_string();
             assert_eq!(shard["blake3"], hash, "manifest hash of {}", file.display());
         }
     }
@@ -95,12 +150,36 @@ fn the_demo_builds_with_the_recipes_mix() {
 fn shards_are_byte_identical_for_any_number_of_jobs() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
-    let one = dir.run(&["build", "r.yaml", "--out", "one", "--jobs", "1", "--quiet", "--shard-bytes", "200000"]);
-    let two = dir.run(&["build", "r.yaml", "--out", "two", "--jobs", "2", "--quiet", "--shard-bytes", "200000"]);
+    let one = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "one",
+        "--jobs",
+        "1",
+        "--quiet",
+        "--shard-bytes",
+        "200000",
+    ]);
+    let two = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "two",
+        "--jobs",
+        "2",
+        "--quiet",
+        "--shard-bytes",
+        "200000",
+    ]);
     assert_eq!(one.code, 0, "{}", one.stderr);
     assert_eq!(two.code, 0, "{}", two.stderr);
     let (a, b) = (snapshot(&dir.path("one")), snapshot(&dir.path("two")));
-    assert!(a.keys().filter(|k| k.ends_with(".parquet")).count() > 2, "several shards: {:?}", a.keys());
+    assert!(
+        a.keys().filter(|k| k.ends_with(".parquet")).count() > 2,
+        "several shards: {:?}",
+        a.keys()
+    );
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
         assert!(v == &b[k], "{k} differs between --jobs 1 and --jobs 2");
@@ -111,13 +190,31 @@ fn shards_are_byte_identical_for_any_number_of_jobs() {
 fn a_killed_build_resumes_to_the_same_bytes() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
-    let args = ["build", "r.yaml", "--out", "ref", "--quiet", "--shard-bytes", "100000"];
+    let args = [
+        "build",
+        "r.yaml",
+        "--out",
+        "ref",
+        "--quiet",
+        "--shard-bytes",
+        "100000",
+    ];
     assert_eq!(dir.run(&args).code, 0);
     let reference = snapshot(&dir.path("ref"));
 
     // Start the same build elsewhere, kill -9 it once a shard is done, then run it again.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mixtape"))
-        .args(["build", "r.yaml", "--out", "resumed", "--quiet", "--shard-bytes", "100000", "--jobs", "1"])
+        .args([
+            "build",
+            "r.yaml",
+            "--out",
+            "resumed",
+            "--quiet",
+            "--shard-bytes",
+            "100000",
+            "--jobs",
+            "1",
+        ])
         .current_dir(dir.root())
         .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
         .spawn()
@@ -130,40 +227,90 @@ fn a_killed_build_resumes_to_the_same_bytes() {
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = snapshot(&dir.path("resumed"));
-    assert!(partial.len() < reference.len(), "the kill interrupted the build");
     assert!(
-        partial.keys().all(|k| !k.ends_with(".parquet") || reference.contains_key(k)),
+        partial.len() < reference.len(),
+        "the kill interrupted the build"
+    );
+    assert!(
+        partial
+            .keys()
+            .all(|k| !k.ends_with(".parquet") || reference.contains_key(k)),
         "no partial shard under a final name: {:?}",
         partial.keys()
     );
 
     // Another copy of the killed state, resumed with another shard size: a fresh build's bytes.
     copy_dir(&dir.path("resumed"), &dir.path("resized"));
-    let resized = dir.run(&["build", "r.yaml", "--out", "resized", "--quiet", "--shard-bytes", "60000"]);
+    let resized = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "resized",
+        "--quiet",
+        "--shard-bytes",
+        "60000",
+    ]);
     assert_eq!(resized.code, 0, "{}", resized.stderr);
-    assert_eq!(dir.run(&["build", "r.yaml", "--out", "fresh", "--quiet", "--shard-bytes", "60000"]).code, 0);
+    assert_eq!(
+        dir.run(&[
+            "build",
+            "r.yaml",
+            "--out",
+            "fresh",
+            "--quiet",
+            "--shard-bytes",
+            "60000"
+        ])
+        .code,
+        0
+    );
     // Cut anew, except the first stage if it was finished before the kill landed.
     let warmup_finished = partial.contains_key("warmup/manifest.json");
     let expected: BTreeMap<String, Vec<u8>> = snapshot(&dir.path("fresh"))
         .into_iter()
         .filter(|(k, _)| !(warmup_finished && k.starts_with("warmup/")))
-        .chain(reference.clone().into_iter().filter(|(k, _)| warmup_finished && k.starts_with("warmup/")))
+        .chain(
+            reference
+                .clone()
+                .into_iter()
+                .filter(|(k, _)| warmup_finished && k.starts_with("warmup/")),
+        )
         .collect();
-    assert!(snapshot(&dir.path("resized")) == expected, "resized resume differs from a fresh build");
-    assert!(samples(&dir.path("resized")) == samples(&dir.path("fresh")), "samples lost or duplicated");
+    assert!(
+        snapshot(&dir.path("resized")) == expected,
+        "resized resume differs from a fresh build"
+    );
+    assert!(
+        samples(&dir.path("resized")) == samples(&dir.path("fresh")),
+        "samples lost or duplicated"
+    );
 
-    let again = dir.run(&["build", "r.yaml", "--out", "resumed", "--shard-bytes", "100000"]);
+    let again = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "resumed",
+        "--shard-bytes",
+        "100000",
+    ]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     // Stale temporaries are removed too.
     let resumed = snapshot(&dir.path("resumed"));
-    assert_eq!(resumed.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>());
+    assert_eq!(
+        resumed.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>()
+    );
     for (k, v) in &reference {
         assert!(v == &resumed[k], "{k} differs after resume");
     }
     // A finished build reruns as a no-op.
     let noop = dir.run(&["build", "r.yaml", "--out", "resumed"]);
     assert_eq!(noop.code, 0);
-    assert!(noop.stderr.contains("warmup already built"), "{}", noop.stderr);
+    assert!(
+        noop.stderr.contains("warmup already built"),
+        "{}",
+        noop.stderr
+    );
 }
 
 /// The on-disk states a kill can leave, taken from a full build cut with one `--shard-bytes`,
@@ -176,14 +323,25 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
     dir.write("r.yaml", small_recipe());
     let sizes = ["60000", "100000", "250000"];
     for size in sizes {
-        let out = dir.run(&["build", "r.yaml", "--out", &format!("ref-{size}"), "--quiet", "--shard-bytes", size]);
+        let out = dir.run(&[
+            "build",
+            "r.yaml",
+            "--out",
+            &format!("ref-{size}"),
+            "--quiet",
+            "--shard-bytes",
+            size,
+        ]);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
     // Every cut holds the same samples, each exactly as often as drawn.
     let reference = samples(&dir.path("ref-60000"));
     assert!(reference.len() > 100, "{}", reference.len());
     for size in &sizes[1..] {
-        assert!(samples(&dir.path(&format!("ref-{size}"))) == reference, "--shard-bytes {size} holds other samples");
+        assert!(
+            samples(&dir.path(&format!("ref-{size}"))) == reference,
+            "--shard-bytes {size} holds other samples"
+        );
     }
     let stages = ["warmup", "main"];
     let mut rng = SplitMix(15);
@@ -198,7 +356,10 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let out = dir.path(&format!("case-{case}"));
         copy_dir(&source, &out);
         let stage = out.join(stages[s]);
-        let shards = walk(&stage).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count() as u64;
+        let shards = walk(&stage)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count() as u64;
         let done = rng.below(shards + 1);
         let renamed_without_sidecar = done < shards && rng.below(2) == 0;
         for name in ["manifest.json", "rejects.jsonl"] {
@@ -211,7 +372,11 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
             std::fs::remove_file(stage.join(format!(".shard-{k:05}.done.json"))).unwrap();
         }
         if done < shards && rng.below(2) == 0 {
-            std::fs::write(stage.join(format!(".shard-{done:05}.parquet.tmp")), b"half a shard").unwrap();
+            std::fs::write(
+                stage.join(format!(".shard-{done:05}.parquet.tmp")),
+                b"half a shard",
+            )
+            .unwrap();
         }
         for later in &stages[s + 1..] {
             std::fs::remove_dir_all(out.join(later)).unwrap();
@@ -219,9 +384,23 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let what = format!(
             "case {case}: cut {from} -> {to}, jobs {jobs}, {} killed after {done}/{shards} shards{}",
             stages[s],
-            if renamed_without_sidecar { " (one renamed without its sidecar)" } else { "" }
+            if renamed_without_sidecar {
+                " (one renamed without its sidecar)"
+            } else {
+                ""
+            }
         );
-        let run = dir.run(&["build", "r.yaml", "--out", &format!("case-{case}"), "--quiet", "--shard-bytes", to, "--jobs", &jobs]);
+        let run = dir.run(&[
+            "build",
+            "r.yaml",
+            "--out",
+            &format!("case-{case}"),
+            "--quiet",
+            "--shard-bytes",
+            to,
+            "--jobs",
+            &jobs,
+        ]);
         assert_eq!(run.code, 0, "{what}: {}", run.stderr);
         // Stages finished before the kill keep the cut they were built with; the rest are a fresh
         // build's with the resume's settings.
@@ -229,13 +408,27 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let expected: BTreeMap<String, Vec<u8>> = snapshot(&dir.path(&format!("ref-{to}")))
             .into_iter()
             .filter(|(k, _)| !stages[..s].iter().any(|f| k.starts_with(&format!("{f}/"))))
-            .chain(snapshot(&source).into_iter().filter(|(k, _)| stages[..s].iter().any(|f| k.starts_with(&format!("{f}/")))))
+            .chain(
+                snapshot(&source)
+                    .into_iter()
+                    .filter(|(k, _)| stages[..s].iter().any(|f| k.starts_with(&format!("{f}/")))),
+            )
             .collect();
-        assert_eq!(resumed.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{what}: other files");
+        assert_eq!(
+            resumed.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{what}: other files"
+        );
         for (k, v) in &expected {
-            assert!(v == &resumed[k], "{what}: {k} differs from the expected build");
+            assert!(
+                v == &resumed[k],
+                "{what}: {k} differs from the expected build"
+            );
         }
-        assert!(samples(&out) == reference, "{what}: samples lost or duplicated");
+        assert!(
+            samples(&out) == reference,
+            "{what}: samples lost or duplicated"
+        );
     }
 }
 
@@ -247,19 +440,32 @@ fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
     assert_eq!(dir.run(&args).code, 0);
     let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
     let ours = record.jpeg_encoder.clone();
-    assert!(ours.starts_with("libjpeg-turbo ") || ours.starts_with("jpeg-encoder "), "{ours}");
+    assert!(
+        ours.starts_with("libjpeg-turbo ") || ours.starts_with("jpeg-encoder "),
+        "{ours}"
+    );
     assert_eq!(record.stages, ["warmup", "main"]);
 
-    let other = BuildRecord { jpeg_encoder: "some-other-jpeg 9.9".into(), ..record.clone() };
+    let other = BuildRecord {
+        jpeg_encoder: "some-other-jpeg 9.9".into(),
+        ..record.clone()
+    };
     other.write(dir.path("out/build.json")).unwrap();
     let refused = dir.run(&args);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     for part in ["some-other-jpeg 9.9", ours.as_str(), "--rebuild"] {
-        assert!(refused.stderr.contains(part), "{part:?} missing from: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(part),
+            "{part:?} missing from: {}",
+            refused.stderr
+        );
     }
     let rebuilt = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--rebuild"]);
     assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
-    assert_eq!(BuildRecord::read(dir.path("out/build.json")).unwrap(), record);
+    assert_eq!(
+        BuildRecord::read(dir.path("out/build.json")).unwrap(),
+        record
+    );
 }
 
 /// A folder is resumed only when its build.json proves it is this recipe's build: missing,
@@ -270,18 +476,45 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
     let dir = TestDir::new();
     dir.write("a.yaml", small_recipe());
     dir.write("b.yaml", small_recipe().replace("seed: 7", "seed: 8"));
-    assert_eq!(dir.run(&["build", "b.yaml", "--out", "fresh-b", "--quiet"]).code, 0);
-    assert_eq!(dir.run(&["build", "a.yaml", "--out", "a", "--quiet"]).code, 0);
+    assert_eq!(
+        dir.run(&["build", "b.yaml", "--out", "fresh-b", "--quiet"])
+            .code,
+        0
+    );
+    assert_eq!(
+        dir.run(&["build", "a.yaml", "--out", "a", "--quiet"]).code,
+        0
+    );
     let built_a = snapshot(&dir.path("a"));
     let record = std::fs::read_to_string(dir.path("a/build.json")).unwrap();
-    let fingerprint = BuildRecord::read(dir.path("a/build.json")).unwrap().fingerprint;
+    let fingerprint = BuildRecord::read(dir.path("a/build.json"))
+        .unwrap()
+        .fingerprint;
 
     let cases: [(&str, Option<String>, &str); 5] = [
         ("missing", None, "missing"),
-        ("truncated", Some(record[..record.len() / 2].to_string()), "not a mixtape build record"),
-        ("edited", Some(record.replace(&fingerprint, &"0".repeat(fingerprint.len()))), "was edited"),
-        ("old format", Some(format!("{{\"recipe\": \"small\", \"fingerprint\": \"{fingerprint}\"}}")), "not a mixtape build record"),
-        ("another recipe", Some(std::fs::read_to_string(dir.path("fresh-b/build.json")).unwrap()), "another recipe"),
+        (
+            "truncated",
+            Some(record[..record.len() / 2].to_string()),
+            "not a mixtape build record",
+        ),
+        (
+            "edited",
+            Some(record.replace(&fingerprint, &"0".repeat(fingerprint.len()))),
+            "was edited",
+        ),
+        (
+            "old format",
+            Some(format!(
+                "{{\"recipe\": \"small\", \"fingerprint\": \"{fingerprint}\"}}"
+            )),
+            "not a mixtape build record",
+        ),
+        (
+            "another recipe",
+            Some(std::fs::read_to_string(dir.path("fresh-b/build.json")).unwrap()),
+            "another recipe",
+        ),
     ];
     for (what, contents, reason) in cases {
         let out = format!("case-{}", what.replace(' ', "-"));
@@ -299,17 +532,39 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
             let refused = dir.run(&["build", recipe, "--out", &out, "--quiet"]);
             assert_eq!(refused.code, 2, "{what}, {recipe}: {}", refused.stderr);
             for part in [out.as_str(), reason, "--rebuild"] {
-                assert!(refused.stderr.contains(part), "{what}: {part:?} missing from {}", refused.stderr);
+                assert!(
+                    refused.stderr.contains(part),
+                    "{what}: {part:?} missing from {}",
+                    refused.stderr
+                );
             }
-            assert!(snapshot(&dir.path(&out)) == before, "{what}: a refused build changed the folder");
+            assert!(
+                snapshot(&dir.path(&out)) == before,
+                "{what}: a refused build changed the folder"
+            );
         }
-        let target = if what == "another recipe" { "a.yaml" } else { "b.yaml" };
+        let target = if what == "another recipe" {
+            "a.yaml"
+        } else {
+            "b.yaml"
+        };
         let rebuilt = dir.run(&["build", target, "--out", &out, "--quiet", "--rebuild"]);
         assert_eq!(rebuilt.code, 0, "{what}: {}", rebuilt.stderr);
         let mut after = snapshot(&dir.path(&out));
-        assert_eq!(after.remove("notes.txt").as_deref(), Some(&b"mine"[..]), "{what}: the user's file stays");
-        let expected = if target == "a.yaml" { built_a.clone() } else { snapshot(&dir.path("fresh-b")) };
-        assert!(after == expected, "{what}: --rebuild gives a fresh build's bytes");
+        assert_eq!(
+            after.remove("notes.txt").as_deref(),
+            Some(&b"mine"[..]),
+            "{what}: the user's file stays"
+        );
+        let expected = if target == "a.yaml" {
+            built_a.clone()
+        } else {
+            snapshot(&dir.path("fresh-b"))
+        };
+        assert!(
+            after == expected,
+            "{what}: --rebuild gives a fresh build's bytes"
+        );
     }
 
     // A folder of someone else's files is not a build either; an empty one is fine.
@@ -318,7 +573,11 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert_eq!(snapshot(&dir.path("theirs")).len(), 1);
     std::fs::create_dir(dir.path("empty")).unwrap();
-    assert_eq!(dir.run(&["build", "a.yaml", "--out", "empty", "--quiet"]).code, 0);
+    assert_eq!(
+        dir.run(&["build", "a.yaml", "--out", "empty", "--quiet"])
+            .code,
+        0
+    );
 }
 
 /// Every single change to build.json is reported by `verify` and by `audit` (with and without the
@@ -327,19 +586,33 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
 fn verify_and_audit_report_any_change_to_build_json() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
-    assert_eq!(dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]).code, 0);
+    assert_eq!(
+        dir.run(&["build", "r.yaml", "--out", "out", "--quiet"])
+            .code,
+        0
+    );
     assert_eq!(dir.run(&["verify", "out"]).code, 0);
     assert_eq!(dir.run(&["audit", "out"]).code, 0);
     // (The small recipe's tiny stages land a few points off their mix: not what this test is about.)
-    assert_eq!(dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "100"]).code, 0);
+    assert_eq!(
+        dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "100"])
+            .code,
+        0
+    );
     let text = std::fs::read_to_string(dir.path("out/build.json")).unwrap();
     let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
     let changes: [(&str, Option<String>); 6] = [
         ("deleted", None),
         ("truncated", Some(text[..text.len() - 10].to_string())),
-        ("fingerprint", Some(text.replace(&record.fingerprint[..8], "00000000"))),
+        (
+            "fingerprint",
+            Some(text.replace(&record.fingerprint[..8], "00000000")),
+        ),
         ("recipe name", Some(text.replace("\"small\"", "\"smal\""))),
-        ("jpeg encoder", Some(text.replace(&record.jpeg_encoder, "other 1.0"))),
+        (
+            "jpeg encoder",
+            Some(text.replace(&record.jpeg_encoder, "other 1.0")),
+        ),
         ("stage list", Some(text.replace("\"main\"", "\"mian\""))),
     ];
     for (what, contents) in changes {
@@ -351,10 +624,22 @@ fn verify_and_audit_report_any_change_to_build_json() {
             }
             None => std::fs::remove_file(&path).unwrap(),
         }
-        for args in [&["verify", "out"][..], &["audit", "out"], &["audit", "out", "--recipe", "r.yaml", "--tolerance", "100"]] {
+        for args in [
+            &["verify", "out"][..],
+            &["audit", "out"],
+            &["audit", "out", "--recipe", "r.yaml", "--tolerance", "100"],
+        ] {
             let run = dir.run(args);
-            assert_eq!(run.code, 1, "{what}: {args:?} passed:\n{}{}", run.stdout, run.stderr);
-            assert!(run.stdout.contains("out/build.json"), "{what}: {args:?}:\n{}", run.stdout);
+            assert_eq!(
+                run.code, 1,
+                "{what}: {args:?} passed:\n{}{}",
+                run.stdout, run.stderr
+            );
+            assert!(
+                run.stdout.contains("out/build.json"),
+                "{what}: {args:?}:\n{}",
+                run.stdout
+            );
         }
         std::fs::write(&path, &text).unwrap();
     }
@@ -389,27 +674,61 @@ fn bad_records_end_in_rejects_with_their_reason() {
         crate::util::tokenizer()
     );
     dir.write("r.yaml", recipe);
-    let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--max-reject-fraction", "0.5"]);
+    let out = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "out",
+        "--quiet",
+        "--max-reject-fraction",
+        "0.5",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let read_rejects = |p: &str| -> Vec<Value> {
-        std::fs::read_to_string(dir.path(p)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(dir.path(p))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let unreadable = read_rejects("out/rejects.jsonl");
-    let reasons: Vec<&str> = unreadable.iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["invalid_json", "missing_image", "unreadable_image_header", "missing_field"], "{unreadable:?}");
+    let reasons: Vec<&str> = unreadable
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "invalid_json",
+            "missing_image",
+            "unreadable_image_header",
+            "missing_field"
+        ],
+        "{unreadable:?}"
+    );
     assert_eq!(unreadable[0]["location"], "data/caps.jsonl:2");
     let stage = read_rejects("out/only/rejects.jsonl");
-    let mut reasons: Vec<&str> = stage.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    let mut reasons: Vec<&str> = stage
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
     reasons.sort();
     assert_eq!(reasons, ["image_too_elongated"], "{stage:?}");
     let m = manifest(&dir.path("out"), "only");
     assert_eq!(m["rejects"]["image_too_elongated"], 1);
     // Every drawn record (the 32 readable ones) is in a shard or in the reject list.
-    assert_eq!(m["totals"]["samples"].as_u64().unwrap() + stage.len() as u64, 32);
+    assert_eq!(
+        m["totals"]["samples"].as_u64().unwrap() + stage.len() as u64,
+        32
+    );
 
     let strict = dir.run(&["build", "r.yaml", "--out", "strict", "--quiet"]);
     assert_eq!(strict.code, 1);
-    assert!(strict.stderr.contains("over --max-reject-fraction 1.00%"), "{}", strict.stderr);
+    assert!(
+        strict.stderr.contains("over --max-reject-fraction 1.00%"),
+        "{}",
+        strict.stderr
+    );
 }
 
 /// A valid PNG 2100 wide and 10 high: an aspect ratio of 210, over the resize rule's 200.
@@ -422,11 +741,22 @@ fn thin_png() -> Vec<u8> {
 fn pyarrow_reads_the_shards() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
-    assert_eq!(dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]).code, 0);
+    assert_eq!(
+        dir.run(&["build", "r.yaml", "--out", "out", "--quiet"])
+            .code,
+        0
+    );
     let script = repo().join("tests/read_with_pyarrow.py");
-    let run = std::process::Command::new("python3").arg(&script).arg(dir.path("out/main")).output().unwrap();
+    let run = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.path("out/main"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "pyarrow could not read the shards:\n{stdout}\n{stderr}");
+    assert!(
+        run.status.success(),
+        "pyarrow could not read the shards:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("ok: "), "{stdout}");
 }

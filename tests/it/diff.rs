@@ -6,10 +6,18 @@ use crate::util::{TestDir, small_recipe};
 fn identical_recipes_say_so() {
     let dir = TestDir::new();
     dir.write("a.yaml", small_recipe());
-    dir.write("b.yaml", small_recipe().replace("name: small", "name: same-but-renamed"));
+    dir.write(
+        "b.yaml",
+        small_recipe().replace("name: small", "name: same-but-renamed"),
+    );
     let out = dir.run(&["diff", "a.yaml", "b.yaml", "--exit-code"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("identical: both resolve to fingerprint "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("identical: both resolve to fingerprint "),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -18,26 +26,59 @@ fn ratio_and_budget_changes_show_their_effect_on_tokens() {
     dir.write("a.yaml", small_recipe());
     dir.write(
         "b.yaml",
-        small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.5, vqa: 0.5}").replace("budget: {tokens: 40000}", "budget: {tokens: 30000}"),
+        small_recipe()
+            .replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.5, vqa: 0.5}")
+            .replace("budget: {tokens: 40000}", "budget: {tokens: 30000}"),
     );
     let out = dir.run(&["diff", "a.yaml", "b.yaml", "--exit-code"]);
     assert_eq!(out.code, 1, "--exit-code reports a difference");
-    assert!(out.stdout.contains("stage warmup:\n  mix.caption: 0.7 -> 0.5\n  mix.vqa: 0.3 -> 0.5\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("stage main:\n  budget: 40,000 tokens -> 30,000 tokens\n"), "{}", out.stdout);
-    let caption_line = out.stdout.lines().find(|l| l.trim_start().starts_with("caption") && l.contains("share 0.700 -> 0.500")).unwrap();
-    assert!(caption_line.contains("(-"), "fewer caption tokens: {caption_line}");
+    assert!(
+        out.stdout
+            .contains("stage warmup:\n  mix.caption: 0.7 -> 0.5\n  mix.vqa: 0.3 -> 0.5\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("stage main:\n  budget: 40,000 tokens -> 30,000 tokens\n"),
+        "{}",
+        out.stdout
+    );
+    let caption_line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("caption") && l.contains("share 0.700 -> 0.500"))
+        .unwrap();
+    assert!(
+        caption_line.contains("(-"),
+        "fewer caption tokens: {caption_line}"
+    );
 }
 
 #[test]
 fn inherited_changes_show_in_every_stage_they_reach() {
     let dir = TestDir::new();
-    let with_child = small_recipe() + "  - name: sft\n    extends: main\n    budget: {samples: 20}\n";
+    let with_child =
+        small_recipe() + "  - name: sft\n    extends: main\n    budget: {samples: 20}\n";
     dir.write("a.yaml", &with_child);
-    dir.write("b.yaml", with_child.replace("seq_len: 4096", "seq_len: 3072"));
+    dir.write(
+        "b.yaml",
+        with_child.replace("seq_len: 4096", "seq_len: 3072"),
+    );
     let out = dir.run(&["diff", "a.yaml", "b.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("stage main:\n  seq_len: 4096 -> 3072\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("stage sft:\n  seq_len: 4096 -> 3072  (inherited from stage `main`)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("stage main:\n  seq_len: 4096 -> 3072\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("stage sft:\n  seq_len: 4096 -> 3072  (inherited from stage `main`)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -45,14 +86,29 @@ fn sources_added_removed_and_policy_changes_are_listed() {
     let dir = TestDir::new();
     dir.write("a.yaml", small_recipe());
     let b = small_recipe()
-        .replace("  qa: {format: synthetic, kind: shapes-vqa, count: 300, category: vqa}", "  qa2: {format: synthetic, kind: shapes-vqa, count: 300, category: vqa}")
+        .replace(
+            "  qa: {format: synthetic, kind: shapes-vqa, count: 300, category: vqa}",
+            "  qa2: {format: synthetic, kind: shapes-vqa, count: 300, category: vqa}",
+        )
         .replace("image: {max_pixels: 200704}", "image: {max_pixels: 401408}");
     dir.write("b.yaml", b);
     let out = dir.run(&["diff", "a.yaml", "b.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("  - qa (category vqa)"), "{}", out.stdout);
-    assert!(out.stdout.contains("  + qa2 (category vqa)"), "{}", out.stdout);
-    assert!(out.stdout.contains("image.max_pixels: 200704 -> 401408"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  - qa (category vqa)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  + qa2 (category vqa)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("image.max_pixels: 200704 -> 401408"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -60,7 +116,10 @@ fn lock_files_diff_like_recipes_and_json_is_available() {
     let dir = TestDir::new();
     dir.write("a.yaml", small_recipe());
     dir.write("b.yaml", small_recipe().replace("seed: 7", "seed: 8"));
-    assert_eq!(dir.run(&["plan", "a.yaml", "--lock", "a.lock.json"]).code, 0);
+    assert_eq!(
+        dir.run(&["plan", "a.yaml", "--lock", "a.lock.json"]).code,
+        0
+    );
     let out = dir.run(&["diff", "a.lock.json", "b.yaml", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let d: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

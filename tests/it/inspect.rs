@@ -15,16 +15,38 @@ fn rows_are_decoded_with_the_recipes_tokenizer_and_images_written_at_their_size(
     let dir = TestDir::new();
     build(&dir);
 
-    let out = dir.run(&["inspect", "out/warmup", "--rows", "0..3", "--recipe", "r.yaml"]);
+    let out = dir.run(&[
+        "inspect",
+        "out/warmup",
+        "--rows",
+        "0..3",
+        "--recipe",
+        "r.yaml",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = &out.stdout;
     // The warmup stage mixes captions and VQA conversations (ChatML), each sample introduced.
     assert!(text.contains("-- sample 0 [0, "), "{text}");
-    assert!(text.contains("category caption") && text.contains("category vqa"), "{text}");
-    assert!(text.contains("<|im_start|>user\n<|vision_start|><|image_pad|>x"), "{text}");
-    assert!(text.contains("<|im_start|>assistant\n⟦"), "assistant turns carry loss: {text}");
-    assert!(text.contains("background.<|endoftext|>⟧"), "captions carry loss: {text}");
-    assert!(!text.contains("<|image_pad|><|image_pad|>"), "pad runs are collapsed: {text}");
+    assert!(
+        text.contains("category caption") && text.contains("category vqa"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<|im_start|>user\n<|vision_start|><|image_pad|>x"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<|im_start|>assistant\n⟦"),
+        "assistant turns carry loss: {text}"
+    );
+    assert!(
+        text.contains("background.<|endoftext|>⟧"),
+        "captions carry loss: {text}"
+    );
+    assert!(
+        !text.contains("<|image_pad|><|image_pad|>"),
+        "pad runs are collapsed: {text}"
+    );
     assert_eq!(text.matches("\nrow ").count(), 3, "{text}");
 
     let out = dir.run(&[
@@ -41,19 +63,30 @@ fn rows_are_decoded_with_the_recipes_tokenizer_and_images_written_at_their_size(
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = doc["rows"].as_array().unwrap();
-    assert_eq!(rows.iter().map(|r| r["row"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["row"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
     let mut written = 0;
     for row in rows {
         for image in row["images"].as_array().unwrap() {
             let file = image["file"].as_str().unwrap();
             let bytes = std::fs::read(dir.path(file)).unwrap();
-            assert!(file.ends_with(".jpg") && bytes.starts_with(&[0xFF, 0xD8, 0xFF]), "{file}");
+            assert!(
+                file.ends_with(".jpg") && bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+                "{file}"
+            );
             let expected = format!("imgs/row{}-img{}.jpg", row["row"], image["index"]);
             assert_eq!(file, expected);
             let (width, height) = image::image_dimensions(dir.path(file)).unwrap();
             assert_eq!(
                 (u64::from(height), u64::from(width)),
-                (image["height"].as_u64().unwrap(), image["width"].as_u64().unwrap())
+                (
+                    image["height"].as_u64().unwrap(),
+                    image["width"].as_u64().unwrap()
+                )
             );
             written += 1;
         }
@@ -73,7 +106,10 @@ fn rows_are_decoded_with_the_recipes_tokenizer_and_images_written_at_their_size(
         }
     }
     assert!(written > 0);
-    assert_eq!(std::fs::read_dir(dir.path("imgs")).unwrap().count(), written);
+    assert_eq!(
+        std::fs::read_dir(dir.path("imgs")).unwrap().count(),
+        written
+    );
 }
 
 #[test]
@@ -88,12 +124,15 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     let doc: Value = serde_json::from_str(&json.stdout).unwrap();
     let row = &doc["rows"][0];
     let first: &Value = &row["samples"][0]["segments"][0];
-    assert!(first["ids"].as_array().is_some_and(|ids| !ids.is_empty()), "{first}");
+    assert!(
+        first["ids"].as_array().is_some_and(|ids| !ids.is_empty()),
+        "{first}"
+    );
     if let Some(image) = row["images"].as_array().unwrap().first() {
-        assert!(
-            out.stdout
-                .contains(&format!("x{} [image 0: {}x{} jpeg", image["num_tokens"], image["height"], image["width"]))
-        );
+        assert!(out.stdout.contains(&format!(
+            "x{} [image 0: {}x{} jpeg",
+            image["num_tokens"], image["height"], image["width"]
+        )));
     }
 
     let past = dir.run(&["inspect", "out/main", "--row", "100000"]);
@@ -105,8 +144,16 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     );
     let bad = dir.run(&["inspect", "out/main", "--rows", "3..1"]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("--rows \"3..1\" is not a range"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--rows \"3..1\" is not a range"),
+        "{}",
+        bad.stderr
+    );
     let shard = dir.run(&["inspect", "out/main", "--shard", "9"]);
     assert_eq!(shard.code, 2);
-    assert!(shard.stderr.contains("none with index 9"), "{}", shard.stderr);
+    assert!(
+        shard.stderr.contains("none with index 9"),
+        "{}",
+        shard.stderr
+    );
 }

@@ -13,7 +13,8 @@ fn plan_json(dir: &TestDir, recipe: &str) -> Value {
 }
 
 fn manifest(dir: &TestDir, out: &str, stage: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.path(out).join(stage).join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(dir.path(out).join(stage).join("manifest.json")).unwrap())
+        .unwrap()
 }
 
 fn recipe(stage: &str) -> String {
@@ -41,11 +42,30 @@ fn a_sixty_sample_budget_at_thirds_and_sixths_draws_exactly_20_20_10_10() {
     );
     let plan = plan_json(&dir, "r.yaml");
     let stage = &plan["stages"][0];
-    let by_name = |c: &Value| (c["name"].as_str().unwrap().to_owned(), c["target"].as_u64().unwrap(), c["expected"]["samples"].as_u64().unwrap());
-    let mut got: Vec<_> = stage["categories"].as_array().unwrap().iter().map(by_name).collect();
+    let by_name = |c: &Value| {
+        (
+            c["name"].as_str().unwrap().to_owned(),
+            c["target"].as_u64().unwrap(),
+            c["expected"]["samples"].as_u64().unwrap(),
+        )
+    };
+    let mut got: Vec<_> = stage["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(by_name)
+        .collect();
     got.sort();
-    let want = [("caption", 20, 20), ("grounding", 10, 10), ("ocr", 10, 10), ("vqa", 20, 20)];
-    let want: Vec<_> = want.iter().map(|(n, t, e)| ((*n).to_owned(), *t, *e)).collect();
+    let want = [
+        ("caption", 20, 20),
+        ("grounding", 10, 10),
+        ("ocr", 10, 10),
+        ("vqa", 20, 20),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(n, t, e)| ((*n).to_owned(), *t, *e))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(stage["expected"]["samples"], 60);
 
@@ -54,7 +74,11 @@ fn a_sixty_sample_budget_at_thirds_and_sixths_draws_exactly_20_20_10_10() {
     let m = manifest(&dir, "out", "only");
     assert_eq!(m["totals"]["samples"], 60, "{m}");
     for (name, _, expected) in &want {
-        assert_eq!(m["by_category"][name]["samples"].as_u64(), Some(*expected), "{name}: {m}");
+        assert_eq!(
+            m["by_category"][name]["samples"].as_u64(),
+            Some(*expected),
+            "{name}: {m}"
+        );
     }
 }
 
@@ -80,14 +104,23 @@ fn a_small_token_stage_lands_its_mix_and_budget_in_the_plan_and_the_shards() {
     for cat in stage["categories"].as_array().unwrap() {
         let share = cat["expected"]["tokens"].as_u64().unwrap() as f64 / total as f64;
         let target = cat["target_share"].as_f64().unwrap();
-        assert!((share - target).abs() <= 0.005, "{}: {share} vs {target}", cat["name"]);
+        assert!(
+            (share - target).abs() <= 0.005,
+            "{}: {share} vs {target}",
+            cat["name"]
+        );
         for d in cat["sources"].as_array().unwrap() {
             largest_image = largest_image.max(d["expected"]["image_tokens"].as_u64().unwrap());
         }
     }
     // Long text lands exactly where it aims (its target minus what the sources before it landed
     // over) by cutting its last document.
-    let long = stage["categories"].as_array().unwrap().iter().find(|c| c["name"] == "long-text").unwrap();
+    let long = stage["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "long-text")
+        .unwrap();
     assert!(long["sources"][0]["cut"].as_u64().is_some(), "{long}");
 
     let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
@@ -97,7 +130,10 @@ fn a_small_token_stage_lands_its_mix_and_budget_in_the_plan_and_the_shards() {
     for cat in stage["categories"].as_array().unwrap() {
         let name = cat["name"].as_str().unwrap();
         for basis in ["samples", "tokens", "loss_tokens", "image_tokens", "images"] {
-            assert_eq!(m["by_category"][name][basis], cat["expected"][basis], "{name} {basis}: {m}");
+            assert_eq!(
+                m["by_category"][name][basis], cat["expected"][basis],
+                "{name} {basis}: {m}"
+            );
         }
     }
 }
@@ -113,14 +149,21 @@ fn check_warns_when_one_sample_outweighs_its_categorys_whole_target() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains("one sample of source `qa`"), "{text}");
-    assert!(text.contains("larger than the whole target of category `vqa` in stage `tiny` (60 tokens)"), "{text}");
+    assert!(
+        text.contains("larger than the whole target of category `vqa` in stage `tiny` (60 tokens)"),
+        "{text}"
+    );
     // Long text is cut to fit, so it never triggers the warning.
     dir.write(
         "t.yaml",
         recipe("  - name: tiny\n    seq_len: 8192\n    budget: {tokens: 20000}\n    mix: {caption: 0.97, long-text: 0.03}\n"),
     );
     let out = dir.run(&["check", "t.yaml"]);
-    assert!(!format!("{}{}", out.stdout, out.stderr).contains("one sample of source `prose`"), "{}", out.stderr);
+    assert!(
+        !format!("{}{}", out.stdout, out.stderr).contains("one sample of source `prose`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -130,7 +173,13 @@ fn check_and_build_refuse_the_same_images_with_the_same_code() {
     let img = mixtape_engine::image::RgbImage::try_filled(64, 48, [20, 120, 220]).unwrap();
     let png = mixtape_engine::image::encode_png(&img).unwrap();
     dir.write("data/ok.jpg", &jpeg);
-    dir.write("data/small.png", mixtape_engine::image::encode_png(&mixtape_engine::image::RgbImage::try_filled(40, 24, [9, 9, 9]).unwrap()).unwrap());
+    dir.write(
+        "data/small.png",
+        mixtape_engine::image::encode_png(
+            &mixtape_engine::image::RgbImage::try_filled(40, 24, [9, 9, 9]).unwrap(),
+        )
+        .unwrap(),
+    );
     dir.write("data/anim.gif", b"GIF89a\x40\x00\x30\x00\x00\x00\x00;");
     dir.write("data/cut.png", &png[..33]);
     dir.write("data/cut.jpg", &jpeg[..jpeg.len() / 2]);
@@ -138,7 +187,10 @@ fn check_and_build_refuse_the_same_images_with_the_same_code() {
         .iter()
         .map(|f| format!(r#"{{"image": "{f}", "caption": "x"}}"#))
         .collect();
-    lines.extend(std::iter::repeat_n(r#"{"image": "ok.jpg", "caption": "a picture"}"#.to_owned(), 30));
+    lines.extend(std::iter::repeat_n(
+        r#"{"image": "ok.jpg", "caption": "a picture"}"#.to_owned(),
+        30,
+    ));
     dir.write("data/caps.jsonl", lines.join("\n") + "\n");
     dir.write(
         "r.yaml",
@@ -150,21 +202,41 @@ fn check_and_build_refuse_the_same_images_with_the_same_code() {
     let check = dir.run(&["check", "r.yaml"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
     let said = format!("{}{}", check.stdout, check.stderr);
-    assert!(said.contains("3 of 34 records rejected (unreadable_image_header 3)"), "{said}");
+    assert!(
+        said.contains("3 of 34 records rejected (unreadable_image_header 3)"),
+        "{said}"
+    );
     let plan = plan_json(&dir, "r.yaml");
     assert_eq!(plan["sources"][0]["rejected"]["unreadable_image_header"], 3);
-    assert_eq!(plan["sources"][0]["samples"], 31, "the 40x24 PNG is kept, as transformers keeps it");
+    assert_eq!(
+        plan["sources"][0]["samples"], 31,
+        "the 40x24 PNG is kept, as transformers keeps it"
+    );
 
-    let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--max-reject-fraction", "0.2"]);
+    let out = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "out",
+        "--quiet",
+        "--max-reject-fraction",
+        "0.2",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rejects: Vec<Value> = std::fs::read_to_string(dir.path("out/rejects.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let codes: Vec<&str> = rejects.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["unreadable_image_header"; 3], "{rejects:?}");
     let m = manifest(&dir, "out", "only");
-    assert_eq!(m["totals"]["samples"], 31, "no image check accepted is refused by the build: {m}");
+    assert_eq!(
+        m["totals"]["samples"], 31,
+        "no image check accepted is refused by the build: {m}"
+    );
     assert!(m["rejects"].as_object().is_none_or(|r| r.is_empty()), "{m}");
 }

@@ -19,7 +19,9 @@ fn the_demo_plan_is_byte_identical_across_runs_and_caches() {
     assert_eq!(cold.code, 0, "{}", cold.stderr);
     assert_eq!(cold.stdout, warm.stdout);
     assert_eq!(cold.stdout, uncached.stdout);
-    let cached: Vec<_> = std::fs::read_dir(dir.path(".cache/index")).unwrap().collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path(".cache/index"))
+        .unwrap()
+        .collect();
     assert_eq!(cached.len(), 11, "one cached index per source");
 }
 
@@ -31,7 +33,12 @@ fn realized_shares_match_the_mix_within_half_a_point() {
         for cat in stage["categories"].as_array().unwrap() {
             let target = cat["target_share"].as_f64().unwrap();
             let planned = cat["expected_share"].as_f64().unwrap();
-            assert!((target - planned).abs() < 0.005, "stage {} category {}: {target} vs {planned}", stage["name"], cat["name"]);
+            assert!(
+                (target - planned).abs() < 0.005,
+                "stage {} category {}: {target} vs {planned}",
+                stage["name"],
+                cat["name"]
+            );
         }
     }
 }
@@ -57,7 +64,10 @@ fn stages_continue_where_the_previous_stage_stopped() {
     let (s1, e1) = draw(1, "caps");
     assert_eq!(s0, 0);
     assert!(e0 > 0);
-    assert_eq!(s1, e0, "the second stage never reuses what the first consumed");
+    assert_eq!(
+        s1, e0,
+        "the second stage never reuses what the first consumed"
+    );
     assert!(e1 <= 300, "max_repeat 1 keeps the draws within one pass");
 }
 
@@ -70,8 +80,23 @@ fn weights_split_a_category_between_its_sources() {
     ).replace("kind: shapes-caption, count: 300, category: caption}", "kind: shapes-caption, count: 300, category: caption, weight: 1}");
     dir.write("r.yaml", recipe);
     let plan = plan_json(&dir, "r.yaml");
-    let caption = plan["stages"][0]["categories"].as_array().unwrap().iter().find(|c| c["name"] == "caption").unwrap().clone();
-    let share = |name: &str| caption["sources"].as_array().unwrap().iter().find(|d| d["source"] == name).unwrap()["weight_share"].as_f64().unwrap();
+    let caption = plan["stages"][0]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "caption")
+        .unwrap()
+        .clone();
+    let share = |name: &str| {
+        caption["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["source"] == name)
+            .unwrap()["weight_share"]
+            .as_f64()
+            .unwrap()
+    };
     assert_eq!(share("caps"), 0.25);
     assert_eq!(share("caps2"), 0.75);
 }
@@ -82,17 +107,38 @@ fn the_text_plan_shows_every_stage_and_source() {
     dir.write("r.yaml", small_recipe());
     let out = dir.run(&["plan", "r.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("plan small  fingerprint "), "{}", out.stdout);
-    assert!(out.stdout.contains("stage warmup  seq_len 2048  budget 20,000 tokens  max_repeat 1"), "{}", out.stdout);
-    assert!(out.stdout.contains("stage main  seq_len 4096  budget 40,000 tokens  max_repeat 1"), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("plan small  fingerprint "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("stage warmup  seq_len 2048  budget 20,000 tokens  max_repeat 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("stage main  seq_len 4096  budget 40,000 tokens  max_repeat 1"),
+        "{}",
+        out.stdout
+    );
     for source in ["caps", "qa", "prose"] {
-        assert!(out.stdout.contains(source), "{source} missing:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(source),
+            "{source} missing:\n{}",
+            out.stdout
+        );
     }
 }
 
 fn fingerprint(dir: &TestDir, name: &str, recipe: &str) -> String {
     dir.write(name, recipe);
-    plan_json(dir, name)["fingerprint"].as_str().unwrap().to_string()
+    plan_json(dir, name)["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -101,8 +147,14 @@ fn the_fingerprint_ignores_formatting_and_follows_content() {
     let base = fingerprint(&dir, "a.yaml", &small_recipe());
     // Reordered keys, comments, block style instead of flow style, a different name and description.
     let reformatted = small_recipe()
-        .replace("name: small\nseed: 7\n", "# a comment\nseed: 7   # trailing\nname: renamed\ndescription: same data\n")
-        .replace("    mix: {caption: 0.7, vqa: 0.3}", "    mix:\n      vqa: 0.3\n      caption: 0.70");
+        .replace(
+            "name: small\nseed: 7\n",
+            "# a comment\nseed: 7   # trailing\nname: renamed\ndescription: same data\n",
+        )
+        .replace(
+            "    mix: {caption: 0.7, vqa: 0.3}",
+            "    mix:\n      vqa: 0.3\n      caption: 0.70",
+        );
     assert_eq!(fingerprint(&dir, "b.yaml", &reformatted), base);
     // A ratio changes it.
     let ratio = small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.6, vqa: 0.4}");
@@ -113,13 +165,22 @@ fn the_fingerprint_ignores_formatting_and_follows_content() {
         "  prose: {format: text, path: books.jsonl, category: long-text}",
     );
     let doc = |words: usize| format!("{{\"text\": \"{}\"}}\n", "lorem ipsum ".repeat(words));
-    dir.write("books.jsonl", (0..50).map(|i| doc(100 + i)).collect::<String>());
+    dir.write(
+        "books.jsonl",
+        (0..50).map(|i| doc(100 + i)).collect::<String>(),
+    );
     let before = fingerprint(&dir, "d.yaml", &with_file);
-    dir.write("books.jsonl", (0..50).map(|i| doc(101 + i)).collect::<String>());
+    dir.write(
+        "books.jsonl",
+        (0..50).map(|i| doc(101 + i)).collect::<String>(),
+    );
     assert_ne!(fingerprint(&dir, "d.yaml", &with_file), before);
     // The tokenizer changes it.
     let tok = std::fs::read_to_string(crate::util::tokenizer()).unwrap();
-    dir.write("tok.json", tok.replacen("\"<|endoftext|>\"", "\"<|endoftext|>\"", 1) + "\n");
+    dir.write(
+        "tok.json",
+        tok.replacen("\"<|endoftext|>\"", "\"<|endoftext|>\"", 1) + "\n",
+    );
     let other_tok = small_recipe().replace(&crate::util::tokenizer(), "tok.json");
     assert_ne!(fingerprint(&dir, "e.yaml", &other_tok), base);
 }
@@ -133,13 +194,30 @@ fn a_lock_file_pins_the_plan() {
     assert!(dir.path("r.lock.json").is_file());
     let ok = dir.run(&["plan", "r.yaml", "--locked", "r.lock.json"]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(ok.stderr.contains("ok: r.yaml matches r.lock.json"), "{}", ok.stderr);
+    assert!(
+        ok.stderr.contains("ok: r.yaml matches r.lock.json"),
+        "{}",
+        ok.stderr
+    );
 
-    dir.write("r.yaml", small_recipe().replace("budget: {tokens: 20000}", "budget: {tokens: 25000}"));
+    dir.write(
+        "r.yaml",
+        small_recipe().replace("budget: {tokens: 20000}", "budget: {tokens: 25000}"),
+    );
     let stale = dir.run(&["plan", "r.yaml", "--locked", "r.lock.json"]);
     assert_eq!(stale.code, 1);
-    assert!(stale.stderr.contains("no longer matches r.lock.json"), "{}", stale.stderr);
-    assert!(stale.stderr.contains("budget: 20,000 tokens -> 25,000 tokens"), "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains("no longer matches r.lock.json"),
+        "{}",
+        stale.stderr
+    );
+    assert!(
+        stale
+            .stderr
+            .contains("budget: 20,000 tokens -> 25,000 tokens"),
+        "{}",
+        stale.stderr
+    );
 }
 
 #[test]
@@ -158,7 +236,9 @@ fn recipe_over_docs(limits: &str, extra: &str) -> String {
         .replace("seed: 7\n", &format!("seed: 7\n{limits}"))
         .replace(
             "  prose: {format: synthetic, kind: long-text, count: 40, category: long-text}",
-            &format!("  prose: {{format: text, path: data/docs.jsonl, category: long-text{extra}}}"),
+            &format!(
+                "  prose: {{format: text, path: data/docs.jsonl, category: long-text{extra}}}"
+            ),
         )
         .replace("budget: {tokens: 40000}", "budget: {samples: 2}")
         .replace("long-text: 0.3}", "long-text: 0.3}\n    max_repeat: 3")
@@ -168,13 +248,28 @@ fn recipe_over_docs(limits: &str, extra: &str) -> String {
 fn a_record_over_max_record_bytes_is_rejected_with_its_reason_and_the_others_kept() {
     let dir = TestDir::new();
     let big = format!("{{\"text\": \"{}\"}}", "word ".repeat(400));
-    dir.write("data/docs.jsonl", format!("{{\"text\": \"short one\"}}\n{big}\n{{\"text\": \"short two\"}}\n"));
-    dir.write("r.yaml", recipe_over_docs("limits: {max_record_bytes: 1000}\n", ""));
+    dir.write(
+        "data/docs.jsonl",
+        format!("{{\"text\": \"short one\"}}\n{big}\n{{\"text\": \"short two\"}}\n"),
+    );
+    dir.write(
+        "r.yaml",
+        recipe_over_docs("limits: {max_record_bytes: 1000}\n", ""),
+    );
     let plan = plan_json(&dir, "r.yaml");
-    let prose = plan["sources"].as_array().unwrap().iter().find(|s| s["name"] == "prose").unwrap().clone();
+    let prose = plan["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "prose")
+        .unwrap()
+        .clone();
     assert_eq!(prose["records"], 3);
     assert_eq!(prose["samples"], 2);
-    assert_eq!(prose["rejected"], serde_json::json!({"record_too_large": 1}));
+    assert_eq!(
+        prose["rejected"],
+        serde_json::json!({"record_too_large": 1})
+    );
 
     let out = dir.run(&["check", "r.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -186,10 +281,25 @@ fn a_record_over_max_record_bytes_is_rejected_with_its_reason_and_the_others_kep
 
     // A per-source setting overrides the recipe's limit.
     let other = TestDir::new();
-    other.write("data/docs.jsonl", format!("{{\"text\": \"short one\"}}\n{big}\n"));
-    other.write("r.yaml", recipe_over_docs("limits: {max_record_bytes: 1000}\n", ", max_record_bytes: 4096"));
+    other.write(
+        "data/docs.jsonl",
+        format!("{{\"text\": \"short one\"}}\n{big}\n"),
+    );
+    other.write(
+        "r.yaml",
+        recipe_over_docs(
+            "limits: {max_record_bytes: 1000}\n",
+            ", max_record_bytes: 4096",
+        ),
+    );
     let plan = plan_json(&other, "r.yaml");
-    let prose = plan["sources"].as_array().unwrap().iter().find(|s| s["name"] == "prose").unwrap().clone();
+    let prose = plan["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "prose")
+        .unwrap()
+        .clone();
     assert_eq!(prose["samples"], 2);
     assert_eq!(prose["rejected"], serde_json::json!({}));
 }

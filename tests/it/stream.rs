@@ -169,7 +169,17 @@ fn stream_reports_any_changed_byte_without_verify_in_every_image_mode() {
     let tail = entry["checksums"]["tail_offset"].as_u64().unwrap() as usize;
     let len = original.len();
     // The magic, column chunks across the file (image bytes included), the footer and its end.
-    let mut positions = vec![0, 3, 4, 5, tail - 1, tail, (tail + len) / 2, len - 5, len - 1];
+    let mut positions = vec![
+        0,
+        3,
+        4,
+        5,
+        tail - 1,
+        tail,
+        (tail + len) / 2,
+        len - 5,
+        len - 1,
+    ];
     positions.extend((1..12).map(|i| 4 + (tail - 4) * i / 12));
     for position in positions {
         let mut bytes = original.clone();
@@ -181,7 +191,11 @@ fn stream_reports_any_changed_byte_without_verify_in_every_image_mode() {
             if mode == "skip" && out.code == 0 {
                 // Only the image bytes, which skip does not read, may change unseen.
                 let damaged = dir.run(&["stream", "out/main", "--images", "raw"]);
-                assert!(damaged.stderr.contains("column images.list.element.bytes"), "{case}: {}", damaged.stderr);
+                assert!(
+                    damaged.stderr.contains("column images.list.element.bytes"),
+                    "{case}: {}",
+                    damaged.stderr
+                );
                 continue;
             }
             assert_eq!(out.code, 1, "{case}: {}", out.stderr);
@@ -191,7 +205,11 @@ fn stream_reports_any_changed_byte_without_verify_in_every_image_mode() {
                 out.stderr
             );
             if (4..tail).contains(&position) {
-                assert!(out.stderr.contains("row group") && out.stderr.contains("column"), "{case}: {}", out.stderr);
+                assert!(
+                    out.stderr.contains("row group") && out.stderr.contains("column"),
+                    "{case}: {}",
+                    out.stderr
+                );
             }
         }
     }
@@ -204,5 +222,9 @@ fn stream_warns_about_a_stage_smaller_than_one_global_step() {
     let batch = (rows + 1).to_string();
     let out = dir.run(&["stream", "out/main", "--batch-size", &batch]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"),
+        "{}",
+        out.stderr
+    );
 }

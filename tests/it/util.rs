@@ -10,7 +10,10 @@ pub fn repo() -> PathBuf {
 
 /// The demo tokenizer, absolute, for recipes written into temp folders.
 pub fn tokenizer() -> String {
-    repo().join("recipes/tokenizers/demo.json").display().to_string()
+    repo()
+        .join("recipes/tokenizers/demo.json")
+        .display()
+        .to_string()
 }
 
 pub struct TestDir {
@@ -27,7 +30,9 @@ pub struct Output {
 
 impl TestDir {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -65,8 +70,15 @@ impl TestDir {
     /// Replaces this folder's path in `text` with `[TMP]` for snapshots.
     pub fn redact(&self, text: &str) -> String {
         let root = self.dir.path().display().to_string();
-        let canonical = self.dir.path().canonicalize().map(|p| p.display().to_string()).unwrap_or_default();
-        text.replace(&canonical, "[TMP]").replace(&root, "[TMP]").replace(&tokenizer(), "[TOKENIZER]")
+        let canonical = self
+            .dir
+            .path()
+            .canonicalize()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        text.replace(&canonical, "[TMP]")
+            .replace(&root, "[TMP]")
+            .replace(&tokenizer(), "[TOKENIZER]")
     }
 }
 
@@ -102,6 +114,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
         let target = to.join(path.file_name().unwrap());
-        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
+        if path.is_dir() {
+            copy_dir(&path, &target)
+        } else {
+            std::fs::copy(&path, &target).map(drop).unwrap()
+        }
     }
 }

@@ -9,7 +9,15 @@ use serde_json::Value;
 /// Builds the small recipe into `out` with many small shards (one or two rows each).
 fn build(dir: &TestDir) {
     dir.write("r.yaml", small_recipe());
-    let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--shard-bytes", "200000"]);
+    let out = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "out",
+        "--quiet",
+        "--shard-bytes",
+        "200000",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
@@ -27,9 +35,20 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
 
     let clean = dir.run(&["verify", "out"]);
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
-    assert!(clean.stdout.contains("verified out: 2 stages"), "{}", clean.stdout);
-    let warmup = clean.stdout.lines().find(|l| l.starts_with("warmup")).unwrap();
-    assert!(warmup.contains(" shards") && warmup.ends_with("ok"), "{warmup}");
+    assert!(
+        clean.stdout.contains("verified out: 2 stages"),
+        "{}",
+        clean.stdout
+    );
+    let warmup = clean
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("warmup"))
+        .unwrap();
+    assert!(
+        warmup.contains(" shards") && warmup.ends_with("ok"),
+        "{warmup}"
+    );
     // One stage folder verifies on its own.
     assert_eq!(dir.run(&["verify", "out/main"]).code, 0);
 
@@ -38,11 +57,31 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     flip_middle_byte(&dir.path("flipped/warmup/shard-00001.parquet"));
     let out = dir.run(&["verify", "flipped"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(out.stdout.contains("problem: flipped/warmup/shard-00001.parquet: blake3 is "), "{}", out.stdout);
-    assert!(out.stdout.contains("fix: delete flipped/warmup/shard-00001.parquet, "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("problem: flipped/warmup/shard-00001.parquet: blake3 is "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("fix: delete flipped/warmup/shard-00001.parquet, "),
+        "{}",
+        out.stdout
+    );
     // The checksums say where: the footer, or a row group and column.
-    assert!(out.stdout.contains(" is damaged: its CRC32 is "), "{}", out.stdout);
-    assert!(out.stdout.lines().any(|l| l.starts_with("main") && l.ends_with("ok")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(" is damaged: its CRC32 is "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("main") && l.ends_with("ok")),
+        "{}",
+        out.stdout
+    );
 
     // A deleted shard: named as missing.
     copy_dir(&dir.path("out"), &dir.path("deleted"));
@@ -50,8 +89,12 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     let out = dir.run(&["verify", "deleted", "--json"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let problems: Vec<&Value> =
-        report["stages"].as_array().unwrap().iter().flat_map(|s| s["problems"].as_array().unwrap()).collect();
+    let problems: Vec<&Value> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["problems"].as_array().unwrap())
+        .collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0]["kind"], "missing_shard");
     assert_eq!(problems[0]["path"], "deleted/main/shard-00002.parquet");
@@ -59,16 +102,28 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     // Edited rows of a shard entry: the manifest is named, with the shard whose entry is wrong.
     copy_dir(&dir.path("out"), &dir.path("edited"));
     let manifest_path = dir.path("edited/main/manifest.json");
-    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let rows = manifest["shards"][0]["rows"].as_u64().unwrap();
     manifest["shards"][0]["rows"] = (rows + 5).into();
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     let out = dir.run(&["verify", "edited"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
-    let expected =
-        format!("edited/main/shard-00000.parquet: rows is {rows} in the shard, {} in the manifest", rows + 5);
+    let expected = format!(
+        "edited/main/shard-00000.parquet: rows is {rows} in the shard, {} in the manifest",
+        rows + 5
+    );
     assert!(out.stdout.contains(&expected), "{}", out.stdout);
-    assert!(out.stdout.contains("edited/main/manifest.json: manifest totals.rows is"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("edited/main/manifest.json: manifest totals.rows is"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -85,12 +140,28 @@ fn following_the_fix_for_a_damaged_shard_gives_back_the_original_bytes() {
     assert_eq!(problem["kind"], "blake3_mismatch", "{report}");
     // The fix names the files to delete: "delete A, B and C, then rerun ...".
     let fix = problem["fix"].as_str().unwrap();
-    let files = fix.strip_prefix("delete ").unwrap().split(", then").next().unwrap();
+    let files = fix
+        .strip_prefix("delete ")
+        .unwrap()
+        .split(", then")
+        .next()
+        .unwrap();
     for file in files.split(", ").flat_map(|f| f.split(" and ")) {
         std::fs::remove_file(dir.path(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
-    assert!(fix.contains("rerun `mixtape build RECIPE --out out`"), "{fix}");
-    let rebuilt = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--shard-bytes", "200000"]);
+    assert!(
+        fix.contains("rerun `mixtape build RECIPE --out out`"),
+        "{fix}"
+    );
+    let rebuilt = dir.run(&[
+        "build",
+        "r.yaml",
+        "--out",
+        "out",
+        "--quiet",
+        "--shard-bytes",
+        "200000",
+    ]);
     assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
     assert_eq!(std::fs::read(&shard).unwrap(), original);
     let out = dir.run(&["verify", "out"]);
@@ -103,6 +174,14 @@ fn a_folder_that_is_no_shard_set_exits_2_and_says_what_to_pass() {
     dir.write("notes/readme.txt", "hello");
     let out = dir.run(&["verify", "notes"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("notes is not a shard set"), "{}", out.stderr);
-    assert!(out.stderr.contains("the --out of `mixtape build`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("notes is not a shard set"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the --out of `mixtape build`"),
+        "{}",
+        out.stderr
+    );
 }

@@ -26,10 +26,16 @@ pub const IMAGE_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BatchError {
-    #[error("row {row}: token id {id} is outside the model's vocabulary of {vocab} (wrong tokenizer for this build?)")]
+    #[error(
+        "row {row}: token id {id} is outside the model's vocabulary of {vocab} (wrong tokenizer for this build?)"
+    )]
     TokenOutOfVocab { row: usize, id: i32, vocab: i64 },
     #[error("row {row}, image {image}: {detail}")]
-    Image { row: usize, image: usize, detail: String },
+    Image {
+        row: usize,
+        image: usize,
+        detail: String,
+    },
     #[error("row {row}: {detail} (the shard breaks format invariants: rebuild it)")]
     Layout { row: usize, detail: String },
 }
@@ -66,7 +72,9 @@ fn targets_of(row: &TrainRow) -> impl Iterator<Item = (usize, i32)> + '_ {
     row.seq_lens.iter().flat_map(move |&len| {
         let (s, e) = (start, start + len.max(0) as usize);
         start = e;
-        (s..e.saturating_sub(1)).filter(move |&p| row.loss_mask.get(p + 1) == Some(&1)).map(move |p| (p, row.input_ids[p + 1]))
+        (s..e.saturating_sub(1))
+            .filter(move |&p| row.loss_mask.get(p + 1) == Some(&1))
+            .map(move |p| (p, row.input_ids[p + 1]))
     })
 }
 
@@ -77,7 +85,10 @@ pub fn model_input(
     image_pad: i32,
     placement: &Placement,
 ) -> Result<(ModelInput, BatchCounts), BatchError> {
-    let mut counts = BatchCounts { rows: rows.len(), ..Default::default() };
+    let mut counts = BatchCounts {
+        rows: rows.len(),
+        ..Default::default()
+    };
     let (mut ids, mut positions, mut segments) = (Vec::new(), Vec::new(), Vec::new());
     let (mut loss_positions, mut loss_targets) = (Vec::new(), Vec::new());
     let mut patches: Vec<Tensor> = Vec::new();
@@ -96,12 +107,21 @@ pub fn model_input(
                 row.position_ids.len()
             )));
         }
-        if row.seq_lens.iter().any(|&l| l <= 0) || row.seq_lens.iter().map(|&l| l as usize).sum::<usize>() != n {
-            return Err(layout(format!("seq_lens {:?} do not add up to its {n} tokens", row.seq_lens)));
+        if row.seq_lens.iter().any(|&l| l <= 0)
+            || row.seq_lens.iter().map(|&l| l as usize).sum::<usize>() != n
+        {
+            return Err(layout(format!(
+                "seq_lens {:?} do not add up to its {n} tokens",
+                row.seq_lens
+            )));
         }
         for &id in &row.input_ids {
             if id < 0 || i64::from(id) >= config.vocab_size {
-                return Err(BatchError::TokenOutOfVocab { row: r, id, vocab: config.vocab_size });
+                return Err(BatchError::TokenOutOfVocab {
+                    row: r,
+                    id,
+                    vocab: config.vocab_size,
+                });
             }
             ids.push(i64::from(id));
         }
@@ -112,23 +132,45 @@ pub fn model_input(
             loss_targets.push(i64::from(target));
         }
         for (i, image) in row.images.iter().enumerate() {
-            let bad = |detail: String| BatchError::Image { row: r, image: i, detail };
+            let bad = |detail: String| BatchError::Image {
+                row: r,
+                image: i,
+                detail,
+            };
             let (h, w) = (image.height as usize, image.width as usize);
             if h % (patch * merge) != 0 || w % (patch * merge) != 0 {
-                return Err(bad(format!("{h}x{w} is not a multiple of {} on both sides", patch * merge)));
+                return Err(bad(format!(
+                    "{h}x{w} is not a multiple of {} on both sides",
+                    patch * merge
+                )));
             }
             let (gh, gw) = (h / patch, w / patch);
             if image.num_tokens as usize != gh * gw / (merge * merge) {
-                return Err(bad(format!("{} tokens for a {gh}x{gw} patch grid", image.num_tokens)));
+                return Err(bad(format!(
+                    "{} tokens for a {gh}x{gw} patch grid",
+                    image.num_tokens
+                )));
             }
-            let span = image.token_offset as usize..(image.token_offset + image.num_tokens) as usize;
+            let span =
+                image.token_offset as usize..(image.token_offset + image.num_tokens) as usize;
             if span.end > n || row.input_ids[span.clone()].iter().any(|&t| t != image_pad) {
-                return Err(bad(format!("tokens {span:?} are not a run of <|image_pad|> ({image_pad})")));
+                return Err(bad(format!(
+                    "tokens {span:?} are not a run of <|image_pad|> ({image_pad})"
+                )));
             }
             if image.rgb.len() != h * w * 3 {
-                return Err(bad(format!("{} RGB bytes do not make a {h}x{w} image", image.rgb.len())));
+                return Err(bad(format!(
+                    "{} RGB bytes do not make a {h}x{w} image",
+                    image.rgb.len()
+                )));
             }
-            patches.push(patchify(&image.rgb, h as i64, w as i64, patch as i64, merge as i64));
+            patches.push(patchify(
+                &image.rgb,
+                h as i64,
+                w as i64,
+                patch as i64,
+                merge as i64,
+            ));
             for gr in 0..gh / merge {
                 for gc in 0..gw / merge {
                     for a in 0..merge {
@@ -150,9 +192,16 @@ pub fn model_input(
     let images = (!per_image.is_empty()).then(|| {
         let values = patch_values(config.patch_size);
         let p = patch_rows.len() as i64;
-        let mean = Tensor::from_slice(&IMAGE_MEAN).to_kind(Kind::Float).view([1, 3, 1]);
-        let std = Tensor::from_slice(&IMAGE_STD).to_kind(Kind::Float).view([1, 3, 1]);
-        let pixels = Tensor::cat(&patches, 0).to_kind(Kind::Float).view([p, 3, values / 3]) / 255.0;
+        let mean = Tensor::from_slice(&IMAGE_MEAN)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1]);
+        let std = Tensor::from_slice(&IMAGE_STD)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1]);
+        let pixels = Tensor::cat(&patches, 0)
+            .to_kind(Kind::Float)
+            .view([p, 3, values / 3])
+            / 255.0;
         ImageInput {
             patches: placement.put(&((pixels - mean) / std).view([p, values])),
             rows: placement.put(&Tensor::from_slice(&patch_rows)),
@@ -196,20 +245,48 @@ mod tests {
         // Two samples: [5 6 7] and [8 9]; every token masked in.
         let r = row(&[5, 6, 7, 8, 9], &[1, 1, 1, 1, 1], &[3, 2]);
         let pairs: Vec<_> = targets_of(&r).collect();
-        assert_eq!(pairs, [(0, 6), (1, 7), (3, 9)], "7 -> 8 crosses samples and must not be a target");
+        assert_eq!(
+            pairs,
+            [(0, 6), (1, 7), (3, 9)],
+            "7 -> 8 crosses samples and must not be a target"
+        );
         let masked = row(&[5, 6, 7, 8, 9], &[0, 0, 1, 0, 1], &[3, 2]);
         assert_eq!(targets_of(&masked).collect::<Vec<_>>(), [(1, 7), (3, 9)]);
     }
 
     #[test]
     fn rows_concatenate_with_offsets() {
-        let config = ModelConfig { vocab_size: 16, ..ModelConfig::default() };
-        let rows = [row(&[1, 2, 3], &[0, 1, 1], &[3]), row(&[4, 5], &[0, 1], &[2])];
-        let (input, counts) = model_input(&rows, &config, 15, &Placement::Tch(tch::Device::Cpu)).unwrap();
-        assert_eq!(counts, BatchCounts { rows: 2, tokens: 5, loss_tokens: 3, ..Default::default() });
-        assert_eq!(Vec::<i64>::try_from(&input.loss_positions).unwrap(), [0, 1, 3]);
-        assert_eq!(Vec::<i64>::try_from(&input.loss_targets).unwrap(), [2, 3, 5]);
-        assert_eq!(Vec::<i64>::try_from(&input.positions).unwrap(), [0, 1, 2, 0, 1]);
+        let config = ModelConfig {
+            vocab_size: 16,
+            ..ModelConfig::default()
+        };
+        let rows = [
+            row(&[1, 2, 3], &[0, 1, 1], &[3]),
+            row(&[4, 5], &[0, 1], &[2]),
+        ];
+        let (input, counts) =
+            model_input(&rows, &config, 15, &Placement::Tch(tch::Device::Cpu)).unwrap();
+        assert_eq!(
+            counts,
+            BatchCounts {
+                rows: 2,
+                tokens: 5,
+                loss_tokens: 3,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(&input.loss_positions).unwrap(),
+            [0, 1, 3]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(&input.loss_targets).unwrap(),
+            [2, 3, 5]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(&input.positions).unwrap(),
+            [0, 1, 2, 0, 1]
+        );
         assert_eq!(input.segments, [3, 2]);
     }
 
@@ -226,8 +303,14 @@ mod tests {
         assert_eq!(p.size(), [16, 3]);
         let red = Vec::<u8>::try_from(p.select(1, 0).contiguous()).unwrap();
         // Group (0,0) = rows 0-1, cols 0-1; then group (0,1); then the second group row.
-        assert_eq!(red, [0, 1, 10, 11, 2, 3, 12, 13, 20, 21, 30, 31, 22, 23, 32, 33]);
-        assert_eq!(Vec::<u8>::try_from(p.select(1, 2).contiguous()).unwrap(), [1; 16]);
+        assert_eq!(
+            red,
+            [0, 1, 10, 11, 2, 3, 12, 13, 20, 21, 30, 31, 22, 23, 32, 33]
+        );
+        assert_eq!(
+            Vec::<u8>::try_from(p.select(1, 2).contiguous()).unwrap(),
+            [1; 16]
+        );
         // With 2x2-pixel patches, a patch's values are channel-major, then row, then column.
         let q = patchify(&rgb, 4, 4, 2, 1);
         assert_eq!(q.size(), [4, 12]);
@@ -237,10 +320,32 @@ mod tests {
 
     #[test]
     fn bad_rows_are_named() {
-        let config = ModelConfig { vocab_size: 4, ..ModelConfig::default() };
-        let err = model_input(&[row(&[1, 9], &[0, 1], &[2])], &config, 3, &Placement::Tch(tch::Device::Cpu)).unwrap_err();
-        assert_eq!(err, BatchError::TokenOutOfVocab { row: 0, id: 9, vocab: 4 });
-        let err = model_input(&[row(&[1, 2], &[0, 1], &[3])], &config, 3, &Placement::Tch(tch::Device::Cpu)).unwrap_err();
+        let config = ModelConfig {
+            vocab_size: 4,
+            ..ModelConfig::default()
+        };
+        let err = model_input(
+            &[row(&[1, 9], &[0, 1], &[2])],
+            &config,
+            3,
+            &Placement::Tch(tch::Device::Cpu),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::TokenOutOfVocab {
+                row: 0,
+                id: 9,
+                vocab: 4
+            }
+        );
+        let err = model_input(
+            &[row(&[1, 2], &[0, 1], &[3])],
+            &config,
+            3,
+            &Placement::Tch(tch::Device::Cpu),
+        )
+        .unwrap_err();
         assert!(matches!(err, BatchError::Layout { row: 0, .. }), "{err}");
     }
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mixtape-train", version, about = "Train a small Qwen2.5-VL-shaped model on mixtape shard sets, stage by stage")]
+#[command(
+    name = "mixtape-train",
+    version,
+    about = "Train a small Qwen2.5-VL-shaped model on mixtape shard sets, stage by stage"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

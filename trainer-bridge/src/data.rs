@@ -32,8 +32,16 @@ pub struct TrainImage {
 
 impl std::fmt::Debug for TrainImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TrainImage({}x{} from {}x{}, tokens {}+{})", self.height, self.width, self.source_height,
-            self.source_width, self.token_offset, self.num_tokens)
+        write!(
+            f,
+            "TrainImage({}x{} from {}x{}, tokens {}+{})",
+            self.height,
+            self.width,
+            self.source_height,
+            self.source_width,
+            self.token_offset,
+            self.num_tokens
+        )
     }
 }
 
@@ -60,11 +68,21 @@ pub enum DataError {
     #[error(transparent)]
     Read(#[from] mixtape_shards::ReadError),
     #[error("{}, row {row}, image {image}: {detail} (the shard is corrupt: rebuild the stage)", shard.display())]
-    Image { shard: PathBuf, row: u64, image: usize, detail: String },
+    Image {
+        shard: PathBuf,
+        row: u64,
+        image: usize,
+        detail: String,
+    },
     #[error(
         "stage {stage}: holding back {holdout} rows leaves {left} to train on (it has {rows}): lower --holdout-rows"
     )]
-    HoldoutTooLarge { stage: String, holdout: usize, rows: u64, left: u64 },
+    HoldoutTooLarge {
+        stage: String,
+        holdout: usize,
+        rows: u64,
+        left: u64,
+    },
 }
 
 impl TrainRow {
@@ -97,11 +115,13 @@ impl TrainRow {
         let position_ids = row.position_ids();
         let mut images = Vec::with_capacity(row.images.len());
         for (i, image) in row.images.iter().enumerate() {
-            let rgb = mixtape_shards::reader::decode_pixels(image).map_err(|detail| DataError::Image {
-                shard: shard.to_path_buf(),
-                row: index,
-                image: i,
-                detail,
+            let rgb = mixtape_shards::reader::decode_pixels(image).map_err(|detail| {
+                DataError::Image {
+                    shard: shard.to_path_buf(),
+                    row: index,
+                    image: i,
+                    detail,
+                }
             })?;
             images.push(TrainImage {
                 rgb: rgb.into(),
@@ -145,9 +165,16 @@ impl Holdout {
         let manifest = Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))?;
         let total = manifest.totals.rows;
         if rows as u64 >= total && rows > 0 {
-            return Err(DataError::HoldoutTooLarge { stage: manifest.stage, holdout: rows, rows: total, left: 0 });
+            return Err(DataError::HoldoutTooLarge {
+                stage: manifest.stage,
+                holdout: rows,
+                rows: total,
+                left: 0,
+            });
         }
-        let wanted: BTreeSet<u64> = (0..rows as u64).map(|j| ((2 * j + 1) * total) / (2 * rows as u64)).collect();
+        let wanted: BTreeSet<u64> = (0..rows as u64)
+            .map(|j| ((2 * j + 1) * total) / (2 * rows as u64))
+            .collect();
         let mut picked = Vec::with_capacity(rows);
         let mut first = 0u64;
         for info in &manifest.shards {
@@ -172,7 +199,10 @@ impl Holdout {
             }
             first = end;
         }
-        let keys = picked.iter().flat_map(|r| r.samples.iter().cloned()).collect();
+        let keys = picked
+            .iter()
+            .flat_map(|r| r.samples.iter().cloned())
+            .collect();
         Ok(Self { rows: picked, keys })
     }
 
@@ -192,8 +222,15 @@ pub struct StageRows {
 
 impl StageRows {
     /// Starts reading the stage in `dir` (from the beginning, or from `resume`).
-    pub fn try_new(dir: &Path, seed: u64, batch_size: usize, resume: Option<ReaderState>) -> Result<Self, DataError> {
-        let options = ReaderOptions::default().with_seed(seed).with_batch_size(batch_size);
+    pub fn try_new(
+        dir: &Path,
+        seed: u64,
+        batch_size: usize,
+        resume: Option<ReaderState>,
+    ) -> Result<Self, DataError> {
+        let options = ReaderOptions::default()
+            .with_seed(seed)
+            .with_batch_size(batch_size);
         let reader = Reader::try_new(&[dir.to_path_buf()], options, resume)?;
         for warning in reader.warnings() {
             eprintln!("warning: {warning}");
@@ -233,5 +270,7 @@ impl StageRows {
 
 /// Rows in a stage's manifest.
 pub fn stage_rows(dir: &Path) -> Result<u64, DataError> {
-    Ok(Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))?.totals.rows)
+    Ok(Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))?
+        .totals
+        .rows)
 }

@@ -33,7 +33,11 @@ pub enum DeviceError {
     #[error(
         "device cuda:{index} is not available: libtorch reports {available} CUDA device(s){hint}"
     )]
-    CudaUnavailable { index: usize, available: usize, hint: &'static str },
+    CudaUnavailable {
+        index: usize,
+        available: usize,
+        hint: &'static str,
+    },
     #[error(
         "device npu:{0} has no tch::Device (tch cannot name PrivateUse1): use DeviceSpec::placement, \
          which loads the Ascend backend"
@@ -51,7 +55,9 @@ impl FromStr for DeviceSpec {
         let lower = text.trim().to_ascii_lowercase();
         let (kind, index) = match lower.split_once(':') {
             Some((kind, index)) => {
-                let index = index.parse::<usize>().map_err(|_| DeviceError::BadIndex(text.to_string()))?;
+                let index = index
+                    .parse::<usize>()
+                    .map_err(|_| DeviceError::BadIndex(text.to_string()))?;
                 (kind.to_string(), index)
             }
             None => (lower.clone(), 0),
@@ -82,7 +88,11 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => Ok(tch::Device::Cpu),
             DeviceSpec::Cuda(index) => {
-                let available = if tch::Cuda::is_available() { tch::Cuda::device_count().max(0) as usize } else { 0 };
+                let available = if tch::Cuda::is_available() {
+                    tch::Cuda::device_count().max(0) as usize
+                } else {
+                    0
+                };
                 if index < available {
                     Ok(tch::Device::Cuda(index))
                 } else {
@@ -92,7 +102,11 @@ impl DeviceSpec {
                     } else {
                         ""
                     };
-                    Err(DeviceError::CudaUnavailable { index, available, hint })
+                    Err(DeviceError::CudaUnavailable {
+                        index,
+                        available,
+                        hint,
+                    })
                 }
             }
             DeviceSpec::Npu(index) => Err(DeviceError::NpuHasNoTchDevice(index)),
@@ -173,9 +187,18 @@ mod tests {
         assert_eq!("CUDA".parse(), Ok(DeviceSpec::Cuda(0)));
         assert_eq!("cuda:3".parse(), Ok(DeviceSpec::Cuda(3)));
         assert_eq!("npu:1".parse(), Ok(DeviceSpec::Npu(1)));
-        assert_eq!("tpu".parse::<DeviceSpec>(), Err(DeviceError::Unknown("tpu".into())));
-        assert_eq!("cuda:x".parse::<DeviceSpec>(), Err(DeviceError::BadIndex("cuda:x".into())));
-        assert_eq!("cpu:1".parse::<DeviceSpec>(), Err(DeviceError::Unknown("cpu:1".into())));
+        assert_eq!(
+            "tpu".parse::<DeviceSpec>(),
+            Err(DeviceError::Unknown("tpu".into()))
+        );
+        assert_eq!(
+            "cuda:x".parse::<DeviceSpec>(),
+            Err(DeviceError::BadIndex("cuda:x".into()))
+        );
+        assert_eq!(
+            "cpu:1".parse::<DeviceSpec>(),
+            Err(DeviceError::Unknown("cpu:1".into()))
+        );
         assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
     }
 
@@ -188,6 +211,9 @@ mod tests {
     #[test]
     fn cpu_resolves() {
         assert_eq!(DeviceSpec::Cpu.resolve(), Ok(tch::Device::Cpu));
-        assert_eq!(DeviceSpec::Cpu.placement(None), Ok(Placement::Tch(tch::Device::Cpu)));
+        assert_eq!(
+            DeviceSpec::Cpu.placement(None),
+            Ok(Placement::Tch(tch::Device::Cpu))
+        );
     }
 }

@@ -10,9 +10,9 @@
 //! the shards were built with upsample it (real detail would need `encoding: source` shards).
 //! [`resolution_search`] evaluates a model under several budgets and reports the best.
 
+use crate::device::Placement;
 use mixtape_engine::image::{ResizePolicy, RgbImage, resize, smart_resize};
 use serde::Serialize;
-use crate::device::Placement;
 
 use crate::batch::{BatchError, model_input};
 use crate::data::{TrainImage, TrainRow};
@@ -36,7 +36,11 @@ pub enum EvalError {
     #[error(transparent)]
     Batch(#[from] BatchError),
     #[error("image {image} of row {row}: {detail}")]
-    Resize { row: usize, image: usize, detail: String },
+    Resize {
+        row: usize,
+        image: usize,
+        detail: String,
+    },
     #[error("no loss tokens in the evaluation rows")]
     Empty,
 }
@@ -62,16 +66,40 @@ pub fn eval_loss(
     if tokens == 0 {
         return Err(EvalError::Empty);
     }
-    Ok(EvalLoss { loss: sum / tokens as f64, loss_tokens: tokens, image_tokens })
+    Ok(EvalLoss {
+        loss: sum / tokens as f64,
+        loss_tokens: tokens,
+        image_tokens,
+    })
 }
 
 /// `rows` with every image re-resized under `policy` (see the module docs).
-pub fn resize_rows(rows: &[TrainRow], policy: &ResizePolicy, image_pad: i32) -> Result<Vec<TrainRow>, EvalError> {
-    rows.iter().enumerate().map(|(r, row)| resize_row(row, policy, image_pad).map_err(|(image, detail)| EvalError::Resize { row: r, image, detail })).collect()
+pub fn resize_rows(
+    rows: &[TrainRow],
+    policy: &ResizePolicy,
+    image_pad: i32,
+) -> Result<Vec<TrainRow>, EvalError> {
+    rows.iter()
+        .enumerate()
+        .map(|(r, row)| {
+            resize_row(row, policy, image_pad).map_err(|(image, detail)| EvalError::Resize {
+                row: r,
+                image,
+                detail,
+            })
+        })
+        .collect()
 }
 
-fn resize_row(row: &TrainRow, policy: &ResizePolicy, image_pad: i32) -> Result<TrainRow, (usize, String)> {
-    let mut out = TrainRow { samples: row.samples.clone(), ..TrainRow::default_empty() };
+fn resize_row(
+    row: &TrainRow,
+    policy: &ResizePolicy,
+    image_pad: i32,
+) -> Result<TrainRow, (usize, String)> {
+    let mut out = TrainRow {
+        samples: row.samples.clone(),
+        ..TrainRow::default_empty()
+    };
     // Sample index of every token, to adjust the lengths of the samples that hold images.
     let mut sample_of = Vec::with_capacity(row.input_ids.len());
     for (s, &len) in row.seq_lens.iter().enumerate() {
@@ -83,11 +111,18 @@ fn resize_row(row: &TrainRow, policy: &ResizePolicy, image_pad: i32) -> Result<T
         let start = image.token_offset as usize;
         let end = start + image.num_tokens as usize;
         if start < at || end > row.input_ids.len() {
-            return Err((i, format!("token span {start}..{end} overlaps another image or leaves the row")));
+            return Err((
+                i,
+                format!("token span {start}..{end} overlaps another image or leaves the row"),
+            ));
         }
-        let (height, width) =
-            smart_resize(image.source_height, image.source_width, policy).map_err(|e| (i, e.to_string()))?;
-        let stored = RgbImage { width: image.width, height: image.height, pixels: image.rgb.to_vec() };
+        let (height, width) = smart_resize(image.source_height, image.source_width, policy)
+            .map_err(|e| (i, e.to_string()))?;
+        let stored = RgbImage {
+            width: image.width,
+            height: image.height,
+            pixels: image.rgb.to_vec(),
+        };
         let pixels = if (height, width) == (image.height, image.width) {
             stored
         } else {
@@ -97,8 +132,10 @@ fn resize_row(row: &TrainRow, policy: &ResizePolicy, image_pad: i32) -> Result<T
         out.input_ids.extend_from_slice(&row.input_ids[at..start]);
         out.loss_mask.extend_from_slice(&row.loss_mask[at..start]);
         let token_offset = out.input_ids.len() as u32;
-        out.input_ids.extend(std::iter::repeat_n(image_pad, tokens as usize));
-        out.loss_mask.extend(std::iter::repeat_n(0, tokens as usize));
+        out.input_ids
+            .extend(std::iter::repeat_n(image_pad, tokens as usize));
+        out.loss_mask
+            .extend(std::iter::repeat_n(0, tokens as usize));
         seq_lens[sample_of[start]] += tokens as i32 - image.num_tokens as i32;
         out.images.push(TrainImage {
             rgb: pixels.pixels.into(),
@@ -159,7 +196,9 @@ pub fn resolution_search(
 ) -> Result<ResolutionSearch, EvalError> {
     let mut results = Vec::with_capacity(max_pixels.len());
     for &budget in max_pixels {
-        let policy = base.with_max_pixels(budget).with_min_pixels(base.min_pixels.min(budget));
+        let policy = base
+            .with_max_pixels(budget)
+            .with_min_pixels(base.min_pixels.min(budget));
         let resized = resize_rows(rows, &policy, image_pad)?;
         let loss = eval_loss(model, &resized, image_pad, precision, placement)?;
         results.push(ResolutionResult {
@@ -170,7 +209,12 @@ pub fn resolution_search(
         });
     }
     let best = (0..results.len())
-        .min_by(|&a, &b| results[a].loss.total_cmp(&results[b].loss).then(results[a].max_pixels.cmp(&results[b].max_pixels)))
+        .min_by(|&a, &b| {
+            results[a]
+                .loss
+                .total_cmp(&results[b].loss)
+                .then(results[a].max_pixels.cmp(&results[b].max_pixels))
+        })
         .ok_or(EvalError::Empty)?;
     Ok(ResolutionSearch { results, best })
 }
@@ -206,7 +250,14 @@ mod tests {
     fn a_larger_budget_relays_the_image_tokens() {
         let policy = ResizePolicy::default().with_max_pixels(112 * 112);
         let out = resize_row(&row(), &policy, PAD).unwrap();
-        assert_eq!((out.images[0].height, out.images[0].width, out.images[0].num_tokens), (112, 112, 16));
+        assert_eq!(
+            (
+                out.images[0].height,
+                out.images[0].width,
+                out.images[0].num_tokens
+            ),
+            (112, 112, 16)
+        );
         assert_eq!(out.images[0].rgb.len(), 112 * 112 * 3);
         assert_eq!(out.seq_lens, [2, 19]);
         assert_eq!(out.input_ids.len(), 21);

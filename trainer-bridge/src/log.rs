@@ -20,8 +20,19 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record {
     Step(StepRecord),
-    Eval { set: String, stage: String, global_step: u64, loss: f64, loss_tokens: u64 },
-    StageEnd { stage: String, global_step: u64, steps: u64, checkpoint: String },
+    Eval {
+        set: String,
+        stage: String,
+        global_step: u64,
+        loss: f64,
+        loss_tokens: u64,
+    },
+    StageEnd {
+        stage: String,
+        global_step: u64,
+        steps: u64,
+        checkpoint: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,9 +70,16 @@ impl Record {
 #[non_exhaustive]
 pub enum LogError {
     #[error("cannot write {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}, line {line}: {detail}", path.display())]
-    Parse { path: PathBuf, line: usize, detail: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
 }
 
 /// Appends records to a JSONL file.
@@ -74,10 +92,16 @@ pub struct LogWriter {
 impl LogWriter {
     /// Opens `path` for appending; with `keep_up_to`, first drops the records past that global step.
     pub fn open(path: &Path, keep_up_to: Option<u64>) -> Result<Self, LogError> {
-        let io = |source| LogError::Io { path: path.to_path_buf(), source };
+        let io = |source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         match keep_up_to {
             Some(step) if path.exists() => {
-                let kept: Vec<Record> = read(path)?.into_iter().filter(|r| r.global_step() <= step).collect();
+                let kept: Vec<Record> = read(path)?
+                    .into_iter()
+                    .filter(|r| r.global_step() <= step)
+                    .collect();
                 let mut text = String::new();
                 for r in &kept {
                     text.push_str(&serde_json::to_string(r).expect("records serialize"));
@@ -88,28 +112,49 @@ impl LogWriter {
             Some(_) => {}
             None => std::fs::write(path, "").map_err(io)?,
         }
-        let file = std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(io)?;
-        Ok(Self { path: path.to_path_buf(), file })
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<(), LogError> {
         let mut line = serde_json::to_string(record).expect("records serialize");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|source| LogError::Io { path: self.path.clone(), source })
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|source| LogError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
 /// Reads every record of a log.
 pub fn read(path: &Path) -> Result<Vec<Record>, LogError> {
-    let file = std::fs::File::open(path).map_err(|source| LogError::Io { path: path.to_path_buf(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| LogError::Io { path: path.to_path_buf(), source })?;
+        let line = line.map_err(|source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let record = serde_json::from_str(&line)
-            .map_err(|e| LogError::Parse { path: path.to_path_buf(), line: i + 1, detail: e.to_string() })?;
+        let record = serde_json::from_str(&line).map_err(|e| LogError::Parse {
+            path: path.to_path_buf(),
+            line: i + 1,
+            detail: e.to_string(),
+        })?;
         out.push(record);
     }
     Ok(out)

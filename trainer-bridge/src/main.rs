@@ -48,13 +48,21 @@ fn load_recipe(path: &Path) -> Result<Recipe> {
             for d in loaded.diagnostics.sorted() {
                 eprintln!("{}", d.render(&loaded.sources));
             }
-            bail!("{} is not a valid recipe (run `mixtape check {}`)", path.display(), path.display())
+            bail!(
+                "{} is not a valid recipe (run `mixtape check {}`)",
+                path.display(),
+                path.display()
+            )
         }
     }
 }
 
 fn precision(bf16: bool) -> model::Precision {
-    if bf16 { model::Precision::Bf16 } else { model::Precision::F32 }
+    if bf16 {
+        model::Precision::Bf16
+    } else {
+        model::Precision::F32
+    }
 }
 
 fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
@@ -62,7 +70,13 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
         recipe,
         data,
         out,
-        common: cli::CommonArgs { device, npu_lib, bf16, holdout_rows },
+        common:
+            cli::CommonArgs {
+                device,
+                npu_lib,
+                bf16,
+                holdout_rows,
+            },
         recompute,
         seed,
         lr_multiplier,
@@ -79,8 +93,10 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
     }
     let model = match model_config {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: not a model configuration", path.display()))?
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a model configuration", path.display()))?
         }
         None => model::ModelConfig::default(),
     };
@@ -106,7 +122,11 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        let status = if summary.finished { "finished" } else { "stopped" };
+        let status = if summary.finished {
+            "finished"
+        } else {
+            "stopped"
+        };
         println!(
             "{status} after {} steps ({} parameters, {:.0} tokens/s); checkpoint {}",
             summary.global_steps,
@@ -118,34 +138,73 @@ fn run_train(args: cli::TrainArgs) -> Result<ExitCode> {
             println!("held-back loss {a:.4} -> {b:.4}");
         }
     }
-    let diverged = [summary.initial_eval, summary.final_eval].into_iter().flatten().any(|l| !l.is_finite());
-    Ok(if diverged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let diverged = [summary.initial_eval, summary.final_eval]
+        .into_iter()
+        .flatten()
+        .any(|l| !l.is_finite());
+    Ok(if diverged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_average(args: cli::AverageArgs) -> Result<ExitCode> {
-    let cli::AverageArgs { checkpoints, weights, out } = args;
+    let cli::AverageArgs {
+        checkpoints,
+        weights,
+        out,
+    } = args;
     let averaged = average::average(&checkpoints, weights.as_deref())?;
     averaged.save(&out)?;
-    let shares: Vec<String> = averaged.meta.averaged_from.iter().map(|(p, s)| format!("{p} x {s:.4}")).collect();
+    let shares: Vec<String> = averaged
+        .meta
+        .averaged_from
+        .iter()
+        .map(|(p, s)| format!("{p} x {s:.4}"))
+        .collect();
     println!("wrote {} = {}", out.display(), shares.join(" + "));
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_resolution(args: cli::ResolutionArgs) -> Result<ExitCode> {
-    let cli::ResolutionArgs { checkpoint, recipe, data, stage, max_pixels, common, json } = args;
-    let cli::CommonArgs { device, npu_lib, bf16, holdout_rows } = common;
+    let cli::ResolutionArgs {
+        checkpoint,
+        recipe,
+        data,
+        stage,
+        max_pixels,
+        common,
+        json,
+    } = args;
+    let cli::CommonArgs {
+        device,
+        npu_lib,
+        bf16,
+        holdout_rows,
+    } = common;
     let recipe = load_recipe(&recipe)?;
     let stage = match &stage {
-        Some(name) => recipe.stages.iter().find(|s| &s.name == name).with_context(|| {
-            let names: Vec<&str> = recipe.stages.iter().map(|s| s.name.as_str()).collect();
-            format!("the recipe has no stage `{name}` (it has {})", names.join(", "))
-        })?,
+        Some(name) => recipe
+            .stages
+            .iter()
+            .find(|s| &s.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = recipe.stages.iter().map(|s| s.name.as_str()).collect();
+                format!(
+                    "the recipe has no stage `{name}` (it has {})",
+                    names.join(", ")
+                )
+            })?,
         None => recipe.stages.last().context("the recipe has no stages")?,
     };
-    let placement = device.parse::<DeviceSpec>()?.placement(npu_lib.as_deref())?;
+    let placement = device
+        .parse::<DeviceSpec>()?
+        .placement(npu_lib.as_deref())?;
     let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
     let model = model::Mllm::try_new(ckpt.meta.model.clone(), &placement, ckpt.meta.seed)?;
-    train::load_weights(&model, &ckpt, &placement).with_context(|| format!("loading {}", checkpoint.display()))?;
+    train::load_weights(&model, &ckpt, &placement)
+        .with_context(|| format!("loading {}", checkpoint.display()))?;
     let (_, image_pad) = train::tokenizer_ids(&recipe)?;
     let holdout = data::Holdout::read(&data.join(&stage.name), holdout_rows)?;
     let p = &stage.image;
@@ -156,15 +215,34 @@ fn run_resolution(args: cli::ResolutionArgs) -> Result<ExitCode> {
         max_pixels: p.max_pixels,
         max_aspect_ratio: p.max_aspect_ratio,
     };
-    let search = eval::resolution_search(&model, &holdout.rows, &policy, &max_pixels, image_pad, precision(bf16), &placement)?;
+    let search = eval::resolution_search(
+        &model,
+        &holdout.rows,
+        &policy,
+        &max_pixels,
+        image_pad,
+        precision(bf16),
+        &placement,
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&search)?);
     } else {
-        println!("stage {} ({} held-back rows; trained at max_pixels {})", stage.name, holdout.rows.len(), p.max_pixels);
-        println!("{:>12}  {:>8}  {:>12}", "max_pixels", "loss", "image tokens");
+        println!(
+            "stage {} ({} held-back rows; trained at max_pixels {})",
+            stage.name,
+            holdout.rows.len(),
+            p.max_pixels
+        );
+        println!(
+            "{:>12}  {:>8}  {:>12}",
+            "max_pixels", "loss", "image tokens"
+        );
         for (i, r) in search.results.iter().enumerate() {
             let mark = if i == search.best { "  <- best" } else { "" };
-            println!("{:>12}  {:>8.4}  {:>12}{mark}", r.max_pixels, r.loss, r.image_tokens);
+            println!(
+                "{:>12}  {:>8.4}  {:>12}{mark}",
+                r.max_pixels, r.loss, r.image_tokens
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -34,7 +34,12 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        Self { betas: DEFAULT_BETAS, eps: DEFAULT_EPS, steps: 0, moments: BTreeMap::new() }
+        Self {
+            betas: DEFAULT_BETAS,
+            eps: DEFAULT_EPS,
+            steps: 0,
+            moments: BTreeMap::new(),
+        }
     }
 }
 
@@ -42,10 +47,16 @@ impl Default for AdamW {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OptimError {
-    #[error("optimizer state for `{0}`, which the model does not have (checkpoint of another model?)")]
+    #[error(
+        "optimizer state for `{0}`, which the model does not have (checkpoint of another model?)"
+    )]
     UnknownParameter(String),
     #[error("optimizer state for `{name}` has shape {found:?}, the parameter {expected:?}")]
-    Shape { name: String, expected: Vec<i64>, found: Vec<i64> },
+    Shape {
+        name: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
     #[error("optimizer state for `{0}` has a first moment but no second (or the reverse)")]
     Incomplete(String),
 }
@@ -55,10 +66,17 @@ impl AdamW {
     /// gradient down to it. Returns the norm before clipping.
     pub fn clip_grad_norm(params: &ParamStore, max_norm: f64) -> f64 {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
+            let grads: Vec<Tensor> = params
+                .iter()
+                .map(|(_, p)| p.grad())
+                .filter(Tensor::defined)
+                .collect();
             // Read back through the placement: never a scalar straight off an NPU tensor.
             let at = params.placement();
-            let squares: f64 = grads.iter().map(|g| at.to_cpu(&g.square().sum(Kind::Double)).double_value(&[])).sum();
+            let squares: f64 = grads
+                .iter()
+                .map(|g| at.to_cpu(&g.square().sum(Kind::Double)).double_value(&[]))
+                .sum();
             let norm = squares.sqrt();
             if max_norm > 0.0 && norm > max_norm {
                 let scale = max_norm / (norm + 1e-6);
@@ -86,7 +104,10 @@ impl AdamW {
                 let state = self
                     .moments
                     .entry(name.to_string())
-                    .or_insert_with(|| Moments { m: p.zeros_like(), v: p.zeros_like() });
+                    .or_insert_with(|| Moments {
+                        m: p.zeros_like(),
+                        v: p.zeros_like(),
+                    });
                 state.m = &state.m * b1 + &g * (1.0 - b1);
                 state.v = &state.v * b2 + g.square() * (1.0 - b2);
                 let update = (&state.m / c1) / ((&state.v / c2).sqrt() + self.eps);
@@ -118,7 +139,11 @@ impl AdamW {
     }
 
     /// Restores state written by [`AdamW::state_tensors`] (tensors already on the model's device).
-    pub fn restore(params: &ParamStore, steps: u64, tensors: Vec<(String, Tensor)>) -> Result<Self, OptimError> {
+    pub fn restore(
+        params: &ParamStore,
+        steps: u64,
+        tensors: Vec<(String, Tensor)>,
+    ) -> Result<Self, OptimError> {
         let mut halves: BTreeMap<String, (Option<Tensor>, Option<Tensor>)> = BTreeMap::new();
         for (key, tensor) in tensors {
             let (which, name) = match (key.strip_prefix("optim.m."), key.strip_prefix("optim.v.")) {
@@ -126,12 +151,22 @@ impl AdamW {
                 (_, Some(n)) => (1, n.to_string()),
                 _ => continue,
             };
-            let p = params.get(&name).ok_or_else(|| OptimError::UnknownParameter(name.clone()))?;
+            let p = params
+                .get(&name)
+                .ok_or_else(|| OptimError::UnknownParameter(name.clone()))?;
             if p.size() != tensor.size() {
-                return Err(OptimError::Shape { name, expected: p.size(), found: tensor.size() });
+                return Err(OptimError::Shape {
+                    name,
+                    expected: p.size(),
+                    found: tensor.size(),
+                });
             }
             let slot = halves.entry(name).or_default();
-            if which == 0 { slot.0 = Some(tensor) } else { slot.1 = Some(tensor) }
+            if which == 0 {
+                slot.0 = Some(tensor)
+            } else {
+                slot.1 = Some(tensor)
+            }
         }
         let mut moments = BTreeMap::new();
         for (name, pair) in halves {
@@ -142,6 +177,10 @@ impl AdamW {
                 _ => return Err(OptimError::Incomplete(name)),
             }
         }
-        Ok(Self { steps, moments, ..Self::default() })
+        Ok(Self {
+            steps,
+            moments,
+            ..Self::default()
+        })
     }
 }

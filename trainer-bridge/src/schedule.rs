@@ -61,7 +61,12 @@ fn module_name(m: Module) -> &'static str {
 
 /// Plans every stage of `recipe` over the build in `data`. `max_steps` caps each stage (for smoke
 /// runs); the learning-rate schedule then spans the capped steps.
-pub fn plan(recipe: &Recipe, data: &Path, holdout_rows: usize, max_steps: Option<u64>) -> Result<Vec<StagePlan>, ScheduleError> {
+pub fn plan(
+    recipe: &Recipe,
+    data: &Path,
+    holdout_rows: usize,
+    max_steps: Option<u64>,
+) -> Result<Vec<StagePlan>, ScheduleError> {
     recipe
         .stages
         .iter()
@@ -138,7 +143,9 @@ impl StagePlan {
         match self.schedule {
             LrSchedule::Constant => self.lr,
             LrSchedule::Linear => self.lr - (self.lr - floor) * progress,
-            LrSchedule::Cosine => floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            LrSchedule::Cosine => {
+                floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
         }
     }
 
@@ -180,7 +187,10 @@ mod tests {
         assert_eq!(s.lr_at(2), 1.0);
         assert!((s.lr_at(20) - MIN_LR_RATIO).abs() < 1e-12);
         let mid = s.lr_at(11);
-        assert!((mid - (MIN_LR_RATIO + (1.0 - MIN_LR_RATIO) * 0.5)).abs() < 1e-9, "{mid}");
+        assert!(
+            (mid - (MIN_LR_RATIO + (1.0 - MIN_LR_RATIO) * 0.5)).abs() < 1e-9,
+            "{mid}"
+        );
         assert!((1..21).all(|i| s.lr_at(i) <= s.lr_at(i - 1) || i < 2));
         assert_eq!(s.module_lr("projector", 2), 10.0);
         assert_eq!(s.module_lr("llm", 2), 1.0);

@@ -27,7 +27,12 @@ pub fn loss_curve(records: &[Record], title: &str) -> String {
     let evals: Vec<(f64, f64, bool)> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Eval { set, global_step, loss, .. } => Some((*global_step as f64, *loss, set == "all")),
+            Record::Eval {
+                set,
+                global_step,
+                loss,
+                ..
+            } => Some((*global_step as f64, *loss, set == "all")),
             _ => None,
         })
         .collect();
@@ -39,14 +44,24 @@ pub fn loss_curve(records: &[Record], title: &str) -> String {
             starts.push((s.global_step as f64 - 1.0, s.stage.clone()));
         }
     }
-    let ys = steps.iter().map(|p| p.1).chain(evals.iter().map(|e| e.1)).filter(|y| y.is_finite());
-    let (mut y_min, mut y_max) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let ys = steps
+        .iter()
+        .map(|p| p.1)
+        .chain(evals.iter().map(|e| e.1))
+        .filter(|y| y.is_finite());
+    let (mut y_min, mut y_max) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+        (lo.min(y), hi.max(y))
+    });
     if !y_min.is_finite() {
         (y_min, y_max) = (0.0, 1.0);
     }
     let pad = ((y_max - y_min) * 0.05).max(1e-3);
     let (y_min, y_max) = ((y_min - pad).max(0.0), y_max + pad);
-    let x_max = steps.iter().map(|p| p.0).chain(evals.iter().map(|e| e.0)).fold(1.0, f64::max);
+    let x_max = steps
+        .iter()
+        .map(|p| p.0)
+        .chain(evals.iter().map(|e| e.0))
+        .fold(1.0, f64::max);
     let px = |x: f64| LEFT + x / x_max * (WIDTH - LEFT - RIGHT);
     let py = |y: f64| TOP + (y_max - y) / (y_max - y_min) * (HEIGHT - TOP - BOTTOM);
 
@@ -99,19 +114,43 @@ pub fn loss_curve(records: &[Record], title: &str) -> String {
         );
     }
     let path = |points: &[(f64, f64)]| {
-        points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect::<Vec<_>>().join(" ")
+        points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let _ = writeln!(s, r##"<polyline fill="none" stroke="#9ecae1" stroke-width="1" points="{}"/>"##, path(&steps));
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#9ecae1" stroke-width="1" points="{}"/>"##,
+        path(&steps)
+    );
     let smooth: Vec<(f64, f64)> = (0..steps.len())
         .map(|i| {
             let window = &steps[i.saturating_sub(SMOOTHING - 1)..=i];
-            (steps[i].0, window.iter().map(|p| p.1).sum::<f64>() / window.len() as f64)
+            (
+                steps[i].0,
+                window.iter().map(|p| p.1).sum::<f64>() / window.len() as f64,
+            )
         })
         .collect();
-    let _ = writeln!(s, r##"<polyline fill="none" stroke="#08519c" stroke-width="2" points="{}"/>"##, path(&smooth));
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#08519c" stroke-width="2" points="{}"/>"##,
+        path(&smooth)
+    );
     for (x, y, all) in &evals {
-        let (fill, r) = if *all { ("#d62728", 4.5) } else { ("#ff7f0e", 3.0) };
-        let _ = writeln!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}"/>"##, px(*x), py(*y));
+        let (fill, r) = if *all {
+            ("#d62728", 4.5)
+        } else {
+            ("#ff7f0e", 3.0)
+        };
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="{r}" fill="{fill}"/>"##,
+            px(*x),
+            py(*y)
+        );
     }
     let legend_y = HEIGHT - BOTTOM - 10.0;
     let _ = write!(
@@ -126,5 +165,7 @@ pub fn loss_curve(records: &[Record], title: &str) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -18,7 +18,9 @@ use mixtape_engine::recipe::Recipe;
 use serde::Serialize;
 
 use crate::batch::{self, BatchError};
-use crate::checkpoint::{CHECKPOINT_FORMAT, Checkpoint, CheckpointError, CheckpointMeta, MODEL_PREFIX};
+use crate::checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointError, CheckpointMeta, MODEL_PREFIX,
+};
 use crate::data::{DataError, Holdout, StageRows, TrainRow};
 use crate::device::{DeviceError, DeviceSpec, Placement};
 use crate::eval::{EvalError, eval_loss};
@@ -93,7 +95,10 @@ pub enum TrainError {
     #[error("{}: {detail}", path.display())]
     Resume { path: PathBuf, detail: String },
     #[error("cannot write {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// How a run ended.
@@ -115,8 +120,12 @@ pub struct TrainSummary {
 
 /// Token ids the model needs from the recipe's tokenizer: vocabulary size and `<|image_pad|>`.
 pub fn tokenizer_ids(recipe: &Recipe) -> Result<(i64, i32), TrainError> {
-    let encoder = mixtape_engine::template::Encoder::from_file(&recipe.tokenizer)
-        .map_err(|e| TrainError::Tokenizer { path: recipe.tokenizer.clone(), detail: e.to_string() })?;
+    let encoder = mixtape_engine::template::Encoder::from_file(&recipe.tokenizer).map_err(|e| {
+        TrainError::Tokenizer {
+            path: recipe.tokenizer.clone(),
+            detail: e.to_string(),
+        }
+    })?;
     let vocab = encoder.tokenizer().get_vocab_size(true) as i64;
     Ok((vocab, encoder.special().image_pad as i32))
 }
@@ -139,7 +148,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
     // First: an NPU backend must be loaded before the process runs any backward pass.
     let placement = opts.device.placement(opts.npu_lib.as_deref())?;
     let (vocab, image_pad) = tokenizer_ids(&opts.recipe)?;
-    let mut plans = plan(&opts.recipe, &opts.data, opts.holdout_rows, opts.max_steps_per_stage)?;
+    let mut plans = plan(
+        &opts.recipe,
+        &opts.data,
+        opts.holdout_rows,
+        opts.max_steps_per_stage,
+    )?;
     for p in &mut plans {
         p.lr *= opts.lr_multiplier;
     }
@@ -156,36 +170,78 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
         None => opts.seed,
     };
     let model = Mllm::try_new(config, &placement, seed)?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Io { path: opts.out.clone(), source })?;
-    let holdouts =
-        plans.iter().map(|p| Holdout::read(&p.dir, opts.holdout_rows)).collect::<Result<Vec<_>, _>>()?;
-    let log = LogWriter::open(&opts.out.join(LOG_FILE), resume.as_ref().map(|c| c.meta.global_step))?;
-    let mut run = Run { opts, model, placement, image_pad, plans, holdouts, log, global_step: 0, tokens: 0, busy_s: 0.0 };
+    std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Io {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let holdouts = plans
+        .iter()
+        .map(|p| Holdout::read(&p.dir, opts.holdout_rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    let log = LogWriter::open(
+        &opts.out.join(LOG_FILE),
+        resume.as_ref().map(|c| c.meta.global_step),
+    )?;
+    let mut run = Run {
+        opts,
+        model,
+        placement,
+        image_pad,
+        plans,
+        holdouts,
+        log,
+        global_step: 0,
+        tokens: 0,
+        busy_s: 0.0,
+    };
     run.execute(resume, seed)
 }
 
-fn check_resume(opts: &TrainOptions, config: &ModelConfig, plans: &[StagePlan], c: &Checkpoint) -> Result<(), TrainError> {
+fn check_resume(
+    opts: &TrainOptions,
+    config: &ModelConfig,
+    plans: &[StagePlan],
+    c: &Checkpoint,
+) -> Result<(), TrainError> {
     let path = opts.resume.clone().unwrap_or_default();
-    let bad = |detail: String| Err(TrainError::Resume { path: path.clone(), detail });
+    let bad = |detail: String| {
+        Err(TrainError::Resume {
+            path: path.clone(),
+            detail,
+        })
+    };
     if &c.meta.model != config {
         return bad("the checkpoint's model configuration differs from this run's (pass the same --model-config)".into());
     }
     if c.meta.stage_index > plans.len() {
-        return bad(format!("it is at stage {} of a schedule with {} stages", c.meta.stage_index, plans.len()));
+        return bad(format!(
+            "it is at stage {} of a schedule with {} stages",
+            c.meta.stage_index,
+            plans.len()
+        ));
     }
     if let Some(plan) = plans.get(c.meta.stage_index)
         && plan.name != c.meta.stage
     {
-        return bad(format!("it continues stage `{}`, the recipe has `{}` there", c.meta.stage, plan.name));
+        return bad(format!(
+            "it continues stage `{}`, the recipe has `{}` there",
+            c.meta.stage, plan.name
+        ));
     }
     if !c.meta.averaged_from.is_empty() {
-        return bad("an averaged checkpoint has no optimizer state or data cursor to resume from".into());
+        return bad(
+            "an averaged checkpoint has no optimizer state or data cursor to resume from".into(),
+        );
     }
     Ok(())
 }
 
 impl Run<'_> {
-    fn execute(&mut self, resume: Option<Checkpoint>, seed: u64) -> Result<TrainSummary, TrainError> {
+    fn execute(
+        &mut self,
+        resume: Option<Checkpoint>,
+        seed: u64,
+    ) -> Result<TrainSummary, TrainError> {
         let (mut start_stage, mut start_step, mut reader, mut optimizer) = (0, 0, None, None);
         if let Some(c) = resume {
             load_weights(&self.model, &c, &self.placement)?;
@@ -194,13 +250,27 @@ impl Run<'_> {
             start_step = c.meta.step;
             reader = c.meta.reader.clone();
             if let Some(plan) = self.plans.get(start_stage) {
-                self.model.params.set_trainable(&plan.trainable.iter().map(String::as_str).collect::<Vec<_>>());
+                self.model.params.set_trainable(
+                    &plan
+                        .trainable
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                );
             }
-            let state = c.with_prefix("optim.", &self.placement).into_iter().map(|(n, t)| (format!("optim.{n}"), t)).collect();
+            let state = c
+                .with_prefix("optim.", &self.placement)
+                .into_iter()
+                .map(|(n, t)| (format!("optim.{n}"), t))
+                .collect();
             // Each stage starts a fresh optimizer, so its step count is the stage's step.
             optimizer = Some(AdamW::restore(&self.model.params, c.meta.step, state)?);
         }
-        let initial_eval = if self.global_step == 0 { Some(self.eval_all()?) } else { None };
+        let initial_eval = if self.global_step == 0 {
+            Some(self.eval_all()?)
+        } else {
+            None
+        };
         let mut checkpoint = self.opts.resume.clone().unwrap_or_default();
         for index in start_stage..self.plans.len() {
             let plan = self.plans[index].clone();
@@ -216,25 +286,50 @@ impl Run<'_> {
             let mut skipped = rows.skipped;
             for step in first_step..plan.steps {
                 let started = Instant::now();
-                let Some(micro) = self.read_step(&mut rows, &plan, index)? else { break };
-                let record = self.optimizer_step(&plan, step, &micro, &mut optim, &rows, &mut tally, &mut skipped, started)?;
+                let Some(micro) = self.read_step(&mut rows, &plan, index)? else {
+                    break;
+                };
+                let record = self.optimizer_step(
+                    &plan,
+                    step,
+                    &micro,
+                    &mut optim,
+                    &rows,
+                    &mut tally,
+                    &mut skipped,
+                    started,
+                )?;
                 self.log.write(&Record::Step(record))?;
-                let save_now = self.opts.save_every.is_some_and(|n| self.global_step % n == 0);
+                let save_now = self
+                    .opts
+                    .save_every
+                    .is_some_and(|n| self.global_step % n == 0);
                 let stop_now = self.opts.stop_after == Some(self.global_step);
                 if save_now || stop_now {
                     let meta = self.meta(index, step + 1, Some(rows.state()), seed);
-                    checkpoint = self.opts.out.join(format!("step-{:06}.safetensors", self.global_step));
+                    checkpoint = self
+                        .opts
+                        .out
+                        .join(format!("step-{:06}.safetensors", self.global_step));
                     self.save(&checkpoint, meta, Some(&optim))?;
                 }
                 if stop_now {
                     return Ok(self.summary(false, initial_eval, None, checkpoint));
                 }
-                if self.opts.eval_every.is_some_and(|n| self.global_step % n == 0) && step + 1 < plan.steps {
+                if self
+                    .opts
+                    .eval_every
+                    .is_some_and(|n| self.global_step % n == 0)
+                    && step + 1 < plan.steps
+                {
                     self.eval_stage(index)?;
                 }
             }
             self.eval_stage(index)?;
-            checkpoint = self.opts.out.join(format!("stage-{}.safetensors", plan.name));
+            checkpoint = self
+                .opts
+                .out
+                .join(format!("stage-{}.safetensors", plan.name));
             self.save(&checkpoint, self.meta(index + 1, 0, None, seed), None)?;
             self.log.write(&Record::StageEnd {
                 stage: plan.name.clone(),
@@ -247,8 +342,12 @@ impl Run<'_> {
         let summary = self.summary(true, initial_eval, final_eval, checkpoint);
         let records = crate::log::read(&self.opts.out.join(LOG_FILE))?;
         let curve = self.opts.out.join(CURVE_FILE);
-        std::fs::write(&curve, svg::loss_curve(&records, &self.opts.recipe.name))
-            .map_err(|source| TrainError::Io { path: curve, source })?;
+        std::fs::write(&curve, svg::loss_curve(&records, &self.opts.recipe.name)).map_err(
+            |source| TrainError::Io {
+                path: curve,
+                source,
+            },
+        )?;
         let path = self.opts.out.join(SUMMARY_FILE);
         let json = serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n";
         std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })?;
@@ -256,7 +355,12 @@ impl Run<'_> {
     }
 
     /// The micro-batches of one step (`None` once the stage's rows are exhausted).
-    fn read_step(&mut self, rows: &mut StageRows, plan: &StagePlan, index: usize) -> Result<Option<Vec<Vec<TrainRow>>>, TrainError> {
+    fn read_step(
+        &mut self,
+        rows: &mut StageRows,
+        plan: &StagePlan,
+        index: usize,
+    ) -> Result<Option<Vec<Vec<TrainRow>>>, TrainError> {
         let mut micro = Vec::with_capacity(plan.grad_accum);
         while micro.len() < plan.grad_accum {
             match rows.next_batch(&self.holdouts[index]) {
@@ -287,13 +391,19 @@ impl Run<'_> {
         let loss_tokens: usize = micro.iter().map(|m| batch::loss_tokens(m)).sum();
         let (mut loss_sum, mut tokens, mut image_tokens, mut n_rows) = (0.0, 0u64, 0u64, 0u64);
         for rows in micro {
-            let (input, counts) = batch::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
+            let (input, counts) =
+                batch::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
             tokens += counts.tokens as u64;
             image_tokens += counts.image_tokens as u64;
             n_rows += counts.rows as u64;
             if counts.loss_tokens > 0 {
                 let scale = 1.0 / loss_tokens as f64;
-                let stats = self.model.forward_backward(&input, scale, self.opts.precision, self.opts.recompute);
+                let stats = self.model.forward_backward(
+                    &input,
+                    scale,
+                    self.opts.precision,
+                    self.opts.recompute,
+                );
                 loss_sum += stats.loss_sum;
             }
         }
@@ -308,7 +418,12 @@ impl Run<'_> {
         let now = rows.tally().by_category.clone();
         let window: Vec<(String, u64)> = now
             .iter()
-            .map(|(c, counts)| (c.clone(), counts.tokens - tally.get(c).map_or(0, |p| p.tokens)))
+            .map(|(c, counts)| {
+                (
+                    c.clone(),
+                    counts.tokens - tally.get(c).map_or(0, |p| p.tokens),
+                )
+            })
             .collect();
         let total: u64 = window.iter().map(|(_, t)| t).sum();
         let mix = window
@@ -323,9 +438,17 @@ impl Run<'_> {
             stage: plan.name.clone(),
             step: step + 1,
             global_step: self.global_step,
-            loss: if loss_tokens > 0 { loss_sum / loss_tokens as f64 } else { 0.0 },
+            loss: if loss_tokens > 0 {
+                loss_sum / loss_tokens as f64
+            } else {
+                0.0
+            },
             lr: plan.lr_at(step),
-            lrs: plan.trainable.iter().map(|m| (m.clone(), plan.module_lr(m, step))).collect(),
+            lrs: plan
+                .trainable
+                .iter()
+                .map(|m| (m.clone(), plan.module_lr(m, step)))
+                .collect(),
             grad_norm,
             rows: n_rows,
             tokens,
@@ -342,7 +465,13 @@ impl Run<'_> {
         if self.holdouts[index].rows.is_empty() {
             return Ok(());
         }
-        let loss = eval_loss(&self.model, &self.holdouts[index].rows, self.image_pad, self.opts.precision, &self.placement)?;
+        let loss = eval_loss(
+            &self.model,
+            &self.holdouts[index].rows,
+            self.image_pad,
+            self.opts.precision,
+            &self.placement,
+        )?;
         let name = self.plans[index].name.clone();
         self.log.write(&Record::Eval {
             set: name.clone(),
@@ -356,12 +485,27 @@ impl Run<'_> {
 
     /// Held-back loss over every stage's rows together.
     fn eval_all(&mut self) -> Result<f64, TrainError> {
-        let rows: Vec<TrainRow> = self.holdouts.iter().flat_map(|h| h.rows.iter().cloned()).collect();
+        let rows: Vec<TrainRow> = self
+            .holdouts
+            .iter()
+            .flat_map(|h| h.rows.iter().cloned())
+            .collect();
         if rows.is_empty() {
             return Ok(f64::NAN);
         }
-        let loss = eval_loss(&self.model, &rows, self.image_pad, self.opts.precision, &self.placement)?;
-        let stage = self.plans.iter().find(|_| true).map(|p| p.name.clone()).unwrap_or_default();
+        let loss = eval_loss(
+            &self.model,
+            &rows,
+            self.image_pad,
+            self.opts.precision,
+            &self.placement,
+        )?;
+        let stage = self
+            .plans
+            .iter()
+            .find(|_| true)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
         self.log.write(&Record::Eval {
             set: "all".into(),
             stage,
@@ -372,13 +516,23 @@ impl Run<'_> {
         Ok(loss.loss)
     }
 
-    fn meta(&self, stage_index: usize, step: u64, reader: Option<mixtape_shards::ReaderState>, seed: u64) -> CheckpointMeta {
+    fn meta(
+        &self,
+        stage_index: usize,
+        step: u64,
+        reader: Option<mixtape_shards::ReaderState>,
+        seed: u64,
+    ) -> CheckpointMeta {
         CheckpointMeta {
             format: CHECKPOINT_FORMAT,
             model: self.model.config.clone(),
             seed,
             stage_index,
-            stage: self.plans.get(stage_index).map(|p| p.name.clone()).unwrap_or_default(),
+            stage: self
+                .plans
+                .get(stage_index)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
             step,
             global_step: self.global_step,
             reader,
@@ -386,19 +540,37 @@ impl Run<'_> {
         }
     }
 
-    fn save(&self, path: &Path, meta: CheckpointMeta, optim: Option<&AdamW>) -> Result<(), TrainError> {
-        let mut tensors: Vec<(String, tch::Tensor)> =
-            self.model.params.iter().map(|(n, t)| (format!("{MODEL_PREFIX}{n}"), t.detach())).collect();
+    fn save(
+        &self,
+        path: &Path,
+        meta: CheckpointMeta,
+        optim: Option<&AdamW>,
+    ) -> Result<(), TrainError> {
+        let mut tensors: Vec<(String, tch::Tensor)> = self
+            .model
+            .params
+            .iter()
+            .map(|(n, t)| (format!("{MODEL_PREFIX}{n}"), t.detach()))
+            .collect();
         if let Some(optim) = optim {
             tensors.extend(optim.state_tensors());
         }
         // Read back through the placement: a checkpoint holds CPU tensors, whatever the device.
-        let tensors = tensors.into_iter().map(|(n, t)| (n, self.placement.to_cpu(&t))).collect();
+        let tensors = tensors
+            .into_iter()
+            .map(|(n, t)| (n, self.placement.to_cpu(&t)))
+            .collect();
         Checkpoint { meta, tensors }.save(path)?;
         Ok(())
     }
 
-    fn summary(&self, finished: bool, initial_eval: Option<f64>, final_eval: Option<f64>, checkpoint: PathBuf) -> TrainSummary {
+    fn summary(
+        &self,
+        finished: bool,
+        initial_eval: Option<f64>,
+        final_eval: Option<f64>,
+        checkpoint: PathBuf,
+    ) -> TrainSummary {
         TrainSummary {
             finished,
             global_steps: self.global_step,
@@ -413,9 +585,15 @@ impl Run<'_> {
 
 /// Copies a checkpoint's `model.*` tensors into the model's parameters; every parameter must be
 /// present with its shape.
-pub fn load_weights(model: &Mllm, checkpoint: &Checkpoint, placement: &Placement) -> Result<(), CheckpointError> {
-    let weights: std::collections::BTreeMap<String, tch::Tensor> =
-        checkpoint.with_prefix(MODEL_PREFIX, placement).into_iter().collect();
+pub fn load_weights(
+    model: &Mllm,
+    checkpoint: &Checkpoint,
+    placement: &Placement,
+) -> Result<(), CheckpointError> {
+    let weights: std::collections::BTreeMap<String, tch::Tensor> = checkpoint
+        .with_prefix(MODEL_PREFIX, placement)
+        .into_iter()
+        .collect();
     for (name, p) in model.params.iter() {
         let w = weights.get(name).ok_or_else(|| CheckpointError::Meta {
             path: PathBuf::new(),
@@ -424,7 +602,11 @@ pub fn load_weights(model: &Mllm, checkpoint: &Checkpoint, placement: &Placement
         if w.size() != p.size() {
             return Err(CheckpointError::Meta {
                 path: PathBuf::new(),
-                detail: format!("`{name}` has shape {:?}, the model {:?}", w.size(), p.size()),
+                detail: format!(
+                    "`{name}` has shape {:?}, the model {:?}",
+                    w.size(),
+                    p.size()
+                ),
             });
         }
         tch::no_grad(|| p.shallow_clone().copy_(w));

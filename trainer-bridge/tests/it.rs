@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use mixtape_trainer_bridge::log::{Record, read};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn demo_recipe() -> PathBuf {
@@ -45,7 +48,10 @@ struct Run {
 }
 
 fn train_bin(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_mixtape-train")).args(args).output().expect("run mixtape-train");
+    let out = Command::new(env!("CARGO_BIN_EXE_mixtape-train"))
+        .args(args)
+        .output()
+        .expect("run mixtape-train");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -65,7 +71,11 @@ fn train(out: &Path, extra: &[&str]) -> Run {
     ];
     args.extend_from_slice(extra);
     let run = train_bin(&args);
-    assert_eq!(run.code, 0, "mixtape-train failed:\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "mixtape-train failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
     run
 }
 
@@ -103,10 +113,19 @@ const LR_MULTIPLIER: &str = "200";
 fn test_args(dir: &Path) -> Vec<String> {
     let config = dir.join("model.json");
     std::fs::write(&config, TEST_MODEL).unwrap();
-    ["--model-config", config.to_str().unwrap(), "--max-steps", STEPS, "--lr-multiplier", LR_MULTIPLIER, "--seed", "3"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "--model-config",
+        config.to_str().unwrap(),
+        "--max-steps",
+        STEPS,
+        "--lr-multiplier",
+        LR_MULTIPLIER,
+        "--seed",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The uninterrupted run every test compares against, made once.
@@ -153,11 +172,18 @@ fn all_three_demo_stages_train_and_held_back_loss_drops() {
     }
     // The held-back rows of every stage together: a clear drop from the untrained model.
     let all = evals(run, "all");
-    assert_eq!(all.len(), 2, "an evaluation before the first step and one at the end");
+    assert_eq!(
+        all.len(),
+        2,
+        "an evaluation before the first step and one at the end"
+    );
     let (before, after) = (all[0], all[1]);
     // Evaluation is deterministic, so any drop is real; 0.4 nats is a third off the perplexity (measured
     // here: 8.33 -> 7.67 after 2 steps per stage).
-    assert!(after < before - 0.4, "held-back loss {before} -> {after}: no clear drop");
+    assert!(
+        after < before - 0.4,
+        "held-back loss {before} -> {after}: no clear drop"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["finished"], true);
@@ -176,7 +202,11 @@ fn a_stopped_and_resumed_run_reproduces_the_losses_exactly() {
     first.extend_from_slice(&["--stop-after", "3"]);
     let out = dir.path().join("run");
     let stopped = train(&out, &first);
-    assert!(stopped.stdout.starts_with("stopped after 3 steps"), "{}", stopped.stdout);
+    assert!(
+        stopped.stdout.starts_with("stopped after 3 steps"),
+        "{}",
+        stopped.stdout
+    );
     assert_eq!(step_losses(&out), reference[..3]);
     let checkpoint = out.join("step-000003.safetensors");
     let mut second: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -185,7 +215,11 @@ fn a_stopped_and_resumed_run_reproduces_the_losses_exactly() {
     let resumed = step_losses(&out);
     assert_eq!(resumed.len(), reference.len());
     for ((step, a), (_, b)) in resumed.iter().zip(&reference) {
-        assert_eq!(a.to_bits(), b.to_bits(), "step {step}: resumed loss {a} vs uninterrupted {b}");
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "step {step}: resumed loss {a} vs uninterrupted {b}"
+        );
     }
 }
 
@@ -194,16 +228,39 @@ fn average_writes_the_mean_and_refuses_other_models() {
     let run = reference_run();
     let dir = tempfile::tempdir().unwrap();
     let soup = dir.path().join("soup.safetensors");
-    let (a, b) = (run.join("stage-multitask.safetensors"), run.join("stage-sft.safetensors"));
-    let ok = train_bin(&["average", a.to_str().unwrap(), b.to_str().unwrap(), "--weights", "1,3", "--out", soup.to_str().unwrap()]);
+    let (a, b) = (
+        run.join("stage-multitask.safetensors"),
+        run.join("stage-sft.safetensors"),
+    );
+    let ok = train_bin(&[
+        "average",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--weights",
+        "1,3",
+        "--out",
+        soup.to_str().unwrap(),
+    ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let load = |p: &Path| mixtape_trainer_bridge::checkpoint::Checkpoint::load(p).unwrap();
     let (ca, cb, cs) = (load(&a), load(&b), load(&soup));
     let get = |c: &mixtape_trainer_bridge::checkpoint::Checkpoint, name: &str| {
-        Vec::<f32>::try_from(c.tensors.iter().find(|(n, _)| n == name).unwrap().1.view(-1)).unwrap()
+        Vec::<f32>::try_from(
+            c.tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .view(-1),
+        )
+        .unwrap()
     };
     let name = "model.projector.fc2.weight";
-    for ((x, y), z) in get(&ca, name).iter().zip(get(&cb, name)).zip(get(&cs, name)) {
+    for ((x, y), z) in get(&ca, name)
+        .iter()
+        .zip(get(&cb, name))
+        .zip(get(&cs, name))
+    {
         let want = (0.25 * f64::from(*x) + 0.75 * f64::from(y)) as f32;
         assert_eq!(z, want);
     }
@@ -212,7 +269,15 @@ fn average_writes_the_mean_and_refuses_other_models() {
     let other = other_dir.path().join("run");
     let config = other_dir.path().join("model.json");
     std::fs::write(&config, r#"{"llm_dim": 32, "llm_heads": 2, "llm_mlp": 64}"#).unwrap();
-    train(&other, &["--model-config", config.to_str().unwrap(), "--max-steps", "1"]);
+    train(
+        &other,
+        &[
+            "--model-config",
+            config.to_str().unwrap(),
+            "--max-steps",
+            "1",
+        ],
+    );
     let bad = train_bin(&[
         "average",
         a.to_str().unwrap(),
@@ -221,7 +286,11 @@ fn average_writes_the_mean_and_refuses_other_models() {
         dir.path().join("bad.safetensors").to_str().unwrap(),
     ]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("model configuration differs") || bad.stderr.contains("shape"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("model configuration differs") || bad.stderr.contains("shape"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -244,13 +313,31 @@ fn resolution_search_reports_every_budget_and_the_best() {
     let search: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let results = search["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
-    let losses: Vec<f64> = results.iter().map(|r| r["loss"].as_f64().unwrap()).collect();
-    let tokens: Vec<u64> = results.iter().map(|r| r["image_tokens"].as_u64().unwrap()).collect();
+    let losses: Vec<f64> = results
+        .iter()
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect();
+    let tokens: Vec<u64> = results
+        .iter()
+        .map(|r| r["image_tokens"].as_u64().unwrap())
+        .collect();
     // A larger budget gives the held-back images more tokens; the loss tokens stay the same text.
-    assert!(tokens[0] < tokens[1] && tokens[1] <= tokens[2], "{tokens:?}");
-    let loss_tokens: Vec<u64> = results.iter().map(|r| r["loss_tokens"].as_u64().unwrap()).collect();
-    assert!(loss_tokens.iter().all(|&t| t == loss_tokens[0]), "{loss_tokens:?}");
-    assert!(losses[0] != losses[1], "re-resizing must change what the model sees");
+    assert!(
+        tokens[0] < tokens[1] && tokens[1] <= tokens[2],
+        "{tokens:?}"
+    );
+    let loss_tokens: Vec<u64> = results
+        .iter()
+        .map(|r| r["loss_tokens"].as_u64().unwrap())
+        .collect();
+    assert!(
+        loss_tokens.iter().all(|&t| t == loss_tokens[0]),
+        "{loss_tokens:?}"
+    );
+    assert!(
+        losses[0] != losses[1],
+        "re-resizing must change what the model sees"
+    );
     let best = search["best"].as_u64().unwrap() as usize;
     let min = losses.iter().cloned().fold(f64::INFINITY, f64::min);
     assert_eq!(losses[best], min);
@@ -273,7 +360,13 @@ fn an_unknown_device_is_refused_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let (recipe, data) = (demo_recipe(), demo_build());
     let out = Command::new(env!("CARGO_BIN_EXE_mixtape-train"))
-        .args(["train", recipe.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out"])
+        .args([
+            "train",
+            recipe.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+        ])
         .arg(dir.path().join("run"))
         .args(["--device", "tpu:0"])
         .output()

@@ -250,9 +250,15 @@ fn packed_attention_on_npu_equals_cpu_forward_and_backward() {
     for causal in [true, false] {
         let npu = attention_and_grads(&on_npu, causal);
         let cpu = attention_and_grads(&on_cpu, causal);
-        for (what, (n, c)) in ["output", "dq", "dk", "dv"].iter().zip(npu.iter().zip(&cpu)) {
+        for (what, (n, c)) in ["output", "dq", "dk", "dv"]
+            .iter()
+            .zip(npu.iter().zip(&cpu))
+        {
             let diff = (n - c).abs().max().double_value(&[]);
-            assert!(n.equal(c), "causal={causal}: {what} differs by up to {diff}");
+            assert!(
+                n.equal(c),
+                "causal={causal}: {what} differs by up to {diff}"
+            );
         }
     }
 }

@@ -29,12 +29,13 @@ fn demo_build() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trainer-bridge-demo");
     let mut options = mixtape_engine::build::BuildOptions::new(root.join("out"));
     options.cache.dir = Some(root.join("cache"));
-    let build = || mixtape_engine::build::build(&repo().join("recipes/demo.yaml"), &options, &|_| {});
+    let build =
+        || mixtape_engine::build::build(&repo().join("recipes/demo.yaml"), &options, &|_| {});
     // The folder outlives test runs: one left by another recipe, JPEG encoder or mixtape is rebuilt.
     if let Err(
         mixtape_engine::build::BuildError::OtherBuild { .. }
-            | mixtape_engine::build::BuildError::OtherJpegEncoder { .. }
-            | mixtape_engine::build::BuildError::Unowned { .. },
+        | mixtape_engine::build::BuildError::OtherJpegEncoder { .. }
+        | mixtape_engine::build::BuildError::Unowned { .. },
     ) = build()
     {
         std::fs::remove_dir_all(root.join("out")).expect("remove the stale demo build");

@@ -247,7 +247,11 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
     problems.extend(found.build_record_problem.clone());
     if plan.is_none() {
         // Without a recipe, build.json's stage list says which stages the folder must hold.
-        for stage in found.build_stages.iter().filter(|s| !found.stages.iter().any(|d| &d.name == *s)) {
+        for stage in found
+            .build_stages
+            .iter()
+            .filter(|s| !found.stages.iter().any(|d| &d.name == *s))
+        {
             problems.push(Problem::StageNotBuilt {
                 stage: stage.clone(),
                 dir: dir.join(stage),

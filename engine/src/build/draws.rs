@@ -8,7 +8,7 @@
 //! another.
 
 use crate::index::SourceIndex;
-use crate::plan::{Stream, StagePlan};
+use crate::plan::{StagePlan, Stream};
 
 /// One drawn sample of a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,11 +39,18 @@ impl SourceDraws {
 }
 
 /// Draws of every source taking part in `stage`; `sources` are the recipe's source names in order.
-pub fn stage_draws(seed: u64, stage: &StagePlan, sources: &[&str], indexes: &[&SourceIndex]) -> Vec<SourceDraws> {
+pub fn stage_draws(
+    seed: u64,
+    stage: &StagePlan,
+    sources: &[&str],
+    indexes: &[&SourceIndex],
+) -> Vec<SourceDraws> {
     let mut out = Vec::new();
     for category in &stage.categories {
         for d in &category.sources {
-            let Some(source) = sources.iter().position(|s| *s == d.source) else { continue };
+            let Some(source) = sources.iter().position(|s| *s == d.source) else {
+                continue;
+            };
             let index = indexes[source];
             let n = index.samples();
             if n == 0 || d.end <= d.start {
@@ -53,7 +60,11 @@ pub fn stage_draws(seed: u64, stage: &StagePlan, sources: &[&str], indexes: &[&S
             let mut draws: Vec<Draw> = (d.start..d.end)
                 .map(|pos| {
                     let sample = stream.sample_at(pos);
-                    Draw { epoch: pos / n as u64, record: index.record_of[sample], sample: sample as u32 }
+                    Draw {
+                        epoch: pos / n as u64,
+                        record: index.record_of[sample],
+                        sample: sample as u32,
+                    }
                 })
                 .collect();
             draws.sort_unstable();
@@ -61,7 +72,11 @@ pub fn stage_draws(seed: u64, stage: &StagePlan, sources: &[&str], indexes: &[&S
             let cut = d.cut.and_then(|keep| {
                 let pos = d.end - 1;
                 let sample = stream.sample_at(pos);
-                let last = Draw { epoch: pos / n as u64, record: index.record_of[sample], sample: sample as u32 };
+                let last = Draw {
+                    epoch: pos / n as u64,
+                    record: index.record_of[sample],
+                    sample: sample as u32,
+                };
                 draws.binary_search(&last).ok().map(|at| (at, keep))
             });
             out.push(SourceDraws { source, draws, cut });
@@ -73,7 +88,8 @@ pub fn stage_draws(seed: u64, stage: &StagePlan, sources: &[&str], indexes: &[&S
 
 /// The packing order: (source slot in `draws`, draw index) pairs, interleaved proportionally.
 pub fn interleave(draws: &[SourceDraws]) -> Vec<(u32, u32)> {
-    let mut order: Vec<(u128, u32, u32)> = Vec::with_capacity(draws.iter().map(|d| d.draws.len()).sum());
+    let mut order: Vec<(u128, u32, u32)> =
+        Vec::with_capacity(draws.iter().map(|d| d.draws.len()).sum());
     for (slot, d) in draws.iter().enumerate() {
         let n = d.draws.len() as u128;
         for j in 0..d.draws.len() {
@@ -91,7 +107,17 @@ mod tests {
     use super::*;
 
     fn draws(source: usize, n: usize) -> SourceDraws {
-        SourceDraws { source, draws: (0..n as u64).map(|r| Draw { epoch: 0, record: r, sample: r as u32 }).collect(), cut: None }
+        SourceDraws {
+            source,
+            draws: (0..n as u64)
+                .map(|r| Draw {
+                    epoch: 0,
+                    record: r,
+                    sample: r as u32,
+                })
+                .collect(),
+            cut: None,
+        }
     }
 
     #[test]
@@ -104,7 +130,11 @@ mod tests {
             assert!((29..=31).contains(&from_first), "{from_first} of 40");
         }
         // Each source's draws keep their reading order.
-        let firsts: Vec<u32> = order.iter().filter(|(s, _)| *s == 0).map(|(_, j)| *j).collect();
+        let firsts: Vec<u32> = order
+            .iter()
+            .filter(|(s, _)| *s == 0)
+            .map(|(_, j)| *j)
+            .collect();
         assert!(firsts.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -67,7 +67,10 @@ pub fn encode_sample(
         });
     }
     let pads: Vec<u32> = images.iter().map(|i| i.num_tokens).collect();
-    let encoded = encoder.encode(sample, &pads).map_err(|e| EncodeReject { code: "template", message: e.to_string() })?;
+    let encoded = encoder.encode(sample, &pads).map_err(|e| EncodeReject {
+        code: "template",
+        message: e.to_string(),
+    })?;
     for (image, (offset, _)) in images.iter_mut().zip(&encoded.image_slots) {
         image.token_offset = *offset;
     }
@@ -75,10 +78,18 @@ pub fn encode_sample(
     if !is_text && encoded.ids.len() > seq_len as usize {
         return Err(EncodeReject {
             code: "too_long",
-            message: format!("{} tokens do not fit seq_len {seq_len} (images are never cut)", encoded.ids.len()),
+            message: format!(
+                "{} tokens do not fit seq_len {seq_len} (images are never cut)",
+                encoded.ids.len()
+            ),
         });
     }
-    Ok(EncodedSample { ids: encoded.ids, loss_mask: encoded.loss_mask, images, is_text })
+    Ok(EncodedSample {
+        ids: encoded.ids,
+        loss_mask: encoded.loss_mask,
+        images,
+        is_text,
+    })
 }
 
 /// The first `keep` tokens of a text sample, when the plan cuts it to land a token target exactly
@@ -104,12 +115,21 @@ struct Processed {
     source_width: u32,
 }
 
-fn process_image(source: &ImageSource, size: Option<(u32, u32)>, policy: &ImagePolicy) -> Result<Processed, EncodeReject> {
-    let reject = |e: ProcessError| EncodeReject { code: e.code(), message: e.to_string() };
+fn process_image(
+    source: &ImageSource,
+    size: Option<(u32, u32)>,
+    policy: &ImagePolicy,
+) -> Result<Processed, EncodeReject> {
+    let reject = |e: ProcessError| EncodeReject {
+        code: e.code(),
+        message: e.to_string(),
+    };
     let resize_policy = policy.resize_policy();
     let encoding = match policy.encoding {
         ImageEncoding::Png => Encoding::Png,
-        _ => Encoding::Jpeg { quality: policy.jpeg_quality },
+        _ => Encoding::Jpeg {
+            quality: policy.jpeg_quality,
+        },
     };
     let shard_encoding = match policy.encoding {
         ImageEncoding::Jpeg => ShardEncoding::Jpeg,
@@ -123,7 +143,10 @@ fn process_image(source: &ImageSource, size: Option<(u32, u32)>, policy: &ImageP
         }
         ImageSource::Bytes(bytes) => bytes.clone(),
         ImageSource::File(path) => std::fs::read(path)
-            .map_err(|e| EncodeReject { code: "missing_image", message: format!("cannot read {}: {e}", path.display()) })?
+            .map_err(|e| EncodeReject {
+                code: "missing_image",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?
             .into(),
     };
     if policy.encoding == ImageEncoding::Source {
@@ -173,5 +196,12 @@ fn process_pixels(
         Encoding::Jpeg { quality } => encode_jpeg(&resized, quality)?,
         Encoding::Png => encode_png(&resized)?,
     };
-    Ok(Processed { bytes, encoding: shard_encoding, height, width, source_height: img.height, source_width: img.width })
+    Ok(Processed {
+        bytes,
+        encoding: shard_encoding,
+        height,
+        width,
+        source_height: img.height,
+        source_width: img.width,
+    })
 }

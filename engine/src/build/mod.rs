@@ -65,7 +65,9 @@ impl BuildOptions {
             jobs: None,
             max_reject_fraction: DEFAULT_MAX_REJECT_FRACTION,
             target_shard_bytes: DEFAULT_TARGET_SHARD_BYTES,
-            cache: IndexCache { dir: IndexCache::default_dir() },
+            cache: IndexCache {
+                dir: IndexCache::default_dir(),
+            },
             rebuild: false,
         }
     }
@@ -85,10 +87,15 @@ pub enum BuildError {
     #[error("the recipe has errors:\n{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Source(crate::source::SourceError),
-    #[error("source `{name}` has fewer records than when it was planned: it changed during the build; rerun")]
+    #[error(
+        "source `{name}` has fewer records than when it was planned: it changed during the build; rerun"
+    )]
     SourceChanged { name: String },
     #[error("packing failed: {0}")]
     Pack(String),
@@ -99,26 +106,47 @@ pub enum BuildError {
     #[error(
         "{out} holds a build of another recipe (fingerprint {found}, this one is {expected}); use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
     )]
-    OtherBuild { out: PathBuf, found: String, expected: String },
+    OtherBuild {
+        out: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error(
         "{out} was built with the JPEG encoder {found}, this mixtape encodes with {expected}: finishing it would mix both encoders' bytes; use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
     )]
-    OtherJpegEncoder { out: PathBuf, found: String, expected: String },
+    OtherJpegEncoder {
+        out: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error(
         "{out} is not empty and cannot be proven to be a build of this recipe, so nothing in it is reused: {reason}; use another --out, or pass --rebuild to delete mixtape's files there and build from scratch"
     )]
-    Unowned { out: PathBuf, reason: BuildRecordError },
+    Unowned {
+        out: PathBuf,
+        reason: BuildRecordError,
+    },
     #[error(
         "stage `{stage}`: {rejected} of {drawn} drawn records were rejected ({fraction:.2}%), over --max-reject-fraction {max:.2}%; see {rejects}"
     )]
-    TooManyRejects { stage: String, rejected: u64, drawn: u64, fraction: f64, max: f64, rejects: PathBuf },
+    TooManyRejects {
+        stage: String,
+        rejected: u64,
+        drawn: u64,
+        fraction: f64,
+        max: f64,
+        rejects: PathBuf,
+    },
     #[error("cannot start {jobs} worker threads: {detail}")]
     Threads { jobs: usize, detail: String },
 }
 
 impl BuildError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        BuildError::Io { path: path.to_path_buf(), source }
+        BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -144,10 +172,17 @@ pub struct StageReport {
 }
 
 /// Builds every stage of a recipe into `options.out`.
-pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport, BuildError> {
+pub fn build(
+    recipe_path: &Path,
+    options: &BuildOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<BuildReport, BuildError> {
     let resolved = resolve(recipe_path, &options.cache);
-    let (Some(recipe), Some(plan), Some(encoder)) = (resolved.recipe.as_ref(), resolved.plan.as_ref(), resolved.encoder.as_ref())
-    else {
+    let (Some(recipe), Some(plan), Some(encoder)) = (
+        resolved.recipe.as_ref(),
+        resolved.plan.as_ref(),
+        resolved.encoder.as_ref(),
+    ) else {
         let text: String = resolved
             .diagnostics
             .clone()
@@ -161,8 +196,14 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     let out = &options.out;
     // `load` refuses unsafe names with their location; a `Recipe` built by hand must not write outside
     // `out` either.
-    if let Some((stage, why)) = recipe.stages.iter().find_map(|s| crate::recipe::names::problem(&s.name).map(|why| (&s.name, why))) {
-        return Err(BuildError::Invalid(format!("stage name `{stage}` cannot be a folder name: {why}")));
+    if let Some((stage, why)) = recipe
+        .stages
+        .iter()
+        .find_map(|s| crate::recipe::names::problem(&s.name).map(|why| (&s.name, why)))
+    {
+        return Err(BuildError::Invalid(format!(
+            "stage name `{stage}` cannot be a folder name: {why}"
+        )));
     }
     let record = BuildRecord::new(
         recipe.name.clone(),
@@ -188,11 +229,16 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
     }
     write_jsonl(&out.join(REJECTS_FILE), &unreadable_lines)?;
 
-    let jobs = options.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = options
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| BuildError::Threads { jobs, detail: e.to_string() })?;
+        .map_err(|e| BuildError::Threads {
+            jobs,
+            detail: e.to_string(),
+        })?;
 
     let mut stages = Vec::new();
     for (stage, stage_plan) in recipe.stages.iter().zip(&plan.stages) {
@@ -228,7 +274,10 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             // Last: a manifest marks the stage finished.
             outcome.manifest.write(dir.join(MANIFEST_FILE))?;
         }
-        progress(Progress::StageDone { stage: stage.name.clone(), reused: outcome.finished });
+        progress(Progress::StageDone {
+            stage: stage.name.clone(),
+            reused: outcome.finished,
+        });
         stages.push(StageReport {
             name: stage.name.clone(),
             dir,
@@ -239,7 +288,12 @@ pub fn build(recipe_path: &Path, options: &BuildOptions, progress: &(dyn Fn(Prog
             manifest: outcome.manifest,
         });
     }
-    Ok(BuildReport { fingerprint: plan.fingerprint.clone(), out: out.clone(), stages, unreadable })
+    Ok(BuildReport {
+        fingerprint: plan.fingerprint.clone(),
+        out: out.clone(),
+        stages,
+        unreadable,
+    })
 }
 
 /// Makes `out` this build's folder: an empty or new folder, or one whose `build.json` is a valid
@@ -271,17 +325,28 @@ fn claim(out: &Path, record: &BuildRecord, rebuild: bool) -> Result<(), BuildErr
             Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(out)? => {
                 remove_top_level_temporaries(out)?
             }
-            Err(reason) => return Err(BuildError::Unowned { out: out.to_path_buf(), reason }),
+            Err(reason) => {
+                return Err(BuildError::Unowned {
+                    out: out.to_path_buf(),
+                    reason,
+                });
+            }
         }
     }
-    record.write(&path).map_err(|reason| BuildError::Unowned { out: out.to_path_buf(), reason })
+    record.write(&path).map_err(|reason| BuildError::Unowned {
+        out: out.to_path_buf(),
+        reason,
+    })
 }
 
 fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
         let entry = entry.map_err(|e| BuildError::io(dir, e))?;
-        entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+        entries.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
     }
     entries.sort();
     Ok(entries)
@@ -293,11 +358,15 @@ fn is_top_level_file(name: &str) -> bool {
 }
 
 fn is_top_level_temporary(name: &str) -> bool {
-    [BUILD_RECORD_FILE, REJECTS_FILE].iter().any(|file| name.starts_with(&format!(".{file}.")) && name.contains(".tmp"))
+    [BUILD_RECORD_FILE, REJECTS_FILE]
+        .iter()
+        .any(|file| name.starts_with(&format!(".{file}.")) && name.contains(".tmp"))
 }
 
 fn holds_only_record_temporaries(out: &Path) -> Result<bool, BuildError> {
-    Ok(list(out)?.iter().all(|(name, _)| name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")))
+    Ok(list(out)?.iter().all(|(name, _)| {
+        name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")
+    }))
 }
 
 fn remove_top_level_temporaries(out: &Path) -> Result<(), BuildError> {
@@ -317,7 +386,11 @@ fn remove_mixtape_files(out: &Path) -> Result<(), BuildError> {
     for (name, path) in list(out)? {
         if path.is_dir() {
             let files = list(&path)?;
-            let ours: Vec<&PathBuf> = files.iter().filter(|(n, _)| stage::StageFile::of(n).is_some()).map(|(_, p)| p).collect();
+            let ours: Vec<&PathBuf> = files
+                .iter()
+                .filter(|(n, _)| stage::StageFile::of(n).is_some())
+                .map(|(_, p)| p)
+                .collect();
             if ours.is_empty() {
                 continue;
             }
@@ -355,7 +428,10 @@ fn write_jsonl(path: &Path, entries: &[RejectEntry]) -> Result<(), BuildError> {
 /// Writes to a temporary file beside `path`, syncs it, and renames it into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

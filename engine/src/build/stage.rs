@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use mixtape_shards::{
-    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, ShardInfo, ShardMeta, ShardOptions, ShardWriter, shard_file_name,
+    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, ShardInfo, ShardMeta, ShardOptions,
+    ShardWriter, shard_file_name,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,13 @@ struct ShardDraws {
 }
 
 impl ShardDraws {
-    fn of(ctx: &StageContext<'_>, draws: &[SourceDraws], index: usize, per_shard: usize, chunk: &[(u32, u32)]) -> Self {
+    fn of(
+        ctx: &StageContext<'_>,
+        draws: &[SourceDraws],
+        index: usize,
+        per_shard: usize,
+        chunk: &[(u32, u32)],
+    ) -> Self {
         let mut hasher = blake3::Hasher::new();
         let mut by_source = BTreeMap::new();
         for text in [ctx.plan.fingerprint.as_str(), ctx.stage.name.as_str()] {
@@ -139,15 +146,23 @@ pub(super) struct StageContext<'a> {
     pub dir: PathBuf,
 }
 
-pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<StageOutcome, BuildError> {
+pub(super) fn run(
+    ctx: &StageContext<'_>,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<StageOutcome, BuildError> {
     let names: Vec<&str> = ctx.recipe.sources.iter().map(|s| s.name.as_str()).collect();
     let indexes: Vec<&SourceIndex> = names.iter().map(|n| &ctx.indexes[*n]).collect();
     let draws = stage_draws(ctx.plan.seed, ctx.stage_plan, &names, &indexes);
     let order = interleave(&draws);
     let cut = |per_shard: usize| -> Vec<ShardDraws> {
-        order.chunks(per_shard).enumerate().map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk)).collect()
+        order
+            .chunks(per_shard)
+            .enumerate()
+            .map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk))
+            .collect()
     };
-    let mut per_shard = draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes).max(1);
+    let mut per_shard =
+        draws_per_shard(ctx.stage_plan, order.len(), ctx.options.target_shard_bytes).max(1);
     let mut cuts = cut(per_shard);
     // A finished stage (it has a manifest) cut with another `--shard-bytes` is kept as it was cut
     // when every one of its shards holds exactly the draws that cut gives: it already holds every
@@ -155,10 +170,9 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
     // (`--rebuild` re-cuts).
     if let Some(theirs) = finished_cut(&ctx.dir).filter(|&p| p != per_shard && p > 0) {
         let their_cuts = cut(theirs);
-        let whole = their_cuts
-            .iter()
-            .enumerate()
-            .all(|(k, c)| read_done(&ctx.dir, k as u32).is_some_and(|done| done.draws.holds_same_draws(c)));
+        let whole = their_cuts.iter().enumerate().all(|(k, c)| {
+            read_done(&ctx.dir, k as u32).is_some_and(|done| done.draws.holds_same_draws(c))
+        });
         if whole {
             (per_shard, cuts) = (theirs, their_cuts);
         }
@@ -171,10 +185,19 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
         .iter()
         .map(|d| {
             let spec = &ctx.recipe.sources[d.source];
-            SourceCursor { spec, keys: SampleKeys::new(spec), reader: None, epoch: 0, next_ordinal: 0 }
+            SourceCursor {
+                spec,
+                keys: SampleKeys::new(spec),
+                reader: None,
+                epoch: 0,
+                next_ordinal: 0,
+            }
         })
         .collect();
-    progress(Progress::StageStart { stage: ctx.stage.name.clone(), draws: order.len() as u64 });
+    progress(Progress::StageStart {
+        stage: ctx.stage.name.clone(),
+        draws: order.len() as u64,
+    });
 
     let mut infos = Vec::new();
     let mut rejects = Vec::new();
@@ -183,7 +206,10 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
         let done = match finished_shards[k].take() {
             Some(done) => {
                 // Its records are never read: a cursor reads forward to the next shard it builds.
-                progress(Progress::Advance { draws: chunk.len() as u64, tokens: done.info.totals.tokens });
+                progress(Progress::Advance {
+                    draws: chunk.len() as u64,
+                    tokens: done.info.totals.tokens,
+                });
                 reused += 1;
                 done
             }
@@ -202,10 +228,18 @@ pub(super) fn run(ctx: &StageContext<'_>, progress: &(dyn Fn(Progress) + Sync)) 
     for r in &rejects {
         *reject_counts.entry(r.reason.clone()).or_insert(0u64) += 1;
     }
-    let manifest = Manifest::new(&ctx.stage.name, ctx.stage.seq_len, &ctx.plan.fingerprint, infos, reject_counts);
+    let manifest = Manifest::new(
+        &ctx.stage.name,
+        ctx.stage.seq_len,
+        &ctx.plan.fingerprint,
+        infos,
+        reject_counts,
+    );
     let finished = written == 0
-        && std::fs::read(ctx.dir.join(MANIFEST_FILE)).is_ok_and(|b| b == manifest.to_json().as_bytes())
-        && std::fs::read(ctx.dir.join(super::REJECTS_FILE)).is_ok_and(|b| b == super::jsonl(&rejects));
+        && std::fs::read(ctx.dir.join(MANIFEST_FILE))
+            .is_ok_and(|b| b == manifest.to_json().as_bytes())
+        && std::fs::read(ctx.dir.join(super::REJECTS_FILE))
+            .is_ok_and(|b| b == super::jsonl(&rejects));
     Ok(StageOutcome {
         manifest,
         rejects,
@@ -243,7 +277,11 @@ fn tidy(dir: &Path, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone>>, Build
     let mut sidecars = Vec::new();
     let mut others = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
-        let name = entry.map_err(|e| BuildError::io(dir, e))?.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .map_err(|e| BuildError::io(dir, e))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         match StageFile::of(&name) {
             Some(StageFile::Sidecar(k)) if !keep(k) => sidecars.push(dir.join(&name)),
             Some(StageFile::Shard(k)) if !keep(k) => others.push(dir.join(&name)),
@@ -285,20 +323,33 @@ pub(super) enum StageFile {
 impl StageFile {
     pub(super) fn of(name: &str) -> Option<StageFile> {
         let index = |digits: &str| {
-            (digits.len() >= 5 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+            (digits.len() >= 5 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
         };
         if name == MANIFEST_FILE || name == super::REJECTS_FILE {
             return Some(StageFile::Summary);
         }
-        if let Some(k) = name.strip_prefix("shard-").and_then(|n| n.strip_suffix(".parquet")).and_then(index) {
+        if let Some(k) = name
+            .strip_prefix("shard-")
+            .and_then(|n| n.strip_suffix(".parquet"))
+            .and_then(index)
+        {
             return Some(StageFile::Shard(k));
         }
-        if let Some(k) = name.strip_prefix(".shard-").and_then(|n| n.strip_suffix(".done.json")).and_then(index) {
+        if let Some(k) = name
+            .strip_prefix(".shard-")
+            .and_then(|n| n.strip_suffix(".done.json"))
+            .and_then(index)
+        {
             return Some(StageFile::Sidecar(k));
         }
         // `.shard-00000.parquet.tmp`, `..shard-00000.done.json.tmp-PID`, `.manifest.json.tmp`, ...
         let bare = name.trim_start_matches('.');
-        let ours = name.starts_with('.') && ["shard-", "manifest.json.", "rejects.jsonl."].iter().any(|p| bare.starts_with(p));
+        let ours = name.starts_with('.')
+            && ["shard-", "manifest.json.", "rejects.jsonl."]
+                .iter()
+                .any(|p| bare.starts_with(p));
         (ours && (name.ends_with(".tmp") || name.contains(".tmp-"))).then_some(StageFile::Temporary)
     }
 }
@@ -306,7 +357,8 @@ impl StageFile {
 /// Draws per shard so that shards come out near the target size (from the plan's expectations).
 fn draws_per_shard(stage: &StagePlan, draws: usize, target_bytes: u64) -> usize {
     let image_pixels = stage.expected.image_tokens as f64 * 784.0;
-    let estimate = stage.expected.tokens as f64 * EST_BYTES_PER_TOKEN + image_pixels * EST_BYTES_PER_PIXEL;
+    let estimate =
+        stage.expected.tokens as f64 * EST_BYTES_PER_TOKEN + image_pixels * EST_BYTES_PER_PIXEL;
     let shards = (estimate / target_bytes.max(1) as f64).ceil().max(1.0) as usize;
     draws.div_ceil(shards).max(1)
 }
@@ -342,7 +394,8 @@ fn write_shard(
         seq_len: stage.seq_len,
         shard_index: index,
     };
-    let options = ShardOptions::default().with_image_pad_token(ctx.encoder.special().image_pad as i32);
+    let options =
+        ShardOptions::default().with_image_pad_token(ctx.encoder.special().image_pad as i32);
     let writer = ShardWriter::try_new(&ctx.dir, meta, options).map_err(BuildError::Write)?;
     let packer = Packer::try_new(PackerConfig {
         seq_len: stage.seq_len,
@@ -351,10 +404,19 @@ fn write_shard(
         algorithm: stage.pack.algorithm,
     })
     .map_err(|e| BuildError::Pack(e.to_string()))?;
-    let mut shard = ShardAssembly { writer, packer, pending: HashMap::new(), next_id: 0, rejects: Vec::new() };
+    let mut shard = ShardAssembly {
+        writer,
+        packer,
+        pending: HashMap::new(),
+        next_id: 0,
+        rejects: Vec::new(),
+    };
 
     let mut batches = chunk.chunks(ENCODE_BATCH);
-    let mut fetched = batches.next().map(|batch| fetch_batch(batch, draws, cursors)).transpose()?;
+    let mut fetched = batches
+        .next()
+        .map(|batch| fetch_batch(batch, draws, cursors))
+        .transpose()?;
     let mut encoded: Option<(FetchedBatch, EncodedBatch)> = None;
     while fetched.is_some() || encoded.is_some() {
         let to_encode = fetched.take();
@@ -371,7 +433,9 @@ fn write_shard(
                 written = shard.absorb(ctx, cursors, records, results, progress);
             }
             if written.is_ok() {
-                next = batches.next().map(|batch| fetch_batch(batch, draws, cursors));
+                next = batches
+                    .next()
+                    .map(|batch| fetch_batch(batch, draws, cursors));
             }
         });
         written?;
@@ -392,7 +456,12 @@ fn fetch_batch(
         let cursor = &mut cursors[slot as usize];
         let record = cursor.fetch(&draws[slot as usize].draws[j as usize])?;
         let key = cursor.keys.key(&record.location);
-        records.push((slot as usize, record, key, draws[slot as usize].cut_at(j as usize)));
+        records.push((
+            slot as usize,
+            record,
+            key,
+            draws[slot as usize].cut_at(j as usize),
+        ));
     }
     Ok(records)
 }
@@ -406,8 +475,12 @@ fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch 
         // for up to 110 ms while the other idled (perf timeline of the e2e bench).
         .with_max_len(1)
         .map(|(_, record, _, keep)| match &record.sample {
-            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len).map(|s| cut(s, *keep)),
-            Err(reason) => Err(EncodeReject { code: reason.code(), message: reason.to_string() }),
+            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len)
+                .map(|s| cut(s, *keep)),
+            Err(reason) => Err(EncodeReject {
+                code: reason.code(),
+                message: reason.to_string(),
+            }),
         })
         .collect()
 }
@@ -445,18 +518,40 @@ impl ShardAssembly {
                 Ok(sample) => {
                     tokens += sample.ids.len() as u64;
                     for (window, item_sample) in windows(sample, stage).into_iter().enumerate() {
-                        let key = if window == 0 { key.clone() } else { format!("{key}#w{window}") };
-                        let loss_tokens = item_sample.loss_mask.iter().filter(|&&m| m != 0).count() as u32;
+                        let key = if window == 0 {
+                            key.clone()
+                        } else {
+                            format!("{key}#w{window}")
+                        };
+                        let loss_tokens =
+                            item_sample.loss_mask.iter().filter(|&&m| m != 0).count() as u32;
                         let item = PackItem {
                             id: self.next_id,
                             tokens: item_sample.ids.len() as u32,
                             image_tokens: item_sample.image_tokens(),
                         };
-                        let meta = PackedSampleMeta { source: spec.name.clone(), category: spec.category.clone(), key, loss_tokens };
-                        self.pending.insert(self.next_id, Item { sample: item_sample, meta });
+                        let meta = PackedSampleMeta {
+                            source: spec.name.clone(),
+                            category: spec.category.clone(),
+                            key,
+                            loss_tokens,
+                        };
+                        self.pending.insert(
+                            self.next_id,
+                            Item {
+                                sample: item_sample,
+                                meta,
+                            },
+                        );
                         self.next_id += 1;
-                        for pack in self.packer.push(item).map_err(|e| BuildError::Pack(e.to_string()))? {
-                            self.writer.write(assemble(&pack.items, &mut self.pending)).map_err(BuildError::Write)?;
+                        for pack in self
+                            .packer
+                            .push(item)
+                            .map_err(|e| BuildError::Pack(e.to_string()))?
+                        {
+                            self.writer
+                                .write(assemble(&pack.items, &mut self.pending))
+                                .map_err(BuildError::Write)?;
                         }
                     }
                 }
@@ -468,10 +563,16 @@ impl ShardAssembly {
 
     fn finish(mut self, draws: ShardDraws) -> Result<ShardDone, BuildError> {
         for pack in self.packer.finish() {
-            self.writer.write(assemble(&pack.items, &mut self.pending)).map_err(BuildError::Write)?;
+            self.writer
+                .write(assemble(&pack.items, &mut self.pending))
+                .map_err(BuildError::Write)?;
         }
         let info = self.writer.finish().map_err(BuildError::Write)?;
-        Ok(ShardDone { draws, info, rejects: self.rejects })
+        Ok(ShardDone {
+            draws,
+            info,
+            rejects: self.rejects,
+        })
     }
 }
 
@@ -485,7 +586,12 @@ fn windows(sample: EncodedSample, stage: &Stage) -> Vec<EncodedSample> {
         .ids
         .chunks(seq_len)
         .zip(sample.loss_mask.chunks(seq_len))
-        .map(|(ids, mask)| EncodedSample { ids: ids.to_vec(), loss_mask: mask.to_vec(), images: Vec::new(), is_text: true })
+        .map(|(ids, mask)| EncodedSample {
+            ids: ids.to_vec(),
+            loss_mask: mask.to_vec(),
+            images: Vec::new(),
+            is_text: true,
+        })
         .collect()
 }
 
@@ -493,9 +599,12 @@ fn windows(sample: EncodedSample, stage: &Stage) -> Vec<EncodedSample> {
 fn assemble(items: &[u64], pending: &mut HashMap<u64, Item>) -> PackedRow {
     let mut row = PackedRow::default();
     for (n, id) in items.iter().enumerate() {
-        let Some(item) = pending.remove(id) else { continue };
+        let Some(item) = pending.remove(id) else {
+            continue;
+        };
         let offset = row.input_ids.len() as u32;
-        row.input_ids.extend(item.sample.ids.iter().map(|&t| t as i32));
+        row.input_ids
+            .extend(item.sample.ids.iter().map(|&t| t as i32));
         row.loss_mask.extend_from_slice(&item.sample.loss_mask);
         row.seq_lens.push(item.sample.ids.len() as i32);
         for mut image in item.sample.images {
@@ -512,14 +621,16 @@ fn assemble(items: &[u64], pending: &mut HashMap<u64, Item>) -> PackedRow {
 /// index and size; the blake3 is `verify`'s job, reading every shard here would make a no-op rerun
 /// cost a full read of the build).
 fn read_done(dir: &Path, index: u32) -> Option<ShardDone> {
-    let done: ShardDone = serde_json::from_slice(&std::fs::read(dir.join(sidecar_name(index))).ok()?).ok()?;
+    let done: ShardDone =
+        serde_json::from_slice(&std::fs::read(dir.join(sidecar_name(index))).ok()?).ok()?;
     let file = shard_file_name(index);
     let size = std::fs::metadata(dir.join(&file)).ok()?.len();
     (done.info.index == index && done.info.file == file && done.info.bytes == size).then_some(done)
 }
 
 fn write_done(path: &Path, done: &ShardDone) -> Result<(), BuildError> {
-    let bytes = serde_json::to_vec_pretty(done).map_err(|e| BuildError::io(path, std::io::Error::other(e)))?;
+    let bytes = serde_json::to_vec_pretty(done)
+        .map_err(|e| BuildError::io(path, std::io::Error::other(e)))?;
     super::write_atomic(path, &bytes)
 }
 
@@ -542,7 +653,9 @@ impl SourceCursor<'_> {
         let reader = self.reader.as_mut().expect("opened above");
         loop {
             let Some(record) = reader.next() else {
-                return Err(BuildError::SourceChanged { name: self.spec.name.clone() });
+                return Err(BuildError::SourceChanged {
+                    name: self.spec.name.clone(),
+                });
             };
             let record = record.map_err(BuildError::Source)?;
             let ordinal = self.next_ordinal;
@@ -552,7 +665,6 @@ impl SourceCursor<'_> {
             }
         }
     }
-
 }
 
 #[cfg(test)]
@@ -561,16 +673,36 @@ mod tests {
 
     #[test]
     fn stage_files_are_recognised_by_name_and_nothing_else_is() {
-        assert_eq!(StageFile::of("shard-00012.parquet"), Some(StageFile::Shard(12)));
-        assert_eq!(StageFile::of(".shard-00012.done.json"), Some(StageFile::Sidecar(12)));
+        assert_eq!(
+            StageFile::of("shard-00012.parquet"),
+            Some(StageFile::Shard(12))
+        );
+        assert_eq!(
+            StageFile::of(".shard-00012.done.json"),
+            Some(StageFile::Sidecar(12))
+        );
         assert_eq!(StageFile::of("manifest.json"), Some(StageFile::Summary));
         assert_eq!(StageFile::of("rejects.jsonl"), Some(StageFile::Summary));
-        let temporaries =
-            [".shard-00003.parquet.tmp", "..shard-00003.done.json.tmp-4242", ".manifest.json.tmp", ".rejects.jsonl.tmp-7"];
+        let temporaries = [
+            ".shard-00003.parquet.tmp",
+            "..shard-00003.done.json.tmp-4242",
+            ".manifest.json.tmp",
+            ".rejects.jsonl.tmp-7",
+        ];
         for temporary in temporaries {
-            assert_eq!(StageFile::of(temporary), Some(StageFile::Temporary), "{temporary}");
+            assert_eq!(
+                StageFile::of(temporary),
+                Some(StageFile::Temporary),
+                "{temporary}"
+            );
         }
-        let others = ["shard-1.parquet", "shard-0001x.parquet", "notes.txt", ".shard-00001.done.json.bak", "shard-00001.parquet.tmp"];
+        let others = [
+            "shard-1.parquet",
+            "shard-0001x.parquet",
+            "notes.txt",
+            ".shard-00001.done.json.bak",
+            "shard-00001.parquet.tmp",
+        ];
         for other in others {
             assert_eq!(StageFile::of(other), None, "{other}");
         }

@@ -69,7 +69,12 @@ pub(super) struct Bfd {
 
 impl Bfd {
     pub(super) fn new(seq_len: u32, image_cap: u32, buffer: usize) -> Self {
-        Self { seq_len, image_cap, buffer, pool: Vec::with_capacity(buffer.min(PREALLOCATE_MAX)) }
+        Self {
+            seq_len,
+            image_cap,
+            buffer,
+            pool: Vec::with_capacity(buffer.min(PREALLOCATE_MAX)),
+        }
     }
 
     pub(super) fn pending(&self) -> usize {
@@ -91,10 +96,24 @@ impl Bfd {
     }
 
     fn round(&mut self, last: bool, out: &mut Vec<Pack>) {
-        let mut pool = std::mem::replace(&mut self.pool, Vec::with_capacity(self.buffer.min(PREALLOCATE_MAX)));
-        pool.sort_unstable_by_key(|p| (Reverse(self.size(&p.item)), p.item.id, p.item.image_tokens, p.carries));
+        let mut pool = std::mem::replace(
+            &mut self.pool,
+            Vec::with_capacity(self.buffer.min(PREALLOCATE_MAX)),
+        );
+        pool.sort_unstable_by_key(|p| {
+            (
+                Reverse(self.size(&p.item)),
+                p.item.id,
+                p.item.image_tokens,
+                p.carries,
+            )
+        });
         let (bins, bin_of) = self.place(&pool);
-        let carried = if last { vec![false; bins.len()] } else { self.choose_carried(&pool, &bins) };
+        let carried = if last {
+            vec![false; bins.len()]
+        } else {
+            self.choose_carried(&pool, &bins)
+        };
 
         let mut pack_of = Vec::with_capacity(bins.len());
         let mut packs = Vec::new();
@@ -111,15 +130,25 @@ impl Bfd {
             }
         }
         for (p, &b) in pool.iter().zip(&bin_of) {
-            match pack_of.get(b).copied().flatten().and_then(|k| packs.get_mut(k)) {
+            match pack_of
+                .get(b)
+                .copied()
+                .flatten()
+                .and_then(|k| packs.get_mut(k))
+            {
                 Some(pack) => pack.items.push(p.item.id),
-                None => self.pool.push(Pending { item: p.item, carries: p.carries.saturating_add(1) }),
+                None => self.pool.push(Pending {
+                    item: p.item,
+                    carries: p.carries.saturating_add(1),
+                }),
             }
         }
         for pack in &mut packs {
             pack.items.sort_unstable();
         }
-        packs.sort_unstable_by(|a, b| (&a.items, a.tokens, a.image_tokens).cmp(&(&b.items, b.tokens, b.image_tokens)));
+        packs.sort_unstable_by(|a, b| {
+            (&a.items, a.tokens, a.image_tokens).cmp(&(&b.items, b.tokens, b.image_tokens))
+        });
         out.extend(packs);
     }
 
@@ -140,9 +169,14 @@ impl Bfd {
         let mut bin_of = Vec::with_capacity(pool.len());
         for p in pool {
             let item = p.item;
-            let image_room =
-                |b: usize| bins.get(b).is_some_and(|bin| fits(bin.image_tokens, item.image_tokens, self.image_cap));
-            let best = open.range((item.tokens, 0)..).find(|&&(_, b)| image_room(b)).copied();
+            let image_room = |b: usize| {
+                bins.get(b)
+                    .is_some_and(|bin| fits(bin.image_tokens, item.image_tokens, self.image_cap))
+            };
+            let best = open
+                .range((item.tokens, 0)..)
+                .find(|&&(_, b)| image_room(b))
+                .copied();
             let b = match best {
                 Some(key) => {
                     open.remove(&key);
@@ -172,7 +206,8 @@ impl Bfd {
         let mut candidates: Vec<usize> = (0..bins.len())
             .filter(|&b| {
                 bins.get(b).is_some_and(|bin| {
-                    bin.max_carries < MAX_CARRIES && probe.could_take(bin, self.seq_len, self.image_cap)
+                    bin.max_carries < MAX_CARRIES
+                        && probe.could_take(bin, self.seq_len, self.image_cap)
                 })
             })
             .collect();
@@ -202,8 +237,11 @@ struct FitProbe {
 
 impl FitProbe {
     fn new(pool: &[Pending]) -> Self {
-        let mut sizes: Vec<(u32, u32)> =
-            pool.iter().filter(|p| p.item.tokens > 0).map(|p| (p.item.tokens, p.item.image_tokens)).collect();
+        let mut sizes: Vec<(u32, u32)> = pool
+            .iter()
+            .filter(|p| p.item.tokens > 0)
+            .map(|p| (p.item.tokens, p.item.image_tokens))
+            .collect();
         sizes.sort_unstable();
         let min_image = sizes
             .iter()
@@ -218,7 +256,9 @@ impl FitProbe {
     fn could_take(&self, bin: &Bin, seq_len: u32, image_cap: u32) -> bool {
         let remaining = seq_len.saturating_sub(bin.tokens);
         // Items at `..count` have at most `remaining` tokens; the least image-heavy of them decides.
-        let count = self.sizes.partition_point(|&(tokens, _)| tokens <= remaining);
+        let count = self
+            .sizes
+            .partition_point(|&(tokens, _)| tokens <= remaining);
         count
             .checked_sub(1)
             .and_then(|last| self.min_image.get(last))
@@ -235,7 +275,11 @@ mod tests {
     }
 
     fn pack(items: &[u64], tokens: u32) -> Pack {
-        Pack { items: items.to_vec(), tokens, image_tokens: 0 }
+        Pack {
+            items: items.to_vec(),
+            tokens,
+            image_tokens: 0,
+        }
     }
 
     fn push_all(bfd: &mut Bfd, items: &[PackItem]) -> Vec<Pack> {
@@ -276,7 +320,10 @@ mod tests {
     fn a_full_window_emits_its_closed_bins_at_once() {
         let mut bfd = Bfd::new(10, u32::MAX, 4);
         let out = push_all(&mut bfd, &[text(0, 5), text(1, 5), text(2, 5)]);
-        assert!(out.is_empty(), "nothing is emitted before the window is full");
+        assert!(
+            out.is_empty(),
+            "nothing is emitted before the window is full"
+        );
         let out = push_all(&mut bfd, &[text(3, 5)]);
         assert_eq!(out, vec![pack(&[0, 1], 10), pack(&[2, 3], 10)]);
         assert_eq!(bfd.pending(), 0);
@@ -302,11 +349,20 @@ mod tests {
             let mut bfd = Bfd::new(10, u32::MAX, 4);
             bfd.pool = [text(0, 6), text(1, 3), text(2, 3), text(3, 3)]
                 .into_iter()
-                .map(|item| Pending { item, carries: if item.id == 3 { carries } else { 0 } })
+                .map(|item| Pending {
+                    item,
+                    carries: if item.id == 3 { carries } else { 0 },
+                })
                 .collect();
             let mut out = Vec::new();
             bfd.round(false, &mut out);
-            (out, bfd.pool.iter().map(|p| (p.item.id, p.carries)).collect::<Vec<_>>())
+            (
+                out,
+                bfd.pool
+                    .iter()
+                    .map(|p| (p.item.id, p.carries))
+                    .collect::<Vec<_>>(),
+            )
         };
         let (out, kept) = pool_with(MAX_CARRIES - 1);
         assert_eq!(out, vec![pack(&[0, 1], 9)]);
@@ -320,13 +376,26 @@ mod tests {
     fn a_bin_whose_image_budget_is_spent_counts_as_closed() {
         // Cap 4: {6 tokens / 4 image} has token room for the 3s, but every 3 carries images.
         let mut bfd = Bfd::new(10, 4, 4);
-        let items = [PackItem::new(0, 6, 4), PackItem::new(1, 3, 1), PackItem::new(2, 3, 1), PackItem::new(3, 3, 1)];
+        let items = [
+            PackItem::new(0, 6, 4),
+            PackItem::new(1, 3, 1),
+            PackItem::new(2, 3, 1),
+            PackItem::new(3, 3, 1),
+        ];
         let out = push_all(&mut bfd, &items);
         assert_eq!(
             out,
             vec![
-                Pack { items: vec![0], tokens: 6, image_tokens: 4 },
-                Pack { items: vec![1, 2, 3], tokens: 9, image_tokens: 3 },
+                Pack {
+                    items: vec![0],
+                    tokens: 6,
+                    image_tokens: 4
+                },
+                Pack {
+                    items: vec![1, 2, 3],
+                    tokens: 9,
+                    image_tokens: 3
+                },
             ]
         );
         assert_eq!(bfd.pending(), 0);
@@ -335,7 +404,10 @@ mod tests {
     #[test]
     fn a_window_of_one_emits_every_item_alone() {
         let mut bfd = Bfd::new(10, u32::MAX, 1);
-        assert_eq!(push_all(&mut bfd, &[text(0, 3), text(1, 3)]), vec![pack(&[0], 3), pack(&[1], 3)]);
+        assert_eq!(
+            push_all(&mut bfd, &[text(0, 3), text(1, 3)]),
+            vec![pack(&[0], 3), pack(&[1], 3)]
+        );
     }
 
     #[test]

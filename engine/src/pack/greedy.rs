@@ -14,7 +14,11 @@ pub(super) struct Greedy {
 
 impl Greedy {
     pub(super) fn new(seq_len: u32, image_cap: u32) -> Self {
-        Self { seq_len, image_cap, open: Pack::default() }
+        Self {
+            seq_len,
+            image_cap,
+            open: Pack::default(),
+        }
     }
 
     pub(super) fn pending(&self) -> usize {
@@ -58,20 +62,38 @@ mod tests {
     }
 
     fn pack(items: &[u64], tokens: u32, image_tokens: u32) -> Pack {
-        Pack { items: items.to_vec(), tokens, image_tokens }
+        Pack {
+            items: items.to_vec(),
+            tokens,
+            image_tokens,
+        }
     }
 
     #[test]
     fn concatenates_in_arrival_order_and_starts_a_new_pack_when_the_next_item_does_not_fit() {
-        let items = [6, 3, 1, 5, 5, 2].iter().enumerate().map(|(i, &t)| PackItem::text(i as u64, t));
+        let items = [6, 3, 1, 5, 5, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| PackItem::text(i as u64, t));
         let packs = pack_all(greedy(10), items).unwrap();
-        assert_eq!(packs, vec![pack(&[0, 1, 2], 10, 0), pack(&[3, 4], 10, 0), pack(&[5], 2, 0)]);
+        assert_eq!(
+            packs,
+            vec![
+                pack(&[0, 1, 2], 10, 0),
+                pack(&[3, 4], 10, 0),
+                pack(&[5], 2, 0)
+            ]
+        );
     }
 
     #[test]
     fn never_looks_back_at_an_earlier_pack() {
         // Item 2 would fit after item 0, but greedy only ever fills the open pack.
-        let items = [PackItem::text(0, 7), PackItem::text(1, 6), PackItem::text(2, 3)];
+        let items = [
+            PackItem::text(0, 7),
+            PackItem::text(1, 6),
+            PackItem::text(2, 3),
+        ];
         let packs = pack_all(greedy(10), items).unwrap();
         assert_eq!(packs, vec![pack(&[0], 7, 0), pack(&[1, 2], 9, 0)]);
     }
@@ -79,7 +101,11 @@ mod tests {
     #[test]
     fn starts_a_new_pack_when_the_image_cap_would_be_exceeded() {
         let config = greedy(100).with_max_image_tokens(Some(10));
-        let items = [PackItem::new(0, 20, 6), PackItem::new(1, 20, 6), PackItem::text(2, 20)];
+        let items = [
+            PackItem::new(0, 20, 6),
+            PackItem::new(1, 20, 6),
+            PackItem::text(2, 20),
+        ];
         let packs = pack_all(config, items).unwrap();
         assert_eq!(packs, vec![pack(&[0], 20, 6), pack(&[1, 2], 40, 6)]);
     }

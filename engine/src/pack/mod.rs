@@ -60,7 +60,11 @@ pub struct PackItem {
 
 impl PackItem {
     pub fn new(id: u64, tokens: u32, image_tokens: u32) -> Self {
-        Self { id, tokens, image_tokens }
+        Self {
+            id,
+            tokens,
+            image_tokens,
+        }
     }
 
     /// A text-only item.
@@ -103,7 +107,12 @@ pub struct PackerConfig {
 impl PackerConfig {
     /// Best-fit-decreasing over [`DEFAULT_PACK_BUFFER`] items, no image cap.
     pub fn new(seq_len: u32) -> Self {
-        Self { seq_len, buffer: DEFAULT_PACK_BUFFER as usize, max_image_tokens: None, algorithm: PackAlgorithm::Bfd }
+        Self {
+            seq_len,
+            buffer: DEFAULT_PACK_BUFFER as usize,
+            max_image_tokens: None,
+            algorithm: PackAlgorithm::Bfd,
+        }
     }
 
     /// The packing settings of a stage whose sequences are `seq_len` tokens long.
@@ -175,10 +184,21 @@ pub enum PackError {
         "sample {id} cannot fit in any pack: {}",
         too_large_reason(*.tokens, *.image_tokens, *.seq_len, *.max_image_tokens)
     )]
-    ItemTooLarge { id: u64, tokens: u32, image_tokens: u32, seq_len: u32, max_image_tokens: Option<u32> },
+    ItemTooLarge {
+        id: u64,
+        tokens: u32,
+        image_tokens: u32,
+        seq_len: u32,
+        max_image_tokens: Option<u32>,
+    },
 }
 
-fn too_large_reason(tokens: u32, image_tokens: u32, seq_len: u32, max_image_tokens: Option<u32>) -> String {
+fn too_large_reason(
+    tokens: u32,
+    image_tokens: u32,
+    seq_len: u32,
+    max_image_tokens: Option<u32>,
+) -> String {
     match max_image_tokens {
         Some(cap) if image_tokens > cap && tokens <= seq_len => {
             format!("{image_tokens} image tokens, more than max_image_tokens {cap}")
@@ -272,7 +292,10 @@ impl Packer {
 
 /// Packs a whole stream at once: every pack [`Packer::push`] and [`Packer::finish`] would emit, in
 /// order. Fails (with no packs) on the first item that is too large.
-pub fn pack_all(config: PackerConfig, items: impl IntoIterator<Item = PackItem>) -> Result<Vec<Pack>, PackError> {
+pub fn pack_all(
+    config: PackerConfig,
+    items: impl IntoIterator<Item = PackItem>,
+) -> Result<Vec<Pack>, PackError> {
     let mut packer = Packer::try_new(config)?;
     let mut out = Vec::new();
     for item in items {

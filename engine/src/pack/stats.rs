@@ -21,7 +21,14 @@ pub struct PackStats {
 impl PackStats {
     /// Empty totals for packs of `seq_len` tokens.
     pub fn new(seq_len: u32) -> Self {
-        Self { seq_len, packs: 0, items: 0, tokens: 0, image_tokens: 0, capacity: 0 }
+        Self {
+            seq_len,
+            packs: 0,
+            items: 0,
+            tokens: 0,
+            image_tokens: 0,
+            capacity: 0,
+        }
     }
 
     /// Totals over `packs`.
@@ -38,7 +45,9 @@ impl PackStats {
         self.packs = self.packs.saturating_add(1);
         self.items = self.items.saturating_add(pack.items.len() as u64);
         self.tokens = self.tokens.saturating_add(u64::from(pack.tokens));
-        self.image_tokens = self.image_tokens.saturating_add(u64::from(pack.image_tokens));
+        self.image_tokens = self
+            .image_tokens
+            .saturating_add(u64::from(pack.image_tokens));
         self.capacity = self.capacity.saturating_add(u64::from(self.seq_len));
     }
 
@@ -50,7 +59,11 @@ impl PackStats {
     /// The non-pad fraction `tokens / capacity`, in `0.0..=1.0`. With no packs nothing is padded,
     /// so it is 1.0.
     pub fn efficiency(&self) -> f64 {
-        if self.capacity == 0 { 1.0 } else { self.tokens as f64 / self.capacity as f64 }
+        if self.capacity == 0 {
+            1.0
+        } else {
+            self.tokens as f64 / self.capacity as f64
+        }
     }
 }
 
@@ -61,11 +74,29 @@ mod tests {
     #[test]
     fn efficiency_is_the_non_pad_fraction_of_every_sequence() {
         let packs = [
-            Pack { items: vec![0, 1], tokens: 10, image_tokens: 4 },
-            Pack { items: vec![2], tokens: 6, image_tokens: 0 },
+            Pack {
+                items: vec![0, 1],
+                tokens: 10,
+                image_tokens: 4,
+            },
+            Pack {
+                items: vec![2],
+                tokens: 6,
+                image_tokens: 0,
+            },
         ];
         let stats = PackStats::from_packs(10, &packs);
-        assert_eq!(stats, PackStats { seq_len: 10, packs: 2, items: 3, tokens: 16, image_tokens: 4, capacity: 20 });
+        assert_eq!(
+            stats,
+            PackStats {
+                seq_len: 10,
+                packs: 2,
+                items: 3,
+                tokens: 16,
+                image_tokens: 4,
+                capacity: 20
+            }
+        );
         assert_eq!(stats.pad_tokens(), 4);
         assert_eq!(stats.efficiency(), 0.8);
     }

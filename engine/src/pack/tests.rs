@@ -46,7 +46,11 @@ fn demo_items(seed: u64, n: usize, seq_len: u32) -> Vec<PackItem> {
                 (rng.range(1, seq_len), 0)
             }
         };
-        items.push(PackItem::new(items.len() as u64, tokens, tokens * image_share / 100));
+        items.push(PackItem::new(
+            items.len() as u64,
+            tokens,
+            tokens * image_share / 100,
+        ));
     }
     items.truncate(n);
     items
@@ -71,39 +75,74 @@ fn zero_seq_len_or_zero_buffer_is_rejected() {
 
 #[test]
 fn the_config_follows_the_stage_pack_policy() {
-    let policy = PackPolicy { max_image_tokens: Some(2048), ..PackPolicy::default() };
+    let policy = PackPolicy {
+        max_image_tokens: Some(2048),
+        ..PackPolicy::default()
+    };
     let config = PackerConfig::from_policy(4096, &policy);
-    assert_eq!(config, PackerConfig::new(4096).with_max_image_tokens(Some(2048)));
+    assert_eq!(
+        config,
+        PackerConfig::new(4096).with_max_image_tokens(Some(2048))
+    );
     assert_eq!(config.buffer, DEFAULT_PACK_BUFFER as usize);
 }
 
 #[test]
 fn an_item_that_cannot_fit_is_refused_and_leaves_the_packer_unchanged() {
     for algorithm in [PackAlgorithm::Bfd, PackAlgorithm::Greedy] {
-        let config = PackerConfig::new(100).with_buffer(3).with_max_image_tokens(Some(50)).with_algorithm(algorithm);
+        let config = PackerConfig::new(100)
+            .with_buffer(3)
+            .with_max_image_tokens(Some(50))
+            .with_algorithm(algorithm);
         let mut packer = Packer::try_new(config).unwrap();
         packer.push(PackItem::text(0, 60)).unwrap();
         let too_long = packer.push(PackItem::text(1, 101)).unwrap_err();
-        assert_eq!(too_long.to_string(), "sample 1 cannot fit in any pack: 101 tokens, more than seq_len 100");
+        assert_eq!(
+            too_long.to_string(),
+            "sample 1 cannot fit in any pack: 101 tokens, more than seq_len 100"
+        );
         let too_visual = packer.push(PackItem::new(2, 80, 51)).unwrap_err();
         assert_eq!(
             too_visual.to_string(),
             "sample 2 cannot fit in any pack: 51 image tokens, more than max_image_tokens 50"
         );
         // A batch is all or nothing.
-        assert!(packer.push_batch(&[PackItem::text(3, 40), PackItem::text(4, 500)]).is_err());
+        assert!(
+            packer
+                .push_batch(&[PackItem::text(3, 40), PackItem::text(4, 500)])
+                .is_err()
+        );
         assert_eq!(packer.pending(), 1);
         packer.push(PackItem::text(3, 40)).unwrap();
-        assert_eq!(packer.finish(), vec![Pack { items: vec![0, 3], tokens: 100, image_tokens: 0 }]);
+        assert_eq!(
+            packer.finish(),
+            vec![Pack {
+                items: vec![0, 3],
+                tokens: 100,
+                image_tokens: 0
+            }]
+        );
     }
 }
 
 #[test]
 fn finish_flushes_what_is_pending() {
     let mut packer = Packer::try_new(PackerConfig::new(10).with_buffer(100)).unwrap();
-    assert_eq!(packer.push_batch(&[PackItem::text(0, 4), PackItem::text(1, 4)]).unwrap(), vec![]);
+    assert_eq!(
+        packer
+            .push_batch(&[PackItem::text(0, 4), PackItem::text(1, 4)])
+            .unwrap(),
+        vec![]
+    );
     assert_eq!(packer.pending(), 2);
-    assert_eq!(packer.finish(), vec![Pack { items: vec![0, 1], tokens: 8, image_tokens: 0 }]);
+    assert_eq!(
+        packer.finish(),
+        vec![Pack {
+            items: vec![0, 1],
+            tokens: 8,
+            image_tokens: 0
+        }]
+    );
 }
 
 /// The target from the brief: BFD over a 2048-item buffer leaves under 1% padding on a demo-like
@@ -113,10 +152,19 @@ fn bfd_fills_at_least_99_percent_of_every_sequence_on_the_demo_mix_and_beats_gre
     for seq_len in [4096, 8192] {
         let items = demo_items(0x5EED + u64::from(seq_len), 20_000, seq_len);
         let bfd = efficiency(PackerConfig::new(seq_len).with_buffer(2048), &items);
-        let greedy = efficiency(PackerConfig::new(seq_len).with_algorithm(PackAlgorithm::Greedy), &items);
+        let greedy = efficiency(
+            PackerConfig::new(seq_len).with_algorithm(PackAlgorithm::Greedy),
+            &items,
+        );
         println!("seq_len {seq_len}: bfd {:.4}, greedy {:.4}", bfd, greedy);
-        assert!(bfd >= 0.99, "seq_len {seq_len}: bfd efficiency {bfd:.4} < 0.99");
-        assert!(bfd > greedy, "seq_len {seq_len}: bfd {bfd:.4} <= greedy {greedy:.4}");
+        assert!(
+            bfd >= 0.99,
+            "seq_len {seq_len}: bfd efficiency {bfd:.4} < 0.99"
+        );
+        assert!(
+            bfd > greedy,
+            "seq_len {seq_len}: bfd {bfd:.4} <= greedy {greedy:.4}"
+        );
     }
 }
 
@@ -135,7 +183,10 @@ fn bfd_comes_close_to_the_fewest_possible_packs_under_an_image_cap() {
         let stats = PackStats::from_packs(seq_len, &packs);
         let full = items.iter().filter(|i| i.tokens == seq_len).count() as u64;
         let rest = stats.tokens - full * u64::from(seq_len);
-        let fewest = full + rest.div_ceil(u64::from(seq_len)).max(stats.image_tokens.div_ceil(u64::from(cap)));
+        let fewest = full
+            + rest
+                .div_ceil(u64::from(seq_len))
+                .max(stats.image_tokens.div_ceil(u64::from(cap)));
         let greedy = efficiency(config.with_algorithm(PackAlgorithm::Greedy), &items);
         println!(
             "seq_len {seq_len}, max_image_tokens {cap}: bfd {:.4} ({} packs, at least {fewest} needed), \
@@ -144,8 +195,16 @@ fn bfd_comes_close_to_the_fewest_possible_packs_under_an_image_cap() {
             stats.packs,
         );
         let ratio = fewest as f64 / stats.packs as f64;
-        assert!(ratio >= at_least, "cap {cap}: {} packs where {fewest} might do ({ratio:.4})", stats.packs);
-        assert!(stats.efficiency() > greedy, "cap {cap}: bfd {:.4} <= greedy {greedy:.4}", stats.efficiency());
+        assert!(
+            ratio >= at_least,
+            "cap {cap}: {} packs where {fewest} might do ({ratio:.4})",
+            stats.packs
+        );
+        assert!(
+            stats.efficiency() > greedy,
+            "cap {cap}: bfd {:.4} <= greedy {greedy:.4}",
+            stats.efficiency()
+        );
     }
 }
 
@@ -159,13 +218,26 @@ struct Case {
 }
 
 fn any_case() -> impl Strategy<Value = Case> {
-    (any::<u64>(), 1u32..3000, 1usize..300, 0usize..1500, any::<bool>(), any::<bool>()).prop_map(
-        |(seed, seq_len, buffer, n, capped, greedy)| {
+    (
+        any::<u64>(),
+        1u32..3000,
+        1usize..300,
+        0usize..1500,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(seed, seq_len, buffer, n, capped, greedy)| {
             let mut rng = Rng(seed);
             let cap = capped.then(|| rng.range(0, seq_len));
-            let algorithm = if greedy { PackAlgorithm::Greedy } else { PackAlgorithm::Bfd };
-            let config =
-                PackerConfig::new(seq_len).with_buffer(buffer).with_max_image_tokens(cap).with_algorithm(algorithm);
+            let algorithm = if greedy {
+                PackAlgorithm::Greedy
+            } else {
+                PackAlgorithm::Bfd
+            };
+            let config = PackerConfig::new(seq_len)
+                .with_buffer(buffer)
+                .with_max_image_tokens(cap)
+                .with_algorithm(algorithm);
             // Mostly short items, some long ones, a few at the limits (0 and seq_len tokens).
             let mut items: Vec<PackItem> = (0..n as u64)
                 .map(|id| {
@@ -176,7 +248,15 @@ fn any_case() -> impl Strategy<Value = Case> {
                         _ => rng.range(1, (seq_len / 8).max(1)),
                     };
                     let image_tokens = rng.range(0, tokens.min(cap.unwrap_or(u32::MAX)));
-                    PackItem::new(id, tokens, if rng.range(0, 1) == 0 { 0 } else { image_tokens })
+                    PackItem::new(
+                        id,
+                        tokens,
+                        if rng.range(0, 1) == 0 {
+                            0
+                        } else {
+                            image_tokens
+                        },
+                    )
                 })
                 .collect();
             // Ids need not arrive in order (the packer only uses them for ties and layout).
@@ -186,9 +266,12 @@ fn any_case() -> impl Strategy<Value = Case> {
                 }
             }
             let chunks = (0..n).map(|_| rng.range(0, 40) as usize).collect();
-            Case { config, items, chunks }
-        },
-    )
+            Case {
+                config,
+                items,
+                chunks,
+            }
+        })
 }
 
 fn run_in_chunks(case: &Case) -> Vec<Pack> {

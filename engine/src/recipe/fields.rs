@@ -7,16 +7,27 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean, one_of};
 use crate::yaml::{Key, Node, Value};
 
 /// Reads map entries, reporting a non-map and every key outside `allowed` (with a did-you-mean).
-pub fn map<'n>(node: &'n Node, what: &str, allowed: &[&str], diags: &mut Diagnostics) -> Option<&'n [(Key, Node)]> {
+pub fn map<'n>(
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<&'n [(Key, Node)]> {
     let Some(entries) = node.entries() else {
-        diags.push(Diagnostic::error(node.span, format!("{what} must be a map, found {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be a map, found {}", node.type_name()),
+        ));
         return None;
     };
     for (key, _) in entries {
         if !allowed.contains(&key.name.as_str()) {
             let hint = did_you_mean(&key.name, allowed.iter().copied())
                 .unwrap_or_else(|| format!("{what} accepts {}", one_of(allowed)));
-            diags.push(Diagnostic::error(key.span, format!("unknown key `{}` in {what}", key.name)).with_hint(hint));
+            diags.push(
+                Diagnostic::error(key.span, format!("unknown key `{}` in {what}", key.name))
+                    .with_hint(hint),
+            );
         }
     }
     Some(entries)
@@ -26,13 +37,19 @@ pub fn string(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<String
     match &node.value {
         Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
         Value::Str(_) => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must not be empty")));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must not be empty"),
+            ));
             None
         }
         // Plain scalars such as `1234` in a name position are fine as text.
         Value::Int(i) => Some(i.to_string()),
         _ => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must be a string, found {}", node.type_name())));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must be a string, found {}", node.type_name()),
+            ));
             None
         }
     }
@@ -44,12 +61,18 @@ pub fn number(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<f64> {
         Value::Int(i) => i as f64,
         Value::Float(f) => f,
         _ => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must be a number, found {}", node.type_name())));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must be a number, found {}", node.type_name()),
+            ));
             return None;
         }
     };
     if !value.is_finite() {
-        diags.push(Diagnostic::error(node.span, format!("{what} must be a finite number, found {value}")));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be a finite number, found {value}"),
+        ));
         return None;
     }
     Some(value)
@@ -59,17 +82,29 @@ pub fn number(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<f64> {
 pub fn positive_number(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<f64> {
     let value = number(node, what, diags)?;
     if value <= 0.0 {
-        diags.push(Diagnostic::error(node.span, format!("{what} must be greater than 0, found {value}")));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be greater than 0, found {value}"),
+        ));
         return None;
     }
     Some(value)
 }
 
 /// A number within `[lo, hi]`.
-pub fn number_in(node: &Node, what: &str, lo: f64, hi: f64, diags: &mut Diagnostics) -> Option<f64> {
+pub fn number_in(
+    node: &Node,
+    what: &str,
+    lo: f64,
+    hi: f64,
+    diags: &mut Diagnostics,
+) -> Option<f64> {
     let value = number(node, what, diags)?;
     if !(lo..=hi).contains(&value) {
-        diags.push(Diagnostic::error(node.span, format!("{what} must be between {lo} and {hi}, found {value}")));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be between {lo} and {hi}, found {value}"),
+        ));
         return None;
     }
     Some(value)
@@ -81,33 +116,61 @@ pub fn integer_at_least(node: &Node, what: &str, min: u64, diags: &mut Diagnosti
         Value::Int(i) => i as f64,
         Value::Float(f) if f.is_finite() && f.fract() == 0.0 => f,
         Value::Float(f) => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must be a whole number, found {f}")));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must be a whole number, found {f}"),
+            ));
             return None;
         }
         _ => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must be a whole number, found {}", node.type_name())));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must be a whole number, found {}", node.type_name()),
+            ));
             return None;
         }
     };
     if value < min as f64 {
-        let bound = if min == 1 { "greater than 0".to_string() } else { format!("at least {min}") };
-        diags.push(Diagnostic::error(node.span, format!("{what} must be {bound}, found {value}")));
+        let bound = if min == 1 {
+            "greater than 0".to_string()
+        } else {
+            format!("at least {min}")
+        };
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be {bound}, found {value}"),
+        ));
         return None;
     }
     if value > u64::MAX as f64 / 2.0 {
-        diags.push(Diagnostic::error(node.span, format!("{what} is too large: {value}")));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} is too large: {value}"),
+        ));
         return None;
     }
     Some(value as u64)
 }
 
 /// A whole number within `[min, max]`, with the range in the message so the fix is obvious.
-pub fn integer_in(node: &Node, what: &str, min: u64, max: u64, diags: &mut Diagnostics) -> Option<u64> {
+pub fn integer_in(
+    node: &Node,
+    what: &str,
+    min: u64,
+    max: u64,
+    diags: &mut Diagnostics,
+) -> Option<u64> {
     let value = integer_at_least(node, what, min, diags)?;
     if value > max {
         diags.push(
-            Diagnostic::error(node.span, format!("{what} must be at most {}, found {value}", thousands(max)))
-                .with_hint(format!("use a whole number from {min} to {}", thousands(max))),
+            Diagnostic::error(
+                node.span,
+                format!("{what} must be at most {}, found {value}", thousands(max)),
+            )
+            .with_hint(format!(
+                "use a whole number from {min} to {}",
+                thousands(max)
+            )),
         );
         return None;
     }
@@ -118,7 +181,10 @@ pub fn integer_in(node: &Node, what: &str, min: u64, max: u64, diags: &mut Diagn
 pub fn positive_at_most(node: &Node, what: &str, max: f64, diags: &mut Diagnostics) -> Option<f64> {
     let value = positive_number(node, what, diags)?;
     if value > max {
-        diags.push(Diagnostic::error(node.span, format!("{what} must be at most {max}, found {value}")));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("{what} must be at most {max}, found {value}"),
+        ));
         return None;
     }
     Some(value)
@@ -141,28 +207,44 @@ pub fn boolean(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<bool>
     match node.value {
         Value::Bool(b) => Some(b),
         _ => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must be true or false, found {}", node.type_name())));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must be true or false, found {}", node.type_name()),
+            ));
             None
         }
     }
 }
 
 /// One of a fixed set of names.
-pub fn choice<'a>(node: &Node, what: &str, allowed: &[&'a str], diags: &mut Diagnostics) -> Option<&'a str> {
+pub fn choice<'a>(
+    node: &Node,
+    what: &str,
+    allowed: &[&'a str],
+    diags: &mut Diagnostics,
+) -> Option<&'a str> {
     let text = string(node, what, diags)?;
     if let Some(found) = allowed.iter().find(|a| **a == text) {
         return Some(found);
     }
-    let hint = did_you_mean(&text, allowed.iter().copied()).unwrap_or_else(|| format!("use {}", one_of(allowed)));
+    let hint = did_you_mean(&text, allowed.iter().copied())
+        .unwrap_or_else(|| format!("use {}", one_of(allowed)));
     diags.push(Diagnostic::error(node.span, format!("unknown {what} `{text}`")).with_hint(hint));
     None
 }
 
 /// A string or a list of strings.
-pub fn strings(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<Vec<(String, crate::diag::Span)>> {
+pub fn strings(
+    node: &Node,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Vec<(String, crate::diag::Span)>> {
     match &node.value {
         Value::Seq(items) if items.is_empty() => {
-            diags.push(Diagnostic::error(node.span, format!("{what} must not be an empty list")));
+            diags.push(Diagnostic::error(
+                node.span,
+                format!("{what} must not be an empty list"),
+            ));
             None
         }
         Value::Seq(items) => {

@@ -10,27 +10,81 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::fields;
-use super::names;
 use super::model::*;
+use super::names;
 use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
 use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
 use crate::synthetic::SyntheticKind;
 use crate::yaml::{self, Node, Value};
 
-const RECIPE_KEYS: &[&str] =
-    &["version", "name", "description", "seed", "extends", "tokenizer", "template", "image", "limits", "sources", "stages"];
+const RECIPE_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "seed",
+    "extends",
+    "tokenizer",
+    "template",
+    "image",
+    "limits",
+    "sources",
+    "stages",
+];
 const SOURCE_KEYS: &[&str] = &[
-    "format", "path", "category", "weight", "fields", "image_root", "schema", "kind", "count", "seed", "max_record_bytes",
+    "format",
+    "path",
+    "category",
+    "weight",
+    "fields",
+    "image_root",
+    "schema",
+    "kind",
+    "count",
+    "seed",
+    "max_record_bytes",
 ];
 const LIMIT_KEYS: &[&str] = &["max_record_bytes"];
-const STAGE_KEYS: &[&str] = &["name", "extends", "seq_len", "budget", "mix", "max_repeat", "image", "train", "pack"];
-const IMAGE_KEYS: &[&str] =
-    &["patch_size", "merge_size", "min_pixels", "max_pixels", "max_aspect_ratio", "encoding", "jpeg_quality"];
-const TRAIN_KEYS: &[&str] =
-    &["trainable", "lr", "lr_scale", "warmup", "schedule", "batch_size", "grad_accum", "weight_decay", "clip_grad"];
+const STAGE_KEYS: &[&str] = &[
+    "name",
+    "extends",
+    "seq_len",
+    "budget",
+    "mix",
+    "max_repeat",
+    "image",
+    "train",
+    "pack",
+];
+const IMAGE_KEYS: &[&str] = &[
+    "patch_size",
+    "merge_size",
+    "min_pixels",
+    "max_pixels",
+    "max_aspect_ratio",
+    "encoding",
+    "jpeg_quality",
+];
+const TRAIN_KEYS: &[&str] = &[
+    "trainable",
+    "lr",
+    "lr_scale",
+    "warmup",
+    "schedule",
+    "batch_size",
+    "grad_accum",
+    "weight_decay",
+    "clip_grad",
+];
 const PACK_KEYS: &[&str] = &["algorithm", "buffer", "max_image_tokens", "split_long_text"];
 const FIELD_KEYS: &[&str] = &["image", "caption", "text", "conversations", "messages"];
-const FORMATS: &[&str] = &["conversation", "caption", "text", "parquet", "webdataset", "synthetic"];
+const FORMATS: &[&str] = &[
+    "conversation",
+    "caption",
+    "text",
+    "parquet",
+    "webdataset",
+    "synthetic",
+];
 /// Stage settings a child stage replaces whole instead of merging into its parent's.
 const REPLACED_ON_INHERIT: &[&str] = &["budget", "mix"];
 /// Longest `extends` chain (of files, or of stages) followed before declaring it runaway.
@@ -53,7 +107,11 @@ pub fn load(path: &Path) -> Loaded {
     let root = read_with_extends(path, &mut sources, &mut diags, &mut Vec::new(), None);
     let recipe = root.and_then(|root| resolve(path, &root, &sources, &mut diags));
     let recipe = if diags.has_errors() { None } else { recipe };
-    Loaded { sources, recipe, diagnostics: diags }
+    Loaded {
+        sources,
+        recipe,
+        diagnostics: diags,
+    }
 }
 
 /// Reads a recipe file and, recursively, the file it extends, returning the merged tree.
@@ -66,8 +124,11 @@ fn read_with_extends(
 ) -> Option<Node> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if let Some(pos) = chain.iter().position(|p| *p == canonical) {
-        let cycle: Vec<String> =
-            chain[pos..].iter().chain(std::iter::once(&canonical)).map(|p| p.display().to_string()).collect();
+        let cycle: Vec<String> = chain[pos..]
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|p| p.display().to_string())
+            .collect();
         let msg = format!("recipe `extends` forms a cycle: {}", cycle.join(" -> "));
         let d = match extends_span {
             Some(span) => Diagnostic::error(span, msg),
@@ -77,7 +138,10 @@ fn read_with_extends(
         return None;
     }
     if chain.len() >= MAX_EXTENDS_DEPTH {
-        diags.push(Diagnostic::error_in_file(path, format!("`extends` chain deeper than {MAX_EXTENDS_DEPTH} files")));
+        diags.push(Diagnostic::error_in_file(
+            path,
+            format!("`extends` chain deeper than {MAX_EXTENDS_DEPTH} files"),
+        ));
         return None;
     }
     let text = match std::fs::read(path) {
@@ -89,11 +153,25 @@ fn read_with_extends(
                 let bad = err.as_bytes()[valid.len()];
                 let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 let line = valid.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-                let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u32 + 1;
-                let file = sources.add(path.to_path_buf(), String::from_utf8_lossy(err.as_bytes()).into_owned());
+                let col = String::from_utf8_lossy(&valid[line_start..])
+                    .chars()
+                    .count() as u32
+                    + 1;
+                let file = sources.add(
+                    path.to_path_buf(),
+                    String::from_utf8_lossy(err.as_bytes()).into_owned(),
+                );
                 diags.push(
-                    Diagnostic::error(Span { file, line, col, len: 1 }, format!("recipe file is not valid UTF-8 (byte 0x{bad:02x})"))
-                        .with_hint("save the recipe as UTF-8"),
+                    Diagnostic::error(
+                        Span {
+                            file,
+                            line,
+                            col,
+                            len: 1,
+                        },
+                        format!("recipe file is not valid UTF-8 (byte 0x{bad:02x})"),
+                    )
+                    .with_hint("save the recipe as UTF-8"),
                 );
                 return None;
             }
@@ -101,7 +179,8 @@ fn read_with_extends(
         Err(err) => {
             let msg = format!("cannot read recipe `{}`: {err}", path.display());
             diags.push(match extends_span {
-                Some(span) => Diagnostic::error(span, msg).with_hint("`extends` paths are relative to the file that names them"),
+                Some(span) => Diagnostic::error(span, msg)
+                    .with_hint("`extends` paths are relative to the file that names them"),
                 None => Diagnostic::error_in_file(path, msg),
             });
             return None;
@@ -112,8 +191,16 @@ fn read_with_extends(
         Ok(Some(node)) => node,
         Ok(None) => {
             diags.push(
-                Diagnostic::error(Span { file, line: 1, col: 1, len: 1 }, "recipe file is empty")
-                    .with_hint("a recipe needs at least `version`, `name`, `sources` and `stages`"),
+                Diagnostic::error(
+                    Span {
+                        file,
+                        line: 1,
+                        col: 1,
+                        len: 1,
+                    },
+                    "recipe file is empty",
+                )
+                .with_hint("a recipe needs at least `version`, `name`, `sources` and `stages`"),
             );
             return None;
         }
@@ -123,10 +210,18 @@ fn read_with_extends(
         }
     };
     if node.entries().is_none() {
-        diags.push(Diagnostic::error(node.span, format!("a recipe must be a map of settings, found {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!(
+                "a recipe must be a map of settings, found {}",
+                node.type_name()
+            ),
+        ));
         return None;
     }
-    let Some(extends) = node.get("extends") else { return Some(node) };
+    let Some(extends) = node.get("extends") else {
+        return Some(node);
+    };
     let base_name = fields::string(extends, "`extends`", diags)?;
     let base_path = sources.dir(file).join(&base_name);
     chain.push(canonical);
@@ -146,7 +241,8 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
 
     match top("version") {
         None => diags.push(
-            Diagnostic::error(root.span, "missing `version`").with_hint(format!("add `version: {RECIPE_VERSION}` at the top")),
+            Diagnostic::error(root.span, "missing `version`")
+                .with_hint(format!("add `version: {RECIPE_VERSION}` at the top")),
         ),
         Some(v) => {
             if let Some(n) = fields::integer_at_least(v, "`version`", 1, diags) {
@@ -162,7 +258,9 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
     let name = match top("name") {
         Some(n) => fields::string(n, "`name`", diags),
         None => {
-            diags.push(Diagnostic::error(root.span, "missing `name`").with_hint("add `name: my-recipe`"));
+            diags.push(
+                Diagnostic::error(root.span, "missing `name`").with_hint("add `name: my-recipe`"),
+            );
             None
         }
     };
@@ -172,15 +270,18 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         Some(node) => tokenizer_path(node, files, diags),
         None => {
             diags.push(
-                Diagnostic::error(root.span, "missing `tokenizer`")
-                    .with_hint("add `tokenizer: {path: tokenizers/demo.json}` (an HF tokenizer.json)"),
+                Diagnostic::error(root.span, "missing `tokenizer`").with_hint(
+                    "add `tokenizer: {path: tokenizers/demo.json}` (an HF tokenizer.json)",
+                ),
             );
             None
         }
     };
     let template = match top("template") {
         None => Some(Template::Chatml),
-        Some(node) => fields::choice(node, "template", &["chatml"], diags).map(|_| Template::Chatml),
+        Some(node) => {
+            fields::choice(node, "template", &["chatml"], diags).map(|_| Template::Chatml)
+        }
     };
     let image_base = top("image");
     if let Some(node) = image_base {
@@ -192,16 +293,27 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         None => Some(DEFAULT_MAX_RECORD_BYTES),
     };
     let (sources, source_spans, categories) = match top("sources") {
-        Some(node) => resolve_sources(node, files, max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES), diags),
+        Some(node) => resolve_sources(
+            node,
+            files,
+            max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            diags,
+        ),
         None => {
-            diags.push(Diagnostic::error(root.span, "missing `sources`").with_hint("define at least one source"));
+            diags.push(
+                Diagnostic::error(root.span, "missing `sources`")
+                    .with_hint("define at least one source"),
+            );
             (Vec::new(), BTreeMap::new(), BTreeSet::new())
         }
     };
     let stages = match top("stages") {
         Some(node) => resolve_stages(node, image_base, &categories, diags),
         None => {
-            diags.push(Diagnostic::error(root.span, "missing `stages`").with_hint("define at least one stage"));
+            diags.push(
+                Diagnostic::error(root.span, "missing `stages`")
+                    .with_hint("define at least one stage"),
+            );
             Vec::new()
         }
     };
@@ -226,7 +338,9 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
 /// Warns about each source whose category no stage mixes: its data would never be drawn, and the
 /// usual cause is a typo (`captio`) that nothing else catches while another source fills `caption`.
 fn warn_unused_categories(sources: &Node, stages: &Node, diags: &mut Diagnostics) {
-    let Value::Seq(items) = &stages.value else { return };
+    let Value::Seq(items) = &stages.value else {
+        return;
+    };
     // Every stage's own `mix` (a child without one inherits its parent's, which is in this list too).
     let used: BTreeSet<&str> = items
         .iter()
@@ -237,18 +351,31 @@ fn warn_unused_categories(sources: &Node, stages: &Node, diags: &mut Diagnostics
         return; // no stage has a readable mix: the errors about that say enough
     }
     for (name, source) in sources.entries().unwrap_or_default() {
-        let Some(category) = source.get("category") else { continue };
-        let Value::Str(text) = &category.value else { continue };
+        let Some(category) = source.get("category") else {
+            continue;
+        };
+        let Value::Str(text) = &category.value else {
+            continue;
+        };
         if used.contains(text.as_str()) {
             continue;
         }
         let hint = match did_you_mean(text, used.iter().copied()) {
             Some(suggestion) => suggestion,
-            None => format!("no stage mixes it, so this source is never drawn; stages mix {}", one_of(&used.iter().copied().collect::<Vec<_>>())),
+            None => format!(
+                "no stage mixes it, so this source is never drawn; stages mix {}",
+                one_of(&used.iter().copied().collect::<Vec<_>>())
+            ),
         };
         diags.push(
-            Diagnostic::warning(category.span, format!("source `{}` has category `{text}`, which no stage's mix uses", name.name))
-                .with_hint(hint),
+            Diagnostic::warning(
+                category.span,
+                format!(
+                    "source `{}` has category `{text}`, which no stage's mix uses",
+                    name.name
+                ),
+            )
+            .with_hint(hint),
         );
     }
 }
@@ -256,15 +383,21 @@ fn warn_unused_categories(sources: &Node, stages: &Node, diags: &mut Diagnostics
 fn tokenizer_path(node: &Node, files: &SourceMap, diags: &mut Diagnostics) -> Option<PathBuf> {
     let entries = fields::map(node, "`tokenizer`", &["path"], diags)?;
     let Some((_, path_node)) = entries.iter().find(|(k, _)| k.name == "path") else {
-        diags.push(Diagnostic::error(node.span, "`tokenizer` needs a `path`").with_hint("e.g. `{path: tokenizers/demo.json}`"));
+        diags.push(
+            Diagnostic::error(node.span, "`tokenizer` needs a `path`")
+                .with_hint("e.g. `{path: tokenizers/demo.json}`"),
+        );
         return None;
     };
     let rel = fields::string(path_node, "tokenizer `path`", diags)?;
     let path = files.dir(path_node.span.file).join(&rel);
     if !path.is_file() {
         diags.push(
-            Diagnostic::error(path_node.span, format!("tokenizer file not found: {}", path.display()))
-                .with_hint("paths are relative to the recipe file that writes them"),
+            Diagnostic::error(
+                path_node.span,
+                format!("tokenizer file not found: {}", path.display()),
+            )
+            .with_hint("paths are relative to the recipe file that writes them"),
         );
         return None;
     }
@@ -286,16 +419,30 @@ fn record_cap(node: &Node, what: &str, diags: &mut Diagnostics) -> Option<u64> {
     fields::integer_in(node, what, 1, bounds::MAX_RECORD_BYTES_LIMIT, diags)
 }
 
-fn resolve_sources(node: &Node, files: &SourceMap, max_record_bytes: u64, diags: &mut Diagnostics) -> ResolvedSources {
+fn resolve_sources(
+    node: &Node,
+    files: &SourceMap,
+    max_record_bytes: u64,
+    diags: &mut Diagnostics,
+) -> ResolvedSources {
     let mut specs = Vec::new();
     let mut spans = BTreeMap::new();
     let mut categories = BTreeSet::new();
     let Some(entries) = node.entries() else {
-        diags.push(Diagnostic::error(node.span, format!("`sources` must be a map of named sources, found {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!(
+                "`sources` must be a map of named sources, found {}",
+                node.type_name()
+            ),
+        ));
         return (specs, spans, categories);
     };
     if entries.is_empty() {
-        diags.push(Diagnostic::error(node.span, "`sources` is empty").with_hint("define at least one source"));
+        diags.push(
+            Diagnostic::error(node.span, "`sources` is empty")
+                .with_hint("define at least one source"),
+        );
     }
     for (key, value) in entries {
         names::check(&key.name, "source", key.span, diags);
@@ -327,7 +474,10 @@ fn resolve_source(
     let format = match get("format") {
         Some(f) => fields::choice(f, "format", FORMATS, diags),
         None => {
-            diags.push(Diagnostic::error(node.span, format!("{what} needs a `format`")).with_hint(format!("use {}", one_of(FORMATS))));
+            diags.push(
+                Diagnostic::error(node.span, format!("{what} needs a `format`"))
+                    .with_hint(format!("use {}", one_of(FORMATS))),
+            );
             None
         }
     };
@@ -335,12 +485,14 @@ fn resolve_source(
         Some(c) => fields::string(c, "`category`", diags),
         None => {
             diags.push(
-                Diagnostic::error(node.span, format!("{what} needs a `category`")).with_hint("e.g. `category: caption`"),
+                Diagnostic::error(node.span, format!("{what} needs a `category`"))
+                    .with_hint("e.g. `category: caption`"),
             );
             None
         }
     };
-    let weight = get("weight").map(|w| fields::positive_at_most(w, "`weight`", bounds::MAX_WEIGHT, diags));
+    let weight =
+        get("weight").map(|w| fields::positive_at_most(w, "`weight`", bounds::MAX_WEIGHT, diags));
     let format = match format? {
         "conversation" => SourceFormat::Conversation,
         "caption" => SourceFormat::Caption,
@@ -352,39 +504,87 @@ fn resolve_source(
 
     let mut ok = true;
     let only_for = |key: &str, allowed: bool, hint: &str, diags: &mut Diagnostics| {
-        if let (Some(k), false) = (entries.iter().find(|(k, _)| k.name == key).map(|(k, _)| k), allowed) {
-            diags.push(Diagnostic::error(k.span, format!("`{key}` does not apply to {what}")).with_hint(hint.to_string()));
+        if let (Some(k), false) = (
+            entries.iter().find(|(k, _)| k.name == key).map(|(k, _)| k),
+            allowed,
+        ) {
+            diags.push(
+                Diagnostic::error(k.span, format!("`{key}` does not apply to {what}"))
+                    .with_hint(hint.to_string()),
+            );
             return false;
         }
         true
     };
     let synthetic = format == SourceFormat::Synthetic;
-    ok &= only_for("kind", synthetic, "`kind` and `count` are for `format: synthetic` sources", diags);
-    ok &= only_for("count", synthetic, "`kind` and `count` are for `format: synthetic` sources", diags);
-    ok &= only_for("seed", synthetic, "`seed` sets a synthetic generator; the recipe-level `seed` sets shuffling", diags);
-    ok &= only_for("path", !synthetic, "synthetic sources generate their samples; remove `path`", diags);
-    ok &= only_for("fields", !synthetic, "synthetic sources have fixed fields", diags);
-    ok &= only_for("image_root", !synthetic, "synthetic sources draw their images", diags);
-    ok &= only_for("max_record_bytes", !synthetic, "synthetic records are generated, not read", diags);
+    ok &= only_for(
+        "kind",
+        synthetic,
+        "`kind` and `count` are for `format: synthetic` sources",
+        diags,
+    );
+    ok &= only_for(
+        "count",
+        synthetic,
+        "`kind` and `count` are for `format: synthetic` sources",
+        diags,
+    );
+    ok &= only_for(
+        "seed",
+        synthetic,
+        "`seed` sets a synthetic generator; the recipe-level `seed` sets shuffling",
+        diags,
+    );
+    ok &= only_for(
+        "path",
+        !synthetic,
+        "synthetic sources generate their samples; remove `path`",
+        diags,
+    );
+    ok &= only_for(
+        "fields",
+        !synthetic,
+        "synthetic sources have fixed fields",
+        diags,
+    );
+    ok &= only_for(
+        "image_root",
+        !synthetic,
+        "synthetic sources draw their images",
+        diags,
+    );
+    ok &= only_for(
+        "max_record_bytes",
+        !synthetic,
+        "synthetic records are generated, not read",
+        diags,
+    );
     let max_record_bytes = match get("max_record_bytes") {
         Some(n) => record_cap(n, "`max_record_bytes`", diags),
         None => Some(default_max_record_bytes),
     };
     let has_schema = matches!(format, SourceFormat::Parquet | SourceFormat::WebDataset);
-    ok &= only_for("schema", has_schema, "`schema` is for parquet and webdataset sources; the format already says it", diags);
+    ok &= only_for(
+        "schema",
+        has_schema,
+        "`schema` is for parquet and webdataset sources; the format already says it",
+        diags,
+    );
 
     let schema = if has_schema {
         match get("schema") {
-            Some(s) => fields::choice(s, "schema", &["caption", "conversation", "text"], diags).map(|s| match s {
-                "caption" => RecordSchema::Caption,
-                "conversation" => RecordSchema::Conversation,
-                _ => RecordSchema::Text,
-            }),
+            Some(s) => fields::choice(s, "schema", &["caption", "conversation", "text"], diags)
+                .map(|s| match s {
+                    "caption" => RecordSchema::Caption,
+                    "conversation" => RecordSchema::Conversation,
+                    _ => RecordSchema::Text,
+                }),
             None if format == SourceFormat::WebDataset => Some(RecordSchema::Caption),
             None => {
                 diags.push(
-                    Diagnostic::error(node.span, format!("{what} needs a `schema`"))
-                        .with_hint("say what a row holds: `schema: caption`, `conversation` or `text`"),
+                    Diagnostic::error(node.span, format!("{what} needs a `schema`")).with_hint(
+                        "say what a row holds: `schema: caption`, `conversation` or `text`",
+                    ),
                 );
                 None
             }
@@ -397,25 +597,42 @@ fn resolve_source(
         let kind = match get("kind") {
             Some(k) => {
                 let names: Vec<&str> = SyntheticKind::ALL.iter().map(|k| k.name()).collect();
-                fields::choice(k, "synthetic kind", &names, diags).and_then(SyntheticKind::from_name)
+                fields::choice(k, "synthetic kind", &names, diags)
+                    .and_then(SyntheticKind::from_name)
             }
             None => {
-                diags.push(Diagnostic::error(node.span, format!("{what} needs a `kind`")).with_hint(format!(
-                    "use {}",
-                    one_of(&SyntheticKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>())
-                )));
+                diags.push(
+                    Diagnostic::error(node.span, format!("{what} needs a `kind`")).with_hint(
+                        format!(
+                            "use {}",
+                            one_of(
+                                &SyntheticKind::ALL
+                                    .iter()
+                                    .map(|k| k.name())
+                                    .collect::<Vec<_>>()
+                            )
+                        ),
+                    ),
+                );
                 None
             }
         };
         let count = match get("count") {
             Some(c) => fields::integer_in(c, "`count`", 1, bounds::MAX_SYNTHETIC_COUNT, diags),
             None => {
-                diags.push(Diagnostic::error(node.span, format!("{what} needs a `count`")).with_hint("e.g. `count: 5000`"));
+                diags.push(
+                    Diagnostic::error(node.span, format!("{what} needs a `count`"))
+                        .with_hint("e.g. `count: 5000`"),
+                );
                 None
             }
         };
         let seed = get("seed").map_or(Some(0), |s| fields::integer_at_least(s, "`seed`", 0, diags));
-        Some(SyntheticSpec { kind: kind?, count: count?, seed: seed? })
+        Some(SyntheticSpec {
+            kind: kind?,
+            count: count?,
+            seed: seed?,
+        })
     } else {
         None
     };
@@ -426,7 +643,10 @@ fn resolve_source(
         match get("path") {
             Some(p) => expand_paths(p, format, files, diags),
             None => {
-                diags.push(Diagnostic::error(node.span, format!("{what} needs a `path`")).with_hint("a file, a glob such as `data/*.jsonl`, or a list of them"));
+                diags.push(
+                    Diagnostic::error(node.span, format!("{what} needs a `path`"))
+                        .with_hint("a file, a glob such as `data/*.jsonl`, or a list of them"),
+                );
                 None
             }
         }
@@ -441,7 +661,10 @@ fn resolve_source(
             if dir.is_dir() {
                 Some(dir)
             } else {
-                diags.push(Diagnostic::error(r.span, format!("image_root folder not found: {}", dir.display())));
+                diags.push(Diagnostic::error(
+                    r.span,
+                    format!("image_root folder not found: {}", dir.display()),
+                ));
                 None
             }
         }),
@@ -485,7 +708,12 @@ fn field_map(node: &Node, diags: &mut Diagnostics) -> Option<FieldMap> {
 }
 
 /// Expands `path` (a file, a glob, or a list of them) relative to the file that wrote each entry.
-fn expand_paths(node: &Node, format: SourceFormat, files: &SourceMap, diags: &mut Diagnostics) -> Option<Vec<PathBuf>> {
+fn expand_paths(
+    node: &Node,
+    format: SourceFormat,
+    files: &SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Vec<PathBuf>> {
     let patterns = fields::strings(node, "`path`", diags)?;
     let mut out = BTreeSet::new();
     let mut ok = true;
@@ -493,9 +721,15 @@ fn expand_paths(node: &Node, format: SourceFormat, files: &SourceMap, diags: &mu
         let full = files.dir(span.file).join(&pattern);
         let full_str = full.to_string_lossy().into_owned();
         let matches: Vec<PathBuf> = match glob::glob(&full_str) {
-            Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+            Ok(paths) => paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect(),
             Err(err) => {
-                diags.push(Diagnostic::error(span, format!("invalid glob `{pattern}`: {}", err.msg)));
+                diags.push(Diagnostic::error(
+                    span,
+                    format!("invalid glob `{pattern}`: {}", err.msg),
+                ));
                 ok = false;
                 continue;
             }
@@ -525,11 +759,17 @@ fn resolve_stages(
     diags: &mut Diagnostics,
 ) -> Vec<Stage> {
     let Value::Seq(items) = &node.value else {
-        diags.push(Diagnostic::error(node.span, format!("`stages` must be a list, found {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!("`stages` must be a list, found {}", node.type_name()),
+        ));
         return Vec::new();
     };
     if items.is_empty() {
-        diags.push(Diagnostic::error(node.span, "`stages` is empty").with_hint("define at least one stage"));
+        diags.push(
+            Diagnostic::error(node.span, "`stages` is empty")
+                .with_hint("define at least one stage"),
+        );
     }
     // Names first, so `extends` can refer to any stage.
     let mut names: Vec<Option<String>> = Vec::new();
@@ -538,7 +778,10 @@ fn resolve_stages(
             Some(n) => fields::string(n, "stage `name`", diags),
             None => {
                 if item.entries().is_some() {
-                    diags.push(Diagnostic::error(item.span, "stage needs a `name`").with_hint("e.g. `- name: warmup`"));
+                    diags.push(
+                        Diagnostic::error(item.span, "stage needs a `name`")
+                            .with_hint("e.g. `- name: warmup`"),
+                    );
                 }
                 None
             }
@@ -548,8 +791,14 @@ fn resolve_stages(
             super::names::check(n, "stage", span, diags);
             if let Some(m) = names.iter().flatten().find(|m| m.eq_ignore_ascii_case(n)) {
                 // Folders named `SFT` and `sft` are one folder on case-insensitive file systems.
-                let hint = if m == n { "stage names must be unique".to_string() } else { format!("`{m}` differs only in case; stage names must be unique ignoring case") };
-                diags.push(Diagnostic::error(span, format!("duplicate stage name `{n}`")).with_hint(hint));
+                let hint = if m == n {
+                    "stage names must be unique".to_string()
+                } else {
+                    format!("`{m}` differs only in case; stage names must be unique ignoring case")
+                };
+                diags.push(
+                    Diagnostic::error(span, format!("duplicate stage name `{n}`")).with_hint(hint),
+                );
             }
         }
         names.push(name);
@@ -558,10 +807,16 @@ fn resolve_stages(
     let mut stages = Vec::new();
     for i in 0..items.len() {
         if items[i].entries().is_none() {
-            diags.push(Diagnostic::error(items[i].span, format!("a stage must be a map, found {}", items[i].type_name())));
+            diags.push(Diagnostic::error(
+                items[i].span,
+                format!("a stage must be a map, found {}", items[i].type_name()),
+            ));
             continue;
         }
-        let Some((tree, _)) = stage_tree(i, items, &names, &mut merged, &mut Vec::new(), diags) else { continue };
+        let Some((tree, _)) = stage_tree(i, items, &names, &mut merged, &mut Vec::new(), diags)
+        else {
+            continue;
+        };
         if let Some(stage) = resolve_stage(&tree, &items[i], image_base, categories, diags) {
             stages.push(stage);
         }
@@ -587,19 +842,34 @@ fn stage_tree(
         return merged[i].clone();
     };
     let parent_name = fields::string(extends, "stage `extends`", diags)?;
-    let Some(parent) = names.iter().position(|n| n.as_deref() == Some(parent_name.as_str())) else {
+    let Some(parent) = names
+        .iter()
+        .position(|n| n.as_deref() == Some(parent_name.as_str()))
+    else {
         let hint = did_you_mean(&parent_name, names.iter().flatten().map(String::as_str))
             .unwrap_or_else(|| "`extends` names another stage of this recipe".to_string());
-        diags.push(Diagnostic::error(extends.span, format!("stage extends unknown stage `{parent_name}`")).with_hint(hint));
+        diags.push(
+            Diagnostic::error(
+                extends.span,
+                format!("stage extends unknown stage `{parent_name}`"),
+            )
+            .with_hint(hint),
+        );
         return None;
     };
     if parent == i || visiting.contains(&parent) {
-        let mut cycle: Vec<String> = visiting.iter().map(|&j| names[j].clone().unwrap_or_default()).collect();
+        let mut cycle: Vec<String> = visiting
+            .iter()
+            .map(|&j| names[j].clone().unwrap_or_default())
+            .collect();
         cycle.push(names[i].clone().unwrap_or_default());
         cycle.push(parent_name.clone());
         diags.push(
-            Diagnostic::error(extends.span, format!("stage `extends` forms a cycle: {}", cycle.join(" -> ")))
-                .with_hint("a stage cannot inherit from itself, directly or through others"),
+            Diagnostic::error(
+                extends.span,
+                format!("stage `extends` forms a cycle: {}", cycle.join(" -> ")),
+            )
+            .with_hint("a stage cannot inherit from itself, directly or through others"),
         );
         return None;
     }
@@ -620,15 +890,24 @@ fn stage_tree(
     // A child's `budget` and `mix` replace the parent's whole: merging them key by key would leave the
     // parent's basis or categories behind (two budget bases, shares summing past 1).
     let base = base.without(&["name", "extends"]);
-    let base = base.without(&REPLACED_ON_INHERIT.iter().copied().filter(|k| item.get(k).is_some()).collect::<Vec<_>>());
+    let base = base.without(
+        &REPLACED_ON_INHERIT
+            .iter()
+            .copied()
+            .filter(|k| item.get(k).is_some())
+            .collect::<Vec<_>>(),
+    );
     let tree = yaml::merge(&base, item);
     merged[i] = Some((tree, depth + 1));
     merged[i].clone()
 }
 
 fn too_deep(span: Span) -> Diagnostic {
-    Diagnostic::error(span, format!("stage `extends` chain longer than {MAX_EXTENDS_DEPTH} stages"))
-        .with_hint("extend a common base stage instead of chaining every stage to the previous one")
+    Diagnostic::error(
+        span,
+        format!("stage `extends` chain longer than {MAX_EXTENDS_DEPTH} stages"),
+    )
+    .with_hint("extend a common base stage instead of chaining every stage to the previous one")
 }
 
 fn resolve_stage(
@@ -650,28 +929,46 @@ fn resolve_stage(
 
     let seq_len = match get("seq_len") {
         // The bound fits u32.
-        Some(n) => fields::integer_in(n, "`seq_len`", bounds::MIN_SEQ_LEN, bounds::MAX_SEQ_LEN, diags).map(|v| v as u32),
+        Some(n) => fields::integer_in(
+            n,
+            "`seq_len`",
+            bounds::MIN_SEQ_LEN,
+            bounds::MAX_SEQ_LEN,
+            diags,
+        )
+        .map(|v| v as u32),
         None => {
-            diags.push(Diagnostic::error(tree.span, format!("{what} needs a `seq_len`")).with_hint("e.g. `seq_len: 4096`"));
+            diags.push(
+                Diagnostic::error(tree.span, format!("{what} needs a `seq_len`"))
+                    .with_hint("e.g. `seq_len: 4096`"),
+            );
             None
         }
     };
     let budget = match get("budget") {
         Some(b) => budget(b, diags).map(|budget| (budget, b.span)),
         None => {
-            diags.push(Diagnostic::error(tree.span, format!("{what} needs a `budget`")).with_hint("e.g. `budget: {tokens: 2000000}`"));
+            diags.push(
+                Diagnostic::error(tree.span, format!("{what} needs a `budget`"))
+                    .with_hint("e.g. `budget: {tokens: 2000000}`"),
+            );
             None
         }
     };
     let mix = match get("mix") {
         Some(m) => mix(m, categories, diags),
         None => {
-            diags.push(Diagnostic::error(tree.span, format!("{what} needs a `mix`")).with_hint("e.g. `mix: {caption: 0.7, ocr: 0.3}`"));
+            diags.push(
+                Diagnostic::error(tree.span, format!("{what} needs a `mix`"))
+                    .with_hint("e.g. `mix: {caption: 0.7, ocr: 0.3}`"),
+            );
             None
         }
     };
     let max_repeat = match get("max_repeat") {
-        Some(n) => fields::integer_in(n, "`max_repeat`", 1, bounds::MAX_REPEAT, diags).map(|v| v as u32),
+        Some(n) => {
+            fields::integer_in(n, "`max_repeat`", 1, bounds::MAX_REPEAT, diags).map(|v| v as u32)
+        }
         None => Some(1),
     };
     let image_tree = match (image_base, get("image")) {
@@ -710,7 +1007,10 @@ fn resolve_stage(
 fn budget(node: &Node, diags: &mut Diagnostics) -> Option<Budget> {
     let keys: Vec<&str> = Basis::ALL.iter().map(|b| b.key()).collect();
     let entries = fields::map(node, "`budget`", &keys, diags)?;
-    let set: Vec<_> = entries.iter().filter(|(k, _)| keys.contains(&k.name.as_str())).collect();
+    let set: Vec<_> = entries
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.name.as_str()))
+        .collect();
     match set.as_slice() {
         [] => {
             diags.push(
@@ -721,26 +1021,51 @@ fn budget(node: &Node, diags: &mut Diagnostics) -> Option<Budget> {
         }
         [(key, value)] => {
             let basis = Basis::ALL.into_iter().find(|b| b.key() == key.name)?;
-            let amount = fields::integer_in(value, &format!("budget `{}`", key.name), 1, bounds::MAX_BUDGET, diags)?;
+            let amount = fields::integer_in(
+                value,
+                &format!("budget `{}`", key.name),
+                1,
+                bounds::MAX_BUDGET,
+                diags,
+            )?;
             Some(Budget { basis, amount })
         }
         [(a, _), (b, _), ..] => {
             diags.push(
-                Diagnostic::error(b.span, format!("`budget` needs exactly one basis, found both `{}` and `{}`", a.name, b.name))
-                    .with_hint("a stage's budget counts one thing; keep one of them"),
+                Diagnostic::error(
+                    b.span,
+                    format!(
+                        "`budget` needs exactly one basis, found both `{}` and `{}`",
+                        a.name, b.name
+                    ),
+                )
+                .with_hint("a stage's budget counts one thing; keep one of them"),
             );
             None
         }
     }
 }
 
-fn mix(node: &Node, categories: &BTreeSet<String>, diags: &mut Diagnostics) -> Option<Vec<MixEntry>> {
+fn mix(
+    node: &Node,
+    categories: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<Vec<MixEntry>> {
     let Some(entries) = node.entries() else {
-        diags.push(Diagnostic::error(node.span, format!("`mix` must map categories to shares, found {}", node.type_name())));
+        diags.push(Diagnostic::error(
+            node.span,
+            format!(
+                "`mix` must map categories to shares, found {}",
+                node.type_name()
+            ),
+        ));
         return None;
     };
     if entries.is_empty() {
-        diags.push(Diagnostic::error(node.span, "`mix` is empty").with_hint("give at least one category a share"));
+        diags.push(
+            Diagnostic::error(node.span, "`mix` is empty")
+                .with_hint("give at least one category a share"),
+        );
         return None;
     }
     let mut out = Vec::new();
@@ -748,25 +1073,43 @@ fn mix(node: &Node, categories: &BTreeSet<String>, diags: &mut Diagnostics) -> O
     let mut sum = 0.0;
     for (key, value) in entries {
         if !categories.contains(&key.name) {
-            let hint = did_you_mean(&key.name, categories.iter().map(String::as_str)).unwrap_or_else(|| {
-                let known: Vec<&str> = categories.iter().map(String::as_str).collect();
-                format!("no source has `category: {}`; known categories: {}", key.name, one_of(&known))
-            });
-            diags.push(Diagnostic::error(key.span, format!("undefined category `{}`", key.name)).with_hint(hint));
+            let hint = did_you_mean(&key.name, categories.iter().map(String::as_str))
+                .unwrap_or_else(|| {
+                    let known: Vec<&str> = categories.iter().map(String::as_str).collect();
+                    format!(
+                        "no source has `category: {}`; known categories: {}",
+                        key.name,
+                        one_of(&known)
+                    )
+                });
+            diags.push(
+                Diagnostic::error(key.span, format!("undefined category `{}`", key.name))
+                    .with_hint(hint),
+            );
             ok = false;
         }
         match fields::number_in(value, &format!("share of `{}`", key.name), 0.0, 1.0, diags) {
             Some(share) => {
                 sum += share;
-                out.push(MixEntry { category: key.name.clone(), share, span: key.span });
+                out.push(MixEntry {
+                    category: key.name.clone(),
+                    share,
+                    span: key.span,
+                });
             }
             None => ok = false,
         }
     }
     if ok && (sum - 1.0).abs() > 1e-6 {
         diags.push(
-            Diagnostic::error(node.span, format!("mix shares sum to {}, not 1", round6(sum)))
-                .with_hint(format!("shares are fractions of the budget; adjust them by {:+}", round6(1.0 - sum))),
+            Diagnostic::error(
+                node.span,
+                format!("mix shares sum to {}, not 1", round6(sum)),
+            )
+            .with_hint(format!(
+                "shares are fractions of the budget; adjust them by {:+}",
+                round6(1.0 - sum)
+            )),
         );
         ok = false;
     }
@@ -785,36 +1128,46 @@ fn image_policy(node: &Node, stage: &str, diags: &mut Diagnostics) -> Option<Ima
     for (key, value) in entries {
         let what = format!("image `{}`", key.name);
         let good = match key.name.as_str() {
-            "patch_size" => {
-                fields::integer_in(value, &what, 1, bounds::MAX_PATCH_SIZE, diags).map(|v| policy.patch_size = v as u32)
-            }
-            "merge_size" => {
-                fields::integer_in(value, &what, 1, bounds::MAX_MERGE_SIZE, diags).map(|v| policy.merge_size = v as u32)
-            }
-            "min_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags).map(|v| policy.min_pixels = v),
-            "max_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags).map(|v| policy.max_pixels = v),
+            "patch_size" => fields::integer_in(value, &what, 1, bounds::MAX_PATCH_SIZE, diags)
+                .map(|v| policy.patch_size = v as u32),
+            "merge_size" => fields::integer_in(value, &what, 1, bounds::MAX_MERGE_SIZE, diags)
+                .map(|v| policy.merge_size = v as u32),
+            "min_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags)
+                .map(|v| policy.min_pixels = v),
+            "max_pixels" => fields::integer_in(value, &what, 1, bounds::MAX_IMAGE_PIXELS, diags)
+                .map(|v| policy.max_pixels = v),
             "max_aspect_ratio" => fields::number(value, &what, diags).and_then(|v| {
                 if (1.0..=1e6).contains(&v) {
                     policy.max_aspect_ratio = v;
                     Some(())
                 } else {
-                    diags.push(Diagnostic::error(value.span, format!("{what} must be between 1 and 1000000, found {v}")));
+                    diags.push(Diagnostic::error(
+                        value.span,
+                        format!("{what} must be between 1 and 1000000, found {v}"),
+                    ));
                     None
                 }
             }),
-            "encoding" => fields::choice(value, "image encoding", &["jpeg", "png", "source"], diags).map(|e| {
-                policy.encoding = match e {
-                    "jpeg" => ImageEncoding::Jpeg,
-                    "png" => ImageEncoding::Png,
-                    _ => ImageEncoding::Source,
-                }
-            }),
+            "encoding" => {
+                fields::choice(value, "image encoding", &["jpeg", "png", "source"], diags).map(
+                    |e| {
+                        policy.encoding = match e {
+                            "jpeg" => ImageEncoding::Jpeg,
+                            "png" => ImageEncoding::Png,
+                            _ => ImageEncoding::Source,
+                        }
+                    },
+                )
+            }
             "jpeg_quality" => fields::integer_at_least(value, &what, 1, diags).and_then(|v| {
                 if v <= 100 {
                     policy.jpeg_quality = v as u8;
                     Some(())
                 } else {
-                    diags.push(Diagnostic::error(value.span, format!("{what} must be between 1 and 100, found {v}")));
+                    diags.push(Diagnostic::error(
+                        value.span,
+                        format!("{what} must be between 1 and 100, found {v}"),
+                    ));
                     None
                 }
             }),
@@ -833,7 +1186,10 @@ fn image_policy(node: &Node, stage: &str, diags: &mut Diagnostics) -> Option<Ima
         diags.push(
             Diagnostic::error(
                 blame("min_pixels"),
-                format!("{stage}: image min_pixels {} is above max_pixels {}", policy.min_pixels, policy.max_pixels),
+                format!(
+                    "{stage}: image min_pixels {} is above max_pixels {}",
+                    policy.min_pixels, policy.max_pixels
+                ),
             )
             .with_hint("min_pixels must not exceed max_pixels"),
         );
@@ -871,38 +1227,62 @@ fn train_hints(node: &Node, diags: &mut Diagnostics) -> Option<TrainHints> {
             "trainable" => fields::strings(value, &what, diags).and_then(|names| {
                 let mut modules = Vec::new();
                 for (name, span) in names {
-                    let node = Node { value: Value::Str(name), span };
-                    modules.push(match fields::choice(&node, "module", &Module::NAMES, diags)? {
-                        "vision" => Module::Vision,
-                        "projector" => Module::Projector,
-                        _ => Module::Llm,
-                    });
+                    let node = Node {
+                        value: Value::Str(name),
+                        span,
+                    };
+                    modules.push(
+                        match fields::choice(&node, "module", &Module::NAMES, diags)? {
+                            "vision" => Module::Vision,
+                            "projector" => Module::Projector,
+                            _ => Module::Llm,
+                        },
+                    );
                 }
                 modules.sort();
                 modules.dedup();
                 hints.trainable = modules;
                 Some(())
             }),
-            "lr" => fields::positive_at_most(value, &what, bounds::MAX_LR, diags).map(|v| hints.lr = v),
-            "lr_scale" => fields::map(value, "`lr_scale`", &Module::NAMES, diags).and_then(|entries| {
-                for (k, v) in entries {
-                    let scale = fields::positive_at_most(v, &format!("lr_scale `{}`", k.name), bounds::MAX_LR_SCALE, diags)?;
-                    hints.lr_scale.insert(k.name.clone(), scale);
-                }
-                Some(())
-            }),
+            "lr" => {
+                fields::positive_at_most(value, &what, bounds::MAX_LR, diags).map(|v| hints.lr = v)
+            }
+            "lr_scale" => {
+                fields::map(value, "`lr_scale`", &Module::NAMES, diags).and_then(|entries| {
+                    for (k, v) in entries {
+                        let scale = fields::positive_at_most(
+                            v,
+                            &format!("lr_scale `{}`", k.name),
+                            bounds::MAX_LR_SCALE,
+                            diags,
+                        )?;
+                        hints.lr_scale.insert(k.name.clone(), scale);
+                    }
+                    Some(())
+                })
+            }
             "warmup" => fields::number_in(value, &what, 0.0, 1.0, diags).map(|v| hints.warmup = v),
-            "schedule" => fields::choice(value, "schedule", &["cosine", "linear", "constant"], diags).map(|s| {
-                hints.schedule = match s {
-                    "cosine" => LrSchedule::Cosine,
-                    "linear" => LrSchedule::Linear,
-                    _ => LrSchedule::Constant,
-                }
-            }),
-            "batch_size" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags).map(|v| hints.batch_size = v as u32),
-            "grad_accum" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags).map(|v| hints.grad_accum = v as u32),
-            "weight_decay" => fields::number_in(value, &what, 0.0, 10.0, diags).map(|v| hints.weight_decay = v),
-            "clip_grad" => fields::positive_at_most(value, &what, 1e6, diags).map(|v| hints.clip_grad = v),
+            "schedule" => {
+                fields::choice(value, "schedule", &["cosine", "linear", "constant"], diags).map(
+                    |s| {
+                        hints.schedule = match s {
+                            "cosine" => LrSchedule::Cosine,
+                            "linear" => LrSchedule::Linear,
+                            _ => LrSchedule::Constant,
+                        }
+                    },
+                )
+            }
+            "batch_size" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags)
+                .map(|v| hints.batch_size = v as u32),
+            "grad_accum" => fields::integer_in(value, &what, 1, bounds::MAX_BATCH, diags)
+                .map(|v| hints.grad_accum = v as u32),
+            "weight_decay" => {
+                fields::number_in(value, &what, 0.0, 10.0, diags).map(|v| hints.weight_decay = v)
+            }
+            "clip_grad" => {
+                fields::positive_at_most(value, &what, 1e6, diags).map(|v| hints.clip_grad = v)
+            }
             _ => Some(()),
         };
         ok &= good.is_some();
@@ -917,13 +1297,21 @@ fn pack_policy(node: &Node, diags: &mut Diagnostics) -> Option<PackPolicy> {
     for (key, value) in entries {
         let what = format!("pack `{}`", key.name);
         let good = match key.name.as_str() {
-            "algorithm" => fields::choice(value, "packing algorithm", &["bfd", "greedy"], diags).map(|a| {
-                policy.algorithm = if a == "bfd" { PackAlgorithm::Bfd } else { PackAlgorithm::Greedy }
-            }),
-            "buffer" => fields::integer_in(value, &what, 1, bounds::MAX_PACK_BUFFER, diags).map(|v| policy.buffer = v as u32),
+            "algorithm" => fields::choice(value, "packing algorithm", &["bfd", "greedy"], diags)
+                .map(|a| {
+                    policy.algorithm = if a == "bfd" {
+                        PackAlgorithm::Bfd
+                    } else {
+                        PackAlgorithm::Greedy
+                    }
+                }),
+            "buffer" => fields::integer_in(value, &what, 1, bounds::MAX_PACK_BUFFER, diags)
+                .map(|v| policy.buffer = v as u32),
             "max_image_tokens" => fields::integer_in(value, &what, 1, bounds::MAX_SEQ_LEN, diags)
                 .map(|v| policy.max_image_tokens = Some(v as u32)),
-            "split_long_text" => fields::boolean(value, &what, diags).map(|v| policy.split_long_text = v),
+            "split_long_text" => {
+                fields::boolean(value, &what, diags).map(|v| policy.split_long_text = v)
+            }
             _ => Some(()),
         };
         ok &= good.is_some();

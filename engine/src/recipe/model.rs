@@ -79,7 +79,10 @@ impl Recipe {
     }
 
     /// Sources of a category, in name order.
-    pub fn sources_in<'a>(&'a self, category: &'a str) -> impl Iterator<Item = &'a SourceSpec> + 'a {
+    pub fn sources_in<'a>(
+        &'a self,
+        category: &'a str,
+    ) -> impl Iterator<Item = &'a SourceSpec> + 'a {
         self.sources.iter().filter(move |s| s.category == category)
     }
 }
@@ -93,7 +96,9 @@ pub enum Template {
 }
 
 /// What a stage's budget counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// Packed samples (a long text split into windows counts once per window).
@@ -107,7 +112,12 @@ pub enum Basis {
 }
 
 impl Basis {
-    pub const ALL: [Basis; 4] = [Basis::Samples, Basis::Tokens, Basis::LossTokens, Basis::ImageTokens];
+    pub const ALL: [Basis; 4] = [
+        Basis::Samples,
+        Basis::Tokens,
+        Basis::LossTokens,
+        Basis::ImageTokens,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -268,7 +278,12 @@ pub const DEFAULT_PACK_BUFFER: u32 = 2048;
 
 impl Default for PackPolicy {
     fn default() -> Self {
-        Self { algorithm: PackAlgorithm::Bfd, buffer: DEFAULT_PACK_BUFFER, max_image_tokens: None, split_long_text: true }
+        Self {
+            algorithm: PackAlgorithm::Bfd,
+            buffer: DEFAULT_PACK_BUFFER,
+            max_image_tokens: None,
+            split_long_text: true,
+        }
     }
 }
 

@@ -21,8 +21,8 @@ const RESERVED_SUFFIXES: [&str; 3] = [".json", ".jsonl", ".parquet"];
 
 /// Names Windows treats as devices whatever their extension.
 const DEVICE_NAMES: [&str; 22] = [
-    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8", "com9", "lpt1", "lpt2",
-    "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
 /// Why `name` is not a safe name, or `None` when it is.
@@ -31,10 +31,20 @@ pub fn problem(name: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if name.len() > MAX_NAME_LEN {
-        return Some(format!("it is {} bytes long; the limit is {MAX_NAME_LEN}", name.len()));
+        return Some(format!(
+            "it is {} bytes long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        let shown = if c.is_control() || c.is_whitespace() { format!("{:?}", c) } else { format!("`{c}`") };
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        let shown = if c.is_control() || c.is_whitespace() {
+            format!("{:?}", c)
+        } else {
+            format!("`{c}`")
+        };
         return Some(format!("it contains {shown}"));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -42,7 +52,9 @@ pub fn problem(name: &str) -> Option<String> {
     }
     let lower = name.to_ascii_lowercase();
     if let Some(suffix) = RESERVED_SUFFIXES.iter().find(|s| lower.ends_with(*s)) {
-        return Some(format!("names ending in `{suffix}` are reserved for mixtape's own files"));
+        return Some(format!(
+            "names ending in `{suffix}` are reserved for mixtape's own files"
+        ));
     }
     let stem = lower.split('.').next().unwrap_or("");
     if DEVICE_NAMES.contains(&stem) {
@@ -53,7 +65,9 @@ pub fn problem(name: &str) -> Option<String> {
 
 /// Reports `name` at `span` if it is not safe; `what` is "stage" or "source". Returns whether it is.
 pub fn check(name: &str, what: &str, span: Span, diags: &mut Diagnostics) -> bool {
-    let Some(problem) = problem(name) else { return true };
+    let Some(problem) = problem(name) else {
+        return true;
+    };
     let suggestion = suggest(name);
     let mut hint = format!(
         "{what} names become folder and file names: use 1 to {MAX_NAME_LEN} of `A-Z a-z 0-9 . _ -`, starting with a letter or digit"
@@ -61,7 +75,16 @@ pub fn check(name: &str, what: &str, span: Span, diags: &mut Diagnostics) -> boo
     if let Some(s) = suggestion.filter(|s| problem_free(s)) {
         hint.push_str(&format!(", such as `{s}`"));
     }
-    diags.push(Diagnostic::error(span, format!("{what} name `{}` is not allowed: {problem}", name.escape_debug())).with_hint(hint));
+    diags.push(
+        Diagnostic::error(
+            span,
+            format!(
+                "{what} name `{}` is not allowed: {problem}",
+                name.escape_debug()
+            ),
+        )
+        .with_hint(hint),
+    );
     false
 }
 
@@ -71,8 +94,16 @@ fn problem_free(name: &str) -> bool {
 
 /// A safe name close to `name`: unsafe characters become `-`, leading separators are dropped.
 fn suggest(name: &str) -> Option<String> {
-    let mapped: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
+    let mapped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let trimmed = mapped.trim_start_matches(['.', '_', '-']);
     let mut out: String = trimmed.chars().take(MAX_NAME_LEN).collect();
     while out.ends_with(['.', '-']) {
@@ -87,7 +118,15 @@ mod tests {
 
     #[test]
     fn ordinary_names_pass() {
-        for name in ["warmup", "multitask-4k", "sft_v2", "stage.1", "0", "llava-mini", &"a".repeat(MAX_NAME_LEN)] {
+        for name in [
+            "warmup",
+            "multitask-4k",
+            "sft_v2",
+            "stage.1",
+            "0",
+            "llava-mini",
+            &"a".repeat(MAX_NAME_LEN),
+        ] {
             assert_eq!(problem(name), None, "{name}");
         }
     }
@@ -95,8 +134,26 @@ mod tests {
     #[test]
     fn names_that_escape_or_clobber_the_output_folder_are_refused() {
         for name in [
-            "../../x", "/abs/path", ".", "..", "build.json", "rejects.jsonl", "MANIFEST.JSON", "shard-00000.parquet",
-            ".hidden", "_x", "-rf", "a/b", "a\\b", "", " warmup", "warm up", "tab\there", "nul", "CON.txt", "café",
+            "../../x",
+            "/abs/path",
+            ".",
+            "..",
+            "build.json",
+            "rejects.jsonl",
+            "MANIFEST.JSON",
+            "shard-00000.parquet",
+            ".hidden",
+            "_x",
+            "-rf",
+            "a/b",
+            "a\\b",
+            "",
+            " warmup",
+            "warm up",
+            "tab\there",
+            "nul",
+            "CON.txt",
+            "café",
         ] {
             assert!(problem(name).is_some(), "{name:?} passed");
         }

@@ -184,7 +184,8 @@ fn describe(e: &imagesize::ImageError) -> String {
 pub(crate) mod testing {
     /// A whole, decodable PNG of the given size (a flat colour): what the probe accepts.
     pub(crate) fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let img = crate::image::RgbImage::try_filled(width, height, [90, 140, 200]).expect("small size");
+        let img =
+            crate::image::RgbImage::try_filled(width, height, [90, 140, 200]).expect("small size");
         crate::image::encode_png(&img).expect("encodable")
     }
 
@@ -233,8 +234,9 @@ pub(crate) mod testing {
             v.extend_from_slice(&tiff);
         }
         // Then a real image of the stored size, less its SOI: the probe accepts only decodable files.
-        let img = crate::image::RgbImage::try_filled(u32::from(width), u32::from(height), [90, 140, 200])
-            .expect("small size");
+        let img =
+            crate::image::RgbImage::try_filled(u32::from(width), u32::from(height), [90, 140, 200])
+                .expect("small size");
         v.extend_from_slice(&crate::image::encode_jpeg(&img, 80).expect("encodable")[2..]);
         v
     }
@@ -290,7 +292,10 @@ mod tests {
             let err = probe_bytes(bytes.into(), || "x".into()).unwrap_err();
             assert_eq!(err.code(), "unreadable_image_header", "{name}");
             assert!(err.to_string().contains(says), "{name}: {err}");
-            assert!(err.to_string().ends_with(&decode), "{name}: {err} vs {decode}");
+            assert!(
+                err.to_string().ends_with(&decode),
+                "{name}: {err} vs {decode}"
+            );
         }
     }
 
@@ -350,7 +355,11 @@ mod tests {
             assert!(bytes.len() > 128 << 10);
             let p = dir.path().join("icc.jpg");
             std::fs::write(&p, &bytes).unwrap();
-            assert_eq!(probe_file(p).unwrap().size, Some(expected), "orientation {orientation:?}");
+            assert_eq!(
+                probe_file(p).unwrap().size,
+                Some(expected),
+                "orientation {orientation:?}"
+            );
         }
     }
 

@@ -124,7 +124,10 @@ struct Line {
 fn read_capped_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: u64) -> io::Result<Line> {
     buf.clear();
     let keep = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut line = Line { consumed: 0, len: 0 };
+    let mut line = Line {
+        consumed: 0,
+        len: 0,
+    };
     loop {
         let available = match reader.fill_buf() {
             Ok(bytes) => bytes,
@@ -171,7 +174,10 @@ impl Iterator for JsonlRecords {
                     if len > cap {
                         return Some(Ok(Record {
                             location: self.ctx.location(RecordUnit::Line, index, None),
-                            sample: Err(RejectReason::RecordTooLarge { bytes: len, limit: cap }),
+                            sample: Err(RejectReason::RecordTooLarge {
+                                bytes: len,
+                                limit: cap,
+                            }),
                         }));
                     }
                     let mut bytes = self.buf.as_slice();

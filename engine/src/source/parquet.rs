@@ -483,10 +483,16 @@ fn cell_bytes(col: &dyn Array, i: usize) -> u64 {
         return b.len() as u64;
     }
     if let Some(items) = list_at(col, i) {
-        return (0..items.len()).map(|j| cell_bytes(items.as_ref(), j)).sum();
+        return (0..items.len())
+            .map(|j| cell_bytes(items.as_ref(), j))
+            .sum();
     }
     if let Some(s) = col.as_struct_opt() {
-        return s.columns().iter().map(|child| cell_bytes(child.as_ref(), i)).sum();
+        return s
+            .columns()
+            .iter()
+            .map(|child| cell_bytes(child.as_ref(), i))
+            .sum();
     }
     8
 }

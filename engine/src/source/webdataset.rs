@@ -181,7 +181,10 @@ impl Iterator for TarGroups {
                 self.index += 1;
                 let limit = self.ctx.spec.max_record_bytes;
                 let sample = if group.bytes > limit {
-                    Err(RejectReason::RecordTooLarge { bytes: group.bytes, limit })
+                    Err(RejectReason::RecordTooLarge {
+                        bytes: group.bytes,
+                        limit,
+                    })
                 } else {
                     group_sample(&self.ctx, &group)
                 };

@@ -33,8 +33,12 @@ impl std::fmt::Display for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Magic => f.write_str("the leading magic PAR1"),
-            Self::ColumnChunk { row_group, column } => write!(f, "row group {row_group}, column {column}"),
-            Self::Tail => f.write_str("the footer (page indexes, footer and its Arrow schema, trailing magic)"),
+            Self::ColumnChunk { row_group, column } => {
+                write!(f, "row group {row_group}, column {column}")
+            }
+            Self::Tail => f.write_str(
+                "the footer (page indexes, footer and its Arrow schema, trailing magic)",
+            ),
         }
     }
 }
@@ -50,17 +54,27 @@ pub(crate) struct Loaded {
 impl Loaded {
     pub(crate) fn new(file_len: u64, mut parts: Vec<(u64, Bytes)>) -> Self {
         parts.sort_by_key(|&(start, _)| start);
-        Self { file_len, parts: Arc::new(parts) }
+        Self {
+            file_len,
+            parts: Arc::new(parts),
+        }
     }
 
     /// The held bytes from `start` to the end of the part holding it.
     fn from(&self, start: u64) -> Result<Bytes, ParquetError> {
         let index = self.parts.partition_point(|&(s, _)| s <= start);
-        let held = index.checked_sub(1).map(|i| &self.parts[i]).and_then(|(s, bytes)| {
-            let skip = usize::try_from(start - s).ok()?;
-            (skip <= bytes.len()).then(|| bytes.slice(skip..))
-        });
-        held.ok_or_else(|| ParquetError::General(format!("byte {start} of the shard was not read and checked")))
+        let held = index
+            .checked_sub(1)
+            .map(|i| &self.parts[i])
+            .and_then(|(s, bytes)| {
+                let skip = usize::try_from(start - s).ok()?;
+                (skip <= bytes.len()).then(|| bytes.slice(skip..))
+            });
+        held.ok_or_else(|| {
+            ParquetError::General(format!(
+                "byte {start} of the shard was not read and checked"
+            ))
+        })
     }
 }
 
@@ -98,7 +112,10 @@ pub(crate) fn load(mut file: &File, start: u64, len: u64) -> std::io::Result<Byt
     if buf.len() != size {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
-            format!("the file ends {} bytes into the {len} bytes at byte {start}", buf.len()),
+            format!(
+                "the file ends {} bytes into the {len} bytes at byte {start}",
+                buf.len()
+            ),
         ));
     }
     Ok(Bytes::from(buf))
@@ -110,16 +127,29 @@ mod tests {
 
     #[test]
     fn only_the_loaded_ranges_are_served() {
-        let loaded = Loaded::new(100, vec![(50, Bytes::from_static(b"0123456789")), (4, Bytes::from_static(b"abcd"))]);
+        let loaded = Loaded::new(
+            100,
+            vec![
+                (50, Bytes::from_static(b"0123456789")),
+                (4, Bytes::from_static(b"abcd")),
+            ],
+        );
         assert_eq!(loaded.len(), 100);
         assert_eq!(loaded.get_bytes(52, 3).unwrap(), Bytes::from_static(b"234"));
         assert_eq!(loaded.get_bytes(4, 4).unwrap(), Bytes::from_static(b"abcd"));
         let mut rest = String::new();
-        loaded.get_read(57).unwrap().read_to_string(&mut rest).unwrap();
+        loaded
+            .get_read(57)
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
         assert_eq!(rest, "789");
         for (start, len) in [(0, 1), (8, 1), (58, 3), (49, 2), (99, 1)] {
             let err = loaded.get_bytes(start, len).unwrap_err().to_string();
-            assert!(err.contains("not read and checked") || err.contains("cross the end"), "{start}: {err}");
+            assert!(
+                err.contains("not read and checked") || err.contains("cross the end"),
+                "{start}: {err}"
+            );
         }
     }
 }

@@ -31,10 +31,18 @@ use parquet::schema::types::SchemaDescriptor;
 
 /// The index of leaf `path` when it can be decoded directly: a required list of required values of
 /// type `physical` (definition and repetition levels of at most 1), as mixtape writes it.
-pub(super) fn direct_leaf(schema: &SchemaDescriptor, path: &[&str], physical: PhysicalType) -> Option<usize> {
+pub(super) fn direct_leaf(
+    schema: &SchemaDescriptor,
+    path: &[&str],
+    physical: PhysicalType,
+) -> Option<usize> {
     (0..schema.num_columns()).find(|&i| {
         let leaf = schema.column(i);
-        leaf.path().parts().iter().map(String::as_str).eq(path.iter().copied())
+        leaf.path()
+            .parts()
+            .iter()
+            .map(String::as_str)
+            .eq(path.iter().copied())
             && leaf.max_def_level() == 1
             && leaf.max_rep_level() == 1
             && leaf.physical_type() == physical
@@ -95,7 +103,12 @@ struct RowReader<T: ParquetType> {
 
 impl<T: ParquetType> RowReader<T> {
     fn new(reader: ColumnReaderImpl<T>) -> Self {
-        Self { reader, row: Vec::new(), def_levels: Vec::new(), rep_levels: Vec::new() }
+        Self {
+            reader,
+            row: Vec::new(),
+            def_levels: Vec::new(),
+            rep_levels: Vec::new(),
+        }
     }
 
     /// The next `rows` rows, each made by `convert` from its values. `column` and `rows_left` (the
@@ -112,11 +125,17 @@ impl<T: ParquetType> RowReader<T> {
             self.row.clear();
             self.def_levels.clear();
             self.rep_levels.clear();
-            let (records, _, _) =
-                self.reader.read_records(1, Some(&mut self.def_levels), Some(&mut self.rep_levels), &mut self.row)?;
+            let (records, _, _) = self.reader.read_records(
+                1,
+                Some(&mut self.def_levels),
+                Some(&mut self.rep_levels),
+                &mut self.row,
+            )?;
             if records != 1 {
                 let left = rows_left - read;
-                return Err(ParquetError::General(format!("column `{column}` ends {left} rows before its row group")));
+                return Err(ParquetError::General(format!(
+                    "column `{column}` ends {left} rows before its row group"
+                )));
             }
             out.push(convert(&self.row)?);
         }
@@ -156,13 +175,21 @@ impl DirectList {
     ) -> Result<Self, ParquetError> {
         let group = metadata.row_group(row_group);
         let props = Arc::new(ReaderProperties::builder().build());
-        let reader =
-            SerializedRowGroupReader::new(file, group, RowGroupPageIndex::new(row_group, None), props)?;
+        let reader = SerializedRowGroupReader::new(
+            file,
+            group,
+            RowGroupPageIndex::new(row_group, None),
+            props,
+        )?;
         let reader = reader.get_column_reader(leaf)?;
         let physical = group.column(leaf).column_type();
         let leaf = match (physical, output) {
-            (PhysicalType::INT32, Output::Int32) => Leaf::Int32(RowReader::new(get_typed_column_reader(reader))),
-            (PhysicalType::INT32, Output::UInt8) => Leaf::UInt8(RowReader::new(get_typed_column_reader(reader))),
+            (PhysicalType::INT32, Output::Int32) => {
+                Leaf::Int32(RowReader::new(get_typed_column_reader(reader)))
+            }
+            (PhysicalType::INT32, Output::UInt8) => {
+                Leaf::UInt8(RowReader::new(get_typed_column_reader(reader)))
+            }
             (PhysicalType::BYTE_ARRAY, Output::Binary) => {
                 Leaf::Binary(RowReader::new(get_typed_column_reader(reader)))
             }
@@ -172,17 +199,27 @@ impl DirectList {
                 )));
             }
         };
-        let rows_left = usize::try_from(group.num_rows())
-            .map_err(|_| ParquetError::General(format!("row group {row_group} has a negative row count")))?;
-        Ok(Self { leaf, rows_left, batch_rows: batch_rows.max(1), column: column.to_string() })
+        let rows_left = usize::try_from(group.num_rows()).map_err(|_| {
+            ParquetError::General(format!("row group {row_group} has a negative row count"))
+        })?;
+        Ok(Self {
+            leaf,
+            rows_left,
+            batch_rows: batch_rows.max(1),
+            column: column.to_string(),
+        })
     }
 
     fn next_batch(&mut self) -> Result<RowLists, ParquetError> {
         let rows = self.rows_left.min(self.batch_rows);
         let (column, left) = (self.column.as_str(), self.rows_left);
         let batch = match &mut self.leaf {
-            Leaf::Int32(reader) => RowLists::Int32(reader.rows(rows, column, left, |row| Ok(row.to_vec()))?),
-            Leaf::UInt8(reader) => RowLists::UInt8(reader.rows(rows, column, left, |row| narrow(column, row))?),
+            Leaf::Int32(reader) => {
+                RowLists::Int32(reader.rows(rows, column, left, |row| Ok(row.to_vec()))?)
+            }
+            Leaf::UInt8(reader) => {
+                RowLists::UInt8(reader.rows(rows, column, left, |row| narrow(column, row))?)
+            }
             Leaf::Binary(reader) => {
                 let bytes = |row: &[ByteArray]| Ok(row.iter().map(|v| v.data().to_vec()).collect());
                 RowLists::Binary(reader.rows(rows, column, left, bytes)?)
@@ -197,7 +234,9 @@ impl DirectList {
 /// loop the compiler vectorises (a fallible collect does not).
 fn narrow(column: &str, values: &[i32]) -> Result<Vec<u8>, ParquetError> {
     if let Some(bad) = values.iter().find(|&&v| u8::try_from(v).is_err()) {
-        return Err(ParquetError::General(format!("column `{column}` holds {bad}, outside 0..=255")));
+        return Err(ParquetError::General(format!(
+            "column `{column}` holds {bad}, outside 0..=255"
+        )));
     }
     Ok(values.iter().map(|&v| v as u8).collect())
 }
@@ -237,29 +276,52 @@ mod tests {
         let path = dir.join("loss-mask.parquet");
         let props = Arc::new(parquet::file::properties::WriterProperties::builder().build());
         let schema = Arc::new(parse_message_type(message).unwrap());
-        let mut writer = SerializedFileWriter::new(std::fs::File::create(&path).unwrap(), schema, props).unwrap();
+        let mut writer =
+            SerializedFileWriter::new(std::fs::File::create(&path).unwrap(), schema, props)
+                .unwrap();
         let mut group = writer.next_row_group().unwrap();
         let mut column = group.next_column().unwrap().unwrap();
         let values: Vec<i32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
         let def = vec![1i16; values.len()];
-        let rep: Vec<i16> = rows.iter().flat_map(|r| (0..r.len()).map(|i| i16::from(i > 0))).collect();
-        column.typed::<Int32Type>().write_batch(&values, Some(&def), Some(&rep)).unwrap();
+        let rep: Vec<i16> = rows
+            .iter()
+            .flat_map(|r| (0..r.len()).map(|i| i16::from(i > 0)))
+            .collect();
+        column
+            .typed::<Int32Type>()
+            .write_batch(&values, Some(&def), Some(&rep))
+            .unwrap();
         column.close().unwrap();
         group.close().unwrap();
         writer.close().unwrap();
         path
     }
 
-    fn read_loss_mask(path: &std::path::Path, batch_rows: usize) -> Vec<Result<RowLists, ParquetError>> {
+    fn read_loss_mask(
+        path: &std::path::Path,
+        batch_rows: usize,
+    ) -> Vec<Result<RowLists, ParquetError>> {
         use parquet::file::reader::FileReader;
         let file = std::fs::File::open(path).unwrap();
-        let metadata = parquet::file::serialized_reader::SerializedFileReader::new(file.try_clone().unwrap())
-            .unwrap()
-            .metadata()
-            .clone();
+        let metadata =
+            parquet::file::serialized_reader::SerializedFileReader::new(file.try_clone().unwrap())
+                .unwrap()
+                .metadata()
+                .clone();
         let element = Arc::new(Field::new("element", DataType::UInt8, false));
-        let output = Output::of_int_list(&Field::new("loss_mask", DataType::List(element), false)).unwrap();
-        DirectList::try_new(Arc::new(file), &metadata, 0, 0, "loss_mask", output, batch_rows).unwrap().collect()
+        let output =
+            Output::of_int_list(&Field::new("loss_mask", DataType::List(element), false)).unwrap();
+        DirectList::try_new(
+            Arc::new(file),
+            &metadata,
+            0,
+            0,
+            "loss_mask",
+            output,
+            batch_rows,
+        )
+        .unwrap()
+        .collect()
     }
 
     #[test]
@@ -273,7 +335,13 @@ mod tests {
                 other => panic!("loss_mask decoded as {other}"),
             })
             .collect();
-        assert_eq!(batches, [vec![vec![0, 1, 1], vec![1], vec![0, 0]], vec![vec![1, 0, 1, 1]]]);
+        assert_eq!(
+            batches,
+            [
+                vec![vec![0, 1, 1], vec![1], vec![0, 0]],
+                vec![vec![1, 0, 1, 1]]
+            ]
+        );
     }
 
     #[test]
@@ -283,7 +351,10 @@ mod tests {
         let batches = read_loss_mask(&path, 8);
         assert_eq!(batches.len(), 1, "one error, then nothing");
         let message = batches[0].as_ref().unwrap_err().to_string();
-        assert!(message.contains("`loss_mask`") && message.contains("300"), "{message}");
+        assert!(
+            message.contains("`loss_mask`") && message.contains("300"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -299,11 +370,26 @@ mod tests {
         );
         let list = |column| [column, "list", "element"];
         let image_bytes = ["images", "list", "element", "bytes"];
-        assert_eq!(direct_leaf(&shard_like, &list("input_ids"), PhysicalType::INT32), Some(0));
-        assert_eq!(direct_leaf(&shard_like, &list("loss_mask"), PhysicalType::INT32), Some(1));
-        assert_eq!(direct_leaf(&shard_like, &image_bytes, PhysicalType::BYTE_ARRAY), Some(2));
-        assert_eq!(direct_leaf(&shard_like, &image_bytes, PhysicalType::INT32), None);
-        assert_eq!(direct_leaf(&shard_like, &list("seq_lens"), PhysicalType::INT32), None);
+        assert_eq!(
+            direct_leaf(&shard_like, &list("input_ids"), PhysicalType::INT32),
+            Some(0)
+        );
+        assert_eq!(
+            direct_leaf(&shard_like, &list("loss_mask"), PhysicalType::INT32),
+            Some(1)
+        );
+        assert_eq!(
+            direct_leaf(&shard_like, &image_bytes, PhysicalType::BYTE_ARRAY),
+            Some(2)
+        );
+        assert_eq!(
+            direct_leaf(&shard_like, &image_bytes, PhysicalType::INT32),
+            None
+        );
+        assert_eq!(
+            direct_leaf(&shard_like, &list("seq_lens"), PhysicalType::INT32),
+            None
+        );
         // What another writer might produce: nullable lists, elements or structs, or 64-bit ids.
         let other = schema(
             "message other {
@@ -316,8 +402,15 @@ mod tests {
             }",
         );
         for column in ["input_ids", "loss_mask", "seq_lens"] {
-            assert_eq!(direct_leaf(&other, &list(column), PhysicalType::INT32), None, "{column}");
+            assert_eq!(
+                direct_leaf(&other, &list(column), PhysicalType::INT32),
+                None,
+                "{column}"
+            );
         }
-        assert_eq!(direct_leaf(&other, &image_bytes, PhysicalType::BYTE_ARRAY), None);
+        assert_eq!(
+            direct_leaf(&other, &image_bytes, PhysicalType::BYTE_ARRAY),
+            None
+        );
     }
 }

@@ -60,8 +60,14 @@ pub enum ReaderError {
     /// The resume state's offset lies past the end of its stage's epoch: it was not written by a
     /// reader of these stages (a reader's state never points past the end), so reading it as
     /// "nothing left" would silently skip data.
-    #[error("cannot resume from this state: offset {offset} of stage `{stage}` is past its end ({rows} rows): the state was edited or belongs to other data")]
-    StatePastEnd { stage: String, offset: u64, rows: u64 },
+    #[error(
+        "cannot resume from this state: offset {offset} of stage `{stage}` is past its end ({rows} rows): the state was edited or belongs to other data"
+    )]
+    StatePastEnd {
+        stage: String,
+        offset: u64,
+        rows: u64,
+    },
     /// A background thread ended without finishing (it panicked): a bug in mixtape, not in the data.
     #[error(
         "the reader's background thread stopped unexpectedly (a bug in mixtape: please report it)"

@@ -44,7 +44,12 @@ pub(crate) fn convert_batch(
     ))
 }
 
-fn convert_row(raw: RawRow, stage: &str, mode: ImageMode, pool: &Arc<PixelPool>) -> Result<Row, ReaderError> {
+fn convert_row(
+    raw: RawRow,
+    stage: &str,
+    mode: ImageMode,
+    pool: &Arc<PixelPool>,
+) -> Result<Row, ReaderError> {
     let RawRow {
         row,
         origin,
@@ -76,7 +81,11 @@ fn convert_row(raw: RawRow, stage: &str, mode: ImageMode, pool: &Arc<PixelPool>)
     })
 }
 
-fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> Result<Image, String> {
+fn convert_image(
+    image: ShardImage,
+    mode: ImageMode,
+    pool: &Arc<PixelPool>,
+) -> Result<Image, String> {
     let (rgb, bytes) = match mode {
         ImageMode::Skip => (Pixels::default(), Vec::new()),
         ImageMode::Raw => (Pixels::default(), image.bytes),
@@ -84,7 +93,11 @@ fn convert_image(image: ShardImage, mode: ImageMode, pool: &Arc<PixelPool>) -> R
             // Sized from the stored geometry only within the decoder's pixel limit: a corrupt
             // shard's geometry must not allocate more than its image can decode to.
             let pixels = u64::from(image.height) * u64::from(image.width);
-            let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS { pixels as usize * 3 } else { 0 };
+            let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS {
+                pixels as usize * 3
+            } else {
+                0
+            };
             let (buffer, len) = decode_pixels_into(&image, pool.take(len))?;
             (pool.pixels(buffer, len), Vec::new())
         }
@@ -125,10 +138,13 @@ fn decode_pixels_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8
                 ));
             }
             if size != target {
-                let decoded =
-                    mixtape_image::RgbImage { height: size.0, width: size.1, pixels: buffer[..len(size)].to_vec() };
-                let resized =
-                    mixtape_image::resize(&decoded, image.height, image.width).map_err(|e| e.to_string())?;
+                let decoded = mixtape_image::RgbImage {
+                    height: size.0,
+                    width: size.1,
+                    pixels: buffer[..len(size)].to_vec(),
+                };
+                let resized = mixtape_image::resize(&decoded, image.height, image.width)
+                    .map_err(|e| e.to_string())?;
                 buffer = resized.pixels;
                 (resized.height, resized.width)
             } else {

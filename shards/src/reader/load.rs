@@ -233,7 +233,11 @@ impl EpochReader<'_> {
     /// group per thread, so that the lazy first window decodes in parallel too (for a set smaller
     /// than one window, the whole epoch is that window). Looks at most [`LOOKAHEAD_POSITIONS`]
     /// positions ahead, and opens only the footers of the row groups it picks.
-    fn upcoming(&mut self, position: u64, location: (u32, u64)) -> Result<Vec<(u32, u64)>, ReaderError> {
+    fn upcoming(
+        &mut self,
+        position: u64,
+        location: (u32, u64),
+    ) -> Result<Vec<(u32, u64)>, ReaderError> {
         let threads = self.loader.decode_threads;
         let mut wanted = vec![location];
         if threads <= 1 {
@@ -242,7 +246,9 @@ impl EpochReader<'_> {
         let mut groups = BTreeSet::from([self.group_of(location)?]);
         let window = self.order.window_of(position);
         let (_, window_end) = self.order.window_span(window);
-        let last = window_end.min(self.end).min(position.saturating_add(LOOKAHEAD_POSITIONS));
+        let last = window_end
+            .min(self.end)
+            .min(position.saturating_add(LOOKAHEAD_POSITIONS));
         for ahead in position + 1..last {
             if groups.len() >= threads {
                 break;
@@ -250,7 +256,9 @@ impl EpochReader<'_> {
             if !self.loader.split.owns(self.offset, self.end, ahead) {
                 continue;
             }
-            let Some(next) = self.locate(ahead) else { continue };
+            let Some(next) = self.locate(ahead) else {
+                continue;
+            };
             if !self.rows.contains_key(&next) && groups.insert(self.group_of(next)?) {
                 wanted.push(next);
             }
@@ -419,7 +427,10 @@ fn decode_row_groups(
         }
     };
     if threads <= 1 || jobs.len() <= 1 {
-        return jobs.iter().map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from)).collect();
+        return jobs
+            .iter()
+            .map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from))
+            .collect();
     }
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<Vec<PackedRow>, ReadError>>>> =

@@ -41,11 +41,11 @@ use crate::ReadColumns;
 
 pub use error::ReaderError;
 pub use images::{decode_pixels, patchify};
-pub use pixels::{POOL_BYTES, Pixels};
 pub use options::{
     DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
     DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
 };
+pub use pixels::{POOL_BYTES, Pixels};
 pub use rows::{Batch, Image, Row, RowOrigin};
 pub use state::{ReaderState, STATE_VERSION};
 pub use tally::Tally;
@@ -62,8 +62,14 @@ use schedule::Schedule;
 pub enum ReaderWarning {
     /// The stage has fewer rows than one global step (`batch_size * world_size`), so it yields no
     /// batch at all: every step is full, and an incomplete last step is dropped.
-    #[error("stage `{stage}` has {rows} rows, fewer than one global step of {step_rows} (batch_size x world_size): it yields no batch")]
-    StageTooSmall { stage: String, rows: u64, step_rows: u64 },
+    #[error(
+        "stage `{stage}` has {rows} rows, fewer than one global step of {step_rows} (batch_size x world_size): it yields no batch"
+    )]
+    StageTooSmall {
+        stage: String,
+        rows: u64,
+        step_rows: u64,
+    },
 }
 
 /// A running reader. Iterate it for batches; ask it for its [`state`](Reader::state) after any
@@ -152,7 +158,10 @@ impl Reader {
             window: options.shuffle_window,
             decode_threads: options.decode_threads,
             verify: options.verify,
-            columns: ReadColumns { image_bytes: options.image_mode != ImageMode::Skip, position_ids: false },
+            columns: ReadColumns {
+                image_bytes: options.image_mode != ImageMode::Skip,
+                position_ids: false,
+            },
         };
         let start = loader.normalize(start);
         let state = ReaderState {

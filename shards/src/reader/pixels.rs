@@ -46,7 +46,11 @@ impl Pixels {
 
 impl From<Vec<u8>> for Pixels {
     fn from(buffer: Vec<u8>) -> Self {
-        Self { len: buffer.len(), buffer, pool: None }
+        Self {
+            len: buffer.len(),
+            buffer,
+            pool: None,
+        }
     }
 }
 
@@ -122,7 +126,12 @@ impl PixelPool {
         let Ok(mut idle) = self.idle.lock() else {
             return fresh();
         };
-        let best = idle.buffers.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len());
+        let best = idle
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len() >= len)
+            .min_by_key(|(_, b)| b.len());
         let Some(index) = best.map(|(i, _)| i) else {
             return fresh();
         };
@@ -135,7 +144,11 @@ impl PixelPool {
     pub(crate) fn pixels(self: &Arc<Self>, buffer: Vec<u8>, len: usize) -> Pixels {
         debug_assert!(len <= buffer.len());
         let len = len.min(buffer.len());
-        Pixels { buffer, len, pool: Some(Arc::clone(self)) }
+        Pixels {
+            buffer,
+            len,
+            pool: Some(Arc::clone(self)),
+        }
     }
 
     fn put(&self, buffer: Vec<u8>) {
@@ -149,7 +162,12 @@ impl PixelPool {
         idle.buffers.push(buffer);
         // Over the limit, the shortest buffers go first: a long one can hold any image.
         while idle.bytes > POOL_BYTES {
-            let shortest = idle.buffers.iter().enumerate().min_by_key(|(_, b)| b.len()).map(|(i, _)| i);
+            let shortest = idle
+                .buffers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.len())
+                .map(|(i, _)| i);
             let Some(index) = shortest else { break };
             let freed = idle.buffers.swap_remove(index);
             idle.bytes -= freed.len();
@@ -186,7 +204,11 @@ mod tests {
         assert_eq!(pool.take(6).len(), 8);
         assert_eq!(pool.take(100).len(), GRAIN);
         assert_eq!(pool.take(GRAIN + 1).len(), 2 * GRAIN);
-        assert_eq!(pool.idle_bytes(), 17, "the 12- and 5-byte buffers stay idle");
+        assert_eq!(
+            pool.idle_bytes(),
+            17,
+            "the 12- and 5-byte buffers stay idle"
+        );
     }
 
     #[test]
@@ -209,8 +231,16 @@ mod tests {
         drop(pool.pixels(vec![0; long], long));
         assert_eq!(pool.idle_bytes(), short + long);
         drop(pool.pixels(vec![0; long], long));
-        assert_eq!(pool.idle_bytes(), long, "the short buffer and one long one freed");
+        assert_eq!(
+            pool.idle_bytes(),
+            long,
+            "the short buffer and one long one freed"
+        );
         drop(pool.pixels(vec![0; POOL_BYTES + 1], 1));
-        assert_eq!(pool.idle_bytes(), long, "a buffer over the whole limit is never kept");
+        assert_eq!(
+            pool.idle_bytes(),
+            long,
+            "a buffer over the whole limit is never kept"
+        );
     }
 }

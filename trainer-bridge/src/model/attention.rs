@@ -46,7 +46,13 @@ impl VarlenLayout {
     /// grouped by length rounded up to a power of two; without, by exact length.
     pub fn new(lengths: &[usize], causal: bool, placement: &Placement) -> Self {
         let tokens: usize = lengths.iter().sum();
-        let bucket = |len: usize| if causal { len.next_power_of_two().max(MIN_CAUSAL_BUCKET) } else { len };
+        let bucket = |len: usize| {
+            if causal {
+                len.next_power_of_two().max(MIN_CAUSAL_BUCKET)
+            } else {
+                len
+            }
+        };
         let mut starts = Vec::with_capacity(lengths.len());
         let mut at = 0usize;
         for &len in lengths {
@@ -82,7 +88,13 @@ impl VarlenLayout {
             });
         }
         let scatter = placement.put(&Tensor::from_slice(&scatter));
-        Self { tokens: tokens as i64, groups, scatter, causal, placement: placement.clone() }
+        Self {
+            tokens: tokens as i64,
+            groups,
+            scatter,
+            causal,
+            placement: placement.clone(),
+        }
     }
 
     pub fn tokens(&self) -> i64 {
@@ -91,10 +103,14 @@ impl VarlenLayout {
 
     /// `q`, `k`, `v`: `[T, heads, head_dim]`. Returns `[T, heads * head_dim]`.
     pub fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, precision: Precision) -> Tensor {
-        let (t, heads, head_dim) = q.size3().expect("attention inputs are [tokens, heads, head_dim]");
+        let (t, heads, head_dim) = q
+            .size3()
+            .expect("attention inputs are [tokens, heads, head_dim]");
         debug_assert_eq!(t, self.tokens);
         let kind = precision.compute_kind();
-        let zero_row = self.placement.create(|device| Tensor::zeros([1, heads, head_dim], (kind, device)));
+        let zero_row = self
+            .placement
+            .create(|device| Tensor::zeros([1, heads, head_dim], (kind, device)));
         let pad = |x: &Tensor| Tensor::cat(&[&x.to_kind(kind), &zero_row], 0);
         let (q, k, v) = (pad(q), pad(k), pad(v));
         let outputs: Vec<Tensor> = self
@@ -102,7 +118,9 @@ impl VarlenLayout {
             .iter()
             .map(|g| {
                 let take = |x: &Tensor| {
-                    x.index_select(0, &g.gather).view([g.segments, g.len, heads, head_dim]).transpose(1, 2)
+                    x.index_select(0, &g.gather)
+                        .view([g.segments, g.len, heads, head_dim])
+                        .transpose(1, 2)
                 };
                 Tensor::scaled_dot_product_attention::<Tensor>(
                     &take(&q),
@@ -118,7 +136,9 @@ impl VarlenLayout {
                 .reshape([g.segments * g.len, heads * head_dim])
             })
             .collect();
-        Tensor::cat(&outputs, 0).index_select(0, &self.scatter).to_kind(Kind::Float)
+        Tensor::cat(&outputs, 0)
+            .index_select(0, &self.scatter)
+            .to_kind(Kind::Float)
     }
 }
 
@@ -131,20 +151,34 @@ fn tables(angles: Tensor) -> (Tensor, Tensor) {
 fn inv_freq(dim: i64, theta: f64, placement: &Placement) -> Tensor {
     placement.create(|device| {
         let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Float, device)) / dim as f64;
-        Tensor::from(theta).to_device(device).pow(&exponents).reciprocal()
+        Tensor::from(theta)
+            .to_device(device)
+            .pow(&exponents)
+            .reciprocal()
     })
 }
 
 /// 1-D rotary embedding from position ids (`[T]`, restarting at 0 in every packed sample, living on
 /// `placement`).
-pub fn rope_1d(positions: &Tensor, head_dim: i64, theta: f64, placement: &Placement) -> (Tensor, Tensor) {
+pub fn rope_1d(
+    positions: &Tensor,
+    head_dim: i64,
+    theta: f64,
+    placement: &Placement,
+) -> (Tensor, Tensor) {
     let freqs = inv_freq(head_dim, theta, placement);
     tables(positions.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0))
 }
 
 /// 2-D rotary embedding for image patches: half of the rotated pairs turn with the patch row, half
 /// with the column (Qwen2-VL's vision rotary), so the tower works at any resolution.
-pub fn rope_2d(rows: &Tensor, cols: &Tensor, head_dim: i64, theta: f64, placement: &Placement) -> (Tensor, Tensor) {
+pub fn rope_2d(
+    rows: &Tensor,
+    cols: &Tensor,
+    head_dim: i64,
+    theta: f64,
+    placement: &Placement,
+) -> (Tensor, Tensor) {
     let freqs = inv_freq(head_dim / 2, theta, placement);
     let r = rows.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0);
     let c = cols.to_kind(Kind::Float).unsqueeze(1) * &freqs.unsqueeze(0);
@@ -182,10 +216,19 @@ mod tests {
         let mask = Tensor::from_slice(&allowed).view([1, 1, t as i64, t as i64]);
         let (t, h, d) = q.size3().unwrap();
         let shape = |x: &Tensor| x.transpose(0, 1).unsqueeze(0);
-        Tensor::scaled_dot_product_attention(&shape(q), &shape(k), &shape(v), Some(mask), 0.0, false, None, false)
-            .squeeze_dim(0)
-            .transpose(0, 1)
-            .reshape([t, h * d])
+        Tensor::scaled_dot_product_attention(
+            &shape(q),
+            &shape(k),
+            &shape(v),
+            Some(mask),
+            0.0,
+            false,
+            None,
+            false,
+        )
+        .squeeze_dim(0)
+        .transpose(0, 1)
+        .reshape([t, h * d])
     }
 
     #[test]
@@ -223,7 +266,9 @@ mod tests {
         tch::manual_seed(3);
         let q = Tensor::randn([1, 1, 8], (Kind::Float, Device::Cpu));
         let k = Tensor::randn([1, 1, 8], (Kind::Float, Device::Cpu));
-        let at = |p: i64, x: &Tensor| apply_rope(x, &rope_1d(&Tensor::from_slice(&[p]), 8, 10000.0, &CPU));
+        let at = |p: i64, x: &Tensor| {
+            apply_rope(x, &rope_1d(&Tensor::from_slice(&[p]), 8, 10000.0, &CPU))
+        };
         let dot = |a: Tensor, b: Tensor| (a * b).sum(Kind::Float).double_value(&[]);
         // <R(p)q, R(s)k> depends on p - s only.
         let d1 = dot(at(5, &q), at(2, &k));

@@ -48,13 +48,24 @@ impl Block {
     }
 
     /// `x`: `[T, dim]`; `rope`: the `(cos, sin)` tables for these `T` tokens.
-    pub fn forward(&self, x: &Tensor, layout: &VarlenLayout, rope: &(Tensor, Tensor), precision: Precision) -> Tensor {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        layout: &VarlenLayout,
+        rope: &(Tensor, Tensor),
+        precision: Precision,
+    ) -> Tensor {
         let t = x.size()[0];
-        let qkv = self.qkv.forward(&self.attn_norm.forward(x), precision).view([t, 3, self.dims.heads, self.head_dim()]);
+        let qkv = self
+            .qkv
+            .forward(&self.attn_norm.forward(x), precision)
+            .view([t, 3, self.dims.heads, self.head_dim()]);
         let q = apply_rope(&qkv.select(1, 0), rope);
         let k = apply_rope(&qkv.select(1, 1), rope);
         let v = qkv.select(1, 2);
-        let x = x + self.out.forward(&layout.attend(&q, &k, &v, precision), precision);
+        let x = x + self
+            .out
+            .forward(&layout.attend(&q, &k, &v, precision), precision);
         let h = self.mlp_norm.forward(&x);
         let mlp = silu(&self.gate.forward(&h, precision)) * self.up.forward(&h, precision);
         &x + self.down.forward(&mlp, precision)
@@ -97,7 +108,10 @@ impl Recompute {
                 inputs.push(std::mem::replace(&mut x, y));
             }
         });
-        Self { inputs, output: x.set_requires_grad(true) }
+        Self {
+            inputs,
+            output: x.set_requires_grad(true),
+        }
     }
 
     /// Back-propagates through the blocks (parameters receive their gradients) and returns the

@@ -90,11 +90,15 @@ impl ModelConfig {
             return bad("vocab_size must be positive".into());
         }
         if self.merge_size != 2 {
-            return bad(format!("merge_size {} unsupported: the projector merges 2x2 patches", self.merge_size));
+            return bad(format!(
+                "merge_size {} unsupported: the projector merges 2x2 patches",
+                self.merge_size
+            ));
         }
-        for (name, dim, heads) in
-            [("vision", self.vision_dim, self.vision_heads), ("llm", self.llm_dim, self.llm_heads)]
-        {
+        for (name, dim, heads) in [
+            ("vision", self.vision_dim, self.vision_heads),
+            ("llm", self.llm_dim, self.llm_heads),
+        ] {
             if heads <= 0 || dim <= 0 || dim % heads != 0 || (dim / heads) % 4 != 0 {
                 return bad(format!(
                     "{name}_dim {dim} must be a positive multiple of 4 x {name}_heads ({heads}) for rotary halves"
@@ -155,8 +159,14 @@ struct Projector {
 impl Projector {
     fn forward(&self, patches: &Tensor, precision: Precision) -> Tensor {
         let (p, dim) = patches.size2().expect("patch features are [P, dim]");
-        let grouped = self.norm.forward(patches).reshape([p / self.group, dim * self.group]);
-        self.fc2.forward(&self.fc1.forward(&grouped, precision).gelu("none"), precision)
+        let grouped = self
+            .norm
+            .forward(patches)
+            .reshape([p / self.group, dim * self.group]);
+        self.fc2.forward(
+            &self.fc1.forward(&grouped, precision).gelu("none"),
+            precision,
+        )
     }
 }
 
@@ -182,29 +192,72 @@ pub struct MicroStats {
 
 impl Mllm {
     /// Builds the model with weights drawn from `seed` (on the CPU), kept on `placement`.
-    pub fn try_new(config: ModelConfig, placement: &Placement, seed: u64) -> Result<Self, ConfigError> {
+    pub fn try_new(
+        config: ModelConfig,
+        placement: &Placement,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut s = ParamStore::new(placement.clone(), seed);
         let c = &config;
-        let vdims = BlockDims { dim: c.vision_dim, heads: c.vision_heads, mlp: c.vision_mlp };
-        let ldims = BlockDims { dim: c.llm_dim, heads: c.llm_heads, mlp: c.llm_mlp };
+        let vdims = BlockDims {
+            dim: c.vision_dim,
+            heads: c.vision_heads,
+            mlp: c.vision_mlp,
+        };
+        let ldims = BlockDims {
+            dim: c.llm_dim,
+            heads: c.llm_heads,
+            mlp: c.llm_mlp,
+        };
         let group = c.merge_size * c.merge_size;
         let vision = Vision {
-            patch_embed: Linear::new(&mut s, "vision.patch_embed", patch_values(c.patch_size), c.vision_dim, false),
-            blocks: (0..c.vision_layers).map(|i| Block::new(&mut s, &format!("vision.blocks.{i}"), vdims)).collect(),
+            patch_embed: Linear::new(
+                &mut s,
+                "vision.patch_embed",
+                patch_values(c.patch_size),
+                c.vision_dim,
+                false,
+            ),
+            blocks: (0..c.vision_layers)
+                .map(|i| Block::new(&mut s, &format!("vision.blocks.{i}"), vdims))
+                .collect(),
             rope_theta: c.vision_rope_theta,
         };
         let projector = Projector {
             norm: RmsNorm::new(&mut s, "projector.norm", c.vision_dim),
-            fc1: Linear::new(&mut s, "projector.fc1", group * c.vision_dim, group * c.vision_dim, true),
-            fc2: Linear::new(&mut s, "projector.fc2", group * c.vision_dim, c.llm_dim, true),
+            fc1: Linear::new(
+                &mut s,
+                "projector.fc1",
+                group * c.vision_dim,
+                group * c.vision_dim,
+                true,
+            ),
+            fc2: Linear::new(
+                &mut s,
+                "projector.fc2",
+                group * c.vision_dim,
+                c.llm_dim,
+                true,
+            ),
             group,
         };
         let embed = s.normal("llm.embed.weight", &[c.vocab_size, c.llm_dim], INIT_STD);
-        let blocks = (0..c.llm_layers).map(|i| Block::new(&mut s, &format!("llm.blocks.{i}"), ldims)).collect();
+        let blocks = (0..c.llm_layers)
+            .map(|i| Block::new(&mut s, &format!("llm.blocks.{i}"), ldims))
+            .collect();
         let norm = RmsNorm::new(&mut s, "llm.norm", c.llm_dim);
         let head = Linear::new(&mut s, "llm.head", c.llm_dim, c.vocab_size, false);
-        Ok(Self { config, params: s, vision, projector, embed, blocks, norm, head })
+        Ok(Self {
+            config,
+            params: s,
+            vision,
+            projector,
+            embed,
+            blocks,
+            norm,
+            head,
+        })
     }
 
     fn vision_head_dim(&self) -> i64 {
@@ -223,7 +276,13 @@ impl Mllm {
     /// Forward and backward pass of one micro-batch: gradients of `scale * summed loss` accumulate
     /// into the trainable parameters. With `recompute`, every block's activations are recomputed
     /// during the backward pass instead of kept.
-    pub fn forward_backward(&self, input: &ModelInput, scale: f64, precision: Precision, recompute: bool) -> MicroStats {
+    pub fn forward_backward(
+        &self,
+        input: &ModelInput,
+        scale: f64,
+        precision: Precision,
+        recompute: bool,
+    ) -> MicroStats {
         let (loss, tapes) = self.forward_loss(input, precision, recompute);
         let loss_sum = self.scalar(&loss);
         (loss * scale).backward();
@@ -238,7 +297,12 @@ impl Mllm {
         self.params.placement().to_cpu(t).double_value(&[])
     }
 
-    fn forward_loss(&self, input: &ModelInput, precision: Precision, recompute: bool) -> (Tensor, Option<Tapes>) {
+    fn forward_loss(
+        &self,
+        input: &ModelInput,
+        precision: Precision,
+        recompute: bool,
+    ) -> (Tensor, Option<Tapes>) {
         let mut tapes = recompute.then(Tapes::default);
         let mut x = Tensor::embedding(&self.embed, &input.input_ids, -1, false, false);
         let mut vision_input = None;
@@ -249,7 +313,12 @@ impl Mllm {
         }
         let at = self.params.placement();
         let layout = VarlenLayout::new(&input.segments, true, at);
-        let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta, at);
+        let rope = rope_1d(
+            &input.positions,
+            self.llm_head_dim(),
+            self.config.rope_theta,
+            at,
+        );
         let block = |i: usize, h: &Tensor| self.blocks[i].forward(h, &layout, &rope, precision);
         let hidden = match tapes.as_mut() {
             Some(t) => {
@@ -261,9 +330,17 @@ impl Mllm {
             }
             None => (0..self.blocks.len()).fold(x, |h, i| block(i, &h)),
         };
-        let picked = self.norm.forward(&hidden.index_select(0, &input.loss_positions));
+        let picked = self
+            .norm
+            .forward(&hidden.index_select(0, &input.loss_positions));
         let logits = self.head.forward(&picked, precision);
-        let loss = logits.cross_entropy_loss::<Tensor>(&input.loss_targets, None, Reduction::Sum, -100, 0.0);
+        let loss = logits.cross_entropy_loss::<Tensor>(
+            &input.loss_targets,
+            None,
+            Reduction::Sum,
+            -100,
+            0.0,
+        );
         (loss, tapes)
     }
 
@@ -277,7 +354,13 @@ impl Mllm {
     ) -> (Tensor, Option<(Tensor, Recompute)>) {
         let at = self.params.placement();
         let layout = VarlenLayout::new(&images.patches_per_image, false, at);
-        let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta, at);
+        let rope = rope_2d(
+            &images.rows,
+            &images.cols,
+            self.vision_head_dim(),
+            self.vision.rope_theta,
+            at,
+        );
         let v = &self.vision;
         let block = |i: usize, h: &Tensor| v.blocks[i].forward(h, &layout, &rope, precision);
         let tower = |x: Tensor| (0..v.blocks.len()).fold(x, |h, i| block(i, &h));
@@ -300,7 +383,12 @@ impl Mllm {
         let at = self.params.placement();
         if let Some((x, chain)) = tapes.llm {
             let layout = VarlenLayout::new(&input.segments, true, at);
-            let rope = rope_1d(&input.positions, self.llm_head_dim(), self.config.rope_theta, at);
+            let rope = rope_1d(
+                &input.positions,
+                self.llm_head_dim(),
+                self.config.rope_theta,
+                at,
+            );
             let grad = chain.backward(|i, h| self.blocks[i].forward(h, &layout, &rope, precision));
             if let Some(grad) = grad.filter(|_| x.requires_grad()) {
                 (x * grad).sum(Kind::Float).backward();
@@ -308,8 +396,15 @@ impl Mllm {
         }
         if let (Some((x, chain)), Some(images)) = (tapes.vision, &input.images) {
             let layout = VarlenLayout::new(&images.patches_per_image, false, at);
-            let rope = rope_2d(&images.rows, &images.cols, self.vision_head_dim(), self.vision.rope_theta, at);
-            let grad = chain.backward(|i, h| self.vision.blocks[i].forward(h, &layout, &rope, precision));
+            let rope = rope_2d(
+                &images.rows,
+                &images.cols,
+                self.vision_head_dim(),
+                self.vision.rope_theta,
+                at,
+            );
+            let grad =
+                chain.backward(|i, h| self.vision.blocks[i].forward(h, &layout, &rope, precision));
             if let Some(grad) = grad.filter(|_| x.requires_grad()) {
                 (x * grad).sum(Kind::Float).backward();
             }

@@ -27,7 +27,10 @@ impl ParamStore {
     /// two stores built the same way hold the same values.
     pub fn new(placement: Placement, seed: u64) -> Self {
         tch::manual_seed(seed as i64);
-        Self { placement, params: BTreeMap::new() }
+        Self {
+            placement,
+            params: BTreeMap::new(),
+        }
     }
 
     /// Where the parameters live; the model creates its other tensors there and reads values back
@@ -40,7 +43,10 @@ impl ParamStore {
     fn insert(&mut self, name: String, cpu: Tensor) -> Tensor {
         let tensor = self.placement.put(&cpu).set_requires_grad(true);
         let previous = self.params.insert(name.clone(), tensor.shallow_clone());
-        assert!(previous.is_none(), "parameter {name} created twice (a bug in the model definition)");
+        assert!(
+            previous.is_none(),
+            "parameter {name} created twice (a bug in the model definition)"
+        );
         tensor
     }
 
@@ -51,7 +57,10 @@ impl ParamStore {
     }
 
     pub fn zeros(&mut self, name: impl Into<String>, shape: &[i64]) -> Tensor {
-        self.insert(name.into(), Tensor::zeros(shape, (Kind::Float, Device::Cpu)))
+        self.insert(
+            name.into(),
+            Tensor::zeros(shape, (Kind::Float, Device::Cpu)),
+        )
     }
 
     pub fn ones(&mut self, name: impl Into<String>, shape: &[i64]) -> Tensor {
@@ -94,7 +103,9 @@ impl ParamStore {
 
     /// Whether any parameter of `module` is trainable.
     pub fn trains(&self, module: &str) -> bool {
-        self.params.iter().any(|(name, t)| Self::module_of(name) == module && t.requires_grad())
+        self.params
+            .iter()
+            .any(|(name, t)| Self::module_of(name) == module && t.requires_grad())
     }
 }
 
@@ -138,7 +149,9 @@ const RMS_EPS: f64 = 1e-6;
 
 impl RmsNorm {
     pub fn new(store: &mut ParamStore, name: &str, dim: i64) -> Self {
-        Self { weight: store.ones(format!("{name}.weight"), &[dim]) }
+        Self {
+            weight: store.ones(format!("{name}.weight"), &[dim]),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
