@@ -21,7 +21,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use mixtape_engine::image::{
-    self as img, Encoding, ResizePolicy, RgbImage, encode_jpeg, encode_jpeg_with, smart_resize,
+    self as img, ImageEncoding, ResizePolicy, RgbImage, encode_jpeg, encode_jpeg_with, smart_resize,
 };
 use mixtape_engine::synthetic::{SyntheticKind, render_scene, scene_id};
 
@@ -109,7 +109,7 @@ fn image_crate_pipeline(bytes: &[u8], policy: &ResizePolicy) -> Vec<u8> {
 }
 
 fn ours_pipeline(bytes: &[u8], policy: &ResizePolicy) -> Vec<u8> {
-    img::process(bytes, policy, Encoding::Jpeg { quality: QUALITY })
+    img::process(bytes, policy, ImageEncoding::Jpeg, QUALITY)
         .unwrap()
         .bytes
 }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mixtape_engine::image::{
-    Encoding, ResizePolicy, decode, encode_jpeg, image_tokens, process, resize, smart_resize,
+    ImageEncoding, ResizePolicy, decode, encode_jpeg, image_tokens, process, resize, smart_resize,
 };
 use mixtape_engine::sample::{ImageRef, ImageSource, Role, Sample, SampleKind, Turn};
 use mixtape_engine::synthetic::{SyntheticKind, generate, render_scene};
@@ -236,7 +236,7 @@ fn floor(args: &[String]) -> Result<(), String> {
     let breakdown: u8 = o.num("breakdown", 1)?;
     let quality: u8 = o.num("quality", 90)?;
     let policy = ResizePolicy::default().with_max_pixels(o.num("max-pixels", 1_003_520)?);
-    let encoding = Encoding::Jpeg { quality };
+    let encoding = ImageEncoding::Jpeg;
     let encoder = Encoder::from_file(&tokenizer).map_err(|e| e.to_string())?;
 
     // Everything in memory first: the floor is the per-record work, not file I/O.
@@ -310,7 +310,7 @@ fn floor(args: &[String]) -> Result<(), String> {
     // `threads` threads, perfectly balanced: full per-record work (what a jpeg build must do) and
     // tokenize only (what a `source` build must do).
     let full = |r: &Record| -> usize {
-        let p = process(&r.bytes, &policy, encoding).expect("corpus images process");
+        let p = process(&r.bytes, &policy, encoding, quality).expect("corpus images process");
         let e = encoder
             .encode(&r.sample, &[image_tokens(p.height, p.width, &policy)])
             .expect("encode");

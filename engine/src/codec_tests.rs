@@ -594,14 +594,14 @@ fn images_over_the_pixel_limit_are_refused_from_the_header() {
 fn process_resizes_every_demo_image_to_the_planned_grid() {
     let policy = ResizePolicy::default();
     for (name, (bytes, probed)) in demo_images() {
-        let out = process(&bytes, &policy, Encoding::default()).unwrap();
+        let out = process(&bytes, &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap();
         let planned = smart_resize(probed.0, probed.1, &policy).unwrap();
         assert_eq!((out.height, out.width), planned, "{name}");
         assert_eq!((out.source_height, out.source_width), probed, "{name}");
         assert_eq!(decode(&out.bytes).unwrap().size(), planned, "{name}");
         assert_eq!(
             out,
-            process(&bytes, &policy, Encoding::default()).unwrap(),
+            process(&bytes, &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap(),
             "{name} is deterministic"
         );
     }
@@ -612,7 +612,7 @@ fn process_keeps_the_exif_layout_and_can_write_png() {
     let out = process(
         &demo("exif6-08.jpg"),
         &ResizePolicy::default(),
-        Encoding::Png,
+        ImageEncoding::Png, DEFAULT_JPEG_QUALITY,
     )
     .unwrap();
     // 200 x 320 rounds to 196 x 308 (HxW).
@@ -626,7 +626,7 @@ fn process_keeps_the_exif_layout_and_can_write_png() {
 fn process_errors_have_stable_codes() {
     let policy = ResizePolicy::default();
     let code = |bytes: &[u8], policy: &ResizePolicy| {
-        process(bytes, policy, Encoding::default())
+        process(bytes, policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY)
             .unwrap_err()
             .code()
     };
@@ -635,16 +635,16 @@ fn process_errors_have_stable_codes() {
     assert_eq!(code(&png(6000, 29), &policy), "image_too_elongated");
     // FACTS.md section 2: sides under 28 px are kept (20 x 100 WxH goes up to 28 x 112), and
     // 30 x 5000 (HxW) under max_pixels 50,176 keeps a side of 28 (transformers' clamp).
-    let small = process(&png(20, 100), &policy, Encoding::default()).unwrap();
+    let small = process(&png(20, 100), &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap();
     assert_eq!((small.height, small.width), (112, 28));
     let thin = process(
         &png(5000, 30),
         &policy.with_max_pixels(50_176),
-        Encoding::default(),
+        ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY,
     )
     .unwrap();
     assert_eq!((thin.height, thin.width), (28, 2884));
-    let err = process(&png(50, 50), &policy, Encoding::Jpeg { quality: 0 }).unwrap_err();
+    let err = process(&png(50, 50), &policy, ImageEncoding::Jpeg, 0).unwrap_err();
     assert_eq!(err.code(), "image_unencodable");
 }
 

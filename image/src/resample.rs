@@ -21,7 +21,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use thiserror::Error;
 
-use super::decode::DEFAULT_MAX_DECODED_PIXELS;
+use super::decoder::DEFAULT_MAX_DECODED_PIXELS;
 use super::rgb::RgbImage;
 
 /// Why an image could not be resampled.

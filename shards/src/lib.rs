@@ -9,8 +9,9 @@
 //! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
 //! - [`read`]: [`ShardFile`], reading shards back row group by row group;
-//! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume);
-//! - [`verify`]: [`verify()`], checking a stage or a whole build output against its manifests;
+//! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume, one
+//!   reader for a multi-stage schedule), yielding [`RowBatch`]es of [`Row`]s;
+//! - [`verify`](mod@verify): [`verify()`](fn@verify), checking a stage or a whole build output against its manifests;
 //! - [`build_record`]: [`BuildRecord`], the checksummed `build.json` saying whose build a folder is.
 //!
 //! FORMAT.md at the repository root documents the format for readers in other languages.
@@ -19,7 +20,7 @@
 //! the engine depends on it, never the reverse, so a training-side reader can link it alone.
 
 mod atomic;
-mod batch;
+mod record_batch;
 pub mod build_record;
 pub mod manifest;
 pub mod read;
@@ -33,15 +34,15 @@ pub mod writer;
 #[cfg(test)]
 mod testing;
 
-pub use batch::{DecodeError, EncodeError};
+pub use record_batch::{DecodeError, EncodeError};
 pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
 pub use manifest::{
     Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals,
 };
 pub use read::{ReadColumns, ReadError, Region, ShardFile, read_rows};
 pub use reader::{
-    Batch, Image, ImageMode, Pixels, Reader, ReaderError, ReaderOptions, ReaderState,
-    ReaderWarning, Row, Tally,
+    Image, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError,
+    ReaderOptions, ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
 };
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
@@ -51,3 +52,9 @@ pub use writer::{
     DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions,
     ShardWriter, WriteError, shard_file_name,
 };
+
+/// The repository README's Rust examples, compiled and run as doctests of this crate (the README is
+/// the user's manual: an example that stops compiling fails `cargo test`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

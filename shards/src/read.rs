@@ -15,7 +15,7 @@
 //! [`ShardFile::open`] reads a lone file, with no checksums to check against.
 //!
 //! Every error names the file, and the row group (and row, or column) where it applies. Nothing
-//! here panics on bad input: columns are looked up by name and type-checked (see [`crate::batch`]).
+//! here panics on bad input: columns are looked up by name and type-checked (see [`crate::record_batch`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,7 +37,7 @@ mod lists;
 
 pub use checked::Region;
 
-use crate::batch::{self, DecodeError, DirectColumns};
+use crate::record_batch::{self, DecodeError, DirectColumns};
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, MetaError, columns as schema_columns};
 use crate::{PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta};
 use checked::Loaded;
@@ -688,12 +688,12 @@ impl Part {
         Ok(Part { arrow, direct })
     }
 
-    /// The rows, checked column by column (see [`batch::decode_with`]).
+    /// The rows, checked column by column (see [`record_batch::decode_with`]).
     fn decode(self) -> Result<Vec<PackedRow>, DecodeError> {
         let arrow = self
             .arrow
             .unwrap_or_else(|| RecordBatch::new_empty(Arc::new(Schema::empty())));
-        batch::decode_with(&arrow, self.direct)
+        record_batch::decode_with(&arrow, self.direct)
     }
 }
 
@@ -872,7 +872,7 @@ mod tests {
         use arrow_array::{Array, ListArray};
         use arrow_schema::Field;
         let rows: Vec<PackedRow> = (0..5).map(|n| row(&[(10 + n, 1), (8, 0)])).collect();
-        let batch = batch::encode(&rows).unwrap();
+        let batch = record_batch::encode(&rows).unwrap();
         let nullable = |name: &str| -> (Arc<Field>, Arc<dyn Array>) {
             let list = batch
                 .column_by_name(name)

@@ -14,39 +14,9 @@
 
 use crate::Counts;
 
-/// How the bytes of a [`ShardImage`] are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ImageEncoding {
-    /// Resized to `height` x `width`, JPEG-encoded.
-    Jpeg,
-    /// Resized to `height` x `width`, PNG-encoded (lossless).
-    Png,
-    /// The source file's bytes, unresized (`source_height` x `source_width`, any format the reader
-    /// can decode); the reader resizes to `height` x `width`.
-    Source,
-}
-
-impl ImageEncoding {
-    /// The value stored in the `images.encoding` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageEncoding::Jpeg => "jpeg",
-            ImageEncoding::Png => "png",
-            ImageEncoding::Source => "source",
-        }
-    }
-
-    /// Parses a stored `images.encoding` value.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "jpeg" => Some(ImageEncoding::Jpeg),
-            "png" => Some(ImageEncoding::Png),
-            "source" => Some(ImageEncoding::Source),
-            _ => None,
-        }
-    }
-}
+/// How the bytes of a [`ShardImage`] are encoded: `mixtape-image`'s enum, shared with the recipe
+/// and the builder.
+pub use mixtape_image::ImageEncoding;
 
 /// One image of a packed row, with the geometry the vision encoder needs.
 #[derive(Clone, Debug, PartialEq, Eq)]

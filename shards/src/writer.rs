@@ -46,7 +46,7 @@ use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::atomic::{self, HashingFile};
-use crate::batch::{self, EncodeError};
+use crate::record_batch::{self, EncodeError};
 use crate::manifest::ratio;
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, columns, shard_schema};
 use crate::{
@@ -396,7 +396,7 @@ impl ShardWriter {
             let writer = self.writer.as_mut().ok_or_else(|| WriteError::Poisoned {
                 path: self.path.clone(),
             })?;
-            let batch = batch::encode(&self.buffer).map_err(|source| WriteError::Encode {
+            let batch = record_batch::encode(&self.buffer).map_err(|source| WriteError::Encode {
                 path: self.path.clone(),
                 row_group,
                 source,

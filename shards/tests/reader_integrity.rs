@@ -128,7 +128,8 @@ fn source_images_are_resized_like_the_builder_so_both_encodings_give_the_same_pi
     let processed = mixtape_image::process(
         &source.bytes,
         &mixtape_image::ResizePolicy::default(),
-        mixtape_image::Encoding::Png,
+        mixtape_image::ImageEncoding::Png,
+        mixtape_image::DEFAULT_JPEG_QUALITY,
     )
     .unwrap();
     assert_eq!((processed.height, processed.width), (112, 84));

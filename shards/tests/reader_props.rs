@@ -50,7 +50,7 @@ fn options(
 }
 
 /// `(stage, epoch, origin)` of every row.
-fn tagged(batches: &[mixtape_shards::Batch]) -> Vec<(usize, u32, (usize, u32, u64))> {
+fn tagged(batches: &[mixtape_shards::RowBatch]) -> Vec<(usize, u32, (usize, u32, u64))> {
     batches
         .iter()
         .flat_map(|b| {

@@ -107,8 +107,8 @@ fn run_stream(
     let reader = env
         .clone()
         .with_rank(
-            rank.unwrap_or(env.rank),
-            world_size.unwrap_or(env.world_size),
+            rank.unwrap_or(env.rank()),
+            world_size.unwrap_or(env.world_size()),
         )
         .with_batch_size(*batch_size)
         .with_seed(*seed);

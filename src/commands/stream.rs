@@ -62,8 +62,8 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
     let dirs = stage_dirs(&args.dirs)?;
     let mut options = ReaderOptions::from_env()?;
     let (rank, world_size) = (
-        args.rank.unwrap_or(options.rank),
-        args.world_size.unwrap_or(options.world_size),
+        args.rank.unwrap_or(options.rank()),
+        args.world_size.unwrap_or(options.world_size()),
     );
     options = options
         .with_rank(rank, world_size)

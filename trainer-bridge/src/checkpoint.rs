@@ -39,7 +39,8 @@ pub struct CheckpointMeta {
     pub step: u64,
     /// Optimizer steps over all stages.
     pub global_step: u64,
-    /// The reader's cursor in that stage (`None`: start it from the beginning).
+    /// The reader's cursor over all the stages of the schedule (`None`: start stage `stage_index`
+    /// from its beginning).
     pub reader: Option<ReaderState>,
     /// For an averaged checkpoint: the inputs and their normalised weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

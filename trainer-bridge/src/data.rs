@@ -1,61 +1,25 @@
 //! Rows for training and evaluation, from mixtape shard sets.
 //!
-//! Training rows stream through [`mixtape_shards::Reader`] (one reader per stage, because each stage
-//! has its own batch size): it shuffles, prefetches, decodes images to RGB on background threads,
-//! counts what it yields (the realized mix) and gives the resume cursor a checkpoint stores.
+//! Training rows stream through one [`mixtape_shards::Reader`] over the whole schedule
+//! ([`TrainRows`]): each stage reads at its own batch size
+//! ([`ReaderOptions::with_stage_batch_size`]), and a stage whose steps are capped leaves the rest of
+//! its rows unread ([`Reader::skip_to_stage`]). The reader shuffles, prefetches, decodes images to
+//! RGB on background threads, counts what it yields (the realized mix) and gives the resume cursor a
+//! checkpoint stores. The rows are the reader's own [`Row`]s: the model input is built from them
+//! directly, with no copy.
 //!
-//! Held-back rows ([`Holdout`]) are rows spread evenly over a stage, read directly from the shards:
-//! they are never trained on. A training row that shares any sample (by source and key)
-//! with the held-back rows is skipped too, so a sample repeated under `max_repeat` cannot leak into
-//! training through another row. Held-back images keep their source size so evaluation can re-resize
-//! them under another pixel budget (test-time resolution search).
+//! Held-back rows ([`Holdout`]) are rows spread evenly over a stage, read by
+//! [`mixtape_shards::reader::read_rows_at`]: they are never trained on. A training row that shares
+//! any sample (by source and key) with the held-back rows is skipped too, so a sample repeated under
+//! `max_repeat` cannot leak into training through another row. Every [`Image`](mixtape_shards::Image)
+//! keeps its source size, so evaluation can re-resize held-back images under another pixel budget
+//! (test-time resolution search).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::{Manifest, PackedRow, Reader, ReaderOptions, ReaderState, ShardFile, Tally};
-
-/// One image of a row, at its training size.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TrainImage {
-    /// `height x width x 3` RGB bytes (from a [`Reader`], they go back to it when dropped).
-    pub rgb: mixtape_shards::Pixels,
-    pub height: u32,
-    pub width: u32,
-    /// Size of the image before the builder resized it (the trained size when unknown).
-    pub source_height: u32,
-    pub source_width: u32,
-    /// Index in the row's tokens of the first `<|image_pad|>`, and how many there are.
-    pub token_offset: u32,
-    pub num_tokens: u32,
-}
-
-impl std::fmt::Debug for TrainImage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "TrainImage({}x{} from {}x{}, tokens {}+{})",
-            self.height,
-            self.width,
-            self.source_height,
-            self.source_width,
-            self.token_offset,
-            self.num_tokens
-        )
-    }
-}
-
-/// One packed sequence, as the model consumes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrainRow {
-    pub input_ids: Vec<i32>,
-    pub loss_mask: Vec<u8>,
-    pub position_ids: Vec<i32>,
-    pub seq_lens: Vec<i32>,
-    /// `(source, key)` of each packed sample.
-    pub samples: Vec<(String, String)>,
-    pub images: Vec<TrainImage>,
-}
+use mixtape_shards::reader::read_rows_at;
+use mixtape_shards::{ImageMode, Manifest, Reader, ReaderOptions, ReaderState, Row, Tally};
 
 /// Why rows cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +29,6 @@ pub enum DataError {
     Reader(#[from] mixtape_shards::ReaderError),
     #[error(transparent)]
     Manifest(#[from] mixtape_shards::ManifestError),
-    #[error(transparent)]
-    Read(#[from] mixtape_shards::ReadError),
-    #[error("{}, row {row}, image {image}: {detail} (the shard is corrupt: rebuild the stage)", shard.display())]
-    Image {
-        shard: PathBuf,
-        row: u64,
-        image: usize,
-        detail: String,
-    },
     #[error(
         "stage {stage}: holding back {holdout} rows leaves {left} to train on (it has {rows}): lower --holdout-rows"
     )]
@@ -85,75 +40,17 @@ pub enum DataError {
     },
 }
 
-impl TrainRow {
-    fn from_reader(row: mixtape_shards::Row) -> Self {
-        let images = row
-            .images
-            .into_iter()
-            .map(|i| TrainImage {
-                rgb: i.rgb,
-                height: i.height,
-                width: i.width,
-                source_height: i.height,
-                source_width: i.width,
-                token_offset: i.token_offset,
-                num_tokens: i.num_tokens,
-            })
-            .collect();
-        let samples = row.samples.into_iter().map(|s| (s.source, s.key)).collect();
-        Self {
-            input_ids: row.input_ids,
-            loss_mask: row.loss_mask,
-            position_ids: row.position_ids,
-            seq_lens: row.seq_lens,
-            samples,
-            images,
-        }
-    }
-
-    fn from_shard(row: PackedRow, shard: &Path, index: u64) -> Result<Self, DataError> {
-        let position_ids = row.position_ids();
-        let mut images = Vec::with_capacity(row.images.len());
-        for (i, image) in row.images.iter().enumerate() {
-            let rgb = mixtape_shards::reader::decode_pixels(image).map_err(|detail| {
-                DataError::Image {
-                    shard: shard.to_path_buf(),
-                    row: index,
-                    image: i,
-                    detail,
-                }
-            })?;
-            images.push(TrainImage {
-                rgb: rgb.into(),
-                height: image.height,
-                width: image.width,
-                source_height: image.source_height,
-                source_width: image.source_width,
-                token_offset: image.token_offset,
-                num_tokens: image.num_tokens,
-            });
-        }
-        let samples = row.samples.into_iter().map(|s| (s.source, s.key)).collect();
-        Ok(Self {
-            input_ids: row.input_ids,
-            loss_mask: row.loss_mask,
-            position_ids,
-            seq_lens: row.seq_lens,
-            samples,
-            images,
-        })
-    }
-
-    /// Tokens in the row.
-    pub fn tokens(&self) -> usize {
-        self.input_ids.len()
-    }
+/// `(source, key)` of each packed sample of a row.
+fn sample_keys(row: &Row) -> impl Iterator<Item = (String, String)> + '_ {
+    row.samples
+        .iter()
+        .map(|s| (s.source.clone(), s.key.clone()))
 }
 
 /// A stage's held-back rows.
 #[derive(Debug)]
 pub struct Holdout {
-    pub rows: Vec<TrainRow>,
+    pub rows: Vec<Row>,
     keys: BTreeSet<(String, String)>,
 }
 
@@ -172,88 +69,74 @@ impl Holdout {
                 left: 0,
             });
         }
-        let wanted: BTreeSet<u64> = (0..rows as u64)
-            .map(|j| ((2 * j + 1) * total) / (2 * rows as u64))
-            .collect();
-        let mut picked = Vec::with_capacity(rows);
-        let mut first = 0u64;
-        for info in &manifest.shards {
-            let end = first + info.rows;
-            if wanted.range(first..end).next().is_some() {
-                let path = dir.join(&info.file);
-                let shard = ShardFile::open_checked(&path, info)?;
-                let mut index = first;
-                for group in 0..shard.row_groups() {
-                    let packed = shard.read_row_group(group)?;
-                    let group_end = index + packed.len() as u64;
-                    if wanted.range(index..group_end).next().is_some() {
-                        for (k, row) in packed.into_iter().enumerate() {
-                            let at = index + k as u64;
-                            if wanted.contains(&at) {
-                                picked.push(TrainRow::from_shard(row, &path, at - first)?);
-                            }
-                        }
-                    }
-                    index = group_end;
-                }
-            }
-            first = end;
-        }
-        let keys = picked
-            .iter()
-            .flat_map(|r| r.samples.iter().cloned())
-            .collect();
+        let wanted = (0..rows as u64).map(|j| ((2 * j + 1) * total) / (2 * rows as u64));
+        let picked = read_rows_at(dir, wanted, ImageMode::Decoded)?;
+        let keys = picked.iter().flat_map(sample_keys).collect();
         Ok(Self { rows: picked, keys })
     }
 
     /// Whether a training row shares a sample with the held-back rows.
-    pub fn overlaps(&self, row: &TrainRow) -> bool {
-        row.samples.iter().any(|s| self.keys.contains(s))
+    pub fn overlaps(&self, row: &Row) -> bool {
+        sample_keys(row).any(|s| self.keys.contains(&s))
     }
 }
 
-/// Rows of one stage for training: `batch_size` rows per batch, held-back samples removed.
+/// Training rows of every stage of a schedule: one reader, held-back samples removed.
 #[derive(Debug)]
-pub struct StageRows {
+pub struct TrainRows {
     reader: Reader,
-    /// Rows skipped because they overlap the held-back rows.
+    /// Rows skipped because they overlap the held-back rows, over all stages.
     pub skipped: u64,
 }
 
-impl StageRows {
-    /// Starts reading the stage in `dir` (from the beginning, or from `resume`).
+impl TrainRows {
+    /// Starts reading the stages in `stages` (`(folder, stage name, batch size)` in schedule order),
+    /// from the beginning or from `resume` (a state this reader gave).
     pub fn try_new(
-        dir: &Path,
+        stages: &[(PathBuf, String, usize)],
         seed: u64,
-        batch_size: usize,
         resume: Option<ReaderState>,
     ) -> Result<Self, DataError> {
-        let options = ReaderOptions::default()
-            .with_seed(seed)
-            .with_batch_size(batch_size);
-        let reader = Reader::try_new(&[dir.to_path_buf()], options, resume)?;
+        let mut options = ReaderOptions::default().with_seed(seed);
+        let mut dirs = Vec::with_capacity(stages.len());
+        for (dir, name, batch_size) in stages {
+            options = options.with_stage_batch_size(name.clone(), *batch_size);
+            dirs.push(dir.clone());
+        }
+        let reader = Reader::try_new(&dirs, options, resume)?;
         for warning in reader.warnings() {
             eprintln!("warning: {warning}");
         }
         Ok(Self { reader, skipped: 0 })
     }
 
-    /// The next batch without held-back samples (possibly shorter than `batch_size`, even empty when
-    /// every row overlapped), or `None` at the end of the stage.
-    pub fn next_batch(&mut self, holdout: &Holdout) -> Option<Result<Vec<TrainRow>, DataError>> {
+    /// Leaves the rest of the stages before `stage` unread (a capped stage's remaining rows); does
+    /// nothing when the reader is already there.
+    pub fn start_stage(&mut self, stage: usize) -> Result<(), DataError> {
+        Ok(self.reader.skip_to_stage(stage)?)
+    }
+
+    /// The next batch of stage `stage` without held-back samples (possibly shorter than its batch
+    /// size, even empty when every row overlapped), or `None` at the end of that stage.
+    pub fn next_batch(
+        &mut self,
+        stage: usize,
+        holdout: &Holdout,
+    ) -> Option<Result<Vec<Row>, DataError>> {
+        if self.reader.current_stage() != stage {
+            return None;
+        }
         let batch = match self.reader.next()? {
             Ok(batch) => batch,
             Err(e) => return Some(Err(e.into())),
         };
-        let mut rows = Vec::with_capacity(batch.rows.len());
-        for row in batch.rows {
-            let row = TrainRow::from_reader(row);
-            if holdout.overlaps(&row) {
-                self.skipped += 1;
-            } else {
-                rows.push(row);
-            }
-        }
+        let before = batch.rows.len();
+        let rows: Vec<Row> = batch
+            .rows
+            .into_iter()
+            .filter(|row| !holdout.overlaps(row))
+            .collect();
+        self.skipped += (before - rows.len()) as u64;
         Some(Ok(rows))
     }
 

@@ -14,8 +14,8 @@ use crate::device::Placement;
 use mixtape_engine::image::{ResizePolicy, RgbImage, resize, smart_resize};
 use serde::Serialize;
 
-use crate::batch::{BatchError, model_input};
-use crate::data::{TrainImage, TrainRow};
+use crate::model_input::{ModelInputError, model_input};
+use mixtape_shards::{Image, Row};
 use crate::model::{Mllm, Precision};
 
 /// Rows evaluated per forward pass.
@@ -34,7 +34,7 @@ pub struct EvalLoss {
 #[non_exhaustive]
 pub enum EvalError {
     #[error(transparent)]
-    Batch(#[from] BatchError),
+    ModelInput(#[from] ModelInputError),
     #[error("image {image} of row {row}: {detail}")]
     Resize {
         row: usize,
@@ -48,7 +48,7 @@ pub enum EvalError {
 /// Mean loss of `model` over the loss tokens of `rows`.
 pub fn eval_loss(
     model: &Mllm,
-    rows: &[TrainRow],
+    rows: &[Row],
     image_pad: i32,
     precision: Precision,
     placement: &Placement,
@@ -75,10 +75,10 @@ pub fn eval_loss(
 
 /// `rows` with every image re-resized under `policy` (see the module docs).
 pub fn resize_rows(
-    rows: &[TrainRow],
+    rows: &[Row],
     policy: &ResizePolicy,
     image_pad: i32,
-) -> Result<Vec<TrainRow>, EvalError> {
+) -> Result<Vec<Row>, EvalError> {
     rows.iter()
         .enumerate()
         .map(|(r, row)| {
@@ -92,13 +92,19 @@ pub fn resize_rows(
 }
 
 fn resize_row(
-    row: &TrainRow,
+    row: &Row,
     policy: &ResizePolicy,
     image_pad: i32,
-) -> Result<TrainRow, (usize, String)> {
-    let mut out = TrainRow {
+) -> Result<Row, (usize, String)> {
+    let mut out = Row {
+        stage: row.stage.clone(),
+        origin: row.origin,
+        input_ids: Vec::new(),
+        loss_mask: Vec::new(),
+        position_ids: Vec::new(),
+        seq_lens: Vec::new(),
         samples: row.samples.clone(),
-        ..TrainRow::default_empty()
+        images: Vec::with_capacity(row.images.len()),
     };
     // Sample index of every token, to adjust the lengths of the samples that hold images.
     let mut sample_of = Vec::with_capacity(row.input_ids.len());
@@ -118,15 +124,19 @@ fn resize_row(
         }
         let (height, width) = smart_resize(image.source_height, image.source_width, policy)
             .map_err(|e| (i, e.to_string()))?;
-        let stored = RgbImage {
-            width: image.width,
-            height: image.height,
-            pixels: image.rgb.to_vec(),
-        };
-        let pixels = if (height, width) == (image.height, image.width) {
-            stored
+        let resized = (height, width) != (image.height, image.width);
+        let rgb = if resized {
+            let stored = RgbImage {
+                width: image.width,
+                height: image.height,
+                pixels: image.rgb.to_vec(),
+            };
+            resize(&stored, height, width)
+                .map_err(|e| (i, e.to_string()))?
+                .pixels
+                .into()
         } else {
-            resize(&stored, height, width).map_err(|e| (i, e.to_string()))?
+            image.rgb.clone()
         };
         let tokens = (height * width) / (policy.factor() * policy.factor());
         out.input_ids.extend_from_slice(&row.input_ids[at..start]);
@@ -137,14 +147,28 @@ fn resize_row(
         out.loss_mask
             .extend(std::iter::repeat_n(0, tokens as usize));
         seq_lens[sample_of[start]] += tokens as i32 - image.num_tokens as i32;
-        out.images.push(TrainImage {
-            rgb: pixels.pixels.into(),
+        let grid = |side: u32| (side / policy.patch_size) as i32;
+        out.images.push(Image {
+            rgb,
+            // The stored bytes no longer match a resized image.
+            bytes: if resized {
+                Vec::new()
+            } else {
+                image.bytes.clone()
+            },
+            encoding: image.encoding,
             height,
             width,
             source_height: image.source_height,
             source_width: image.source_width,
+            grid: if resized {
+                [1, grid(height), grid(width)]
+            } else {
+                image.grid
+            },
             token_offset,
             num_tokens: tokens,
+            sample: image.sample,
         });
         at = end;
     }
@@ -153,19 +177,6 @@ fn resize_row(
     out.position_ids = seq_lens.iter().flat_map(|&l| 0..l).collect();
     out.seq_lens = seq_lens;
     Ok(out)
-}
-
-impl TrainRow {
-    fn default_empty() -> Self {
-        TrainRow {
-            input_ids: vec![],
-            loss_mask: vec![],
-            position_ids: vec![],
-            seq_lens: vec![],
-            samples: vec![],
-            images: vec![],
-        }
-    }
 }
 
 /// One budget's result.
@@ -187,7 +198,7 @@ pub struct ResolutionSearch {
 /// Evaluates `model` on `rows` re-resized under each `max_pixels` in turn.
 pub fn resolution_search(
     model: &Mllm,
-    rows: &[TrainRow],
+    rows: &[Row],
     base: &ResizePolicy,
     max_pixels: &[u64],
     image_pad: i32,
@@ -227,21 +238,31 @@ mod tests {
 
     /// A row of two samples: text [1 2], then [3, 4 image tokens, 5 6] with a 56x56 image from a
     /// 112x112 source.
-    fn row() -> TrainRow {
-        TrainRow {
+    fn row() -> Row {
+        Row {
+            stage: "sft".into(),
+            origin: mixtape_shards::reader::RowOrigin {
+                stage: 0,
+                shard: 0,
+                row: 0,
+            },
             input_ids: vec![1, 2, 3, PAD, PAD, PAD, PAD, 5, 6],
             loss_mask: vec![0, 1, 0, 0, 0, 0, 0, 1, 1],
             position_ids: vec![0, 1, 0, 1, 2, 3, 4, 5, 6],
             seq_lens: vec![2, 7],
             samples: vec![],
-            images: vec![TrainImage {
+            images: vec![Image {
                 rgb: vec![128; 56 * 56 * 3].into(),
+                bytes: vec![],
+                encoding: mixtape_shards::ImageEncoding::Jpeg,
                 height: 56,
                 width: 56,
                 source_height: 112,
                 source_width: 112,
+                grid: [1, 4, 4],
                 token_offset: 3,
                 num_tokens: 4,
+                sample: 1,
             }],
         }
     }

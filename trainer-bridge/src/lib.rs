@@ -2,9 +2,9 @@
 //! by stage, and the template users adapt to their own model.
 //!
 //! Layers, from data to results:
-//! - [`data`]: rows from the shard reader (training, with the resume cursor and the realized-mix
-//!   tally) and held-back rows read straight from the shards (evaluation);
-//! - [`batch`]: packed rows -> one flat micro-batch (segments, loss targets, image patches);
+//! - [`data`]: rows from one shard reader over the whole schedule (training, with the resume cursor
+//!   and the realized-mix tally) and held-back rows read by position (evaluation);
+//! - [`model_input`]: packed rows -> one flat micro-batch (segments, loss targets, image patches);
 //! - [`model`]: a small Qwen2.5-VL-shaped MLLM (vision tower, 2x2 merger + MLP projector, decoder LM)
 //!   with block-diagonal attention over packed samples and optional per-block recomputation;
 //! - [`schedule`]: the recipe's `train` hints joined with the build's manifests;
@@ -17,13 +17,13 @@
 //! outside `default-members`, built by `cargo test --workspace` or `-p mixtape-trainer-bridge`.
 
 pub mod average;
-pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod eval;
 pub mod log;
 pub mod model;
+pub mod model_input;
 pub mod npu;
 pub mod optim;
 pub mod schedule;

@@ -17,11 +17,12 @@ use std::time::Instant;
 use mixtape_engine::recipe::Recipe;
 use serde::Serialize;
 
-use crate::batch::{self, BatchError};
+use crate::model_input::{self, ModelInputError};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointError, CheckpointMeta, MODEL_PREFIX,
 };
-use crate::data::{DataError, Holdout, StageRows, TrainRow};
+use crate::data::{DataError, Holdout, TrainRows};
+use mixtape_shards::Row;
 use crate::device::{DeviceError, DeviceSpec, Placement};
 use crate::eval::{EvalError, eval_loss};
 use crate::log::{LogError, LogWriter, Record, StepRecord};
@@ -79,7 +80,7 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
-    Batch(#[from] BatchError),
+    ModelInput(#[from] ModelInputError),
     #[error(transparent)]
     Eval(#[from] EvalError),
     #[error(transparent)]
@@ -272,13 +273,22 @@ impl Run<'_> {
             None
         };
         let mut checkpoint = self.opts.resume.clone().unwrap_or_default();
+        let stages: Vec<_> = self
+            .plans
+            .iter()
+            .map(|p| (p.dir.clone(), p.name.clone(), p.batch_size))
+            .collect();
+        // One reader over the whole schedule; a checkpoint at a stage's end has no cursor, and the
+        // reader then starts at that stage.
+        let mut rows = TrainRows::try_new(&stages, seed, reader.take())?;
         for index in start_stage..self.plans.len() {
             let plan = self.plans[index].clone();
             let modules: Vec<&str> = plan.trainable.iter().map(String::as_str).collect();
             self.model.params.set_trainable(&modules);
             let mut optim = optimizer.take().unwrap_or_default();
             let first_step = if index == start_stage { start_step } else { 0 };
-            let mut rows = StageRows::try_new(&plan.dir, seed, plan.batch_size, reader.take())?;
+            // Skips what a capped previous stage left unread (nothing when resumed in this stage).
+            rows.start_stage(index)?;
             if first_step == 0 {
                 self.eval_stage(index)?;
             }
@@ -357,13 +367,13 @@ impl Run<'_> {
     /// The micro-batches of one step (`None` once the stage's rows are exhausted).
     fn read_step(
         &mut self,
-        rows: &mut StageRows,
+        rows: &mut TrainRows,
         plan: &StagePlan,
         index: usize,
-    ) -> Result<Option<Vec<Vec<TrainRow>>>, TrainError> {
+    ) -> Result<Option<Vec<Vec<Row>>>, TrainError> {
         let mut micro = Vec::with_capacity(plan.grad_accum);
         while micro.len() < plan.grad_accum {
-            match rows.next_batch(&self.holdouts[index]) {
+            match rows.next_batch(index, &self.holdouts[index]) {
                 None => break,
                 Some(batch) => {
                     let batch = batch?;
@@ -381,18 +391,18 @@ impl Run<'_> {
         &mut self,
         plan: &StagePlan,
         step: u64,
-        micro: &[Vec<TrainRow>],
+        micro: &[Vec<Row>],
         optim: &mut AdamW,
-        rows: &StageRows,
+        rows: &TrainRows,
         tally: &mut std::collections::BTreeMap<String, mixtape_shards::Counts>,
         skipped: &mut u64,
         started: Instant,
     ) -> Result<StepRecord, TrainError> {
-        let loss_tokens: usize = micro.iter().map(|m| batch::loss_tokens(m)).sum();
+        let loss_tokens: usize = micro.iter().map(|m| model_input::loss_tokens(m)).sum();
         let (mut loss_sum, mut tokens, mut image_tokens, mut n_rows) = (0.0, 0u64, 0u64, 0u64);
         for rows in micro {
             let (input, counts) =
-                batch::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
+                model_input::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
             tokens += counts.tokens as u64;
             image_tokens += counts.image_tokens as u64;
             n_rows += counts.rows as u64;
@@ -485,7 +495,7 @@ impl Run<'_> {
 
     /// Held-back loss over every stage's rows together.
     fn eval_all(&mut self) -> Result<f64, TrainError> {
-        let rows: Vec<TrainRow> = self
+        let rows: Vec<Row> = self
             .holdouts
             .iter()
             .flat_map(|h| h.rows.iter().cloned())

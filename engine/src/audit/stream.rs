@@ -139,10 +139,10 @@ pub fn audit_stream(
     }
     Ok(StreamAudit {
         dir: dir.to_path_buf(),
-        rank: reader_options.rank,
-        world_size: reader_options.world_size,
-        batch_size: reader_options.batch_size,
-        seed: reader_options.seed,
+        rank: reader_options.rank(),
+        world_size: reader_options.world_size(),
+        batch_size: reader_options.batch_size(),
+        seed: reader_options.seed(),
         steps_requested: options.steps,
         steps_read,
         windows,

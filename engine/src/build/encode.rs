@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use mixtape_shards::{ImageEncoding as ShardEncoding, ShardImage};
+use mixtape_shards::ShardImage;
 
-use crate::image::process::{Encoding, ProcessError, process};
+use crate::image::{ProcessError, process};
 use crate::image::{RgbImage, encode_jpeg, encode_png, grid, image_tokens, resize, smart_resize};
 use crate::recipe::{ImageEncoding, ImagePolicy};
 use crate::sample::{ImageSource, Sample, SampleKind};
@@ -108,7 +108,7 @@ pub fn cut(mut sample: EncodedSample, keep: Option<u64>) -> EncodedSample {
 
 struct Processed {
     bytes: Vec<u8>,
-    encoding: ShardEncoding,
+    encoding: ImageEncoding,
     height: u32,
     width: u32,
     source_height: u32,
@@ -125,21 +125,10 @@ fn process_image(
         message: e.to_string(),
     };
     let resize_policy = policy.resize_policy();
-    let encoding = match policy.encoding {
-        ImageEncoding::Png => Encoding::Png,
-        _ => Encoding::Jpeg {
-            quality: policy.jpeg_quality,
-        },
-    };
-    let shard_encoding = match policy.encoding {
-        ImageEncoding::Jpeg => ShardEncoding::Jpeg,
-        ImageEncoding::Png => ShardEncoding::Png,
-        ImageEncoding::Source => ShardEncoding::Source,
-    };
     let bytes: Arc<[u8]> = match source {
         ImageSource::Synthetic { scene } => {
             let img = crate::synthetic::render_scene(*scene);
-            return process_pixels(&img, policy, encoding, shard_encoding).map_err(reject);
+            return process_pixels(&img, policy).map_err(reject);
         }
         ImageSource::Bytes(bytes) => bytes.clone(),
         ImageSource::File(path) => std::fs::read(path)
@@ -155,17 +144,23 @@ fn process_image(
         let (height, width) = smart_resize(h, w, &resize_policy).map_err(|e| reject(e.into()))?;
         return Ok(Processed {
             bytes: bytes.to_vec(),
-            encoding: shard_encoding,
+            encoding: policy.encoding,
             height,
             width,
             source_height: h,
             source_width: w,
         });
     }
-    let p = process(&bytes, &resize_policy, encoding).map_err(reject)?;
+    let p = process(
+        &bytes,
+        &resize_policy,
+        policy.encoding,
+        policy.jpeg_quality,
+    )
+    .map_err(reject)?;
     Ok(Processed {
         bytes: p.bytes,
-        encoding: shard_encoding,
+        encoding: policy.encoding,
         height: p.height,
         width: p.width,
         source_height: p.source_height,
@@ -173,18 +168,13 @@ fn process_image(
     })
 }
 
-fn process_pixels(
-    img: &RgbImage,
-    policy: &ImagePolicy,
-    encoding: Encoding,
-    shard_encoding: ShardEncoding,
-) -> Result<Processed, ProcessError> {
+fn process_pixels(img: &RgbImage, policy: &ImagePolicy) -> Result<Processed, ProcessError> {
     let resize_policy = policy.resize_policy();
     let (height, width) = smart_resize(img.height, img.width, &resize_policy)?;
     if policy.encoding == ImageEncoding::Source {
         return Ok(Processed {
             bytes: encode_png(img)?,
-            encoding: shard_encoding,
+            encoding: policy.encoding,
             height,
             width,
             source_height: img.height,
@@ -192,13 +182,14 @@ fn process_pixels(
         });
     }
     let resized = resize(img, height, width)?;
-    let bytes = match encoding {
-        Encoding::Jpeg { quality } => encode_jpeg(&resized, quality)?,
-        Encoding::Png => encode_png(&resized)?,
+    let bytes = if policy.encoding == ImageEncoding::Png {
+        encode_png(&resized)?
+    } else {
+        encode_jpeg(&resized, policy.jpeg_quality)?
     };
     Ok(Processed {
         bytes,
-        encoding: shard_encoding,
+        encoding: policy.encoding,
         height,
         width,
         source_height: img.height,

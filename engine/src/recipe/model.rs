@@ -185,17 +185,8 @@ impl ImagePolicy {
     }
 }
 
-/// How resized images are stored in shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageEncoding {
-    /// Resized, re-encoded as JPEG (4:2:0) at `jpeg_quality`.
-    Jpeg,
-    /// Resized, re-encoded as lossless PNG.
-    Png,
-    /// The source bytes unresized, with the target size recorded; the reader resizes.
-    Source,
-}
+/// How images are stored in shards: `mixtape-image`'s enum, shared with the builder and the shards.
+pub use mixtape_image::ImageEncoding;
 
 /// Model parts a stage trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

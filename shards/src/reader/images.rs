@@ -16,10 +16,11 @@ use std::sync::Arc;
 use crate::{ImageEncoding, ShardImage};
 
 use super::ReaderError;
+use super::error::PixelsError;
 use super::load::{Cursor, RawBatch, RawRow};
 use super::options::ImageMode;
 use super::pixels::{PixelPool, Pixels};
-use super::rows::{Batch, Image, Row};
+use super::rows::{RowBatch, Image, Row};
 
 /// Converts a raw batch on a worker thread, decoding images into buffers from `pool`.
 pub(crate) fn convert_batch(
@@ -27,14 +28,14 @@ pub(crate) fn convert_batch(
     stage_names: &[String],
     mode: ImageMode,
     pool: &Arc<PixelPool>,
-) -> Result<(Batch, Cursor), ReaderError> {
+) -> Result<(RowBatch, Cursor), ReaderError> {
     let stage = stage_names.get(raw.stage).cloned().unwrap_or_default();
     let mut rows = Vec::with_capacity(raw.rows.len());
     for row in raw.rows {
         rows.push(convert_row(row, &stage, mode, pool)?);
     }
     Ok((
-        Batch {
+        RowBatch {
             rows,
             stage: raw.stage,
             epoch: raw.epoch,
@@ -44,7 +45,7 @@ pub(crate) fn convert_batch(
     ))
 }
 
-fn convert_row(
+pub(crate) fn convert_row(
     raw: RawRow,
     stage: &str,
     mode: ImageMode,
@@ -60,12 +61,12 @@ fn convert_row(
     let position_ids = row.position_ids();
     let mut images = Vec::with_capacity(row.images.len());
     for (index, image) in row.images.into_iter().enumerate() {
-        let image = convert_image(image, mode, pool).map_err(|detail| ReaderError::Image {
+        let image = convert_image(image, mode, pool).map_err(|source| ReaderError::Image {
             path: path.to_path_buf(),
             row_group,
             row: row_in_group,
             image: index,
-            detail,
+            source,
         })?;
         images.push(image);
     }
@@ -85,7 +86,7 @@ fn convert_image(
     image: ShardImage,
     mode: ImageMode,
     pool: &Arc<PixelPool>,
-) -> Result<Image, String> {
+) -> Result<Image, PixelsError> {
     let (rgb, bytes) = match mode {
         ImageMode::Skip => (Pixels::default(), Vec::new()),
         ImageMode::Raw => (Pixels::default(), image.bytes),
@@ -109,6 +110,8 @@ fn convert_image(
         encoding: image.encoding,
         height: image.height,
         width: image.width,
+        source_height: image.source_height,
+        source_width: image.source_width,
         grid: [grid(image.grid_t), grid(image.grid_h), grid(image.grid_w)],
         token_offset: image.token_offset,
         num_tokens: image.num_tokens,
@@ -117,7 +120,7 @@ fn convert_image(
 }
 
 /// RGB pixels of `image` at its training size.
-pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, String> {
+pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, PixelsError> {
     let (mut buffer, len) = decode_pixels_into(image, Vec::new())?;
     buffer.truncate(len);
     Ok(buffer)
@@ -125,17 +128,20 @@ pub fn decode_pixels(image: &ShardImage) -> Result<Vec<u8>, String> {
 
 /// [`decode_pixels`] into `buffer` (see [`mixtape_image::decode_into`]); returns the buffer, which
 /// may be another one, and the length of the pixels at its start.
-fn decode_pixels_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8>, usize), String> {
-    let size = mixtape_image::decode_into(&image.bytes, &mut buffer).map_err(|e| e.to_string())?;
+fn decode_pixels_into(
+    image: &ShardImage,
+    mut buffer: Vec<u8>,
+) -> Result<(Vec<u8>, usize), PixelsError> {
+    let size = mixtape_image::decode_into(&image.bytes, &mut buffer)?;
     let len = |(height, width): (u32, u32)| height as usize * width as usize * 3;
     let target = (image.height, image.width);
     let size = match image.encoding {
         ImageEncoding::Source => {
             if size != (image.source_height, image.source_width) {
-                return Err(format!(
-                    "source image decodes to {}x{} (HxW), the shard says {}x{}",
-                    size.0, size.1, image.source_height, image.source_width
-                ));
+                return Err(PixelsError::SourceSize {
+                    decoded: size,
+                    stored: (image.source_height, image.source_width),
+                });
             }
             if size != target {
                 let decoded = mixtape_image::RgbImage {
@@ -143,8 +149,7 @@ fn decode_pixels_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8
                     width: size.1,
                     pixels: buffer[..len(size)].to_vec(),
                 };
-                let resized = mixtape_image::resize(&decoded, image.height, image.width)
-                    .map_err(|e| e.to_string())?;
+                let resized = mixtape_image::resize(&decoded, image.height, image.width)?;
                 buffer = resized.pixels;
                 (resized.height, resized.width)
             } else {
@@ -154,10 +159,10 @@ fn decode_pixels_into(image: &ShardImage, mut buffer: Vec<u8>) -> Result<(Vec<u8
         _ => size,
     };
     if size != target {
-        return Err(format!(
-            "image decodes to {}x{} (HxW), the shard says {}x{}",
-            size.0, size.1, image.height, image.width
-        ));
+        return Err(PixelsError::Size {
+            decoded: size,
+            stored: target,
+        });
     }
     Ok((buffer, len(size)))
 }

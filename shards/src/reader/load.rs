@@ -62,11 +62,12 @@ pub(crate) struct RawBatch {
     pub after: Cursor,
 }
 
-/// What the loader needs to know; cheap to move into its thread.
-#[derive(Debug)]
+/// What the loader needs to know; cheap to clone and move into its thread.
+#[derive(Clone, Debug)]
 pub(crate) struct Loader {
     pub schedule: Arc<Schedule>,
-    pub split: Split,
+    /// The batch split of each stage, in schedule order (stages may have their own batch size).
+    pub splits: Vec<Split>,
     pub epochs: u32,
     pub seed: u64,
     pub shuffle: bool,
@@ -90,8 +91,7 @@ impl Loader {
                     epoch: 0,
                     offset: 0,
                 };
-            } else if self
-                .split
+            } else if self.splits[cursor.stage]
                 .steps(stages[cursor.stage].manifest.totals.rows, cursor.offset)
                 == 0
             {
@@ -114,6 +114,7 @@ impl Loader {
         let mut verified: HashSet<(usize, u32)> = HashSet::new();
         while cursor.stage < self.schedule.stages.len() {
             let stage = &self.schedule.stages[cursor.stage];
+            let split = self.splits[cursor.stage];
             let order = EpochOrder::new(
                 self.seed,
                 stage.name(),
@@ -122,10 +123,11 @@ impl Loader {
                 self.shuffle,
                 self.window,
             );
-            let steps = self.split.steps(order.rows(), cursor.offset);
-            let end = cursor.offset + steps * self.split.step_rows();
+            let steps = split.steps(order.rows(), cursor.offset);
+            let end = cursor.offset + steps * split.step_rows();
             let mut epoch = EpochReader {
                 loader: self,
+                split,
                 stage_index: cursor.stage,
                 stage,
                 order: &order,
@@ -140,7 +142,7 @@ impl Loader {
                 shards: BTreeMap::new(),
             };
             for step in 0..steps {
-                let positions = self.split.batch(cursor.offset, step);
+                let positions = split.batch(cursor.offset, step);
                 let mut rows = Vec::with_capacity(positions.clone().count());
                 for position in positions {
                     match epoch.take(position) {
@@ -151,11 +153,11 @@ impl Loader {
                         }
                     }
                 }
-                let batch_offset = cursor.offset + step * self.split.step_rows();
+                let batch_offset = cursor.offset + step * split.step_rows();
                 let after = self.normalize(Cursor {
                     stage: cursor.stage,
                     epoch: cursor.epoch,
-                    offset: batch_offset + self.split.step_rows(),
+                    offset: batch_offset + split.step_rows(),
                 });
                 let batch = RawBatch {
                     rows,
@@ -193,6 +195,8 @@ struct OpenShard {
 /// The state of reading one epoch of one stage.
 struct EpochReader<'a> {
     loader: &'a Loader,
+    /// The stage's batch split.
+    split: Split,
     stage_index: usize,
     stage: &'a Stage,
     order: &'a EpochOrder,
@@ -253,7 +257,7 @@ impl EpochReader<'_> {
             if groups.len() >= threads {
                 break;
             }
-            if !self.loader.split.owns(self.offset, self.end, ahead) {
+            if !self.split.owns(self.offset, self.end, ahead) {
                 continue;
             }
             let Some(next) = self.locate(ahead) else {
@@ -286,7 +290,7 @@ impl EpochReader<'_> {
         let (start, end) = self.order.window_span(window);
         let mut owned = HashSet::new();
         for position in start.max(self.offset)..end.min(self.end) {
-            if self.loader.split.owns(self.offset, self.end, position)
+            if self.split.owns(self.offset, self.end, position)
                 && let Some(location) = self
                     .order
                     .locate(start + u64::from(perm[(position - start) as usize]))

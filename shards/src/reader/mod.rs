@@ -2,7 +2,9 @@
 //!
 //! [`Reader::try_new`] takes one stage folder or several in schedule order, reads their manifests
 //! (and nothing else), and starts background threads; the [`Reader`] is then an iterator of
-//! [`Batch`]es. The guarantees, each in its own module:
+//! [`RowBatch`]es. Stages may differ in batch size ([`ReaderOptions::with_stage_batch_size`]), and
+//! a trainer that caps a stage's steps moves on with [`Reader::skip_to_stage`], so one reader
+//! serves a whole multi-stage schedule. The guarantees, each in its own module:
 //!
 //! - [`order`]: the order of an epoch is a pure function of (seed, stage name, epoch): shards
 //!   permuted, rows permuted within windows of `shuffle_window` rows;
@@ -14,7 +16,9 @@
 //!   and images are decoded on background threads connected by bounded channels, and batches come
 //!   out in order whatever the thread count;
 //! - [`images`]: pixels at the training size for both stored encodings;
-//! - [`tally`]: what has been yielded, per category and source.
+//! - [`tally`]: what has been yielded, per category and source;
+//! - [`read_rows_at`]: chosen rows of a stage (held-back evaluation rows), converted as the
+//!   reader converts its rows, outside any order.
 //!
 //! Memory is bounded by the options, not by the data: about two windows of this rank's rows (of
 //! `shuffle_window / world_size` rows each), plus `prefetch + 2 * decode_threads + 1` batches
@@ -22,6 +26,7 @@
 //! [`POOL_BYTES`] of idle pixel buffers kept for reuse (see [`Pixels`]).
 
 mod error;
+mod held_back;
 pub mod images;
 mod load;
 mod options;
@@ -39,14 +44,15 @@ use std::sync::Arc;
 
 use crate::ReadColumns;
 
-pub use error::ReaderError;
+pub use error::{OptionsError, PixelsError, ReaderError, StateMismatch};
+pub use held_back::read_rows_at;
 pub use images::{decode_pixels, patchify};
 pub use options::{
     DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
     DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
 };
 pub use pixels::{POOL_BYTES, Pixels};
-pub use rows::{Batch, Image, Row, RowOrigin};
+pub use rows::{RowBatch, Image, Row, RowOrigin};
 pub use state::{ReaderState, STATE_VERSION};
 pub use tally::Tally;
 
@@ -72,11 +78,32 @@ pub enum ReaderWarning {
     },
 }
 
-/// A running reader. Iterate it for batches; ask it for its [`state`](Reader::state) after any
-/// batch to checkpoint, and for its [`tally`](Reader::tally).
+/// A running reader. Ask it for batches with [`Iterator::next`]; ask it for its
+/// [`state`](Reader::state) after any batch to checkpoint, and for its [`tally`](Reader::tally).
+///
+/// A `while let` loop keeps the reader free between batches, so the loop body can checkpoint it
+/// (a `for batch in &mut reader` loop borrows it for the whole loop):
+///
+/// ```no_run
+/// use mixtape_shards::{Reader, ReaderOptions, ReaderState};
+///
+/// let stages = ["out/warmup".into(), "out/sft".into()];
+/// let options = ReaderOptions::default().with_batch_size(4).with_stage_batch_size("sft", 2);
+/// let mut reader = Reader::try_new(&stages, options, None)?;
+/// while let Some(batch) = reader.next() {
+///     let batch = batch?;
+///     println!("{} rows, {} tokens", batch.rows.len(), batch.tokens());
+///     let checkpoint: ReaderState = reader.state();
+///     # let _ = checkpoint;
+/// }
+/// # Ok::<(), mixtape_shards::ReaderError>(())
+/// ```
 #[derive(Debug)]
 pub struct Reader {
     schedule: Arc<Schedule>,
+    /// The loader the pipeline was started from: [`Reader::skip_to_stage`] restarts it.
+    loader: Loader,
+    options: ReaderOptions,
     state: ReaderState,
     tally: Tally,
     pipeline: Pipeline,
@@ -99,26 +126,44 @@ impl Reader {
             .iter()
             .map(|s| s.name().to_string())
             .collect();
+        if let Some(stage) = options
+            .stage_batch_sizes()
+            .keys()
+            .find(|name| !stages.contains(*name))
+        {
+            return Err(ReaderError::UnknownStage {
+                stage: stage.clone(),
+                stages,
+            });
+        }
         let fresh = ReaderState {
             version: state::STATE_VERSION,
-            seed: options.seed,
-            shuffle: options.shuffle,
-            shuffle_window: options.shuffle_window as u64,
+            seed: options.seed(),
+            shuffle: options.shuffle(),
+            shuffle_window: options.shuffle_window() as u64,
             stages: stages.clone(),
             schedule: schedule.fingerprint.clone(),
             stage: 0,
             epoch: 0,
             offset: 0,
         };
-        let step_rows = (options.batch_size * options.world_size) as u64;
+        let splits: Vec<Split> = stages
+            .iter()
+            .map(|name| Split {
+                batch_size: options.batch_size_of(name) as u64,
+                rank: options.rank() as u64,
+                world_size: options.world_size() as u64,
+            })
+            .collect();
         let warnings = schedule
             .stages
             .iter()
-            .filter(|s| s.manifest.totals.rows < step_rows)
-            .map(|s| ReaderWarning::StageTooSmall {
+            .zip(&splits)
+            .filter(|(s, split)| s.manifest.totals.rows < split.step_rows())
+            .map(|(s, split)| ReaderWarning::StageTooSmall {
                 stage: s.name().to_string(),
                 rows: s.manifest.totals.rows,
-                step_rows,
+                step_rows: split.step_rows(),
             })
             .collect();
         let start = match &resume {
@@ -147,19 +192,15 @@ impl Reader {
         };
         let loader = Loader {
             schedule: schedule.clone(),
-            split: Split {
-                batch_size: options.batch_size as u64,
-                rank: options.rank as u64,
-                world_size: options.world_size as u64,
-            },
-            epochs: options.epochs,
-            seed: options.seed,
-            shuffle: options.shuffle,
-            window: options.shuffle_window,
-            decode_threads: options.decode_threads,
-            verify: options.verify,
+            splits,
+            epochs: options.epochs(),
+            seed: options.seed(),
+            shuffle: options.shuffle(),
+            window: options.shuffle_window(),
+            decode_threads: options.decode_threads(),
+            verify: options.verify(),
             columns: ReadColumns {
-                image_bytes: options.image_mode != ImageMode::Skip,
+                image_bytes: options.image_mode() != ImageMode::Skip,
                 position_ids: false,
             },
         };
@@ -170,16 +211,11 @@ impl Reader {
             offset: start.offset,
             ..fresh
         };
-        let pipeline = Pipeline::start(
-            loader,
-            start,
-            stages,
-            options.prefetch,
-            options.decode_threads,
-            options.image_mode,
-        );
+        let pipeline = start_pipeline(&loader, start, &options, &state);
         Ok(Self {
             schedule,
+            loader,
+            options,
             state,
             tally: Tally::default(),
             pipeline,
@@ -200,6 +236,38 @@ impl Reader {
         self.state.clone()
     }
 
+    /// Index (in [`Reader::stages`]) of the stage the next batch comes from; the number of stages
+    /// once everything is read. A trainer that runs a fixed number of steps per stage checks it to
+    /// see where a stage ends, before asking for a batch of the next one.
+    pub fn current_stage(&self) -> usize {
+        self.state.stage
+    }
+
+    /// Leaves the rest of the stages before `index` unread: the next batch is the first of stage
+    /// `index` (epoch 0), or the end when `index` is the number of stages. For a trainer that caps
+    /// a stage's steps. Does nothing when the reader is already at or past `index`, and nothing
+    /// once the reader has ended (at the end of the schedule or at an error: it stays ended).
+    pub fn skip_to_stage(&mut self, index: usize) -> Result<(), ReaderError> {
+        let stages = self.schedule.stages.len();
+        if index > stages {
+            return Err(ReaderError::NoSuchStage { index, stages });
+        }
+        if self.finished || index <= self.state.stage {
+            return Ok(());
+        }
+        let start = self.loader.normalize(Cursor {
+            stage: index,
+            epoch: 0,
+            offset: 0,
+        });
+        self.state.stage = start.stage;
+        self.state.epoch = start.epoch;
+        self.state.offset = start.offset;
+        // The old pipeline's threads stop at their next send once it is dropped.
+        self.pipeline = start_pipeline(&self.loader, start, &self.options, &self.state);
+        Ok(())
+    }
+
     /// What has been yielded so far.
     pub fn tally(&self) -> &Tally {
         &self.tally
@@ -209,10 +277,31 @@ impl Reader {
     pub fn stages(&self) -> impl Iterator<Item = &str> {
         self.schedule.stages.iter().map(|s| s.name())
     }
+
+    /// The options the reader was started with.
+    pub fn options(&self) -> &ReaderOptions {
+        &self.options
+    }
+}
+
+fn start_pipeline(
+    loader: &Loader,
+    start: Cursor,
+    options: &ReaderOptions,
+    state: &ReaderState,
+) -> Pipeline {
+    Pipeline::start(
+        loader.clone(),
+        start,
+        state.stages.clone(),
+        options.prefetch(),
+        options.decode_threads(),
+        options.image_mode(),
+    )
 }
 
 impl Iterator for Reader {
-    type Item = Result<Batch, ReaderError>;
+    type Item = Result<RowBatch, ReaderError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
@@ -227,7 +316,7 @@ impl Iterator for Reader {
                 Some(Ok(batch))
             }
             Some(Err(err)) => {
-                // The pipeline stops at its first error: so does the reader (fused).
+                // The pipeline stops at its first error: so does the reader.
                 self.finished = true;
                 Some(Err(err))
             }
@@ -238,3 +327,6 @@ impl Iterator for Reader {
         }
     }
 }
+
+/// Once `next` has returned `None` (the end, or after an error), it always does.
+impl std::iter::FusedIterator for Reader {}

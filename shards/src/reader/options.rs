@@ -5,14 +5,17 @@
 //! - **Order settings** (`seed`, `shuffle_window`, `shuffle`) decide *which* rows come in *which*
 //!   order. They are recorded in [`super::ReaderState`], and a reader resumed with different ones
 //!   is refused, because it would duplicate or skip rows.
-//! - **Split and speed settings** (`batch_size`, `rank`, `world_size`, `prefetch`,
+//! - **Split and speed settings** (`batch_size` and the per-stage batch sizes, `rank`, `world_size`, `prefetch`,
 //!   `decode_threads`, `image_mode`, `verify`) may change between runs: the cursor counts rows of
 //!   the epoch's global order, so a resumed job can use a new world size or batch size (elastic),
 //!   and the order never depends on the thread count.
 //!
 //! Every default is a documented `DEFAULT_*` constant that states its trade-off.
 
+use std::collections::BTreeMap;
+
 use super::ReaderError;
+use super::error::OptionsError;
 
 /// Packed rows per batch, per rank. One packed row already holds `seq_len` tokens, so a batch of
 /// 1 is a full micro-batch for most trainers; raise it for short `seq_len`s.
@@ -58,20 +61,38 @@ pub enum ImageMode {
 }
 
 /// Options of a [`super::Reader`]; start from [`ReaderOptions::default`] or
-/// [`ReaderOptions::from_env`] and chain `with_*`.
+/// [`ReaderOptions::from_env`] and chain `with_*`. The fields are private so that a new option
+/// cannot break callers; read them back with the getters of the same names.
+///
+/// ```
+/// use mixtape_shards::{ImageMode, ReaderOptions};
+///
+/// let options = ReaderOptions::default()
+///     .with_seed(7)
+///     .with_batch_size(8)
+///     .with_stage_batch_size("sft", 2) // the `sft` stage's rows are longer: fewer per batch
+///     .with_rank(1, 4)
+///     .with_image_mode(ImageMode::Skip);
+/// assert_eq!(options.batch_size(), 8);
+/// assert_eq!(options.batch_size_of("sft"), 2);
+/// assert_eq!((options.rank(), options.world_size()), (1, 4));
+/// assert!(options.validate().is_ok());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReaderOptions {
-    pub seed: u64,
-    pub batch_size: usize,
-    pub rank: usize,
-    pub world_size: usize,
-    pub epochs: u32,
-    pub shuffle: bool,
-    pub shuffle_window: usize,
-    pub prefetch: usize,
-    pub decode_threads: usize,
-    pub image_mode: ImageMode,
-    pub verify: bool,
+    seed: u64,
+    batch_size: usize,
+    stage_batch_sizes: BTreeMap<String, usize>,
+    rank: usize,
+    world_size: usize,
+    epochs: u32,
+    shuffle: bool,
+    shuffle_window: usize,
+    prefetch: usize,
+    decode_threads: usize,
+    image_mode: ImageMode,
+    verify: bool,
 }
 
 impl Default for ReaderOptions {
@@ -79,6 +100,7 @@ impl Default for ReaderOptions {
         Self {
             seed: DEFAULT_SEED,
             batch_size: DEFAULT_BATCH_SIZE,
+            stage_batch_sizes: BTreeMap::new(),
             rank: 0,
             world_size: 1,
             epochs: DEFAULT_EPOCHS,
@@ -106,11 +128,7 @@ impl ReaderOptions {
                 *slot = value
                     .trim()
                     .parse()
-                    .map_err(|_| ReaderError::InvalidOptions {
-                        detail: format!(
-                            "environment variable {name}={value:?} is not a non-negative integer"
-                        ),
-                    })?;
+                    .map_err(|_| OptionsError::NotANumber { name, value })?;
             }
         }
         options.validate()?;
@@ -122,8 +140,17 @@ impl ReaderOptions {
         self
     }
 
+    /// Rows per batch for every stage without its own [`with_stage_batch_size`](Self::with_stage_batch_size).
     pub fn with_batch_size(mut self, rows: usize) -> Self {
         self.batch_size = rows;
+        self
+    }
+
+    /// Rows per batch for the stage named `stage` (its manifest's `stage`), so that one reader
+    /// serves a schedule whose stages train at different batch sizes. A name that is not one of
+    /// the reader's stages is refused when the reader starts.
+    pub fn with_stage_batch_size(mut self, stage: impl Into<String>, rows: usize) -> Self {
+        self.stage_batch_sizes.insert(stage.into(), rows);
         self
     }
 
@@ -171,31 +198,91 @@ impl ReaderOptions {
         self
     }
 
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Rows per batch of stages without a batch size of their own.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Rows per batch of the stage named `stage`.
+    pub fn batch_size_of(&self, stage: &str) -> usize {
+        self.stage_batch_sizes
+            .get(stage)
+            .copied()
+            .unwrap_or(self.batch_size)
+    }
+
+    /// The stages given their own batch size, by name.
+    pub fn stage_batch_sizes(&self) -> &BTreeMap<String, usize> {
+        &self.stage_batch_sizes
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    pub fn epochs(&self) -> u32 {
+        self.epochs
+    }
+
+    pub fn shuffle(&self) -> bool {
+        self.shuffle
+    }
+
+    pub fn shuffle_window(&self) -> usize {
+        self.shuffle_window
+    }
+
+    pub fn prefetch(&self) -> usize {
+        self.prefetch
+    }
+
+    pub fn decode_threads(&self) -> usize {
+        self.decode_threads
+    }
+
+    pub fn image_mode(&self) -> ImageMode {
+        self.image_mode
+    }
+
+    pub fn verify(&self) -> bool {
+        self.verify
+    }
+
     /// Refuses settings that cannot work, each with what to change.
-    pub fn validate(&self) -> Result<(), ReaderError> {
-        let invalid = |detail: String| Err(ReaderError::InvalidOptions { detail });
+    pub fn validate(&self) -> Result<(), OptionsError> {
         if self.batch_size == 0 {
-            return invalid("batch_size must be at least 1".into());
+            return Err(OptionsError::Zero("batch_size"));
+        }
+        if let Some(stage) = self.stage_batch_sizes.iter().find(|(_, rows)| **rows == 0) {
+            return Err(OptionsError::ZeroStageBatchSize {
+                stage: stage.0.clone(),
+            });
         }
         if self.world_size == 0 {
-            return invalid("world_size must be at least 1".into());
+            return Err(OptionsError::Zero("world_size"));
         }
         if self.rank >= self.world_size {
-            return invalid(format!(
-                "rank {} is not below world_size {}",
-                self.rank, self.world_size
-            ));
+            return Err(OptionsError::RankOutsideWorld {
+                rank: self.rank,
+                world_size: self.world_size,
+            });
         }
         if self.shuffle_window == 0 {
-            return invalid(
-                "shuffle_window must be at least 1 (1 disables the row shuffle)".into(),
-            );
+            return Err(OptionsError::Zero("shuffle_window"));
         }
         if self.prefetch == 0 {
-            return invalid("prefetch must be at least 1 batch".into());
+            return Err(OptionsError::Zero("prefetch"));
         }
         if self.decode_threads == 0 {
-            return invalid("decode_threads must be at least 1".into());
+            return Err(OptionsError::Zero("decode_threads"));
         }
         Ok(())
     }
@@ -218,13 +305,14 @@ mod tests {
         );
         for bad in [
             ReaderOptions::default().with_batch_size(0),
+            ReaderOptions::default().with_stage_batch_size("sft", 0),
             ReaderOptions::default().with_rank(0, 0),
             ReaderOptions::default().with_shuffle_window(0),
             ReaderOptions::default().with_prefetch(0),
             ReaderOptions::default().with_decode_threads(0),
         ] {
             assert!(
-                matches!(bad.validate(), Err(ReaderError::InvalidOptions { .. })),
+                bad.validate().is_err(),
                 "{bad:?}"
             );
         }

@@ -26,7 +26,7 @@ use super::images::convert_batch;
 use super::load::{Cursor, Loader, RawBatch};
 use super::options::ImageMode;
 use super::pixels::PixelPool;
-use super::{Batch, ReaderError};
+use super::{RowBatch, ReaderError};
 
 enum Raw {
     Batch(u64, Result<RawBatch, ReaderError>),
@@ -34,7 +34,7 @@ enum Raw {
 }
 
 enum Done {
-    Batch(u64, Result<(Batch, Cursor), ReaderError>),
+    Batch(u64, Result<(RowBatch, Cursor), ReaderError>),
     End(u64),
 }
 
@@ -43,7 +43,7 @@ enum Done {
 pub(crate) struct Pipeline {
     rx: Option<Receiver<Done>>,
     threads: Vec<JoinHandle<()>>,
-    pending: BTreeMap<u64, Result<(Batch, Cursor), ReaderError>>,
+    pending: BTreeMap<u64, Result<(RowBatch, Cursor), ReaderError>>,
     next: u64,
     end: Option<u64>,
 }
@@ -124,7 +124,7 @@ impl Pipeline {
     }
 
     /// The next batch in sequence order, `None` at the end.
-    pub fn next(&mut self) -> Option<Result<(Batch, Cursor), ReaderError>> {
+    pub fn next(&mut self) -> Option<Result<(RowBatch, Cursor), ReaderError>> {
         loop {
             if let Some(item) = self.pending.remove(&self.next) {
                 self.next += 1;

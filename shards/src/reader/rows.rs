@@ -1,4 +1,4 @@
-//! What the reader yields: [`Batch`]es of [`Row`]s, each a packed sequence ready for a trainer.
+//! What the reader yields: [`RowBatch`]es of [`Row`]s, each a packed sequence ready for a trainer.
 //!
 //! The buffers are the ones a varlen-attention trainer feeds to the model as they are: token ids,
 //! loss mask and position ids of equal length, per-sample lengths (prefix-sum them for
@@ -32,6 +32,10 @@ pub struct Image {
     /// Trained size (multiples of 28 for Qwen2.5-VL).
     pub height: u32,
     pub width: u32,
+    /// Size of the source image before the builder resized it: what an evaluation re-resizes from
+    /// under another pixel budget.
+    pub source_height: u32,
+    pub source_width: u32,
     /// Patch grid `(t, h, w)`, as Qwen2.5-VL's `image_grid_thw`.
     pub grid: [i32; 3],
     /// Index in the row's `input_ids` of the image's first placeholder token.
@@ -51,6 +55,8 @@ impl std::fmt::Debug for Image {
             .field("encoding", &self.encoding)
             .field("height", &self.height)
             .field("width", &self.width)
+            .field("source_height", &self.source_height)
+            .field("source_width", &self.source_width)
             .field("grid", &self.grid)
             .field("token_offset", &self.token_offset)
             .field("num_tokens", &self.num_tokens)
@@ -93,7 +99,7 @@ impl Row {
 
 /// One rank's batch of one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct RowBatch {
     /// `batch_size` rows, all of the same stage.
     pub rows: Vec<Row>,
     /// Index of the stage in the schedule.
@@ -105,7 +111,7 @@ pub struct Batch {
     pub offset: u64,
 }
 
-impl Batch {
+impl RowBatch {
     /// Tokens of all rows.
     pub fn tokens(&self) -> usize {
         self.rows.iter().map(|r| r.input_ids.len()).sum()

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ReaderError;
+use super::error::StateMismatch;
 
 /// Version of the state's JSON shape.
 pub const STATE_VERSION: u32 = 1;
@@ -42,41 +42,34 @@ impl ReaderState {
     }
 
     /// Checks that a reader with `expected`'s order can continue from this state.
-    pub(crate) fn check_compatible(&self, expected: &ReaderState) -> Result<(), ReaderError> {
-        let mismatch = |detail: String| Err(ReaderError::StateMismatch { detail });
+    pub(crate) fn check_compatible(&self, expected: &ReaderState) -> Result<(), StateMismatch> {
         if self.version != STATE_VERSION {
-            return mismatch(format!(
-                "state version {} (this mixtape writes {STATE_VERSION})",
-                self.version
-            ));
+            return Err(StateMismatch::Version {
+                found: self.version,
+                expected: STATE_VERSION,
+            });
         }
         if self.stages != expected.stages {
-            return mismatch(format!(
-                "it was written for stages {:?}, the reader has {:?}",
-                self.stages, expected.stages
-            ));
+            return Err(StateMismatch::Stages {
+                state: self.stages.clone(),
+                reader: expected.stages.clone(),
+            });
         }
         if self.schedule != expected.schedule {
-            return mismatch(format!(
-                "the stages were rebuilt since (schedule {} in the state, {} now)",
-                self.schedule, expected.schedule
-            ));
+            return Err(StateMismatch::Schedule {
+                state: self.schedule.clone(),
+                reader: expected.schedule.clone(),
+            });
         }
-        if (self.seed, self.shuffle, self.shuffle_window)
-            != (expected.seed, expected.shuffle, expected.shuffle_window)
-        {
-            return mismatch(format!(
-                "it was written with seed {}, shuffle {}, shuffle window {}; the reader has seed {}, shuffle {}, shuffle window {} (the order would differ)",
-                self.seed,
-                self.shuffle,
-                self.shuffle_window,
-                expected.seed,
-                expected.shuffle,
-                expected.shuffle_window
-            ));
+        let order = |s: &ReaderState| (s.seed, s.shuffle, s.shuffle_window);
+        if order(self) != order(expected) {
+            return Err(StateMismatch::Order {
+                state: order(self),
+                reader: order(expected),
+            });
         }
         if self.stage > self.stages.len() {
-            return mismatch(format!("stage index {} is past the last stage", self.stage));
+            return Err(StateMismatch::StagePastLast { stage: self.stage });
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Counts;
 
-use super::{Batch, Row};
+use super::{RowBatch, Row};
 
 /// Consumed counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ pub struct Tally {
 
 impl Tally {
     /// Adds a yielded batch.
-    pub fn add_batch(&mut self, batch: &Batch) {
+    pub fn add_batch(&mut self, batch: &RowBatch) {
         self.batches += 1;
         for row in &batch.rows {
             self.add_row(row);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::reader::{Batch, ReaderOptions};
+use mixtape_shards::reader::{RowBatch, ReaderOptions};
 use mixtape_shards::{
     MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, Reader, ReaderState, ShardImage,
     ShardMeta, ShardOptions, ShardWriter,
@@ -98,12 +98,12 @@ pub fn write_stage_with(
 }
 
 /// Every batch of a reader, panicking on an error.
-pub fn all(reader: Reader) -> Vec<Batch> {
+pub fn all(reader: Reader) -> Vec<RowBatch> {
     reader.map(|b| b.unwrap()).collect()
 }
 
 /// `(stage, shard, row)` of every row of `batches`, checking each row's content matches its origin.
-pub fn origins(batches: &[Batch]) -> Vec<(usize, u32, u64)> {
+pub fn origins(batches: &[RowBatch]) -> Vec<(usize, u32, u64)> {
     let mut out = Vec::new();
     for batch in batches {
         for r in &batch.rows {
@@ -126,7 +126,7 @@ pub fn read_some(
     options: ReaderOptions,
     resume: Option<ReaderState>,
     count: Option<usize>,
-) -> (Vec<Batch>, ReaderState) {
+) -> (Vec<RowBatch>, ReaderState) {
     let mut reader = Reader::try_new(dirs, options, resume).unwrap();
     let mut batches = Vec::new();
     while count.is_none_or(|n| batches.len() < n) {

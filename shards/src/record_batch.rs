@@ -1,4 +1,5 @@
-//! The mapping between [`PackedRow`]s and Arrow record batches of the shard schema, both ways.
+//! The mapping between [`PackedRow`]s and Arrow record batches of the shard schema, both ways (this
+//! module is named for the Arrow `RecordBatch`, not for the reader's [`crate::RowBatch`]).
 //!
 //! Encoding flattens each column's values across rows and builds offsets once per column, rather
 //! than appending row by row through Arrow builders: it is simpler and it lets every size limit be

@@ -10,32 +10,15 @@
 //!   the one the planner computed from the header, provided the header size it was given equals
 //!   `(source_height, source_width)`; the builder should check that and reject on a mismatch.
 //! - Deterministic: the same bytes, policy and encoding give the same output bytes (see the
-//!   determinism notes of [`super::decode`], [`super::resample`] and [`super::encode`]).
+//!   determinism notes of [`super::decoder`], [`super::resample`] and [`super::encode`]).
 
 use thiserror::Error;
 
-use super::decode::{DecodeError, decode};
-use super::encode::{DEFAULT_JPEG_QUALITY, EncodeError, encode_jpeg, encode_png};
+use super::decoder::{DecodeError, decode};
+use super::ImageEncoding;
+use super::encode::{EncodeError, encode_jpeg, encode_png};
 use super::resample::{ResampleError, resize};
-use super::resize::{ResizeError, ResizePolicy, smart_resize};
-
-/// How [`process`] re-encodes the resized image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Encoding {
-    /// Baseline JPEG, 4:2:0, at `quality` (1 to 100).
-    Jpeg { quality: u8 },
-    /// Lossless 8-bit RGB PNG: for text-heavy images where JPEG ringing would blur glyphs.
-    Png,
-}
-
-impl Default for Encoding {
-    /// JPEG at [`DEFAULT_JPEG_QUALITY`].
-    fn default() -> Self {
-        Encoding::Jpeg {
-            quality: DEFAULT_JPEG_QUALITY,
-        }
-    }
-}
+use super::geometry::{ResizeError, ResizePolicy, smart_resize};
 
 /// An image ready for a shard.
 #[derive(Clone, PartialEq, Eq)]
@@ -99,25 +82,25 @@ impl ProcessError {
 }
 
 /// Decodes `bytes`, resizes the displayed image to `smart_resize(height, width, policy)` with a
-/// bicubic filter and encodes the result.
+/// bicubic filter and encodes the result as `encoding` (JPEG at `jpeg_quality`, 1 to 100; the
+/// quality is ignored for the other encodings). [`ImageEncoding::Source`] keeps `bytes` as they are
+/// (once they decode) with the training size computed: the reader resizes them.
 pub fn process(
     bytes: &[u8],
     policy: &ResizePolicy,
-    encoding: Encoding,
+    encoding: ImageEncoding,
+    jpeg_quality: u8,
 ) -> Result<ProcessedImage, ProcessError> {
     // An invalid quality is a configuration error: refuse before spending a decode on it.
-    match encoding {
-        Encoding::Jpeg { quality } if !(1..=100).contains(&quality) => {
-            return Err(EncodeError::InvalidQuality(quality).into());
-        }
-        _ => {}
+    if encoding == ImageEncoding::Jpeg && !(1..=100).contains(&jpeg_quality) {
+        return Err(EncodeError::InvalidQuality(jpeg_quality).into());
     }
     let img = decode(bytes)?;
     let (height, width) = smart_resize(img.height, img.width, policy)?;
-    let resized = resize(&img, height, width)?;
     let bytes = match encoding {
-        Encoding::Jpeg { quality } => encode_jpeg(&resized, quality)?,
-        Encoding::Png => encode_png(&resized)?,
+        ImageEncoding::Source => bytes.to_vec(),
+        ImageEncoding::Png => encode_png(&resize(&img, height, width)?)?,
+        ImageEncoding::Jpeg => encode_jpeg(&resize(&img, height, width)?, jpeg_quality)?,
     };
     Ok(ProcessedImage {
         bytes,

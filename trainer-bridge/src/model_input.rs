@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 
 use crate::device::Placement;
 
-use crate::data::TrainRow;
+use mixtape_shards::Row;
 use crate::model::{ImageInput, ModelConfig, ModelInput, patch_values};
 
 /// CLIP normalisation, as the Qwen2.5-VL image processor applies it.
@@ -25,7 +25,7 @@ pub const IMAGE_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 /// Why rows cannot feed the model.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BatchError {
+pub enum ModelInputError {
     #[error(
         "row {row}: token id {id} is outside the model's vocabulary of {vocab} (wrong tokenizer for this build?)"
     )]
@@ -53,7 +53,7 @@ pub fn patchify(rgb: &[u8], height: i64, width: i64, patch: i64, merge: i64) -> 
 
 /// Counts of a micro-batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BatchCounts {
+pub struct InputCounts {
     pub rows: usize,
     pub tokens: usize,
     pub loss_tokens: usize,
@@ -62,12 +62,12 @@ pub struct BatchCounts {
 }
 
 /// Tokens whose prediction carries loss in `rows` (what the loss is averaged over).
-pub fn loss_tokens(rows: &[TrainRow]) -> usize {
+pub fn loss_tokens(rows: &[Row]) -> usize {
     rows.iter().map(|r| targets_of(r).count()).sum()
 }
 
 /// `(position, next token)` pairs of a row that carry loss.
-fn targets_of(row: &TrainRow) -> impl Iterator<Item = (usize, i32)> + '_ {
+fn targets_of(row: &Row) -> impl Iterator<Item = (usize, i32)> + '_ {
     let mut start = 0usize;
     row.seq_lens.iter().flat_map(move |&len| {
         let (s, e) = (start, start + len.max(0) as usize);
@@ -80,12 +80,12 @@ fn targets_of(row: &TrainRow) -> impl Iterator<Item = (usize, i32)> + '_ {
 
 /// Builds the model input of `rows` (on the CPU) and puts it on `placement`.
 pub fn model_input(
-    rows: &[TrainRow],
+    rows: &[Row],
     config: &ModelConfig,
     image_pad: i32,
     placement: &Placement,
-) -> Result<(ModelInput, BatchCounts), BatchError> {
-    let mut counts = BatchCounts {
+) -> Result<(ModelInput, InputCounts), ModelInputError> {
+    let mut counts = InputCounts {
         rows: rows.len(),
         ..Default::default()
     };
@@ -99,7 +99,7 @@ pub fn model_input(
     for (r, row) in rows.iter().enumerate() {
         let offset = ids.len();
         let n = row.input_ids.len();
-        let layout = |detail: String| BatchError::Layout { row: r, detail };
+        let layout = |detail: String| ModelInputError::Layout { row: r, detail };
         if row.loss_mask.len() != n || row.position_ids.len() != n {
             return Err(layout(format!(
                 "{n} tokens but {} loss mask and {} position entries",
@@ -117,7 +117,7 @@ pub fn model_input(
         }
         for &id in &row.input_ids {
             if id < 0 || i64::from(id) >= config.vocab_size {
-                return Err(BatchError::TokenOutOfVocab {
+                return Err(ModelInputError::TokenOutOfVocab {
                     row: r,
                     id,
                     vocab: config.vocab_size,
@@ -132,7 +132,7 @@ pub fn model_input(
             loss_targets.push(i64::from(target));
         }
         for (i, image) in row.images.iter().enumerate() {
-            let bad = |detail: String| BatchError::Image {
+            let bad = |detail: String| ModelInputError::Image {
                 row: r,
                 image: i,
                 detail,
@@ -225,12 +225,18 @@ pub fn model_input(
 mod tests {
     use super::*;
 
-    fn row(ids: &[i32], mask: &[u8], lens: &[i32]) -> TrainRow {
+    fn row(ids: &[i32], mask: &[u8], lens: &[i32]) -> Row {
         let mut position_ids = Vec::new();
         for &l in lens {
             position_ids.extend(0..l);
         }
-        TrainRow {
+        Row {
+            stage: "sft".into(),
+            origin: mixtape_shards::reader::RowOrigin {
+                stage: 0,
+                shard: 0,
+                row: 0,
+            },
             input_ids: ids.to_vec(),
             loss_mask: mask.to_vec(),
             position_ids,
@@ -268,7 +274,7 @@ mod tests {
             model_input(&rows, &config, 15, &Placement::Tch(tch::Device::Cpu)).unwrap();
         assert_eq!(
             counts,
-            BatchCounts {
+            InputCounts {
                 rows: 2,
                 tokens: 5,
                 loss_tokens: 3,
@@ -333,7 +339,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            BatchError::TokenOutOfVocab {
+            ModelInputError::TokenOutOfVocab {
                 row: 0,
                 id: 9,
                 vocab: 4
@@ -346,6 +352,6 @@ mod tests {
             &Placement::Tch(tch::Device::Cpu),
         )
         .unwrap_err();
-        assert!(matches!(err, BatchError::Layout { row: 0, .. }), "{err}");
+        assert!(matches!(err, ModelInputError::Layout { row: 0, .. }), "{err}");
     }
 }
