@@ -612,7 +612,8 @@ fn process_keeps_the_exif_layout_and_can_write_png() {
     let out = process(
         &demo("exif6-08.jpg"),
         &ResizePolicy::default(),
-        ImageEncoding::Png, DEFAULT_JPEG_QUALITY,
+        ImageEncoding::Png,
+        DEFAULT_JPEG_QUALITY,
     )
     .unwrap();
     // 200 x 320 rounds to 196 x 308 (HxW).
@@ -635,12 +636,19 @@ fn process_errors_have_stable_codes() {
     assert_eq!(code(&png(6000, 29), &policy), "image_too_elongated");
     // FACTS.md section 2: sides under 28 px are kept (20 x 100 WxH goes up to 28 x 112), and
     // 30 x 5000 (HxW) under max_pixels 50,176 keeps a side of 28 (transformers' clamp).
-    let small = process(&png(20, 100), &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap();
+    let small = process(
+        &png(20, 100),
+        &policy,
+        ImageEncoding::Jpeg,
+        DEFAULT_JPEG_QUALITY,
+    )
+    .unwrap();
     assert_eq!((small.height, small.width), (112, 28));
     let thin = process(
         &png(5000, 30),
         &policy.with_max_pixels(50_176),
-        ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY,
+        ImageEncoding::Jpeg,
+        DEFAULT_JPEG_QUALITY,
     )
     .unwrap();
     assert_eq!((thin.height, thin.width), (28, 2884));

@@ -14,11 +14,11 @@
 
 use thiserror::Error;
 
-use super::decoder::{DecodeError, decode};
 use super::ImageEncoding;
+use super::decoder::{DecodeError, decode};
 use super::encode::{EncodeError, encode_jpeg, encode_png};
-use super::resample::{ResampleError, resize};
 use super::geometry::{ResizeError, ResizePolicy, smart_resize};
+use super::resample::{ResampleError, resize};
 
 /// An image ready for a shard.
 #[derive(Clone, PartialEq, Eq)]

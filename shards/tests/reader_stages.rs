@@ -19,9 +19,7 @@ fn each_stage_reads_at_its_own_batch_size() {
     let dir = tempfile::tempdir().unwrap();
     let warmup = write_stage(dir.path(), 0, "warmup", &[8], 4);
     let sft = write_stage(dir.path(), 1, "sft", &[9], 4);
-    let options = options()
-        .with_batch_size(4)
-        .with_stage_batch_size("sft", 3);
+    let options = options().with_batch_size(4).with_stage_batch_size("sft", 3);
     let batches = all(Reader::try_new(&[warmup, sft], options, None).unwrap());
     let sizes: Vec<(usize, usize)> = batches.iter().map(|b| (b.stage, b.rows.len())).collect();
     assert_eq!(sizes, [(0, 4), (0, 4), (1, 3), (1, 3), (1, 3)]);
@@ -54,14 +52,14 @@ fn skipping_to_a_stage_leaves_the_rest_of_the_earlier_one_unread_and_resumes_the
     reader.skip_to_stage(0).unwrap();
     reader.skip_to_stage(1).unwrap();
     let second = reader.next().unwrap().unwrap();
-    assert_eq!((second.stage, second.rows[0].input_ids[0]), (1, tag(1, 0, 0)));
+    assert_eq!(
+        (second.stage, second.rows[0].input_ids[0]),
+        (1, tag(1, 0, 0))
+    );
     // The state after a skip resumes in the new stage.
     let state = reader.state();
     let rest = all(Reader::try_new(&dirs, options().with_batch_size(2), Some(state)).unwrap());
-    assert_eq!(
-        origins(&rest),
-        [(1, 0, 2), (1, 0, 3), (1, 0, 4), (1, 0, 5)]
-    );
+    assert_eq!(origins(&rest), [(1, 0, 2), (1, 0, 3), (1, 0, 4), (1, 0, 5)]);
     assert!(matches!(
         reader.skip_to_stage(3),
         Err(ReaderError::NoSuchStage {
@@ -100,7 +98,14 @@ fn rows_read_by_position_are_the_rows_stored_there() {
     assert!(rows.iter().all(|r| r.stage == "sft"));
     let err = read_rows_at(&sft, [12], ImageMode::Skip).unwrap_err();
     assert!(
-        matches!(err, ReaderError::NoSuchRow { row: 12, rows: 12, .. }),
+        matches!(
+            err,
+            ReaderError::NoSuchRow {
+                row: 12,
+                rows: 12,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -127,7 +132,12 @@ fn images_keep_their_source_size_in_every_mode() {
         let rows = read_rows_at(&sft, [1], mode).unwrap();
         let image = &rows[0].images[0];
         assert_eq!(
-            (image.height, image.width, image.source_height, image.source_width),
+            (
+                image.height,
+                image.width,
+                image.source_height,
+                image.source_width
+            ),
             (56, 28, 560, 280),
             "{mode:?}"
         );

@@ -14,9 +14,9 @@ use crate::device::Placement;
 use mixtape_engine::image::{ResizePolicy, RgbImage, resize, smart_resize};
 use serde::Serialize;
 
+use crate::model::{Mllm, Precision};
 use crate::model_input::{ModelInputError, model_input};
 use mixtape_shards::{Image, Row};
-use crate::model::{Mllm, Precision};
 
 /// Rows evaluated per forward pass.
 pub const EVAL_ROWS_PER_PASS: usize = 4;
@@ -91,11 +91,7 @@ pub fn resize_rows(
         .collect()
 }
 
-fn resize_row(
-    row: &Row,
-    policy: &ResizePolicy,
-    image_pad: i32,
-) -> Result<Row, (usize, String)> {
+fn resize_row(row: &Row, policy: &ResizePolicy, image_pad: i32) -> Result<Row, (usize, String)> {
     let mut out = Row {
         stage: row.stage.clone(),
         origin: row.origin,

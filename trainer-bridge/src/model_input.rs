@@ -15,8 +15,8 @@ use tch::{Kind, Tensor};
 
 use crate::device::Placement;
 
-use mixtape_shards::Row;
 use crate::model::{ImageInput, ModelConfig, ModelInput, patch_values};
+use mixtape_shards::Row;
 
 /// CLIP normalisation, as the Qwen2.5-VL image processor applies it.
 pub const IMAGE_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
@@ -352,6 +352,9 @@ mod tests {
             &Placement::Tch(tch::Device::Cpu),
         )
         .unwrap_err();
-        assert!(matches!(err, ModelInputError::Layout { row: 0, .. }), "{err}");
+        assert!(
+            matches!(err, ModelInputError::Layout { row: 0, .. }),
+            "{err}"
+        );
     }
 }

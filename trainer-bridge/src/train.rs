@@ -17,19 +17,19 @@ use std::time::Instant;
 use mixtape_engine::recipe::Recipe;
 use serde::Serialize;
 
-use crate::model_input::{self, ModelInputError};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointError, CheckpointMeta, MODEL_PREFIX,
 };
 use crate::data::{DataError, Holdout, TrainRows};
-use mixtape_shards::Row;
 use crate::device::{DeviceError, DeviceSpec, Placement};
 use crate::eval::{EvalError, eval_loss};
 use crate::log::{LogError, LogWriter, Record, StepRecord};
 use crate::model::{ConfigError, Mllm, ModelConfig, Precision};
+use crate::model_input::{self, ModelInputError};
 use crate::optim::{AdamW, OptimError};
 use crate::schedule::{ScheduleError, StagePlan, plan};
 use crate::svg;
+use mixtape_shards::Row;
 
 /// File names inside the run folder.
 pub const LOG_FILE: &str = "train.jsonl";
@@ -401,8 +401,12 @@ impl Run<'_> {
         let loss_tokens: usize = micro.iter().map(|m| model_input::loss_tokens(m)).sum();
         let (mut loss_sum, mut tokens, mut image_tokens, mut n_rows) = (0.0, 0u64, 0u64, 0u64);
         for rows in micro {
-            let (input, counts) =
-                model_input::model_input(rows, &self.model.config, self.image_pad, &self.placement)?;
+            let (input, counts) = model_input::model_input(
+                rows,
+                &self.model.config,
+                self.image_pad,
+                &self.placement,
+            )?;
             tokens += counts.tokens as u64;
             image_tokens += counts.image_tokens as u64;
             n_rows += counts.rows as u64;

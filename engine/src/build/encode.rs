@@ -151,13 +151,8 @@ fn process_image(
             source_width: w,
         });
     }
-    let p = process(
-        &bytes,
-        &resize_policy,
-        policy.encoding,
-        policy.jpeg_quality,
-    )
-    .map_err(reject)?;
+    let p =
+        process(&bytes, &resize_policy, policy.encoding, policy.jpeg_quality).map_err(reject)?;
     Ok(Processed {
         bytes: p.bytes,
         encoding: policy.encoding,

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use crate::{ReadColumns, ShardFile};
 
+use super::ReaderError;
 use super::images::convert_row;
 use super::load::RawRow;
 use super::options::ImageMode;
 use super::pixels::PixelPool;
 use super::rows::{Row, RowOrigin};
 use super::schedule::Schedule;
-use super::ReaderError;
 
 /// The rows of the stage in `stage_dir` at positions `rows` (counted in file order over the
 /// manifest's shards, from 0), in increasing position order, each once. Their

@@ -20,7 +20,7 @@ use super::error::PixelsError;
 use super::load::{Cursor, RawBatch, RawRow};
 use super::options::ImageMode;
 use super::pixels::{PixelPool, Pixels};
-use super::rows::{RowBatch, Image, Row};
+use super::rows::{Image, Row, RowBatch};
 
 /// Converts a raw batch on a worker thread, decoding images into buffers from `pool`.
 pub(crate) fn convert_batch(

@@ -52,7 +52,7 @@ pub use options::{
     DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
 };
 pub use pixels::{POOL_BYTES, Pixels};
-pub use rows::{RowBatch, Image, Row, RowOrigin};
+pub use rows::{Image, Row, RowBatch, RowOrigin};
 pub use state::{ReaderState, STATE_VERSION};
 pub use tally::Tally;
 
@@ -85,9 +85,11 @@ pub enum ReaderWarning {
 /// (a `for batch in &mut reader` loop borrows it for the whole loop):
 ///
 /// ```no_run
+/// use std::path::PathBuf;
+///
 /// use mixtape_shards::{Reader, ReaderOptions, ReaderState};
 ///
-/// let stages = ["out/warmup".into(), "out/sft".into()];
+/// let stages = [PathBuf::from("out/warmup"), PathBuf::from("out/sft")];
 /// let options = ReaderOptions::default().with_batch_size(4).with_stage_batch_size("sft", 2);
 /// let mut reader = Reader::try_new(&stages, options, None)?;
 /// while let Some(batch) = reader.next() {

@@ -311,10 +311,7 @@ mod tests {
             ReaderOptions::default().with_prefetch(0),
             ReaderOptions::default().with_decode_threads(0),
         ] {
-            assert!(
-                bad.validate().is_err(),
-                "{bad:?}"
-            );
+            assert!(bad.validate().is_err(), "{bad:?}");
         }
     }
 }

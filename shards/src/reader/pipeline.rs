@@ -26,7 +26,7 @@ use super::images::convert_batch;
 use super::load::{Cursor, Loader, RawBatch};
 use super::options::ImageMode;
 use super::pixels::PixelPool;
-use super::{RowBatch, ReaderError};
+use super::{ReaderError, RowBatch};
 
 enum Raw {
     Batch(u64, Result<RawBatch, ReaderError>),

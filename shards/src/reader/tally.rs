@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Counts;
 
-use super::{RowBatch, Row};
+use super::{Row, RowBatch};
 
 /// Consumed counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::reader::{RowBatch, ReaderOptions};
+use mixtape_shards::reader::{ReaderOptions, RowBatch};
 use mixtape_shards::{
     MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, Reader, ReaderState, ShardImage,
     ShardMeta, ShardOptions, ShardWriter,
