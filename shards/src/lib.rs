@@ -8,7 +8,7 @@
 //! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
 //! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
-//! - [`read`]: [`ShardFile`], reading shards back row group by row group;
+//! - [`shard_file`]: [`ShardFile`], reading one shard back row group by row group;
 //! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume, one
 //!   reader for a multi-stage schedule), yielding [`RowBatch`]es of [`Row`]s;
 //! - [`verify`](mod@verify): [`verify()`](fn@verify), checking a stage or a whole build output against its manifests;
@@ -20,13 +20,13 @@
 //! the engine depends on it, never the reverse, so a training-side reader can link it alone.
 
 mod atomic;
-mod record_batch;
 pub mod build_record;
 pub mod manifest;
-pub mod read;
 pub mod reader;
+mod record_batch;
 pub mod row;
 pub mod schema;
+pub mod shard_file;
 pub mod shard_set;
 pub mod verify;
 pub mod writer;
@@ -34,18 +34,18 @@ pub mod writer;
 #[cfg(test)]
 mod testing;
 
-pub use record_batch::{DecodeError, EncodeError};
 pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
 pub use manifest::{
     Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals,
 };
-pub use read::{ReadColumns, ReadError, Region, ShardFile, read_rows};
 pub use reader::{
-    Image, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError,
-    ReaderOptions, ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
+    Image, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError, ReaderOptions,
+    ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
 };
+pub use record_batch::{DecodeError, EncodeError};
 pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
+pub use shard_file::{ReadColumns, ReadError, Region, ShardFile, read_rows};
 pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
 pub use verify::{Problem, ProblemKind, StageReport, VerifyError, VerifyReport, verify};
 pub use writer::{

@@ -107,7 +107,7 @@ impl ShardSetWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::read_rows;
+    use crate::shard_file::read_rows;
     use crate::testing::row_with_seed;
 
     fn meta() -> ShardMeta {

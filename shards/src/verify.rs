@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::read::{ReadError, Region, ShardFile};
+use crate::shard_file::{ReadError, Region, ShardFile};
 use crate::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, Counts, ShardInfo, shard_file_name};
 
 /// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).

@@ -46,8 +46,8 @@ use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::atomic::{self, HashingFile};
-use crate::record_batch::{self, EncodeError};
 use crate::manifest::ratio;
+use crate::record_batch::{self, EncodeError};
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, columns, shard_schema};
 use crate::{
     CREATED_BY, Counts, PackedRow, RowChecks, RowError, ShardChecksums, ShardInfo, ShardMeta,
@@ -396,11 +396,12 @@ impl ShardWriter {
             let writer = self.writer.as_mut().ok_or_else(|| WriteError::Poisoned {
                 path: self.path.clone(),
             })?;
-            let batch = record_batch::encode(&self.buffer).map_err(|source| WriteError::Encode {
-                path: self.path.clone(),
-                row_group,
-                source,
-            })?;
+            let batch =
+                record_batch::encode(&self.buffer).map_err(|source| WriteError::Encode {
+                    path: self.path.clone(),
+                    row_group,
+                    source,
+                })?;
             let parquet = |source| WriteError::Parquet {
                 path: self.path.clone(),
                 row_group,
@@ -625,7 +626,7 @@ impl Drop for ShardWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::ShardFile;
+    use crate::shard_file::ShardFile;
     use crate::testing::{IMAGE_PAD, arb_row, row, row_with_seed};
     use proptest::prelude::*;
 
@@ -712,7 +713,7 @@ mod tests {
             let options = ShardOptions::default().with_max_rows_per_row_group(rows_per_group);
             let info = write(dir.path(), 0, options, &rows);
             prop_assert_eq!(info.rows, rows.len() as u64);
-            prop_assert_eq!(crate::read::read_rows(dir.path().join(info.file)).unwrap(), rows);
+            prop_assert_eq!(crate::shard_file::read_rows(dir.path().join(info.file)).unwrap(), rows);
         }
     }
 
@@ -930,7 +931,7 @@ mod tests {
         let info = writer.finish().unwrap();
         assert_eq!(info.rows, 2);
         assert_eq!(
-            crate::read::read_rows(dir.path().join(info.file)).unwrap(),
+            crate::shard_file::read_rows(dir.path().join(info.file)).unwrap(),
             [row(&[(10, 0)]), row(&[(12, 1)])]
         );
     }
@@ -1031,7 +1032,7 @@ mod tests {
         let info = write(dir.path(), 0, ShardOptions::default(), &rows(4, false));
         assert_eq!(files(dir.path()), ["shard-00000.parquet"]);
         assert_eq!(
-            crate::read::read_rows(dir.path().join(info.file)).unwrap(),
+            crate::shard_file::read_rows(dir.path().join(info.file)).unwrap(),
             rows(4, false)
         );
     }
@@ -1067,7 +1068,7 @@ mod tests {
         let info = write(dir.path(), 0, ShardOptions::default(), &[]);
         assert_eq!((info.rows, info.row_groups, info.efficiency), (0, 0, 0.0));
         assert!(
-            crate::read::read_rows(dir.path().join(info.file))
+            crate::shard_file::read_rows(dir.path().join(info.file))
                 .unwrap()
                 .is_empty()
         );
