@@ -1,17 +1,13 @@
 //! The recipe file and its `extends` chain: each file is parsed with spans, the base it extends is
 //! read first (recursively, with cycle and depth checks), and the file's own tree is deep-merged over it.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::MAX_EXTENDS_DEPTH;
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span};
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::{self, Node};
 
 /// Reads a recipe file and, recursively, the file it extends, returning the merged tree.
 pub(super) fn read_with_extends(

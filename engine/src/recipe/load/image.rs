@@ -1,16 +1,10 @@
 //! The `image` section, recipe-wide or per stage: the Qwen2.5-VL resize rule (patch and merge size,
 //! pixel bounds, aspect-ratio cap) and how resized images are stored (encoding, JPEG quality).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::Node;
 
 pub(super) const IMAGE_KEYS: &[&str] = &[
     "patch_size",

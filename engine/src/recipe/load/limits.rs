@@ -1,16 +1,10 @@
 //! The recipe-wide `limits` section: today the default cap on one record's bytes, which a file
 //! source may override with its own `max_record_bytes`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::Diagnostics;
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::Node;
 
 const LIMIT_KEYS: &[&str] = &["max_record_bytes"];
 

@@ -1,16 +1,12 @@
 //! A stage's `budget` (how much it draws, in one basis) and `mix` (which categories, in which
 //! shares); shares are rounded to six decimals so the plan fingerprint does not depend on float noise.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean, one_of};
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::Node;
 
 pub(super) fn budget(node: &Node, diags: &mut Diagnostics) -> Option<Budget> {
     let keys: Vec<&str> = Basis::ALL.iter().map(|b| b.key()).collect();

@@ -1,16 +1,10 @@
 //! A stage's `pack` section: how samples are packed into sequences (algorithm, look-ahead buffer,
 //! per-sequence image-token cap, whether long text is split across sequences).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::Diagnostics;
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::Node;
 
 const PACK_KEYS: &[&str] = &["algorithm", "buffer", "max_image_tokens", "split_long_text"];
 

@@ -2,16 +2,16 @@
 //! that wrote them), category, field mapping and per-format settings, typed into a [`SourceSpec`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::limits::record_cap;
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, one_of};
 use crate::recipe::fields;
 use crate::recipe::model::*;
 use crate::recipe::names;
 use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
 use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::{Node, Value};
 
 const SOURCE_KEYS: &[&str] = &[
     "format",

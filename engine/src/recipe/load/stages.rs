@@ -2,20 +2,17 @@
 //! replaced whole), then each stage's own keys, handing `budget`/`mix`, `image`, `train` and `pack`
 //! to their modules.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 
 use super::MAX_EXTENDS_DEPTH;
 use super::image::image_policy;
 use super::mix::{budget, mix};
 use super::pack::pack_policy;
 use super::train::train_hints;
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::recipe::fields;
 use crate::recipe::model::*;
 use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
 use crate::yaml::{self, Node, Value};
 
 const STAGE_KEYS: &[&str] = &[

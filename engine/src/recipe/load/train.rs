@@ -1,16 +1,11 @@
 //! A stage's `train` section: hints for the trainer (learning rate, schedule, batch size, ...) that
 //! mixtape validates and records in the manifest but does not act on.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, did_you_mean, one_of};
+use crate::diag::Diagnostics;
 use crate::recipe::fields;
 use crate::recipe::model::*;
 use crate::recipe::names;
-use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
-use crate::synthetic::SyntheticKind;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::{Node, Value};
 
 const TRAIN_KEYS: &[&str] = &[
     "trainable",
