@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use super::MAX_EXTENDS_DEPTH;
 use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span};
 use crate::recipe::fields;
-use crate::recipe::model::*;
 use crate::yaml::{self, Node};
 
 /// Reads a recipe file and, recursively, the file it extends, returning the merged tree.

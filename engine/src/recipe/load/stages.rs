@@ -67,7 +67,7 @@ pub(super) fn resolve_stages(
         };
         if let Some(n) = &name {
             let span = item.get("name").map_or(item.span, |n| n.span);
-            super::names::check(n, "stage", span, diags);
+            names::check(n, "stage", span, diags);
             if let Some(m) = names.iter().flatten().find(|m| m.eq_ignore_ascii_case(n)) {
                 // Folders named `SFT` and `sft` are one folder on case-insensitive file systems.
                 let hint = if m == n {

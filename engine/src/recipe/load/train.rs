@@ -4,7 +4,6 @@
 use crate::diag::Diagnostics;
 use crate::recipe::fields;
 use crate::recipe::model::*;
-use crate::recipe::names;
 use crate::yaml::{Node, Value};
 
 const TRAIN_KEYS: &[&str] = &[
