@@ -11,7 +11,8 @@ use std::path::Path;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mixtape_engine::synthetic::{SyntheticKind, generate};
 use mixtape_engine::template::Encoder;
-use mixtape_shards::{PackedRow, PackedSampleMeta, ShardMeta, ShardOptions, ShardWriter};
+use mixtape_shards::{PackedRow, ShardMeta, ShardOptions, ShardWriter};
+use mixtape_testdata::rows::long_text_rows;
 
 /// Samples per kind: long documents are ~40k tokens each, so fewer of them.
 const SAMPLES: [(SyntheticKind, u64); 2] = [
@@ -62,44 +63,8 @@ fn bench_tokenize(c: &mut Criterion) {
     group.finish();
 }
 
-/// Full rows of Zipf-like token ids (incompressible-ish, like real text) in 8 samples each.
-fn text_rows() -> Vec<PackedRow> {
-    let mut state = 42u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..ROWS)
-        .map(|row| {
-            let per_sample = SEQ_LEN / 8;
-            let mut packed = PackedRow::default();
-            for sample in 0..8 {
-                let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
-                let base = (151_643f64.powf(unit) - 1.0) as i32;
-                packed.input_ids.extend(
-                    (0..per_sample).map(|i| (base + (next() % 512) as i32 + i as i32) % 151_643),
-                );
-                packed
-                    .loss_mask
-                    .extend((0..per_sample).map(|i| u8::from(i >= per_sample / 4)));
-                packed.seq_lens.push(per_sample as i32);
-                packed.samples.push(PackedSampleMeta {
-                    source: "books".into(),
-                    category: "long-text".into(),
-                    key: format!("books.jsonl:{}", row * 8 + sample),
-                    loss_tokens: (per_sample - per_sample / 4) as u32,
-                });
-            }
-            packed
-        })
-        .collect()
-}
-
 fn bench_write(c: &mut Criterion) {
-    let rows = text_rows();
+    let rows = long_text_rows(42, ROWS, SEQ_LEN);
     let raw: usize = rows.iter().map(PackedRow::raw_bytes).sum();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut group = c.benchmark_group("write");

@@ -22,6 +22,3 @@ pub mod source;
 pub mod synthetic;
 pub mod template;
 pub mod yaml;
-
-#[cfg(test)]
-mod codec_tests;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::util::{TestDir, copy_dir, repo, small_recipe};
 use mixtape_shards::BuildRecord;
+use mixtape_testdata::SplitMix64;
 use serde_json::Value;
 
 fn manifest(dir: &Path, stage: &str) -> Value {
@@ -55,23 +56,6 @@ fn samples(root: &Path) -> BTreeMap<(String, String, String), u32> {
         }
     }
     out
-}
-
-/// A tiny deterministic generator (splitmix64), so a failing case can be replayed from its seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 #[test]
@@ -344,7 +328,7 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         );
     }
     let stages = ["warmup", "main"];
-    let mut rng = SplitMix(15);
+    let mut rng = SplitMix64::new(15);
     for case in 0..14 {
         let from = sizes[rng.below(3) as usize];
         let to = sizes[rng.below(3) as usize];

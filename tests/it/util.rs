@@ -1,4 +1,10 @@
-//! Test harness: a temp folder per test, a command builder for the real binary, output capture.
+//! Test harness: a temp folder per test, a command builder for the real binary, output capture, and
+//! [`assert_cli_snapshot!`], which snapshots a whole run (command, exit code, stdout, stderr) with insta.
+//!
+//! A CLI snapshot is the specification of what the user sees: review each new or changed `.snap`
+//! under `tests/it/snapshots/` as you would a diff of the program's output. `cargo insta review`
+//! (or `INSTA_UPDATE=always cargo test --test it`, then `git diff`) records them; in CI (`CI` set)
+//! insta never writes and a mismatch fails the test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,7 +73,8 @@ impl TestDir {
         }
     }
 
-    /// Replaces this folder's path in `text` with `[TMP]` for snapshots.
+    /// Replaces this folder's path in `text` with `[TMP]`, the demo tokenizer's with `[TOKENIZER]`
+    /// and the repository's with `[REPO]`, for snapshots that must not depend on the checkout.
     pub fn redact(&self, text: &str) -> String {
         let root = self.dir.path().display().to_string();
         let canonical = self
@@ -79,8 +86,61 @@ impl TestDir {
         text.replace(&canonical, "[TMP]")
             .replace(&root, "[TMP]")
             .replace(&tokenizer(), "[TOKENIZER]")
+            .replace(&repo().display().to_string(), "[REPO]")
+    }
+
+    /// A run as a CLI snapshot shows it: the command, the exit code, then stdout and stderr, each
+    /// redacted (see [`TestDir::redact`]).
+    pub fn render(&self, args: &[&str], out: &Output) -> String {
+        format!(
+            "$ mixtape {}\nexit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+            self.redact(&args.join(" ")),
+            out.code,
+            self.redact(&out.stdout),
+            self.redact(&out.stderr),
+        )
     }
 }
+
+/// Regex filters applied to every CLI snapshot, for what legitimately varies between runs or
+/// machines: 64-hex-digit hashes (plan fingerprints, file digests) and timings.
+pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
+    (r"\b[0-9a-f]{64}\b", "[HASH]"),
+    (r"\b[0-9]+(\.[0-9]+)?(s|ms|µs)\b", "[TIME]"),
+];
+
+/// Runs `mixtape ARGS...` in a [`TestDir`] and checks the whole run against an insta snapshot (see
+/// [`TestDir::render`] and [`SNAPSHOT_FILTERS`]); returns the [`Output`] for further checks.
+///
+/// `assert_cli_snapshot!(dir, &["check", "recipe.yaml"])` names the snapshot after the test (a
+/// second one in the same test gets `-2`, ...); `assert_cli_snapshot!("name", dir, &[...])` names it.
+macro_rules! assert_cli_snapshot {
+    ($dir:expr, $args:expr $(,)?) => {{
+        let dir: &$crate::util::TestDir = &$dir;
+        let args: &[&str] = $args;
+        let out = dir.run(args);
+        insta::with_settings!({
+            filters => $crate::util::SNAPSHOT_FILTERS.to_vec(),
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(dir.render(args, &out));
+        });
+        out
+    }};
+    ($name:expr, $dir:expr, $args:expr $(,)?) => {{
+        let dir: &$crate::util::TestDir = &$dir;
+        let args: &[&str] = $args;
+        let out = dir.run(args);
+        insta::with_settings!({
+            filters => $crate::util::SNAPSHOT_FILTERS.to_vec(),
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!($name, dir.render(args, &out));
+        });
+        out
+    }};
+}
+pub(crate) use assert_cli_snapshot;
 
 /// A small valid recipe over synthetic sources, for tests to mutate. `{tokenizer}` is filled in.
 pub fn small_recipe() -> String {

@@ -1,64 +1,34 @@
-//! Tests of the codec pipeline as a whole: the demo images decode to the sizes the source readers
-//! probed, EXIF-rotated photos come out upright, encoders round-trip, every pixel layout converts,
-//! and damaged bytes are errors, never panics.
+//! Tests of the codec pipeline as a whole: EXIF-rotated demo photos come out upright, encoders
+//! round-trip, every pixel layout converts, and damaged bytes are errors, never panics.
+//!
+//! That the source readers' probed sizes agree with what these decoders produce is tested on the
+//! engine's side (`engine/tests/demo_images.rs`), where the readers are.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use proptest::prelude::*;
-
-use crate::sample::ImageSource;
-use crate::source::{FieldMap, SourceFormat, SourceSpec, read_source};
 use mixtape_image::exif::tiff_with_orientation;
 use mixtape_image::*;
+use proptest::prelude::*;
 
+/// The demo recipe's images (recipes/data/images; their README says what each shows).
 fn demo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/data")
 }
 
-fn spec(format: SourceFormat, files: Vec<PathBuf>) -> SourceSpec {
-    SourceSpec {
-        name: "demo".into(),
-        format,
-        category: "demo".into(),
-        weight: None,
-        files,
-        schema: None,
-        fields: FieldMap::default(),
-        image_root: None,
-        synthetic: None,
-        max_record_bytes: crate::recipe::DEFAULT_MAX_RECORD_BYTES,
-    }
-}
-
-/// Every image the source readers yield for `spec`, with the size they probed from its header.
-fn probed(spec: &SourceSpec) -> Vec<(ImageSource, (u32, u32))> {
-    read_source(spec)
+/// The 24 demo images (JPEG and PNG, EXIF-rotated ones included), by file name.
+fn demo_images() -> Vec<(String, Vec<u8>)> {
+    let mut images: Vec<(String, Vec<u8>)> = std::fs::read_dir(demo_root().join("images"))
         .unwrap()
-        .flat_map(|r| r.unwrap().sample.unwrap().images)
-        .map(|img| (img.source, img.size.expect("readers probe every size")))
-        .collect()
-}
-
-/// The 24 demo images, by file name, with their probed (height, width).
-fn demo_images() -> BTreeMap<String, (Vec<u8>, (u32, u32))> {
-    let root = demo_root().join("caption");
-    let images = probed(&spec(
-        SourceFormat::Caption,
-        vec![root.join("part-0.jsonl"), root.join("part-1.jsonl")],
-    ));
-    let map: BTreeMap<_, _> = images
-        .into_iter()
-        .map(|(source, size)| {
-            let ImageSource::File(path) = source else {
-                panic!("caption images are files")
-            };
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "jpg" || e == "png"))
+        .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, (std::fs::read(&path).unwrap(), size))
+            (name, std::fs::read(&path).unwrap())
         })
         .collect();
-    assert_eq!(map.len(), 24, "one caption per demo image");
-    map
+    images.sort();
+    assert_eq!(images.len(), 24, "the demo's 24 images");
+    images
 }
 
 fn demo(name: &str) -> Vec<u8> {
@@ -153,45 +123,6 @@ fn png_bytes_with(
 // ---- demo data -------------------------------------------------------------------------------
 
 #[test]
-fn every_demo_image_decodes_to_the_size_the_readers_probed() {
-    for (name, (bytes, size)) in demo_images() {
-        let img = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(img.size(), size, "{name}");
-        assert_eq!(
-            img.pixels.len(),
-            3 * size.0 as usize * size.1 as usize,
-            "{name}"
-        );
-    }
-}
-
-#[test]
-fn images_held_as_bytes_in_parquet_and_webdataset_decode_to_their_probed_sizes() {
-    let root = demo_root();
-    let mut parquet = spec(
-        SourceFormat::Parquet,
-        vec![root.join("parquet/docs-mini.parquet")],
-    );
-    parquet.schema = Some(crate::source::RecordSchema::Conversation);
-    let wds = spec(
-        SourceFormat::WebDataset,
-        vec![
-            root.join("wds/shapes-000000.tar"),
-            root.join("wds/shapes-000001.tar"),
-        ],
-    );
-    let mut count = 0;
-    for (source, size) in probed(&parquet).into_iter().chain(probed(&wds)) {
-        let ImageSource::Bytes(bytes) = source else {
-            panic!("these sources hold bytes")
-        };
-        assert_eq!(decode(&bytes).unwrap().size(), size);
-        count += 1;
-    }
-    assert_eq!(count, 16 + 20);
-}
-
-#[test]
 fn exif_rotated_demo_photos_come_out_as_displayed() {
     // Per recipes/data/README.md: displayed, a green star at the top, a red circle on the left and a
     // blue square on the right, each centred (within 6%) in its cell of a 3x3 grid.
@@ -239,10 +170,7 @@ fn decoding_into_a_recycled_buffer_gives_the_same_pixels_and_never_shortens_it()
     // whenever the next image is smaller than the last.
     let stored = quadrants(96, 64);
     let jpeg = encode_jpeg(&stored, 95).unwrap();
-    let mut inputs: Vec<(String, Vec<u8>)> = demo_images()
-        .into_iter()
-        .map(|(name, (bytes, _))| (name, bytes))
-        .collect();
+    let mut inputs = demo_images();
     inputs.extend((1..=8).map(|o| (format!("orientation {o}"), with_exif(&jpeg, o))));
     let mut buffer = vec![0xAB; 10];
     for (name, bytes) in &inputs {
@@ -589,23 +517,6 @@ fn images_over_the_pixel_limit_are_refused_from_the_header() {
 }
 
 // ---- the pipeline -----------------------------------------------------------------------------
-
-#[test]
-fn process_resizes_every_demo_image_to_the_planned_grid() {
-    let policy = ResizePolicy::default();
-    for (name, (bytes, probed)) in demo_images() {
-        let out = process(&bytes, &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap();
-        let planned = smart_resize(probed.0, probed.1, &policy).unwrap();
-        assert_eq!((out.height, out.width), planned, "{name}");
-        assert_eq!((out.source_height, out.source_width), probed, "{name}");
-        assert_eq!(decode(&out.bytes).unwrap().size(), planned, "{name}");
-        assert_eq!(
-            out,
-            process(&bytes, &policy, ImageEncoding::Jpeg, DEFAULT_JPEG_QUALITY).unwrap(),
-            "{name} is deterministic"
-        );
-    }
-}
 
 #[test]
 fn process_keeps_the_exif_layout_and_can_write_png() {
