@@ -17,7 +17,7 @@ pub enum ReaderError {
     #[error("invalid reader options: {detail}")]
     InvalidOptions { detail: String },
     /// No stage directory was given.
-    #[error("no stage to read: pass at least one stage directory (a folder with manifest.json)")]
+    #[error("no stage to read: pass at least one stage folder of a build")]
     NoStages,
     #[error(transparent)]
     Manifest(#[from] ManifestError),
