@@ -237,9 +237,8 @@ impl StageLayout {
     }
 }
 
-/// What a folder given on the command line is.
+/// What a folder given on the command line is. Exhaustive on purpose: a caller handles both.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Discovered {
     /// A build root: `_mixtape/` is in it.
     Build {
@@ -408,9 +407,9 @@ mod tests {
 
     fn record(stages: &[&str]) -> BuildRecord {
         BuildRecord::new(
-            "r".into(),
-            "fp".into(),
-            "enc".into(),
+            "r",
+            "fp",
+            "enc",
             stages.iter().map(|s| s.to_string()).collect(),
         )
     }

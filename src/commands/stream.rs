@@ -9,7 +9,7 @@
 //! could not start.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -191,7 +191,6 @@ fn stage_dirs(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             Discovered::Build { stages, .. } => {
                 dirs.extend(stages.iter().map(|s| s.dir().to_path_buf()))
             }
-            _ => bail!("{} is no shard set", dir.display()),
         }
     }
     Ok(dirs)

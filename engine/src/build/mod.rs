@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::layout::{BUILD_RECORD_FILE, BuildLayout, DATASET_CARD_FILE, MIXTAPE_DIR};
+use mixtape_shards::layout::{BUILD_RECORD_FILE, BuildLayout, MIXTAPE_DIR};
 use mixtape_shards::{BuildRecord, BuildRecordError, Manifest};
 use serde::Serialize;
 
