@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mixtape_shards::layout::{self, Discovered};
 use mixtape_shards::reader::ReaderOptions;
 use mixtape_shards::{
-    ImageMode, MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, Reader, ShardFile,
+    ImageMode, Manifest, PackedRow, PackedSampleMeta, Reader, ShardFile, StageLayout,
 };
 
 /// Threads for the reader and for the image floor.
@@ -46,18 +47,18 @@ fn demo() -> (Option<tempfile::TempDir>, Vec<PathBuf>) {
             (Some(tmp), out)
         }
     };
-    let mut stages: Vec<PathBuf> = std::fs::read_dir(&out)
-        .expect("demo output")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .collect();
+    let Ok(Discovered::Build { stages, .. }) = layout::discover(&out) else {
+        panic!("{} is no build output", out.display());
+    };
+    // By name, as the figures in the README were measured.
+    let mut stages: Vec<PathBuf> = stages.iter().map(|s| s.dir().to_path_buf()).collect();
     stages.sort();
     (keep, stages)
 }
 
 fn totals(stages: &[PathBuf]) -> (u64, u64) {
     stages.iter().fold((0, 0), |(t, i), s| {
-        let m = Manifest::read(s.join(MANIFEST_FILE)).expect("manifest");
+        let m = Manifest::read(StageLayout::of_dir(s).manifest()).expect("manifest");
         (t + m.totals.tokens, i + m.totals.images)
     })
 }
@@ -77,7 +78,7 @@ fn shard_paths(stages: &[PathBuf]) -> Vec<PathBuf> {
     stages
         .iter()
         .flat_map(|s| {
-            let m = Manifest::read(s.join(MANIFEST_FILE)).expect("manifest");
+            let m = Manifest::read(StageLayout::of_dir(s).manifest()).expect("manifest");
             m.shards
                 .iter()
                 .map(|sh| s.join(&sh.file))
@@ -104,7 +105,7 @@ fn decode_sequential(paths: &[PathBuf]) -> usize {
 fn decode_checked(stages: &[PathBuf]) -> usize {
     let mut rows = 0;
     for stage in stages {
-        let manifest = Manifest::read(stage.join(MANIFEST_FILE)).expect("manifest");
+        let manifest = Manifest::read(StageLayout::of_dir(&stage).manifest()).expect("manifest");
         for info in &manifest.shards {
             let shard = ShardFile::open_checked(stage.join(&info.file), info).expect("open");
             rows += shard.read_all().expect("read").len();
@@ -170,7 +171,7 @@ fn many_shards(dir: &Path, count: u32) -> PathBuf {
         infos.push(writer.finish().expect("finish"));
     }
     Manifest::new("many", 64, "bench", infos, Default::default())
-        .write(stage.join(MANIFEST_FILE))
+        .write(StageLayout::of_dir(&stage).manifest())
         .expect("manifest");
     stage
 }

@@ -16,7 +16,7 @@ if [ -z "$browser" ]; then
 fi
 cargo build --release --quiet
 mixtape=target/release/mixtape
-[ -f out/demo/build.json ] || "$mixtape" build recipes/demo.yaml --out out/demo --quiet
+[ -f out/demo/_mixtape/build.json ] || "$mixtape" build recipes/demo.yaml --out out/demo --quiet
 "$mixtape" audit out/demo --recipe recipes/demo.yaml --html out/demo-audit.html > /dev/null
 mkdir -p "$(dirname "$png")"
 # --no-sandbox: root in a container has no user namespace for Chromium's sandbox.

@@ -194,7 +194,8 @@ pub enum Command {
     /// final state as JSON (pass it to --resume to continue). Exit 0 ok, 1 damaged data (the shard
     /// and row group are named), 2 it could not start.
     Stream {
-        /// Stage folders (with manifest.json), in schedule order.
+        /// Stage folders of a build, in schedule order, or a build output folder (all its stages,
+        /// in recipe order).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// This reader's rank [default: $RANK or 0].

@@ -22,7 +22,7 @@ def load(path):
 def jpeg_encoder(work):
     """The JPEG encoder the measured binary builds with, as the jpeg build's build.json records it."""
     try:
-        with open(os.path.join(work, "out-jpeg", "build.json")) as f:
+        with open(os.path.join(work, "out-jpeg", "_mixtape", "build.json")) as f:
             return json.load(f).get("jpeg_encoder") or "JPEG encoder unrecorded"
     except (OSError, ValueError):
         return "JPEG encoder unknown"

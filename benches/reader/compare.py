@@ -44,7 +44,9 @@ TOKEN_COLUMNS = ["input_ids", "loss_mask", "position_ids", "seq_lens"]
 def shard_paths(stages):
     out = []
     for stage in stages:
-        with open(os.path.join(stage, "manifest.json")) as f:
+        # A stage's manifest is BUILD/_mixtape/STAGE/manifest.json (FORMAT.md, layout).
+        build, name = os.path.split(os.path.normpath(stage))
+        with open(os.path.join(build, "_mixtape", name, "manifest.json")) as f:
             manifest = json.load(f)
         out += [os.path.join(stage, s["file"]) for s in manifest["shards"]]
     return out

@@ -6,8 +6,9 @@
 //! reuses; it never leaves a truncated file under `NAME`. The rename replaces an existing file of
 //! the same name in one step, so rebuilding a shard never exposes a moment without one.
 //!
-//! Temporary names start with a dot, which pyarrow, DuckDB and polars skip when they list a
-//! dataset folder, so a half-written file is invisible to readers too.
+//! Temporary names start with a dot, which pyarrow and HF `datasets` skip when they list a dataset
+//! folder (DuckDB's `read_parquet('dir/*')` and polars' folder scan do not: a build keeps its shard
+//! temporaries in `_mixtape/`, [`crate::layout`]).
 //!
 //! [`HashingFile`] hashes bytes as they are written, so publishing a shard never re-reads it to
 //! compute its blake3 or the CRC32s of its regions.
@@ -47,8 +48,12 @@ pub(crate) fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder),
+/// creating the folder when it is missing (a manifest's `_mixtape/<stage>/`).
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = tmp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;

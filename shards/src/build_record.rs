@@ -1,4 +1,5 @@
-//! `build.json`: the record at the top of a build output that says whose folder it is.
+//! `build.json`: the record in a build output's `_mixtape/` folder that says whose folder it is
+//! (where it lives: [`crate::layout`]).
 //!
 //! `mixtape build` writes it before anything else in `--out`, and a rerun resumes a folder only when
 //! its record parses, carries a valid checksum and names the same recipe fingerprint and JPEG
@@ -15,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The record's file name, at the top of a build output.
-pub const BUILD_RECORD_FILE: &str = "build.json";
+pub use crate::layout::BUILD_RECORD_FILE;
 /// Version of the record's layout ([`BuildRecord::format_version`]).
 pub const BUILD_RECORD_VERSION: u32 = 1;
 

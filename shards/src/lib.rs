@@ -1,8 +1,11 @@
 //! mixtape's packed-shard format (version 1): the last stage of the pipeline
 //! (sources -> samples -> encoded samples -> packs -> **shards**).
 //!
-//! A stage of a build is a folder of Parquet shards plus a `manifest.json`:
+//! A stage of a build is a folder of Parquet shards (a plain Parquet dataset) plus a
+//! `manifest.json` kept with the rest of mixtape's files under the build's `_mixtape/` folder:
 //!
+//! - [`layout`]: where every file of a build lives ([`BuildLayout`], [`StageLayout`]) and finding
+//!   the stages of a folder ([`layout::discover`]);
 //! - [`schema`]: the Arrow schema (one row per packed sequence) and the file metadata keys;
 //! - [`row`]: [`PackedRow`], the unit written and read, and its validation;
 //! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
@@ -21,6 +24,7 @@
 
 mod atomic;
 pub mod build_record;
+pub mod layout;
 pub mod manifest;
 pub mod reader;
 mod record_batch;
@@ -34,10 +38,12 @@ pub mod writer;
 #[cfg(test)]
 mod testing;
 
-pub use build_record::{BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
-pub use manifest::{
-    Counts, MANIFEST_FILE, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals,
+pub use build_record::{BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
+pub use layout::{
+    BUILD_RECORD_FILE, BuildLayout, DATASET_CARD_FILE, Discovered, LayoutError, MANIFEST_FILE,
+    MIXTAPE_DIR, REJECTS_FILE, StageLayout, shard_file_name,
 };
+pub use manifest::{Counts, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
 pub use reader::{
     Image, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError, ReaderOptions,
     ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
@@ -50,7 +56,7 @@ pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
 pub use verify::{Problem, ProblemKind, StageReport, VerifyError, VerifyReport, verify};
 pub use writer::{
     DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions,
-    ShardWriter, WriteError, shard_file_name,
+    ShardWriter, WriteError,
 };
 
 /// The repository README's Rust examples, compiled and run as doctests of this crate (the README is

@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::FORMAT_VERSION;
 
-/// File name of a stage's manifest, next to its shards.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub use crate::layout::MANIFEST_FILE;
 
 /// What a set of packed samples holds. Summed per shard, per category, per source and per stage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +214,7 @@ impl Manifest {
         json
     }
 
-    /// Writes the manifest to `path` (normally `STAGE_DIR/manifest.json`) atomically.
+    /// Writes the manifest to `path` (normally [`crate::layout::StageLayout::manifest`]) atomically.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ManifestError> {
         let path = path.as_ref();
         crate::atomic::write_file(path, self.to_json().as_bytes()).map_err(|source| {

@@ -1,7 +1,8 @@
 //! Verifying a shard set against its manifest: is what is on disk what the manifest promises?
 //!
-//! [`verify`] takes a stage folder (`manifest.json` + shards) or a whole build output (one stage
-//! folder per stage, `build.json` at the top) and checks, for every stage:
+//! [`verify`] takes a stage folder or a whole build output (found by [`crate::layout::discover`]:
+//! stage folders of shards, `_mixtape/build.json` and `_mixtape/<stage>/manifest.json`) and checks,
+//! for every stage:
 //! - the manifest parses, its totals are the sums of its shard entries, its entries name
 //!   `shard-{index:05}.parquet` in index order;
 //! - every listed shard exists with the listed size and blake3 (hashed in fixed-size chunks), and
@@ -17,7 +18,7 @@
 //! cannot be listed, is an error ([`VerifyError`]). Memory is bounded by one row group.
 //!
 //! The fixes follow what `mixtape build` does on a rerun: a stage folder holding a manifest is
-//! skipped whole, and inside an unfinished stage a shard with a `.shard-NNNNN.done.json` sidecar
+//! skipped whole, and inside an unfinished stage a shard with a `_mixtape/<stage>/shard-NNNNN.done.json` sidecar
 //! whose file exists is reused. So a damaged shard is only rewritten once the shard, its sidecar
 //! and the stage's manifest are deleted; a wrong manifest alone is rewritten from the sidecars
 //! without re-encoding anything.
@@ -29,9 +30,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::layout::{BuildLayout, Discovered, LayoutError, StageLayout, shard_file_name};
+use crate::manifest::Manifest;
 use crate::shard_file::{ReadError, Region, ShardFile};
-use crate::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, Counts, ShardInfo, shard_file_name};
+use crate::{BuildRecord, BuildRecordError, Counts, ShardInfo};
 
 /// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +44,9 @@ pub enum VerifyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "{} is not a shard set: it has no manifest.json and no stage folder holding one (pass a build output folder, the --out of `mixtape build`, or one of its stage folders)",
-        path.display()
-    )]
-    NotAShardSet { path: PathBuf },
+    /// No shard set there (or one in mixtape's old layout): see [`LayoutError`].
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
 }
 
 /// What is wrong, without the file it is about (see [`Problem`]).
@@ -174,63 +174,60 @@ impl VerifyReport {
     }
 }
 
-/// Verifies `dir`: a stage folder (it holds `manifest.json`) or a build output (its subfolders are
-/// stages). Stages are verified in name order.
+/// Verifies `dir`: a build output (the stages its `build.json` lists, in recipe order, then any
+/// other) or one stage folder of it; [`crate::layout::discover`] tells which.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     let dir = dir.as_ref();
-    if dir.join(MANIFEST_FILE).is_file() {
-        let stage = verify_stage(dir, None)?;
-        let stages = vec![stage];
-        return Ok(VerifyReport {
-            dir: dir.to_path_buf(),
-            build_output: false,
-            problems: Vec::new(),
+    let (build, record, stage_layouts) = match crate::layout::discover(dir)? {
+        Discovered::Stage(stage) => {
+            let stages = vec![verify_stage(&stage, None)?];
+            return Ok(VerifyReport {
+                dir: dir.to_path_buf(),
+                build_output: false,
+                problems: Vec::new(),
+                stages,
+            });
+        }
+        Discovered::Build {
+            build,
+            record,
             stages,
-        });
-    }
-    let entries = list(dir)?;
-    let (record, mut problems) = check_build_record(dir);
+        } => (build, record, stages),
+    };
+    let (record, mut problems) = check_build_record(&build, record);
     let build_fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
     let mut stages = Vec::new();
-    let names: BTreeSet<String> = entries.keys().cloned().collect();
-    for (name, path) in entries {
-        if !path.is_dir() {
-            continue;
-        }
-        if path.join(MANIFEST_FILE).is_file() {
-            stages.push(verify_stage(&path, build_fingerprint.as_deref())?);
-        } else if list(&path)?
-            .keys()
-            .any(|n| is_shard_name(n) || is_sidecar_name(n))
-        {
+    for stage in &stage_layouts {
+        if stage.manifest().is_file() {
+            stages.push(verify_stage(stage, build_fingerprint.as_deref())?);
+        } else {
             let out = dir.display();
             let problem = Problem {
-                path: path.clone(),
+                path: stage.dir().to_path_buf(),
                 row_group: None,
                 kind: ProblemKind::UnfinishedStage,
                 fix: format!(
                     "rerun `mixtape build RECIPE --out {out}`: it finishes the stage, reusing its finished shards"
                 ),
             };
-            let stage = StageReport {
-                stage: name,
-                dir: path,
+            stages.push(StageReport {
+                stage: stage.name().to_string(),
+                dir: stage.dir().to_path_buf(),
                 shards: 0,
                 rows: 0,
                 row_groups: 0,
                 bytes: 0,
                 problems: vec![problem],
-            };
-            stages.push(stage);
+            });
         }
     }
-    if stages.is_empty() {
-        return Err(VerifyError::NotAShardSet {
-            path: dir.to_path_buf(),
-        });
-    }
     if let Some(record) = &record {
-        for stage in record.stages.iter().filter(|name| !names.contains(*name)) {
+        let built: BTreeSet<&str> = stage_layouts.iter().map(StageLayout::name).collect();
+        for stage in record
+            .stages
+            .iter()
+            .filter(|name| !built.contains(name.as_str()))
+        {
             let fix = format!(
                 "rerun `mixtape build RECIPE --out {}`: it builds the missing stages",
                 dir.display()
@@ -239,7 +236,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
                 stage: stage.clone(),
             };
             problems.push(Problem {
-                path: dir.join(stage),
+                path: build.stage(stage).dir().to_path_buf(),
                 row_group: None,
                 kind,
                 fix,
@@ -256,9 +253,12 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
 
 /// Reads a build output's `build.json`: the record when it is valid, else a problem (a missing,
 /// unparseable or edited record means nothing proves which recipe the folder's shards belong to).
-fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
-    let path = dir.join(BUILD_RECORD_FILE);
-    let error = match BuildRecord::read(&path) {
+fn check_build_record(
+    build: &BuildLayout,
+    record: Result<BuildRecord, BuildRecordError>,
+) -> (Option<BuildRecord>, Vec<Problem>) {
+    let path = build.build_record();
+    let error = match record {
         Ok(record) => return (Some(record), Vec::new()),
         Err(e) => e,
     };
@@ -280,7 +280,7 @@ fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
     };
     let fix = format!(
         "nothing proves which recipe these shards were built from, and `mixtape build` refuses to resume the folder: rebuild it with `mixtape build RECIPE --out {} --rebuild`",
-        dir.display()
+        build.root().display()
     );
     (
         None,
@@ -294,17 +294,23 @@ fn check_build_record(dir: &Path) -> (Option<BuildRecord>, Vec<Problem>) {
 }
 
 /// Verifies one stage folder; `build_fingerprint` is the build output's, when there is one.
-fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageReport, VerifyError> {
-    let fixes = Fixes::new(dir);
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let folder_name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+fn verify_stage(
+    stage: &StageLayout,
+    build_fingerprint: Option<&str>,
+) -> Result<StageReport, VerifyError> {
+    let dir = stage.dir();
+    let fixes = Fixes::new(stage);
+    let manifest_path = stage.manifest();
+    let folder_name = stage.name().to_string();
     let mut problems = Vec::new();
-    let on_disk: BTreeSet<String> = list(dir)?
-        .into_keys()
-        .filter(|n| is_shard_name(n))
+    let on_disk: BTreeSet<String> = stage
+        .list_shards()
+        .map_err(|source| VerifyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .into_iter()
+        .map(|(index, _)| shard_file_name(index))
         .collect();
     let manifest = match Manifest::read(&manifest_path) {
         Ok(m) => m,
@@ -352,7 +358,7 @@ fn verify_stage(dir: &Path, build_fingerprint: Option<&str>) -> Result<StageRepo
             problems.push(fixes.manifest(ProblemKind::BadEntry { position, detail }));
         }
         // Never follow a name out of the stage folder, whatever the manifest says.
-        if !is_shard_name(&info.file) {
+        if crate::layout::shard_index(&info.file).is_none() {
             continue;
         }
         listed.insert(info.file.clone());
@@ -656,54 +662,26 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((bytes, hasher.finalize().to_hex().to_string()))
 }
 
-/// The entries of a folder by name (sorted).
-fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>, VerifyError> {
-    let io = |source| VerifyError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        out.insert(
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-        );
-    }
-    Ok(out)
-}
-
-/// `shard-<digits>.parquet`: the only names a stage's shards have (hidden temporaries start with a dot).
-fn is_shard_name(name: &str) -> bool {
-    name.strip_prefix("shard-")
-        .and_then(|n| n.strip_suffix(".parquet"))
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn is_sidecar_name(name: &str) -> bool {
-    name.starts_with(".shard-") && name.ends_with(".done.json")
-}
-
 const REWRITES_MANIFEST: &str =
     "it rewrites the manifest from the shards' sidecars without re-encoding anything";
 
 /// The fix texts of one stage folder, in terms of what a `mixtape build` rerun does.
 struct Fixes {
     manifest: PathBuf,
-    dir: PathBuf,
+    stage: StageLayout,
     /// The build output folder (the stage folder's parent), for the rerun command.
     out: String,
 }
 
 impl Fixes {
-    fn new(dir: &Path) -> Self {
-        let out = dir
-            .parent()
+    fn new(stage: &StageLayout) -> Self {
+        let build = stage.build();
+        let out = Some(build.root())
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         Self {
-            manifest: dir.join(MANIFEST_FILE),
-            dir: dir.to_path_buf(),
+            manifest: stage.manifest(),
+            stage: stage.clone(),
             out: out.display().to_string(),
         }
     }
@@ -721,7 +699,7 @@ impl Fixes {
         row_group: Option<usize>,
         kind: ProblemKind,
     ) -> Problem {
-        let sidecar = self.dir.join(format!(".shard-{index:05}.done.json"));
+        let sidecar = self.stage.sidecar(index);
         let shard = if kind == ProblemKind::MissingShard {
             String::new()
         } else {
@@ -773,8 +751,9 @@ impl Fixes {
 
     fn whole_stage(&self) -> String {
         format!(
-            "delete the folder {} and {}",
-            self.dir.display(),
+            "delete the folders {} and {} and {}",
+            self.stage.dir().display(),
+            self.stage.meta_dir().display(),
             self.rerun()
         )
     }
@@ -811,7 +790,7 @@ mod tests {
             infos.push(writer.finish().unwrap());
         }
         Manifest::new(name, 256, "fp", infos, BTreeMap::new())
-            .write(stage.join(MANIFEST_FILE))
+            .write(StageLayout::of_dir(&stage).manifest())
             .unwrap();
         stage
     }
@@ -844,7 +823,7 @@ mod tests {
         );
         // A build output is whole only with its build record.
         let all = verify(dir.path()).unwrap();
-        let record = dir.path().join(BUILD_RECORD_FILE);
+        let record = BuildLayout::new(dir.path()).build_record();
         assert_eq!(all.problems.len(), 1, "{:?}", all.problems);
         assert_eq!(all.problems[0].path, record);
         assert!(
@@ -855,12 +834,13 @@ mod tests {
             .unwrap();
         let all = verify(dir.path()).unwrap();
         assert!(all.is_ok() && all.build_output, "{:?}", all.problems);
+        // In the order the record lists them (the recipe's), not by name.
         assert_eq!(
             all.stages
                 .iter()
                 .map(|s| s.stage.as_str())
                 .collect::<Vec<_>>(),
-            ["sft", "warmup"]
+            ["warmup", "sft"]
         );
         // A stage the record lists but the folder lacks is named.
         BuildRecord::new(
@@ -901,7 +881,7 @@ mod tests {
         let text = problems[0].to_string();
         for part in [
             "shard-00001.parquet",
-            ".shard-00001.done.json",
+            "_mixtape/sft/shard-00001.done.json",
             "manifest.json",
             "mixtape build",
         ] {
@@ -940,7 +920,7 @@ mod tests {
     fn edited_manifest_rows_are_named_as_the_manifests_fault() {
         let dir = tempfile::tempdir().unwrap();
         let stage = write_stage(dir.path(), "sft", 2);
-        let path = stage.join(MANIFEST_FILE);
+        let path = StageLayout::of_dir(&stage).manifest();
         let json =
             std::fs::read_to_string(&path)
                 .unwrap()
@@ -1025,12 +1005,13 @@ mod tests {
             stage.join("shard-00000.parquet"),
         )
         .unwrap();
-        let mut manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
-        let theirs = Manifest::read(other.join(MANIFEST_FILE)).unwrap();
+        let manifest_path = StageLayout::of_dir(&stage).manifest();
+        let mut manifest = Manifest::read(&manifest_path).unwrap();
+        let theirs = Manifest::read(StageLayout::of_dir(&other).manifest()).unwrap();
         manifest.shards[0].blake3 = theirs.shards[0].blake3.clone();
         manifest.shards[0].bytes = theirs.shards[0].bytes;
         manifest.shards[0].checksums = theirs.shards[0].checksums.clone();
-        manifest.write(stage.join(MANIFEST_FILE)).unwrap();
+        manifest.write(&manifest_path).unwrap();
         let report = verify(&stage).unwrap();
         assert!(
             kinds(&report).contains(&(
@@ -1051,20 +1032,21 @@ mod tests {
     fn an_unfinished_stage_and_another_builds_stage_are_named_in_a_build_output() {
         let dir = tempfile::tempdir().unwrap();
         write_stage(dir.path(), "sft", 1);
+        let build = BuildLayout::new(dir.path());
         BuildRecord::new("r", "fp-new", "jpeg 1", vec!["sft".into(), "late".into()])
-            .write(dir.path().join(BUILD_RECORD_FILE))
+            .write(build.build_record())
             .unwrap();
-        std::fs::create_dir(dir.path().join("late")).unwrap();
-        std::fs::write(dir.path().join("late/.shard-00000.done.json"), "{}").unwrap();
+        std::fs::create_dir_all(build.stage("late").meta_dir()).unwrap();
+        std::fs::write(build.stage("late").sidecar(0), "{}").unwrap();
         let report = verify(dir.path()).unwrap();
         let found = kinds(&report);
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(
-            found[0],
+            found[1],
             ("late".into(), None, ProblemKind::UnfinishedStage)
         );
         assert_eq!(
-            found[1],
+            found[0],
             (
                 "manifest.json".into(),
                 None,
@@ -1081,7 +1063,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stage = write_stage(dir.path(), "sft", 1);
         std::fs::write(
-            stage.join(MANIFEST_FILE),
+            StageLayout::of_dir(&stage).manifest(),
             "{\"format_version\": 1, \"stage\"",
         )
         .unwrap();
@@ -1094,7 +1076,10 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         std::fs::create_dir(empty.path().join("notes")).unwrap();
         let err = verify(empty.path()).unwrap_err();
-        assert!(matches!(err, VerifyError::NotAShardSet { .. }));
+        assert!(matches!(
+            err,
+            VerifyError::Layout(LayoutError::NotAShardSet { .. })
+        ));
         assert!(
             err.to_string()
                 .contains(&empty.path().display().to_string()),
@@ -1102,7 +1087,7 @@ mod tests {
         );
         assert!(matches!(
             verify(empty.path().join("absent")),
-            Err(VerifyError::Io { .. })
+            Err(VerifyError::Layout(LayoutError::NotFound { .. }))
         ));
     }
 }

@@ -22,8 +22,9 @@
 //! handing its bytes over, so nothing is read back. [`ShardWriter::finish`] checks those ranges
 //! against the footer it wrote, the ones a reader will use.
 //!
-//! Atomicity: the file is written as `.shard-NNNNN.parquet.tmp` in the same folder, fsynced, and
-//! renamed to `shard-NNNNN.parquet` by [`ShardWriter::finish`] (see [`crate::atomic`]). A writer
+//! Atomicity: the file is written as `.shard-NNNNN.parquet.tmp` (in the same folder, or the one given
+//! to [`ShardWriter::try_new_with_temporary_in`]), fsynced, and renamed to `shard-NNNNN.parquet` by
+//! [`ShardWriter::finish`] (see [`crate::atomic`]). A writer
 //! dropped before `finish` (an error, a panic elsewhere, a cancelled build) removes its temporary
 //! file and never creates the final one. After a Parquet or I/O error the writer is poisoned: every
 //! later call fails, and dropping it cleans up.
@@ -81,11 +82,7 @@ const FOOTER_BYTES_BASE: usize = 3 << 10;
 /// rotation estimates of shards with tiny row groups.
 const FOOTER_BYTES_PER_ROW_GROUP: usize = 3584;
 
-/// Name of shard `index` in its stage folder. Five digits keep names sorted for up to 100,000
-/// shards (25 TB at the default shard size); beyond, names simply grow a digit.
-pub fn shard_file_name(index: u32) -> String {
-    format!("shard-{index:05}.parquet")
-}
+pub use crate::layout::shard_file_name;
 
 /// How shards are encoded. [`Default`] uses the `DEFAULT_*` constants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,17 +269,31 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
-    /// Starts shard `meta.shard_index` in `dir` (created if missing). Nothing appears under the
-    /// final name until [`ShardWriter::finish`].
+    /// Starts shard `meta.shard_index` in `dir` (created if missing), its temporary file beside
+    /// it. Nothing appears under the final name until [`ShardWriter::finish`].
     pub fn try_new(
         dir: impl AsRef<Path>,
         meta: ShardMeta,
         options: ShardOptions,
     ) -> Result<Self, WriteError> {
         let dir = dir.as_ref();
+        Self::try_new_with_temporary_in(dir, dir, meta, options)
+    }
+
+    /// As [`ShardWriter::try_new`], with the temporary file in `temporary_dir` (created if
+    /// missing; on the same file system as `dir`, since the shard is renamed from it): a build
+    /// keeps it in the stage's `_mixtape/` folder, so that the stage folder never holds anything
+    /// but shards (DuckDB and polars would try to read a hidden temporary there).
+    pub fn try_new_with_temporary_in(
+        dir: impl AsRef<Path>,
+        temporary_dir: impl AsRef<Path>,
+        meta: ShardMeta,
+        options: ShardOptions,
+    ) -> Result<Self, WriteError> {
+        let (dir, temporary_dir) = (dir.as_ref(), temporary_dir.as_ref());
         let properties = options.properties(&meta)?;
         let path = dir.join(shard_file_name(meta.shard_index));
-        let tmp = atomic::tmp_path(&path);
+        let tmp = atomic::tmp_path(&temporary_dir.join(shard_file_name(meta.shard_index)));
         fn io(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> WriteError {
             move |source| WriteError::Io {
                 path: path.to_path_buf(),
@@ -291,6 +302,8 @@ impl ShardWriter {
             }
         }
         std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
+        std::fs::create_dir_all(temporary_dir)
+            .map_err(io(temporary_dir, "create the temporary shard folder"))?;
         let mut file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
         // After the leading magic: the first column chunk, or the tail of a shard without rows.
         file.cut_at(4).map_err(io(&tmp, "create temporary shard"))?;
@@ -1018,6 +1031,31 @@ mod tests {
         assert!(!writer.path().exists());
         drop(writer);
         assert!(files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_temporary_kept_in_another_folder_never_appears_in_the_shard_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shards, bookkeeping) = (dir.path().join("sft"), dir.path().join("_mixtape/sft"));
+        let mut writer = ShardWriter::try_new_with_temporary_in(
+            &shards,
+            &bookkeeping,
+            meta(0),
+            ShardOptions::default().with_max_rows_per_row_group(2),
+        )
+        .unwrap();
+        for row in rows(5, true) {
+            writer.write(row).unwrap();
+        }
+        assert!(files(&shards).is_empty());
+        assert_eq!(files(&bookkeeping), [".shard-00000.parquet.tmp"]);
+        let info = writer.finish().unwrap();
+        assert_eq!(files(&shards), ["shard-00000.parquet"]);
+        assert!(files(&bookkeeping).is_empty());
+        assert_eq!(
+            crate::read::read_rows(shards.join(info.file)).unwrap(),
+            rows(5, true)
+        );
     }
 
     #[test]

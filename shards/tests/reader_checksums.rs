@@ -10,7 +10,7 @@ use std::path::Path;
 
 use mixtape_shards::reader::ReaderOptions;
 use mixtape_shards::{
-    ImageMode, MANIFEST_FILE, Manifest, ReadError, Reader, ReaderError, Region, ShardFile,
+    ImageMode, Manifest, ReadError, Reader, ReaderError, Region, ShardFile, StageLayout,
 };
 
 use reader_fixture::{png_image, row, write_stage_with};
@@ -162,7 +162,7 @@ fn every_byte_of_the_shard_is_checked_when_all_its_row_groups_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let stage = stage(dir.path());
     let path = stage.join("shard-00000.parquet");
-    let info = Manifest::read(stage.join(MANIFEST_FILE))
+    let info = Manifest::read(StageLayout::of_dir(&stage).manifest())
         .unwrap()
         .shards
         .remove(0);

@@ -7,8 +7,7 @@ mod reader_fixture;
 
 use mixtape_shards::reader::ReaderOptions;
 use mixtape_shards::{
-    ImageEncoding, ImageMode, MANIFEST_FILE, Manifest, PackedRow, Reader, ReaderError,
-    ReaderWarning,
+    ImageEncoding, ImageMode, Manifest, PackedRow, Reader, ReaderError, ReaderWarning, StageLayout,
 };
 
 use reader_fixture::{all, png_image, row, write_stage, write_stage_with};
@@ -73,10 +72,12 @@ fn a_flipped_byte_is_caught_by_verify_and_named_with_its_row_group_otherwise() {
 fn a_manifest_that_disagrees_with_the_footer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stage = write_stage(dir.path(), 0, "sft", &[5, 5], 2);
-    let mut manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
+    let mut manifest = Manifest::read(StageLayout::of_dir(&stage).manifest()).unwrap();
     manifest.shards[0].rows = 4;
     manifest.shards[1].rows = 6;
-    manifest.write(stage.join(MANIFEST_FILE)).unwrap();
+    manifest
+        .write(StageLayout::of_dir(&stage).manifest())
+        .unwrap();
     let err = first_error(Reader::try_new(&[stage], options(), None).unwrap());
     assert!(
         matches!(
@@ -222,7 +223,7 @@ fn the_tally_counts_what_was_yielded_and_matches_the_manifest_over_an_epoch() {
     reader.next().unwrap().unwrap();
     assert_eq!(reader.tally().rows, 1);
     reader.by_ref().for_each(|b| drop(b.unwrap()));
-    let manifest = Manifest::read(stage.join(MANIFEST_FILE)).unwrap();
+    let manifest = Manifest::read(StageLayout::of_dir(&stage).manifest()).unwrap();
     assert_eq!(reader.tally().rows, 16);
     assert_eq!(reader.tally().by_category, manifest.by_category);
     assert_eq!(reader.tally().by_source, manifest.by_source);

@@ -107,9 +107,11 @@ fn summary(report: &BuildReport) -> String {
     if unreadable > 0 {
         let _ = writeln!(
             out,
-            "  {} records could not be read (see {}/rejects.jsonl)",
+            "  {} records could not be read (see {})",
             group(unreadable),
-            report.out.display()
+            mixtape_shards::BuildLayout::new(&report.out)
+                .unreadable_rejects()
+                .display()
         );
     }
     out

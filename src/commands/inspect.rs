@@ -18,9 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use mixtape_engine::template::Encoder;
-use mixtape_shards::{
-    ImageEncoding, MANIFEST_FILE, Manifest, PackedRow, ShardFile, ShardImage, shard_file_name,
-};
+use mixtape_shards::{ImageEncoding, Manifest, PackedRow, ShardFile, ShardImage, StageLayout};
 use serde::Serialize;
 
 /// What to show, as parsed from the command line.
@@ -136,13 +134,14 @@ fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let index = shard.unwrap_or(0);
-    let manifest_path = path.join(MANIFEST_FILE);
+    let stage = StageLayout::of_dir(path);
+    let manifest_path = stage.manifest();
     if !manifest_path.is_file() {
-        return Ok(path.join(shard_file_name(index)));
+        return Ok(stage.shard(index));
     }
     let manifest = Manifest::read(&manifest_path)?;
     match manifest.shards.iter().find(|s| s.index == index) {
-        Some(info) => Ok(path.join(&info.file)),
+        Some(info) => Ok(stage.dir().join(&info.file)),
         None => bail!(
             "{} lists {} shards, none with index {index}: pass --shard 0..{}",
             manifest_path.display(),

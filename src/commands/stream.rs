@@ -9,13 +9,14 @@
 //! could not start.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use mixtape_shards::layout::{self, Discovered};
 use mixtape_shards::reader::ImageMode;
-use mixtape_shards::{MANIFEST_FILE, Reader, ReaderOptions, ReaderState};
+use mixtape_shards::{Reader, ReaderOptions, ReaderState};
 use serde::Serialize;
 
 /// Everything `mixtape stream` was asked, resolved from the command line.
@@ -175,45 +176,22 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The stage folders to read: each argument is a stage folder (with manifest.json), or a build
-/// output holding exactly one stage. A build output of several stages does not record their
-/// schedule order, so the user lists them.
+/// The stage folders to read: each argument is a stage folder, or a build output, which stands for
+/// all its stages in recipe order (the order its `_mixtape/build.json` records).
 fn stage_dirs(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for dir in args {
-        if dir.join(MANIFEST_FILE).is_file() {
-            dirs.push(dir.clone());
-            continue;
-        }
-        let stages = stages_in(dir)?;
-        match stages.as_slice() {
-            [one] => dirs.push(one.clone()),
-            [] => bail!(
-                "{} has no {MANIFEST_FILE} and no stage folder: pass a stage folder of a build",
+        match layout::discover(dir)? {
+            Discovered::Stage(stage) => dirs.push(stage.dir().to_path_buf()),
+            Discovered::Build { stages, .. } if stages.is_empty() => bail!(
+                "{} holds no built stage yet: run `mixtape build RECIPE --out {}` first",
+                dir.display(),
                 dir.display()
             ),
-            many => bail!(
-                "{} holds {} stages: list the ones to read in schedule order, e.g. {}",
-                dir.display(),
-                many.len(),
-                many.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            Discovered::Build { stages, .. } => {
+                dirs.extend(stages.iter().map(|s| s.dir().to_path_buf()))
+            }
         }
     }
     Ok(dirs)
-}
-
-fn stages_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let mut stages: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .collect();
-    stages.sort();
-    Ok(stages)
 }

@@ -32,7 +32,7 @@ fn json(text: &str) -> Value {
 }
 
 fn manifest(dir: &Path) -> Value {
-    json(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+    json(&std::fs::read_to_string(mixtape_shards::StageLayout::of_dir(dir).manifest()).unwrap())
 }
 
 #[test]
@@ -354,7 +354,7 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
     }
     std::fs::write(&shard, &bytes).unwrap();
     // And a manifest whose caption tokens were edited by hand.
-    let path = dir.path("out/warmup/manifest.json");
+    let path = dir.path("out/_mixtape/warmup/manifest.json");
     let mut m = manifest(&dir.path("out/warmup"));
     let tokens = m["by_category"]["caption"]["tokens"].as_u64().unwrap();
     m["by_category"]["caption"]["tokens"] = (tokens + 1).into();
@@ -380,7 +380,7 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
         blake3["manifest"]
             .as_str()
             .unwrap()
-            .ends_with("out/main/manifest.json")
+            .ends_with("out/_mixtape/main/manifest.json")
     );
     let edited = problems
         .iter()
@@ -392,7 +392,7 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
     assert!(
         table
             .stdout
-            .contains("out/warmup/manifest.json: `by_category.caption.tokens` says"),
+            .contains("out/_mixtape/warmup/manifest.json: `by_category.caption.tokens` says"),
         "{}",
         table.stdout
     );
@@ -526,7 +526,8 @@ fn the_stream_audit_reports_what_the_training_reader_yields_window_by_window() {
 #[test]
 fn the_stream_audit_warns_about_a_stage_smaller_than_one_global_step() {
     let dir = built();
-    let rows = json(&std::fs::read_to_string(dir.path("out/main/manifest.json")).unwrap())["totals"]["rows"]
+    let rows = json(&std::fs::read_to_string(dir.path("out/_mixtape/main/manifest.json")).unwrap())
+        ["totals"]["rows"]
         .as_u64()
         .unwrap();
     let batch = (rows + 1).to_string();

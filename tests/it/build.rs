@@ -4,12 +4,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::util::{TestDir, copy_dir, repo, small_recipe};
-use mixtape_shards::BuildRecord;
+use mixtape_shards::{BuildLayout, BuildRecord};
 use mixtape_testdata::SplitMix64;
 use serde_json::Value;
 
 fn manifest(dir: &Path, stage: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join(stage).join("manifest.json")).unwrap()).unwrap()
+    let path = BuildLayout::new(dir).stage(stage).manifest();
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Whether `key` (a path relative to a build output) is one of stage `stage`'s files: a shard in
+/// its folder, or its manifest, rejects or a sidecar under `_mixtape/`.
+fn of_stage(key: &str, stage: &str) -> bool {
+    key.starts_with(&format!("{stage}/")) || key.starts_with(&format!("_mixtape/{stage}/"))
 }
 
 /// Every file of a build output (hidden sidecars included), by relative path.
@@ -203,7 +210,7 @@ fn a_killed_build_resumes_to_the_same_bytes() {
         .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
         .spawn()
         .unwrap();
-    let first_done = dir.path("resumed/warmup/.shard-00000.done.json");
+    let first_done = dir.path("resumed/_mixtape/warmup/shard-00000.done.json");
     let started = std::time::Instant::now();
     while !first_done.exists() && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -249,15 +256,15 @@ fn a_killed_build_resumes_to_the_same_bytes() {
         0
     );
     // Cut anew, except the first stage if it was finished before the kill landed.
-    let warmup_finished = partial.contains_key("warmup/manifest.json");
+    let warmup_finished = partial.contains_key("_mixtape/warmup/manifest.json");
     let expected: BTreeMap<String, Vec<u8>> = snapshot(&dir.path("fresh"))
         .into_iter()
-        .filter(|(k, _)| !(warmup_finished && k.starts_with("warmup/")))
+        .filter(|(k, _)| !(warmup_finished && of_stage(k, "warmup")))
         .chain(
             reference
                 .clone()
                 .into_iter()
-                .filter(|(k, _)| warmup_finished && k.starts_with("warmup/")),
+                .filter(|(k, _)| warmup_finished && of_stage(k, "warmup")),
         )
         .collect();
     assert!(
@@ -340,6 +347,7 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let out = dir.path(&format!("case-{case}"));
         copy_dir(&source, &out);
         let stage = out.join(stages[s]);
+        let meta = out.join("_mixtape").join(stages[s]);
         let shards = walk(&stage)
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
@@ -347,23 +355,24 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let done = rng.below(shards + 1);
         let renamed_without_sidecar = done < shards && rng.below(2) == 0;
         for name in ["manifest.json", "rejects.jsonl"] {
-            std::fs::remove_file(stage.join(name)).unwrap();
+            std::fs::remove_file(meta.join(name)).unwrap();
         }
         for k in done..shards {
             if !(renamed_without_sidecar && k == done) {
                 std::fs::remove_file(stage.join(format!("shard-{k:05}.parquet"))).unwrap();
             }
-            std::fs::remove_file(stage.join(format!(".shard-{k:05}.done.json"))).unwrap();
+            std::fs::remove_file(meta.join(format!("shard-{k:05}.done.json"))).unwrap();
         }
         if done < shards && rng.below(2) == 0 {
             std::fs::write(
-                stage.join(format!(".shard-{done:05}.parquet.tmp")),
+                meta.join(format!(".shard-{done:05}.parquet.tmp")),
                 b"half a shard",
             )
             .unwrap();
         }
         for later in &stages[s + 1..] {
             std::fs::remove_dir_all(out.join(later)).unwrap();
+            std::fs::remove_dir_all(out.join("_mixtape").join(later)).unwrap();
         }
         let what = format!(
             "case {case}: cut {from} -> {to}, jobs {jobs}, {} killed after {done}/{shards} shards{}",
@@ -391,11 +400,11 @@ fn resuming_any_kill_point_with_any_shard_size_loses_and_duplicates_nothing() {
         let resumed = snapshot(&out);
         let expected: BTreeMap<String, Vec<u8>> = snapshot(&dir.path(&format!("ref-{to}")))
             .into_iter()
-            .filter(|(k, _)| !stages[..s].iter().any(|f| k.starts_with(&format!("{f}/"))))
+            .filter(|(k, _)| !stages[..s].iter().any(|f| of_stage(k, f)))
             .chain(
                 snapshot(&source)
                     .into_iter()
-                    .filter(|(k, _)| stages[..s].iter().any(|f| k.starts_with(&format!("{f}/")))),
+                    .filter(|(k, _)| stages[..s].iter().any(|f| of_stage(k, f))),
             )
             .collect();
         assert_eq!(
@@ -422,7 +431,7 @@ fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
     dir.write("r.yaml", small_recipe());
     let args = ["build", "r.yaml", "--out", "out", "--quiet"];
     assert_eq!(dir.run(&args).code, 0);
-    let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let record = BuildRecord::read(dir.path("out/_mixtape/build.json")).unwrap();
     let ours = record.jpeg_encoder.clone();
     assert!(
         ours.starts_with("libjpeg-turbo ") || ours.starts_with("jpeg-encoder "),
@@ -434,7 +443,7 @@ fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
         jpeg_encoder: "some-other-jpeg 9.9".into(),
         ..record.clone()
     };
-    other.write(dir.path("out/build.json")).unwrap();
+    other.write(dir.path("out/_mixtape/build.json")).unwrap();
     let refused = dir.run(&args);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     for part in ["some-other-jpeg 9.9", ours.as_str(), "--rebuild"] {
@@ -447,7 +456,7 @@ fn a_build_folder_written_by_another_jpeg_encoder_is_not_resumed() {
     let rebuilt = dir.run(&["build", "r.yaml", "--out", "out", "--quiet", "--rebuild"]);
     assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
     assert_eq!(
-        BuildRecord::read(dir.path("out/build.json")).unwrap(),
+        BuildRecord::read(dir.path("out/_mixtape/build.json")).unwrap(),
         record
     );
 }
@@ -470,8 +479,8 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
         0
     );
     let built_a = snapshot(&dir.path("a"));
-    let record = std::fs::read_to_string(dir.path("a/build.json")).unwrap();
-    let fingerprint = BuildRecord::read(dir.path("a/build.json"))
+    let record = std::fs::read_to_string(dir.path("a/_mixtape/build.json")).unwrap();
+    let fingerprint = BuildRecord::read(dir.path("a/_mixtape/build.json"))
         .unwrap()
         .fingerprint;
 
@@ -496,7 +505,7 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
         ),
         (
             "another recipe",
-            Some(std::fs::read_to_string(dir.path("fresh-b/build.json")).unwrap()),
+            Some(std::fs::read_to_string(dir.path("fresh-b/_mixtape/build.json")).unwrap()),
             "another recipe",
         ),
     ];
@@ -504,8 +513,10 @@ fn a_folder_whose_ownership_cannot_be_proven_is_refused_until_rebuild() {
         let out = format!("case-{}", what.replace(' ', "-"));
         copy_dir(&dir.path("a"), &dir.path(&out));
         match &contents {
-            Some(text) => std::fs::write(dir.path(&format!("{out}/build.json")), text).unwrap(),
-            None => std::fs::remove_file(dir.path(&format!("{out}/build.json"))).unwrap(),
+            Some(text) => {
+                std::fs::write(dir.path(&format!("{out}/_mixtape/build.json")), text).unwrap()
+            }
+            None => std::fs::remove_file(dir.path(&format!("{out}/_mixtape/build.json"))).unwrap(),
         }
         dir.write(&format!("{out}/notes.txt"), "mine");
         let before = snapshot(&dir.path(&out));
@@ -583,8 +594,8 @@ fn verify_and_audit_report_any_change_to_build_json() {
             .code,
         0
     );
-    let text = std::fs::read_to_string(dir.path("out/build.json")).unwrap();
-    let record = BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let text = std::fs::read_to_string(dir.path("out/_mixtape/build.json")).unwrap();
+    let record = BuildRecord::read(dir.path("out/_mixtape/build.json")).unwrap();
     let changes: [(&str, Option<String>); 6] = [
         ("deleted", None),
         ("truncated", Some(text[..text.len() - 10].to_string())),
@@ -600,7 +611,7 @@ fn verify_and_audit_report_any_change_to_build_json() {
         ("stage list", Some(text.replace("\"main\"", "\"mian\""))),
     ];
     for (what, contents) in changes {
-        let path = dir.path("out/build.json");
+        let path = dir.path("out/_mixtape/build.json");
         match &contents {
             Some(changed) => {
                 assert_ne!(changed, &text, "{what}: the change applies");
@@ -620,7 +631,7 @@ fn verify_and_audit_report_any_change_to_build_json() {
                 run.stdout, run.stderr
             );
             assert!(
-                run.stdout.contains("out/build.json"),
+                run.stdout.contains("out/_mixtape/build.json"),
                 "{what}: {args:?}:\n{}",
                 run.stdout
             );
@@ -675,7 +686,7 @@ fn bad_records_end_in_rejects_with_their_reason() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let unreadable = read_rejects("out/rejects.jsonl");
+    let unreadable = read_rejects("out/_mixtape/rejects.jsonl");
     let reasons: Vec<&str> = unreadable
         .iter()
         .map(|r| r["reason"].as_str().unwrap())
@@ -691,7 +702,7 @@ fn bad_records_end_in_rejects_with_their_reason() {
         "{unreadable:?}"
     );
     assert_eq!(unreadable[0]["location"], "data/caps.jsonl:2");
-    let stage = read_rejects("out/only/rejects.jsonl");
+    let stage = read_rejects("out/_mixtape/only/rejects.jsonl");
     let mut reasons: Vec<&str> = stage
         .iter()
         .map(|r| r["reason"].as_str().unwrap())
@@ -730,17 +741,105 @@ fn pyarrow_reads_the_shards() {
             .code,
         0
     );
-    let script = repo().join("tests/read_with_pyarrow.py");
-    let run = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(dir.path("out/main"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "pyarrow could not read the shards:\n{stdout}\n{stderr}"
+    let stdout = crate::util::run_python(
+        "tests/python/read_with_pyarrow.py",
+        &[&dir.path("out/main")],
     );
     assert!(stdout.contains("ok: "), "{stdout}");
+}
+
+/// A build in the layout before `_mixtape/` (record and manifests beside the shards, hidden
+/// sidecars) is refused by every command with the fix, and `--rebuild` turns it into a fresh build.
+#[test]
+fn an_old_layout_build_is_refused_with_the_rebuild_fix_and_rebuild_converts_it() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let args = ["build", "r.yaml", "--out", "out", "--quiet"];
+    assert_eq!(dir.run(&args).code, 0);
+    let fresh = snapshot(&dir.path("out"));
+    // Move everything back where the old layout kept it.
+    copy_dir(&dir.path("out"), &dir.path("old"));
+    let old = dir.path("old");
+    std::fs::rename(old.join("_mixtape/build.json"), old.join("build.json")).unwrap();
+    std::fs::rename(
+        old.join("_mixtape/rejects.jsonl"),
+        old.join("rejects.jsonl"),
+    )
+    .unwrap();
+    std::fs::remove_file(old.join("README.md")).unwrap();
+    for stage in ["warmup", "main"] {
+        for entry in std::fs::read_dir(old.join("_mixtape").join(stage)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let hidden = if name.ends_with(".done.json") {
+                format!(".{name}")
+            } else {
+                name
+            };
+            std::fs::rename(&path, old.join(stage).join(hidden)).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(old.join("_mixtape")).unwrap();
+    dir.write("old/notes.txt", "mine");
+    let before = snapshot(&old);
+
+    for command in [
+        &["build", "r.yaml", "--out", "old", "--quiet"][..],
+        &["verify", "old"],
+        &["verify", "old/main"],
+        &["audit", "old"],
+        &["stream", "old"],
+    ] {
+        let refused = dir.run(command);
+        assert_eq!(refused.code, 2, "{command:?}: {}", refused.stderr);
+        for part in ["old layout", "--rebuild"] {
+            assert!(
+                refused.stderr.contains(part),
+                "{command:?}: {part:?} missing from {}",
+                refused.stderr
+            );
+        }
+        assert!(snapshot(&old) == before, "{command:?} changed the folder");
+    }
+
+    let rebuilt = dir.run(&["build", "r.yaml", "--out", "old", "--quiet", "--rebuild"]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    let mut after = snapshot(&old);
+    assert_eq!(after.remove("notes.txt").as_deref(), Some(&b"mine"[..]));
+    assert!(after == fresh, "--rebuild gives a fresh build's bytes");
+}
+
+/// The dataset card names one `datasets` config per stage, in recipe order, the first the default;
+/// a README.md of the user's own is left alone.
+#[test]
+fn the_build_root_has_a_dataset_card_with_one_config_per_stage_unless_the_user_has_a_readme() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    assert_eq!(
+        dir.run(&["build", "r.yaml", "--out", "out", "--quiet"])
+            .code,
+        0
+    );
+    let card = std::fs::read_to_string(dir.path("out/README.md")).unwrap();
+    let front = card
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split("\n---\n").next())
+        .unwrap();
+    assert_eq!(
+        front,
+        "configs:\n\
+         - config_name: \"warmup\"\n  data_files:\n  - split: train\n    path: \"warmup/*.parquet\"\n  default: true\n\
+         - config_name: \"main\"\n  data_files:\n  - split: train\n    path: \"main/*.parquet\""
+    );
+
+    dir.write("theirs/README.md", "# my notes\n");
+    assert_eq!(
+        dir.run(&["build", "r.yaml", "--out", "theirs", "--quiet", "--rebuild"])
+            .code,
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path("theirs/README.md")).unwrap(),
+        "# my notes\n"
+    );
 }

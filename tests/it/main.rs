@@ -8,6 +8,7 @@ mod check;
 mod diff;
 mod inspect;
 mod mix;
+mod parquet_tools;
 mod plan;
 mod stream;
 mod verify;

@@ -13,8 +13,15 @@ fn plan_json(dir: &TestDir, recipe: &str) -> Value {
 }
 
 fn manifest(dir: &TestDir, out: &str, stage: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.path(out).join(stage).join("manifest.json")).unwrap())
-        .unwrap()
+    serde_json::from_slice(
+        &std::fs::read(
+            mixtape_shards::BuildLayout::new(dir.path(out))
+                .stage(stage)
+                .manifest(),
+        )
+        .unwrap(),
+    )
+    .unwrap()
 }
 
 fn recipe(stage: &str) -> String {
@@ -223,7 +230,7 @@ fn check_and_build_refuse_the_same_images_with_the_same_code() {
         "0.2",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let rejects: Vec<Value> = std::fs::read_to_string(dir.path("out/rejects.jsonl"))
+    let rejects: Vec<Value> = std::fs::read_to_string(dir.path("out/_mixtape/rejects.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

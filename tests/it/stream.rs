@@ -15,8 +15,10 @@ fn built() -> TestDir {
 }
 
 fn manifest(dir: &TestDir, stage: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.path(&format!("out/{stage}/manifest.json"))).unwrap())
-        .unwrap()
+    let path = mixtape_shards::BuildLayout::new(dir.path("out"))
+        .stage(stage)
+        .manifest();
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// `mixtape stream ARGS` with RANK / WORLD_SIZE set.
@@ -53,6 +55,13 @@ fn stream_reads_a_schedule_ranks_split_it_and_a_saved_state_resumes_it() {
         report["images"].as_u64().unwrap() > 0 && report["tokens_per_s"].as_f64().unwrap() > 0.0
     );
     assert_eq!(report["state"]["stage"], 2, "the whole schedule was read");
+    // The build folder stands for its stages in recipe order: the same stream.
+    let whole = dir.run(&["stream", "out", "--json", "--seed", "3"]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    let whole: serde_json::Value = serde_json::from_str(&whole.stdout).unwrap();
+    for key in ["rows", "tokens", "images", "state", "tally"] {
+        assert_eq!(whole[key], report[key], "{key}");
+    }
     assert_eq!(
         report["tally"]["by_category"]["caption"]["samples"]
             .as_u64()
@@ -155,9 +164,11 @@ fn stream_names_a_damaged_shard_and_exits_1() {
         "{}",
         out.stderr
     );
-    let out = dir.run(&["stream", "out"]);
+    // A folder that is no build: exit 2, saying what to pass.
+    dir.write("notes/readme.txt", "hello");
+    let out = dir.run(&["stream", "notes"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("schedule order"), "{}", out.stderr);
+    assert!(out.stderr.contains("not a shard set"), "{}", out.stderr);
 }
 
 #[test]

@@ -181,3 +181,30 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The Python interpreter of the project's virtual environment (`.venv/bin/python`, with pyarrow,
+/// datasets, duckdb and polars), which the tests that read shards with Python tools run. Panics
+/// with the command that creates it when it is missing: such a test fails, it never skips.
+pub fn venv_python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `bash tests/python/setup-venv.sh` (it creates .venv/ with the Python packages of tests/requirements.txt)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `script` (relative to the repository root) with [`venv_python`] and `args`; panics with
+/// its output unless it exits 0. Returns its stdout.
+pub fn run_python(script: &str, args: &[&Path]) -> String {
+    let run = Command::new(venv_python())
+        .arg(repo().join(script))
+        .args(args)
+        .output()
+        .expect("run the venv's python");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}

@@ -101,7 +101,7 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
 
     // Edited rows of a shard entry: the manifest is named, with the shard whose entry is wrong.
     copy_dir(&dir.path("out"), &dir.path("edited"));
-    let manifest_path = dir.path("edited/main/manifest.json");
+    let manifest_path = dir.path("edited/_mixtape/main/manifest.json");
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let rows = manifest["shards"][0]["rows"].as_u64().unwrap();
@@ -120,7 +120,7 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     assert!(out.stdout.contains(&expected), "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("edited/main/manifest.json: manifest totals.rows is"),
+            .contains("edited/_mixtape/main/manifest.json: manifest totals.rows is"),
         "{}",
         out.stdout
     );
@@ -136,7 +136,8 @@ fn following_the_fix_for_a_damaged_shard_gives_back_the_original_bytes() {
     let out = dir.run(&["verify", "out", "--json"]);
     assert_eq!(out.code, 1);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let problem = &report["stages"][1]["problems"][0];
+    // Stages in recipe order: warmup first.
+    let problem = &report["stages"][0]["problems"][0];
     assert_eq!(problem["kind"], "blake3_mismatch", "{report}");
     // The fix names the files to delete: "delete A, B and C, then rerun ...".
     let fix = problem["fix"].as_str().unwrap();

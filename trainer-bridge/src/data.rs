@@ -59,7 +59,7 @@ impl Holdout {
     /// file order, for `j < rows`): the builder sorts by length within a pack buffer, so a contiguous
     /// tail would hold only one kind of row. `rows == 0` holds nothing back.
     pub fn read(dir: &Path, rows: usize) -> Result<Self, DataError> {
-        let manifest = Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))?;
+        let manifest = Manifest::read(mixtape_shards::StageLayout::of_dir(dir).manifest())?;
         let total = manifest.totals.rows;
         if rows as u64 >= total && rows > 0 {
             return Err(DataError::HoldoutTooLarge {
@@ -153,7 +153,9 @@ impl TrainRows {
 
 /// Rows in a stage's manifest.
 pub fn stage_rows(dir: &Path) -> Result<u64, DataError> {
-    Ok(Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))?
-        .totals
-        .rows)
+    Ok(
+        Manifest::read(mixtape_shards::StageLayout::of_dir(dir).manifest())?
+            .totals
+            .rows,
+    )
 }

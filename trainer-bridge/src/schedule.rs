@@ -72,16 +72,18 @@ pub fn plan(
         .iter()
         .map(|stage| {
             let err = |detail: String| ScheduleError::Stage { stage: stage.name.clone(), detail };
-            let dir = data.join(&stage.name);
-            if !dir.join(mixtape_shards::MANIFEST_FILE).is_file() {
+            let layout = mixtape_shards::BuildLayout::new(data).stage(&stage.name);
+            let dir = layout.dir().to_path_buf();
+            if !layout.manifest().is_file() {
                 return Err(err(format!(
-                    "{} has no manifest.json: build it first (mixtape build {} --out {})",
+                    "{} has no manifest ({}): build it first (mixtape build {} --out {})",
                     dir.display(),
+                    layout.manifest().display(),
                     recipe.path.display(),
                     data.display()
                 )));
             }
-            let manifest = mixtape_shards::Manifest::read(dir.join(mixtape_shards::MANIFEST_FILE))
+            let manifest = mixtape_shards::Manifest::read(layout.manifest())
                 .map_err(DataError::from)?;
             if manifest.stage != stage.name || manifest.seq_len != stage.seq_len {
                 return Err(err(format!(

@@ -9,8 +9,9 @@
 //! data (the `--json` document), and [`render`] turns it into the terminal table or the
 //! self-contained HTML report.
 //!
-//! Input is a whole build output (stage subfolders, `build.json`, `rejects.jsonl`) or one stage
-//! folder ([`layout`]). Figures are deterministic: stages in plan order (then by name), categories
+//! Input is a whole build output (stage subfolders, `_mixtape/` with `build.json`, manifests and
+//! rejects) or one stage folder ([`layout`]). Figures are deterministic: stages in plan order (then
+//! in the build record's order), categories
 //! and sources by name, shards by file name, whatever the thread count.
 
 mod crosscheck;
@@ -52,8 +53,11 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} holds no shard set: no manifest.json or shard-*.parquet in it or in its subfolders (give the folder `mixtape build --out` wrote, or one of its stage folders)", path.display())]
+    #[error("{} holds no shard set: no _mixtape/ folder in it and no shard-*.parquet (give the folder `mixtape build --out` wrote, or one of its stage folders)", path.display())]
     NotAShardSet { path: PathBuf },
+    /// A build in mixtape's old layout, or a folder that cannot be listed.
+    #[error(transparent)]
+    Layout(mixtape_shards::LayoutError),
 }
 
 /// Settings of an audit.
@@ -254,7 +258,10 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
         {
             problems.push(Problem::StageNotBuilt {
                 stage: stage.clone(),
-                dir: dir.join(stage),
+                dir: mixtape_shards::BuildLayout::new(dir)
+                    .stage(stage)
+                    .dir()
+                    .to_path_buf(),
             });
         }
     }
@@ -264,7 +271,10 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
                 if !found.stages.iter().any(|d| d.name == s.name) {
                     problems.push(Problem::StageNotBuilt {
                         stage: s.name.clone(),
-                        dir: dir.join(&s.name),
+                        dir: mixtape_shards::BuildLayout::new(dir)
+                            .stage(&s.name)
+                            .dir()
+                            .to_path_buf(),
                     });
                 }
             }

@@ -8,7 +8,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::crosscheck::{self, StageRecount, ratio};
-use super::layout::{REJECTS_FILE, StageDir};
+use super::layout::StageDir;
 use super::recount::{ShardRecount, recount_shard};
 use super::stats::Distribution;
 use super::{MixLine, PackStats, Problem, ShardLine, Shares, SourceLine, StageAudit, StageTotals};
@@ -29,7 +29,7 @@ pub fn audit_stage(
             });
         }
     }
-    let rejects_path = stage.path.join(REJECTS_FILE);
+    let rejects_path = stage.rejects_path();
     let rejects = if rejects_path.exists() {
         read_rejects(&rejects_path).unwrap_or_else(|problem| {
             problems.push(problem);

@@ -7,10 +7,13 @@
 //! previous one with best-fit-decreasing into zstd Parquet shards ([`stage`]). Everything is ordered by the plan, never by thread timing, so any `jobs` gives the
 //! same bytes.
 //!
-//! Output layout: `OUT/build.json` ([`BuildRecord`]: the recipe fingerprint the folder belongs to,
-//! the JPEG encoder that wrote its images and the stage names, checksummed), and per stage
-//! `OUT/STAGE/shard-NNNNN.parquet`, `manifest.json` and `rejects.jsonl`; `OUT/rejects.jsonl` lists the
-//! records no stage could read at all.
+//! Output layout ([`mixtape_shards::layout`] owns every path): `OUT/STAGE/` holds only the stage's
+//! `shard-NNNNN.parquet` files, so each stage folder is a plain Parquet dataset; mixtape's own files
+//! sit under `OUT/_mixtape/`: `build.json` ([`BuildRecord`]: the recipe fingerprint the folder
+//! belongs to, the JPEG encoder that wrote its images and the stage names, checksummed),
+//! `rejects.jsonl` (records no stage could read at all) and per stage `STAGE/manifest.json`,
+//! `STAGE/rejects.jsonl` and the shards' sidecars. `OUT/README.md` is a dataset card naming one HF
+//! `datasets` config per stage ([`dataset_card`]).
 //!
 //! Resuming: a non-empty `--out` is reused only when its `build.json` proves it is a build of this
 //! recipe with this JPEG encoder (another encoder would mix two encoders' bytes in one stage);
@@ -27,7 +30,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mixtape_shards::{BUILD_RECORD_FILE, BuildRecord, BuildRecordError, MANIFEST_FILE, Manifest};
+use mixtape_shards::layout::{BUILD_RECORD_FILE, BuildLayout, MIXTAPE_DIR};
+use mixtape_shards::{BuildRecord, BuildRecordError, Manifest};
 use serde::Serialize;
 
 use crate::diag::Severity;
@@ -40,8 +44,7 @@ pub use stage::RejectEntry;
 pub const DEFAULT_TARGET_SHARD_BYTES: u64 = 256 << 20;
 /// Default most rejected draws, as a fraction of a stage's draws, before the build fails.
 pub const DEFAULT_MAX_REJECT_FRACTION: f64 = 0.01;
-/// Records that did not make it into a shard, one JSON object a line (top level and per stage).
-pub const REJECTS_FILE: &str = "rejects.jsonl";
+pub use mixtape_shards::layout::REJECTS_FILE;
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -127,6 +130,11 @@ pub enum BuildError {
         reason: BuildRecordError,
     },
     #[error(
+        "{} is a build in mixtape's old layout ({} beside the shards); this mixtape keeps its files in {MIXTAPE_DIR}/ so that stage folders are plain Parquet datasets: pass --rebuild to delete mixtape's files there and build from scratch, or use another --out",
+        out.display(), file.display()
+    )]
+    OldLayout { out: PathBuf, file: PathBuf },
+    #[error(
         "stage `{stage}`: {rejected} of {drawn} drawn records were rejected ({fraction:.2}%), over --max-reject-fraction {max:.2}%; see {rejects}"
     )]
     TooManyRejects {
@@ -211,7 +219,9 @@ pub fn build(
         crate::image::jpeg_encoder_id(),
         recipe.stages.iter().map(|s| s.name.clone()).collect(),
     );
-    claim(out, &record, options.rebuild)?;
+    let layout = BuildLayout::new(out);
+    claim(&layout, &record, options.rebuild)?;
+    write_dataset_card(&layout, &record.stages)?;
 
     // Records that could not be read at all belong to no stage: list them once, at the top.
     let mut unreadable_lines = Vec::new();
@@ -227,7 +237,7 @@ pub fn build(
             });
         }
     }
-    write_jsonl(&out.join(REJECTS_FILE), &unreadable_lines)?;
+    write_jsonl(&layout.unreadable_rejects(), &unreadable_lines)?;
 
     let jobs = options
         .jobs
@@ -242,7 +252,8 @@ pub fn build(
 
     let mut stages = Vec::new();
     for (stage, stage_plan) in recipe.stages.iter().zip(&plan.stages) {
-        let dir = out.join(&stage.name);
+        let stage_layout = layout.stage(&stage.name);
+        let dir = stage_layout.dir().to_path_buf();
         let ctx = stage::StageContext {
             recipe,
             plan,
@@ -252,10 +263,10 @@ pub fn build(
             encoder,
             options,
             pool: &pool,
-            dir: dir.clone(),
+            layout: stage_layout.clone(),
         };
         let outcome = stage::run(&ctx, progress)?;
-        let rejects_path = dir.join(REJECTS_FILE);
+        let rejects_path = stage_layout.rejects();
         let rejected = outcome.rejects.len() as u64;
         let fraction = rejected as f64 / outcome.drawn.max(1) as f64;
         if fraction > options.max_reject_fraction {
@@ -272,7 +283,7 @@ pub fn build(
         if !outcome.finished {
             write_jsonl(&rejects_path, &outcome.rejects)?;
             // Last: a manifest marks the stage finished.
-            outcome.manifest.write(dir.join(MANIFEST_FILE))?;
+            outcome.manifest.write(stage_layout.manifest())?;
         }
         progress(Progress::StageDone {
             stage: stage.name.clone(),
@@ -296,14 +307,21 @@ pub fn build(
     })
 }
 
-/// Makes `out` this build's folder: an empty or new folder, or one whose `build.json` is a valid
-/// record of the same recipe and JPEG encoder. With `rebuild`, mixtape's files in it are deleted
-/// first. The record is written before anything else, so every later file is provably this build's.
-fn claim(out: &Path, record: &BuildRecord, rebuild: bool) -> Result<(), BuildError> {
+/// Makes `out` this build's folder: an empty or new folder, or one whose `_mixtape/build.json` is
+/// a valid record of the same recipe and JPEG encoder. With `rebuild`, mixtape's files in it are
+/// deleted first (an old-layout build's too). The record is written before anything else, so every
+/// later file is provably this build's.
+fn claim(layout: &BuildLayout, record: &BuildRecord, rebuild: bool) -> Result<(), BuildError> {
+    let out = layout.root();
     std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
-    let path = out.join(BUILD_RECORD_FILE);
+    let path = layout.build_record();
     if rebuild {
-        remove_mixtape_files(out)?;
+        remove_mixtape_files(layout)?;
+    } else if let Some(file) = layout.old_layout_file() {
+        return Err(BuildError::OldLayout {
+            out: out.to_path_buf(),
+            file,
+        });
     } else {
         match BuildRecord::read(&path) {
             Ok(found) if found.fingerprint != record.fingerprint => {
@@ -321,9 +339,9 @@ fn claim(out: &Path, record: &BuildRecord, rebuild: bool) -> Result<(), BuildErr
                 });
             }
             // Ours, or a build killed while writing its record (nothing else is written before it).
-            Ok(_) => remove_top_level_temporaries(out)?,
-            Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(out)? => {
-                remove_top_level_temporaries(out)?
+            Ok(_) => remove_record_temporaries(layout)?,
+            Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(layout)? => {
+                remove_record_temporaries(layout)?
             }
             Err(reason) => {
                 return Err(BuildError::Unowned {
@@ -339,9 +357,14 @@ fn claim(out: &Path, record: &BuildRecord, rebuild: bool) -> Result<(), BuildErr
     })
 }
 
+/// The entries of `dir` (none when it does not exist), sorted by name.
 fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
     let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
+    let read = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
+        other => other.map_err(|e| BuildError::io(dir, e))?,
+    };
+    for entry in read {
         let entry = entry.map_err(|e| BuildError::io(dir, e))?;
         entries.push((
             entry.file_name().to_string_lossy().into_owned(),
@@ -352,7 +375,8 @@ fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
     Ok(entries)
 }
 
-/// Top-level files `build` writes: the record, the unreadable-records list, their temporaries.
+/// Files `build` writes at the top of `_mixtape/` (and, in the old layout, of `out`): the record,
+/// the unreadable-records list, their temporaries.
 fn is_top_level_file(name: &str) -> bool {
     name == BUILD_RECORD_FILE || name == REJECTS_FILE || is_top_level_temporary(name)
 }
@@ -363,14 +387,24 @@ fn is_top_level_temporary(name: &str) -> bool {
         .any(|file| name.starts_with(&format!(".{file}.")) && name.contains(".tmp"))
 }
 
-fn holds_only_record_temporaries(out: &Path) -> Result<bool, BuildError> {
-    Ok(list(out)?.iter().all(|(name, _)| {
-        name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")
-    }))
+fn is_record_temporary(name: &str) -> bool {
+    name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")
 }
 
-fn remove_top_level_temporaries(out: &Path) -> Result<(), BuildError> {
-    for (name, path) in list(out)? {
+/// `out` is empty, or holds only `_mixtape/` with at most a temporary of the record in it: a build
+/// killed while writing its record.
+fn holds_only_record_temporaries(layout: &BuildLayout) -> Result<bool, BuildError> {
+    let top_ok = list(layout.root())?
+        .iter()
+        .all(|(name, _)| name == MIXTAPE_DIR);
+    Ok(top_ok
+        && list(&layout.mixtape_dir())?
+            .iter()
+            .all(|(name, _)| is_record_temporary(name)))
+}
+
+fn remove_record_temporaries(layout: &BuildLayout) -> Result<(), BuildError> {
+    for (name, path) in list(&layout.mixtape_dir())? {
         if is_top_level_temporary(&name) {
             std::fs::remove_file(&path).map_err(|e| BuildError::io(&path, e))?;
         }
@@ -378,36 +412,88 @@ fn remove_top_level_temporaries(out: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Deletes what `build` writes in `out` and nothing else: the top-level files, and in every
-/// subfolder the shards, sidecars, manifest, rejects and temporaries (the subfolder too, once it is
-/// empty). A user's own files, anywhere, stay.
-fn remove_mixtape_files(out: &Path) -> Result<(), BuildError> {
+/// Deletes what `build` writes in `out` and nothing else: in `_mixtape/` the record, the rejects
+/// and every stage's manifest, rejects, sidecars and temporaries; in every stage folder the shards
+/// and their temporaries; the dataset card when mixtape wrote it; and the same files where the old
+/// layout put them (top-level `build.json` and `rejects.jsonl`, stage folders' manifests, rejects
+/// and hidden sidecars). Folders are removed once empty. A user's own files, anywhere, stay.
+fn remove_mixtape_files(layout: &BuildLayout) -> Result<(), BuildError> {
     let remove = |path: &Path| std::fs::remove_file(path).map_err(|e| BuildError::io(path, e));
-    for (name, path) in list(out)? {
-        if path.is_dir() {
-            let files = list(&path)?;
-            let ours: Vec<&PathBuf> = files
-                .iter()
-                .filter(|(n, _)| stage::StageFile::of(n).is_some())
-                .map(|(_, p)| p)
-                .collect();
-            if ours.is_empty() {
-                continue;
+    // The manifests first, so a kill midway leaves no finished-looking stage.
+    let mut manifests = Vec::new();
+    for root in [layout.mixtape_dir(), layout.root().to_path_buf()] {
+        for (_, path) in list(&root)? {
+            let manifest = path.join(mixtape_shards::MANIFEST_FILE);
+            if path.is_dir() && manifest.is_file() {
+                manifests.push(manifest);
             }
-            // The manifest first, so a kill midway leaves no finished-looking stage.
-            let manifest = path.join(MANIFEST_FILE);
-            if manifest.is_file() {
-                remove(&manifest)?;
-            }
-            for file in ours.into_iter().filter(|p| **p != manifest) {
-                remove(file)?;
-            }
-            let _ = std::fs::remove_dir(&path);
-        } else if is_top_level_file(&name) {
-            remove(&path)?;
         }
     }
+    for manifest in &manifests {
+        remove(manifest)?;
+    }
+    for root in [layout.mixtape_dir(), layout.root().to_path_buf()] {
+        for (name, path) in list(&root)? {
+            if path.is_dir() {
+                for (file, file_path) in list(&path)? {
+                    if stage::StageFile::of(&file).is_some() {
+                        remove(&file_path)?;
+                    }
+                }
+                let _ = std::fs::remove_dir(&path);
+            } else if is_top_level_file(&name) {
+                remove(&path)?;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(layout.mixtape_dir());
+    let card = layout.dataset_card();
+    if std::fs::read_to_string(&card).is_ok_and(|text| text.contains(DATASET_CARD_MARK)) {
+        remove(&card)?;
+    }
     Ok(())
+}
+
+/// The line that marks `README.md` as the card mixtape wrote (so a user's own README is never
+/// overwritten or deleted).
+const DATASET_CARD_MARK: &str = "<!-- written by `mixtape build`; rewritten on every build -->";
+
+/// The dataset card: YAML front matter with one HF `datasets` config per stage (`data_files`:
+/// the stage folder's Parquet files; the first stage is the default), so
+/// `datasets.load_dataset(OUT, name=STAGE)` reads a stage.
+pub fn dataset_card(stages: &[String]) -> String {
+    let mut card = String::from("---\nconfigs:\n");
+    // Quoted (JSON strings are YAML strings), so a stage named `1` or `yes` stays a string.
+    let quote = |text: String| serde_json::Value::String(text).to_string();
+    for (i, stage) in stages.iter().enumerate() {
+        card.push_str(&format!(
+            "- config_name: {}\n  data_files:\n  - split: train\n    path: {}\n",
+            quote(stage.clone()),
+            quote(format!("{stage}/*.parquet"))
+        ));
+        if i == 0 {
+            card.push_str("  default: true\n");
+        }
+    }
+    card.push_str("---\n");
+    card.push_str(DATASET_CARD_MARK);
+    card.push_str(
+        "\n\nPacked training sequences written by mixtape, one Parquet dataset folder per stage \
+         (schema: mixtape's FORMAT.md). `_mixtape/` holds the build record, the stage manifests and \
+         the rejected records.\n",
+    );
+    card
+}
+
+/// Writes the dataset card, unless a `README.md` that mixtape did not write is there.
+fn write_dataset_card(layout: &BuildLayout, stages: &[String]) -> Result<(), BuildError> {
+    let path = layout.dataset_card();
+    let text = dataset_card(stages);
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => Ok(()),
+        Ok(existing) if !existing.contains(DATASET_CARD_MARK) => Ok(()),
+        _ => write_atomic(&path, text.as_bytes()),
+    }
 }
 
 /// `entries` as JSON lines.

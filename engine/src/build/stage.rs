@@ -3,7 +3,7 @@
 //! A stage's draws are cut into shards of a fixed number of draws, decided up front from the plan's
 //! expected size and `--shard-bytes`, so every shard is an independent unit: it is packed on its own
 //! (the packer flushes at the shard's end), written under a temporary name, renamed, and then a
-//! hidden sidecar (`.shard-NNNNN.done.json`) marks it done. The sidecar says exactly which draws the
+//! sidecar (`OUT/_mixtape/STAGE/shard-NNNNN.done.json`, [`mixtape_shards::layout`]) marks it done. The sidecar says exactly which draws the
 //! shard holds ([`ShardDraws`]: its range of positions in the stage's packing order and a blake3 of
 //! the (source, epoch, record, sample) list), beside the shard's info and rejects.
 //!
@@ -18,11 +18,12 @@
 //! draws, a resume with the same settings is byte-identical to an uninterrupted build.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use mixtape_shards::layout::{self, StageLayout};
 use mixtape_shards::{
-    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, ShardInfo, ShardMeta, ShardOptions,
-    ShardWriter, shard_file_name,
+    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, REJECTS_FILE, ShardInfo, ShardMeta,
+    ShardOptions, ShardWriter, shard_file_name,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -143,7 +144,8 @@ pub(super) struct StageContext<'a> {
     pub options: &'a BuildOptions,
     /// The `jobs` encoding threads; the calling thread reads, packs and writes beside them.
     pub pool: &'a rayon::ThreadPool,
-    pub dir: PathBuf,
+    /// Where the stage's shards and bookkeeping go.
+    pub layout: StageLayout,
 }
 
 pub(super) fn run(
@@ -168,18 +170,20 @@ pub(super) fn run(
     // when every one of its shards holds exactly the draws that cut gives: it already holds every
     // draw once, and re-cutting it would rebuild the whole stage for a layout choice
     // (`--rebuild` re-cuts).
-    if let Some(theirs) = finished_cut(&ctx.dir).filter(|&p| p != per_shard && p > 0) {
+    if let Some(theirs) = finished_cut(&ctx.layout).filter(|&p| p != per_shard && p > 0) {
         let their_cuts = cut(theirs);
         let whole = their_cuts.iter().enumerate().all(|(k, c)| {
-            read_done(&ctx.dir, k as u32).is_some_and(|done| done.draws.holds_same_draws(c))
+            read_done(&ctx.layout, k as u32).is_some_and(|done| done.draws.holds_same_draws(c))
         });
         if whole {
             (per_shard, cuts) = (theirs, their_cuts);
         }
     }
     let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
-    std::fs::create_dir_all(&ctx.dir).map_err(|e| BuildError::io(&ctx.dir, e))?;
-    let mut finished_shards = tidy(&ctx.dir, &cuts)?;
+    for dir in [ctx.layout.dir().to_path_buf(), ctx.layout.meta_dir()] {
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+    }
+    let mut finished_shards = tidy(&ctx.layout, &cuts)?;
 
     let mut cursors: Vec<SourceCursor<'_>> = draws
         .iter()
@@ -215,7 +219,7 @@ pub(super) fn run(
             }
             None => {
                 let done = write_shard(ctx, k as u32, chunk, cut, &draws, &mut cursors, progress)?;
-                write_done(&ctx.dir.join(sidecar_name(k as u32)), &done)?;
+                write_done(&ctx.layout.sidecar(k as u32), &done)?;
                 written += 1;
                 done
             }
@@ -236,10 +240,8 @@ pub(super) fn run(
         reject_counts,
     );
     let finished = written == 0
-        && std::fs::read(ctx.dir.join(MANIFEST_FILE))
-            .is_ok_and(|b| b == manifest.to_json().as_bytes())
-        && std::fs::read(ctx.dir.join(super::REJECTS_FILE))
-            .is_ok_and(|b| b == super::jsonl(&rejects));
+        && std::fs::read(ctx.layout.manifest()).is_ok_and(|b| b == manifest.to_json().as_bytes())
+        && std::fs::read(ctx.layout.rejects()).is_ok_and(|b| b == super::jsonl(&rejects));
     Ok(StageOutcome {
         manifest,
         rejects,
@@ -251,15 +253,11 @@ pub(super) fn run(
 }
 
 /// Draws per shard of a finished stage (one with a manifest), from its first shard's sidecar.
-fn finished_cut(dir: &Path) -> Option<usize> {
-    if !dir.join(MANIFEST_FILE).is_file() {
+fn finished_cut(stage: &StageLayout) -> Option<usize> {
+    if !stage.manifest().is_file() {
         return None;
     }
-    read_done(dir, 0).map(|done| done.draws.draws_per_shard as usize)
-}
-
-fn sidecar_name(index: u32) -> String {
-    format!(".shard-{index:05}.done.json")
+    read_done(stage, 0).map(|done| done.draws.draws_per_shard as usize)
 }
 
 /// Readies a stage folder for this run's cut (`cuts[k]`: the draws of shard `k`) and returns the
@@ -267,30 +265,32 @@ fn sidecar_name(index: u32) -> String {
 /// and its file has the recorded size. Unless every shard is kept, the manifest goes first (the
 /// stage is no longer finished), then every sidecar and shard not kept, then stale temporaries, so
 /// a kill at any point leaves a folder the next run reads the same way.
-fn tidy(dir: &Path, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone>>, BuildError> {
+fn tidy(stage: &StageLayout, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone>>, BuildError> {
     let kept: Vec<Option<ShardDone>> = cuts
         .iter()
         .enumerate()
-        .map(|(k, cut)| read_done(dir, k as u32).filter(|done| done.draws.holds_same_draws(cut)))
+        .map(|(k, cut)| read_done(stage, k as u32).filter(|done| done.draws.holds_same_draws(cut)))
         .collect();
     let keep = |index: usize| kept.get(index).is_some_and(Option::is_some);
     let mut sidecars = Vec::new();
     let mut others = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| BuildError::io(dir, e))? {
-        let name = entry
-            .map_err(|e| BuildError::io(dir, e))?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        match StageFile::of(&name) {
-            Some(StageFile::Sidecar(k)) if !keep(k) => sidecars.push(dir.join(&name)),
-            Some(StageFile::Shard(k)) if !keep(k) => others.push(dir.join(&name)),
-            Some(StageFile::Temporary) => others.push(dir.join(&name)),
-            _ => {}
+    for dir in [stage.dir().to_path_buf(), stage.meta_dir()] {
+        for entry in std::fs::read_dir(&dir).map_err(|e| BuildError::io(&dir, e))? {
+            let name = entry
+                .map_err(|e| BuildError::io(&dir, e))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            match StageFile::of(&name) {
+                Some(StageFile::Sidecar(k)) if !keep(k) => sidecars.push(dir.join(&name)),
+                Some(StageFile::Shard(k)) if !keep(k) => others.push(dir.join(&name)),
+                Some(StageFile::Temporary) => others.push(dir.join(&name)),
+                _ => {}
+            }
         }
     }
     if !sidecars.is_empty() || !others.is_empty() || kept.iter().any(Option::is_none) {
-        remove(&dir.join(MANIFEST_FILE))?;
+        remove(&stage.manifest())?;
     }
     sidecars.sort();
     others.sort();
@@ -307,12 +307,15 @@ fn remove(path: &Path) -> Result<(), BuildError> {
     }
 }
 
-/// The files `build` writes in a stage folder, by name.
+/// The files `build` writes for a stage, by name: in the stage folder (shards and their
+/// temporaries) or in its `_mixtape/` folder (the rest). The old layout's hidden sidecar name
+/// (`.shard-NNNNN.done.json`, beside the shards) is recognised too, so `--rebuild` can clear a
+/// build written before `_mixtape/` existed.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum StageFile {
     /// `shard-NNNNN.parquet`.
     Shard(usize),
-    /// `.shard-NNNNN.done.json`.
+    /// `shard-NNNNN.done.json` (or the old `.shard-NNNNN.done.json`).
     Sidecar(usize),
     /// A hidden temporary of a shard, sidecar, manifest or rejects file, left by a killed build.
     Temporary,
@@ -322,27 +325,15 @@ pub(super) enum StageFile {
 
 impl StageFile {
     pub(super) fn of(name: &str) -> Option<StageFile> {
-        let index = |digits: &str| {
-            (digits.len() >= 5 && digits.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| digits.parse().ok())
-                .flatten()
-        };
-        if name == MANIFEST_FILE || name == super::REJECTS_FILE {
+        if name == MANIFEST_FILE || name == REJECTS_FILE {
             return Some(StageFile::Summary);
         }
-        if let Some(k) = name
-            .strip_prefix("shard-")
-            .and_then(|n| n.strip_suffix(".parquet"))
-            .and_then(index)
-        {
-            return Some(StageFile::Shard(k));
+        if let Some(k) = layout::shard_index(name) {
+            return Some(StageFile::Shard(k as usize));
         }
-        if let Some(k) = name
-            .strip_prefix(".shard-")
-            .and_then(|n| n.strip_suffix(".done.json"))
-            .and_then(index)
-        {
-            return Some(StageFile::Sidecar(k));
+        let sidecar = name.strip_prefix('.').unwrap_or(name);
+        if let Some(k) = layout::sidecar_index(sidecar) {
+            return Some(StageFile::Sidecar(k as usize));
         }
         // `.shard-00000.parquet.tmp`, `..shard-00000.done.json.tmp-PID`, `.manifest.json.tmp`, ...
         let bare = name.trim_start_matches('.');
@@ -396,7 +387,13 @@ fn write_shard(
     };
     let options =
         ShardOptions::default().with_image_pad_token(ctx.encoder.special().image_pad as i32);
-    let writer = ShardWriter::try_new(&ctx.dir, meta, options).map_err(BuildError::Write)?;
+    let writer = ShardWriter::try_new_with_temporary_in(
+        ctx.layout.dir(),
+        ctx.layout.meta_dir(),
+        meta,
+        options,
+    )
+    .map_err(BuildError::Write)?;
     let packer = Packer::try_new(PackerConfig {
         seq_len: stage.seq_len,
         buffer: stage.pack.buffer as usize,
@@ -620,11 +617,11 @@ fn assemble(items: &[u64], pending: &mut HashMap<u64, Item>) -> PackedRow {
 /// The sidecar of shard `index`, when it parses and its shard is the file it describes (name,
 /// index and size; the blake3 is `verify`'s job, reading every shard here would make a no-op rerun
 /// cost a full read of the build).
-fn read_done(dir: &Path, index: u32) -> Option<ShardDone> {
+fn read_done(stage: &StageLayout, index: u32) -> Option<ShardDone> {
     let done: ShardDone =
-        serde_json::from_slice(&std::fs::read(dir.join(sidecar_name(index))).ok()?).ok()?;
+        serde_json::from_slice(&std::fs::read(stage.sidecar(index)).ok()?).ok()?;
     let file = shard_file_name(index);
-    let size = std::fs::metadata(dir.join(&file)).ok()?.len();
+    let size = std::fs::metadata(stage.shard(index)).ok()?.len();
     (done.info.index == index && done.info.file == file && done.info.bytes == size).then_some(done)
 }
 
@@ -678,6 +675,11 @@ mod tests {
             Some(StageFile::Shard(12))
         );
         assert_eq!(
+            StageFile::of("shard-00012.done.json"),
+            Some(StageFile::Sidecar(12))
+        );
+        // The old layout's hidden name, for `--rebuild` of an old build.
+        assert_eq!(
             StageFile::of(".shard-00012.done.json"),
             Some(StageFile::Sidecar(12))
         );
@@ -686,6 +688,7 @@ mod tests {
         let temporaries = [
             ".shard-00003.parquet.tmp",
             "..shard-00003.done.json.tmp-4242",
+            ".shard-00003.done.json.tmp-4242",
             ".manifest.json.tmp",
             ".rejects.jsonl.tmp-7",
         ];

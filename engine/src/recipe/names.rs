@@ -7,8 +7,9 @@
 //!
 //! The rule: 1 to [`MAX_NAME_LEN`] characters from `A-Z a-z 0-9 . _ -`, starting with a letter or
 //! digit (so never `.`, `..`, a hidden file or a leading `-` that reads as a flag), not ending in
-//! `.json`, `.jsonl` or `.parquet` (the kinds of file mixtape writes next to stage folders, such as
-//! `build.json` and `rejects.jsonl`; compared without case, for case-insensitive file systems), and
+//! `.json`, `.jsonl`, `.parquet` or `.md` (the kinds of file mixtape writes, such as `build.json`,
+//! `rejects.jsonl` and the `README.md` dataset card beside the stage folders; compared without
+//! case, for case-insensitive file systems), and
 //! not a Windows device name (`con`, `nul`, `com1`, ...), so a shard set can be copied anywhere.
 
 use crate::diag::{Diagnostic, Diagnostics, Span};
@@ -16,8 +17,8 @@ use crate::diag::{Diagnostic, Diagnostics, Span};
 /// Longest stage or source name, in bytes (all allowed characters are ASCII).
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Endings reserved for mixtape's own files.
-const RESERVED_SUFFIXES: [&str; 3] = [".json", ".jsonl", ".parquet"];
+/// Endings reserved for mixtape's own files (`.md`: the build's `README.md` dataset card).
+const RESERVED_SUFFIXES: [&str; 4] = [".json", ".jsonl", ".parquet", ".md"];
 
 /// Names Windows treats as devices whatever their extension.
 const DEVICE_NAMES: [&str; 22] = [
@@ -142,6 +143,7 @@ mod tests {
             "rejects.jsonl",
             "MANIFEST.JSON",
             "shard-00000.parquet",
+            "README.md",
             ".hidden",
             "_x",
             "-rf",

@@ -26,7 +26,7 @@ pub enum ReaderError {
     #[error("cannot skip to stage {index}: the reader has {stages} stages")]
     NoSuchStage { index: usize, stages: usize },
     /// No stage directory was given.
-    #[error("no stage to read: pass at least one stage directory (a folder with manifest.json)")]
+    #[error("no stage to read: pass at least one stage folder of a build")]
     NoStages,
     #[error(transparent)]
     Manifest(#[from] ManifestError),

@@ -114,7 +114,8 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Opens the stages in `stage_dirs` (each a folder with `manifest.json`, in schedule order)
+    /// Opens the stages in `stage_dirs` (each a stage folder of a build, whose manifest
+    /// [`crate::StageLayout::manifest`] locates; in schedule order)
     /// and starts reading, from the beginning or from `resume`.
     pub fn try_new(
         stage_dirs: &[PathBuf],

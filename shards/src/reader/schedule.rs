@@ -1,12 +1,13 @@
 //! The stages a reader reads, in schedule order, from their manifests alone.
 //!
-//! Opening a schedule reads one `manifest.json` per stage and nothing else: shard footers are read
+//! Opening a schedule reads one `manifest.json` per stage (`_mixtape/<stage>/manifest.json` beside
+//! the stage folder, [`crate::layout`]) and nothing else: shard footers are read
 //! later, when the order first reaches a shard. That keeps the time to the first batch independent
 //! of the number of shards (start-up is one JSON parse of the manifest).
 
 use std::path::PathBuf;
 
-use crate::{MANIFEST_FILE, Manifest};
+use crate::{Manifest, StageLayout};
 
 use super::ReaderError;
 
@@ -45,7 +46,7 @@ impl Schedule {
         let mut hasher = blake3::Hasher::new();
         let mut stages = Vec::with_capacity(dirs.len());
         for dir in dirs {
-            let manifest = Manifest::read(dir.join(MANIFEST_FILE))?;
+            let manifest = Manifest::read(StageLayout::of_dir(dir).manifest())?;
             for part in [
                 manifest.stage.as_str(),
                 manifest.recipe_fingerprint.as_str(),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use mixtape_shards::reader::{ReaderOptions, RowBatch};
 use mixtape_shards::{
-    MANIFEST_FILE, Manifest, PackedRow, PackedSampleMeta, Reader, ReaderState, ShardImage,
-    ShardMeta, ShardOptions, ShardWriter,
+    Manifest, PackedRow, PackedSampleMeta, Reader, ReaderState, ShardImage, ShardMeta,
+    ShardOptions, ShardWriter, StageLayout,
 };
 
 pub const CATEGORIES: [&str; 3] = ["caption", "vqa", "text"];
@@ -92,7 +92,7 @@ pub fn write_stage_with(
         infos.push(writer.finish().unwrap());
     }
     Manifest::new(name, 4096, "fp", infos, BTreeMap::new())
-        .write(stage_dir.join(MANIFEST_FILE))
+        .write(StageLayout::of_dir(&stage_dir).manifest())
         .unwrap();
     stage_dir
 }

@@ -1,6 +1,7 @@
 """Reads a mixtape stage folder with pyarrow alone and checks the shard format's invariants.
 
-Usage: python3 tests/read_with_pyarrow.py STAGE_DIR   (prints "ok: ..." and exits 0 when all hold)
+Usage: .venv/bin/python tests/python/read_with_pyarrow.py STAGE_DIR
+(prints "ok: ..." and exits 0 when all hold; the manifest is BUILD/_mixtape/STAGE/manifest.json)
 """
 import glob
 import json
@@ -9,8 +10,10 @@ import sys
 
 import pyarrow.parquet as pq
 
-stage = sys.argv[1]
-manifest = json.load(open(os.path.join(stage, "manifest.json")))
+stage = os.path.normpath(sys.argv[1])
+build, name = os.path.split(stage)
+manifest = json.load(open(os.path.join(build, "_mixtape", name, "manifest.json")))
+assert sorted(os.listdir(stage)) == [s["file"] for s in manifest["shards"]], "the stage folder holds only its shards"
 files = sorted(glob.glob(os.path.join(stage, "shard-*.parquet")))
 assert [os.path.basename(f) for f in files] == [s["file"] for s in manifest["shards"]], files
 rows = 0
