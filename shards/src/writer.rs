@@ -1053,7 +1053,7 @@ mod tests {
         assert_eq!(files(&shards), ["shard-00000.parquet"]);
         assert!(files(&bookkeeping).is_empty());
         assert_eq!(
-            crate::read::read_rows(shards.join(info.file)).unwrap(),
+            crate::shard_file::read_rows(shards.join(info.file)).unwrap(),
             rows(5, true)
         );
     }
