@@ -426,6 +426,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let build = BuildLayout::new(dir.path());
         for name in ["zeta", "alpha", "extra"] {
+            std::fs::create_dir_all(build.stage(name).dir()).unwrap();
             std::fs::create_dir_all(build.stage(name).meta_dir()).unwrap();
         }
         std::fs::create_dir_all(dir.path().join("notes")).unwrap();
