@@ -1,6 +1,13 @@
 //! `mixtape check`: every rule of the recipe language, valid and invalid.
 
-use crate::util::{TestDir, small_recipe, tokenizer};
+//!
+//! Each diagnostic's full rendering (message, location, snippet, hint, summary line) is pinned by a
+//! CLI snapshot in `snapshots/`.
+
+use crate::util::{TestDir, assert_cli_snapshot, small_recipe, tokenizer};
+
+/// `mixtape check recipe.yaml`: the tests write `recipe.yaml`, then check it.
+const CHECK: &[&str] = &["check", "recipe.yaml"];
 
 fn check(dir: &TestDir, recipe: &str) -> crate::util::Output {
     dir.write("recipe.yaml", recipe);
@@ -11,26 +18,14 @@ fn check(dir: &TestDir, recipe: &str) -> crate::util::Output {
 fn the_demo_recipe_is_valid() {
     let dir = TestDir::new();
     let demo = crate::util::repo().join("recipes/demo.yaml");
-    let out = dir.run(&["check", demo.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("ok: ") && out.stderr.contains("11 sources, 3 stages"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, &["check", demo.to_str().unwrap()]);
 }
 
 #[test]
 fn a_valid_recipe_exits_zero() {
     let dir = TestDir::new();
-    let out = check(&dir, &small_recipe());
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .starts_with("ok: recipe.yaml: 3 sources, 2 stages, fingerprint "),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", small_recipe());
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -39,51 +34,18 @@ fn unknown_keys_get_a_location_and_a_did_you_mean() {
     let recipe = small_recipe()
         .replace("seed: 7", "sede: 7")
         .replace("    seq_len: 4096", "    seq_len: 4096\n    budgte: 3");
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: unknown key `sede` in the recipe\n  --> recipe.yaml:3:1"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("= hint: did you mean `seed`?"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("unknown key `budgte` in a stage\n  --> recipe.yaml:17:5"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("did you mean `budget`?"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn mix_shares_must_sum_to_one_and_the_hint_gives_the_sum() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.7, vqa: 0.25}"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.7, vqa: 0.25}"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: mix shares sum to 0.95, not 1\n  --> recipe.yaml:13:10"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("adjust them by +0.05"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -93,51 +55,18 @@ fn missing_files_name_the_glob() {
         "  prose: {format: synthetic, kind: long-text, count: 40, category: long-text}",
         "  prose: {format: text, path: books/*.jsonl, category: long-text}",
     );
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: no files match `books/*.jsonl`\n  --> recipe.yaml:8:31"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("hint: looked for books/*.jsonl; paths are relative to the recipe file"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn undefined_categories_are_reported_with_the_known_ones() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{captions: 0.7, ocr: 0.3}"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("{caption: 0.7, vqa: 0.3}", "{captions: 0.7, ocr: 0.3}"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("error: undefined category `captions`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("did you mean `caption`?"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("error: undefined category `ocr`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("known categories: `caption`, `long-text` or `vqa`"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -145,19 +74,8 @@ fn stage_extends_must_name_a_stage_and_not_cycle() {
     let dir = TestDir::new();
     let unknown =
         small_recipe().replace("  - name: main\n", "  - name: main\n    extends: warmpu\n");
-    let out = check(&dir, &unknown);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: stage extends unknown stage `warmpu`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("did you mean `warmup`?"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", unknown);
+    assert_cli_snapshot!("stage_extends_unknown", dir, CHECK);
 
     let cyclic = small_recipe()
         .replace("  - name: main\n", "  - name: main\n    extends: warmup\n")
@@ -165,13 +83,8 @@ fn stage_extends_must_name_a_stage_and_not_cycle() {
             "  - name: warmup\n",
             "  - name: warmup\n    extends: main\n",
         );
-    let out = check(&dir, &cyclic);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("stage `extends` forms a cycle: "),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", cyclic);
+    assert_cli_snapshot!("stage_extends_cycle", dir, CHECK);
 }
 
 #[test]
@@ -179,14 +92,7 @@ fn recipe_extends_cycles_are_reported() {
     let dir = TestDir::new();
     dir.write("a.yaml", "extends: b.yaml\nversion: 1\n");
     dir.write("b.yaml", "extends: a.yaml\nname: b\n");
-    let out = dir.run(&["check", "a.yaml"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("recipe `extends` forms a cycle:"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("  --> b.yaml:1:10"), "{}", out.stderr);
+    assert_cli_snapshot!(dir, &["check", "a.yaml"]);
 }
 
 #[test]
@@ -219,25 +125,19 @@ fn recipe_extends_merges_maps_and_replaces_lists() {
 #[test]
 fn a_budget_needs_exactly_one_basis() {
     let dir = TestDir::new();
-    let none = small_recipe().replace("budget: {tokens: 20000}", "budget: {}");
-    let out = check(&dir, &none);
-    assert!(
-        out.stderr
-            .contains("error: `budget` needs exactly one basis, found none"),
-        "{}",
-        out.stderr
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("budget: {tokens: 20000}", "budget: {}"),
     );
-    let two = small_recipe().replace(
-        "budget: {tokens: 20000}",
-        "budget: {tokens: 20000, samples: 10}",
+    assert_cli_snapshot!("budget_without_basis", dir, CHECK);
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace(
+            "budget: {tokens: 20000}",
+            "budget: {tokens: 20000, samples: 10}",
+        ),
     );
-    let out = check(&dir, &two);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("found both `tokens` and `samples`"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!("budget_with_two_bases", dir, CHECK);
 }
 
 #[test]
@@ -247,71 +147,28 @@ fn negative_nan_and_zero_numbers_are_rejected() {
         .replace("seq_len: 2048", "seq_len: -5")
         .replace("{caption: 0.7, vqa: 0.3}", "{caption: .nan, vqa: 0.3}")
         .replace("budget: {tokens: 40000}", "budget: {tokens: 0}");
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("`seq_len` must be at least 16, found -5"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("share of `caption` must be a finite number, found NaN"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("budget `tokens` must be greater than 0, found 0"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn an_image_policy_that_can_yield_a_zero_side_is_refused() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace("image: {max_pixels: 200704}", "image: {max_pixels: 50176}"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("image: {max_pixels: 200704}", "image: {max_pixels: 50176}"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("image max_pixels 50176 can resize an image to a zero side"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains(
-            "raise max_pixels to at least 156800, or lower max_aspect_ratio to at most 64"
-        ),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn sources_that_cannot_satisfy_a_stage_within_max_repeat_are_named() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace("budget: {tokens: 40000}", "budget: {tokens: 4000000}"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("budget: {tokens: 40000}", "budget: {tokens: 4000000}"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "source `caps` cannot satisfy stage `main` within max_repeat 1: needs 1,200,000 tokens"
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("or set `max_repeat: "),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -325,27 +182,15 @@ fn every_error_is_reported_at_once() {
             "{caption: 0.3, vqa: 0.4, long-text: 0.3}",
             "{caption: 0.3, vqa: 0.4, long-text: 0.4}",
         );
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("invalid: recipe.yaml: 4 errors"),
-        "{}",
-        out.stderr
-    );
-    insta::assert_snapshot!("every_error_at_once", dir.redact(&out.stderr));
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn yaml_syntax_errors_point_at_the_line() {
     let dir = TestDir::new();
-    let out = check(&dir, "version: 1\nname: [unclosed\n");
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("error: invalid YAML: "),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--> recipe.yaml:"), "{}", out.stderr);
+    dir.write("recipe.yaml", "version: 1\nname: [unclosed\n");
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -378,32 +223,18 @@ fn bad_records_are_warnings_with_their_location() {
         )
         .replace("budget: {tokens: 40000}", "budget: {samples: 2}")
         .replace("long-text: 0.3}", "long-text: 0.3}\n    max_repeat: 3");
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("warning: source `prose`: 2 of 3 records rejected"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("caps.jsonl:2"), "{}", out.stderr);
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn a_missing_tokenizer_is_an_error_at_its_path() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace(&tokenizer(), "nope/tokenizer.json"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace(&tokenizer(), "nope/tokenizer.json"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "error: tokenizer file not found: nope/tokenizer.json\n  --> recipe.yaml:4:19"
-        ),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -482,36 +313,21 @@ fn stage_names_that_would_write_outside_out_are_refused_at_the_name() {
 #[test]
 fn stage_names_differing_only_in_case_are_duplicates() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace("  - name: main\n", "  - name: WarmUp\n"),
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("  - name: main\n", "  - name: WarmUp\n"),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("error: duplicate stage name `WarmUp`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("`warmup` differs only in case"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn source_names_follow_the_same_rule() {
     let dir = TestDir::new();
-    let out = check(&dir, &small_recipe().replace("  qa: {", "  ../qa: {"));
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains(
-            "error: source name `../qa` is not allowed: it contains `/`\n  --> recipe.yaml:7:3"
-        ),
-        "{}",
-        out.stderr
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace("  qa: {", "  ../qa: {"),
     );
-    assert!(out.stderr.contains("such as `qa`"), "{}", out.stderr);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -526,10 +342,8 @@ fn an_alias_bomb_is_an_error_with_a_location_not_an_out_of_memory() {
             vec![format!("*a{}", i - 1); 10].join(", ")
         ));
     }
-    let out = check(&dir, &bomb);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("error: anchors and aliases expand this recipe past 200000 copied nodes and bytes\n  --> recipe.yaml:"), "{}", out.stderr);
-    assert!(out.stderr.contains("alias bomb"), "{}", out.stderr);
+    dir.write("recipe.yaml", bomb);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -538,18 +352,11 @@ fn ten_thousand_levels_of_nesting_are_an_error_not_a_stack_overflow() {
     let deep: String = (0..10_000)
         .map(|i| format!("{}- \n", "  ".repeat(i)))
         .collect();
-    let out = check(&dir, &format!("stages:\n{deep}"));
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("error: YAML nested deeper than 64 levels\n  --> recipe.yaml:65:"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", format!("stages:\n{deep}"));
+    assert_cli_snapshot!("nested_block_sequences", dir, CHECK);
     let flow = format!("stages: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
-    let out = check(&dir, &flow);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("--> recipe.yaml:1:"), "{}", out.stderr);
+    dir.write("recipe.yaml", flow);
+    assert_cli_snapshot!("nested_flow_sequences", dir, CHECK);
 }
 
 #[test]
@@ -574,50 +381,21 @@ fn a_stage_extends_chain_is_bounded_whatever_the_stage_order() {
             + "stages:\n"
             + &stages.concat()
     };
-    for reverse in [false, true] {
-        let out = check(&dir, &chain(reverse));
-        assert_eq!(out.code, 1, "{}", out.stderr);
-        assert!(
-            out.stderr
-                .contains("error: stage `extends` chain longer than 32 stages"),
-            "{}",
-            out.stderr
-        );
-    }
+    dir.write("recipe.yaml", chain(false));
+    assert_cli_snapshot!("parents_first", dir, CHECK);
+    dir.write("recipe.yaml", chain(true));
+    assert_cli_snapshot!("children_first", dir, CHECK);
 }
 
 #[test]
 fn empty_and_non_utf8_recipes_are_located() {
     let dir = TestDir::new();
-    let out = check(&dir, "");
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: recipe file is empty\n  --> recipe.yaml:1:1"),
-        "{}",
-        out.stderr
-    );
-    let out = check(&dir, "# only a comment\n");
-    assert!(
-        out.stderr
-            .contains("error: recipe file is empty\n  --> recipe.yaml:1:1"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", "");
+    assert_cli_snapshot!("empty_recipe", dir, CHECK);
+    dir.write("recipe.yaml", "# only a comment\n");
+    assert_cli_snapshot!("comment_only_recipe", dir, CHECK);
     dir.write("recipe.yaml", b"version: 1\nname: caf\xe9\n");
-    let out = dir.run(&["check", "recipe.yaml"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: recipe file is not valid UTF-8 (byte 0xe9)\n  --> recipe.yaml:2:10"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("= hint: save the recipe as UTF-8"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!("non_utf8_recipe", dir, CHECK);
 }
 
 #[test]
@@ -628,28 +406,8 @@ fn numeric_settings_have_sane_bounds() {
         .replace("budget: {tokens: 20000}", "budget: {tokens: 1e16}")
         .replace("seq_len: 4096", "seq_len: 4")
         .replace("mix: {caption: 0.3, vqa: 0.4, long-text: 0.3}", "mix: {caption: 0.3, vqa: 0.4, long-text: 0.3}\n    max_repeat: 5000\n    train: {lr: 30, batch_size: 2000000}\n    pack: {buffer: 100000000}");
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 1);
-    for expected in [
-        "error: `count` must be at most 100,000,000, found 1000000000\n  --> recipe.yaml:6:",
-        "error: budget `tokens` must be at most 1,000,000,000,000,000, found 10000000000000000\n  --> recipe.yaml:12:",
-        "error: `seq_len` must be at least 16, found 4\n  --> recipe.yaml:16:",
-        "error: `max_repeat` must be at most 1,000, found 5000\n  --> recipe.yaml:19:",
-        "error: train `lr` must be at most 10, found 30\n  --> recipe.yaml:20:",
-        "error: train `batch_size` must be at most 1,048,576, found 2000000",
-        "error: pack `buffer` must be at most 16,777,216, found 100000000",
-    ] {
-        assert!(
-            out.stderr.contains(expected),
-            "missing {expected:?} in\n{}",
-            out.stderr
-        );
-    }
-    assert!(
-        out.stderr.contains("invalid: recipe.yaml: 7 errors"),
-        "{}",
-        out.stderr
-    );
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
@@ -659,55 +417,27 @@ fn a_category_no_stage_mixes_is_a_warning_with_a_did_you_mean() {
         "  prose: {",
         "  caps2: {format: synthetic, kind: shapes-caption, count: 300, category: captio}\n  prose: {",
     );
-    let out = check(&dir, &recipe);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("warning: source `caps2` has category `captio`, which no stage's mix uses\n  --> recipe.yaml:8:74"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("= hint: did you mean `caption`?"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("(1 warning)"), "{}", out.stderr);
+    dir.write("recipe.yaml", recipe);
+    assert_cli_snapshot!(dir, CHECK);
 }
 
 #[test]
 fn the_record_cap_is_a_bounded_setting() {
     let dir = TestDir::new();
-    let out = check(
-        &dir,
-        &small_recipe().replace(
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace(
             "seed: 7\n",
             "seed: 7\nlimits: {max_record_bytes: 0, max_bytes: 1}\n",
         ),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("error: limits `max_record_bytes` must be greater than 0, found 0"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("unknown key `max_bytes` in `limits`"),
-        "{}",
-        out.stderr
-    );
-    let out = check(
-        &dir,
-        &small_recipe().replace(
+    assert_cli_snapshot!("recipe_wide_cap", dir, CHECK);
+    dir.write(
+        "recipe.yaml",
+        small_recipe().replace(
             "count: 40, category: long-text}",
             "count: 40, category: long-text, max_record_bytes: 100}",
         ),
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("`max_record_bytes` does not apply to source `prose`"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!("cap_on_a_synthetic_source", dir, CHECK);
 }

@@ -1,6 +1,6 @@
 //! `mixtape diff`: what changed between two recipes or lock files, per stage.
 
-use crate::util::{TestDir, small_recipe};
+use crate::util::{TestDir, assert_cli_snapshot, small_recipe};
 
 #[test]
 fn identical_recipes_say_so() {
@@ -10,14 +10,7 @@ fn identical_recipes_say_so() {
         "b.yaml",
         small_recipe().replace("name: small", "name: same-but-renamed"),
     );
-    let out = dir.run(&["diff", "a.yaml", "b.yaml", "--exit-code"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .starts_with("identical: both resolve to fingerprint "),
-        "{}",
-        out.stdout
-    );
+    assert_cli_snapshot!(dir, &["diff", "a.yaml", "b.yaml", "--exit-code"]);
 }
 
 #[test]
@@ -30,29 +23,8 @@ fn ratio_and_budget_changes_show_their_effect_on_tokens() {
             .replace("{caption: 0.7, vqa: 0.3}", "{caption: 0.5, vqa: 0.5}")
             .replace("budget: {tokens: 40000}", "budget: {tokens: 30000}"),
     );
-    let out = dir.run(&["diff", "a.yaml", "b.yaml", "--exit-code"]);
-    assert_eq!(out.code, 1, "--exit-code reports a difference");
-    assert!(
-        out.stdout
-            .contains("stage warmup:\n  mix.caption: 0.7 -> 0.5\n  mix.vqa: 0.3 -> 0.5\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("stage main:\n  budget: 40,000 tokens -> 30,000 tokens\n"),
-        "{}",
-        out.stdout
-    );
-    let caption_line = out
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("caption") && l.contains("share 0.700 -> 0.500"))
-        .unwrap();
-    assert!(
-        caption_line.contains("(-"),
-        "fewer caption tokens: {caption_line}"
-    );
+    // Exit code 1: `--exit-code` reports a difference.
+    assert_cli_snapshot!(dir, &["diff", "a.yaml", "b.yaml", "--exit-code"]);
 }
 
 #[test]
@@ -65,20 +37,7 @@ fn inherited_changes_show_in_every_stage_they_reach() {
         "b.yaml",
         with_child.replace("seq_len: 4096", "seq_len: 3072"),
     );
-    let out = dir.run(&["diff", "a.yaml", "b.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains("stage main:\n  seq_len: 4096 -> 3072\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("stage sft:\n  seq_len: 4096 -> 3072  (inherited from stage `main`)"),
-        "{}",
-        out.stdout
-    );
+    assert_cli_snapshot!(dir, &["diff", "a.yaml", "b.yaml"]);
 }
 
 #[test]
@@ -92,23 +51,7 @@ fn sources_added_removed_and_policy_changes_are_listed() {
         )
         .replace("image: {max_pixels: 200704}", "image: {max_pixels: 401408}");
     dir.write("b.yaml", b);
-    let out = dir.run(&["diff", "a.yaml", "b.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.contains("  - qa (category vqa)"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("  + qa2 (category vqa)"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("image.max_pixels: 200704 -> 401408"),
-        "{}",
-        out.stdout
-    );
+    assert_cli_snapshot!(dir, &["diff", "a.yaml", "b.yaml"]);
 }
 
 #[test]

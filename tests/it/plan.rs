@@ -1,6 +1,6 @@
 //! `mixtape plan`: exact draws, stable JSON, fingerprints and lock files.
 
-use crate::util::{TestDir, repo, small_recipe};
+use crate::util::{TestDir, assert_cli_snapshot, repo, small_recipe};
 use serde_json::Value;
 
 fn plan_json(dir: &TestDir, recipe: &str) -> Value {
@@ -105,32 +105,7 @@ fn weights_split_a_category_between_its_sources() {
 fn the_text_plan_shows_every_stage_and_source() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe());
-    let out = dir.run(&["plan", "r.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.starts_with("plan small  fingerprint "),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("stage warmup  seq_len 2048  budget 20,000 tokens  max_repeat 1"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("stage main  seq_len 4096  budget 40,000 tokens  max_repeat 1"),
-        "{}",
-        out.stdout
-    );
-    for source in ["caps", "qa", "prose"] {
-        assert!(
-            out.stdout.contains(source),
-            "{source} missing:\n{}",
-            out.stdout
-        );
-    }
+    assert_cli_snapshot!(dir, &["plan", "r.yaml"]);
 }
 
 fn fingerprint(dir: &TestDir, name: &str, recipe: &str) -> String {
@@ -192,31 +167,20 @@ fn a_lock_file_pins_the_plan() {
     let out = dir.run(&["plan", "r.yaml", "--lock", "r.lock.json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(dir.path("r.lock.json").is_file());
-    let ok = dir.run(&["plan", "r.yaml", "--locked", "r.lock.json"]);
-    assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(
-        ok.stderr.contains("ok: r.yaml matches r.lock.json"),
-        "{}",
-        ok.stderr
+    assert_cli_snapshot!(
+        "unchanged",
+        dir,
+        &["plan", "r.yaml", "--locked", "r.lock.json"]
     );
 
     dir.write(
         "r.yaml",
         small_recipe().replace("budget: {tokens: 20000}", "budget: {tokens: 25000}"),
     );
-    let stale = dir.run(&["plan", "r.yaml", "--locked", "r.lock.json"]);
-    assert_eq!(stale.code, 1);
-    assert!(
-        stale.stderr.contains("no longer matches r.lock.json"),
-        "{}",
-        stale.stderr
-    );
-    assert!(
-        stale
-            .stderr
-            .contains("budget: 20,000 tokens -> 25,000 tokens"),
-        "{}",
-        stale.stderr
+    assert_cli_snapshot!(
+        "budget_changed",
+        dir,
+        &["plan", "r.yaml", "--locked", "r.lock.json"]
     );
 }
 
@@ -224,10 +188,7 @@ fn a_lock_file_pins_the_plan() {
 fn an_invalid_recipe_has_no_plan() {
     let dir = TestDir::new();
     dir.write("r.yaml", small_recipe().replace("seed: 7", "sede: 7"));
-    let out = dir.run(&["plan", "r.yaml", "--json"]);
-    assert_eq!(out.code, 1);
-    assert!(out.stdout.is_empty());
-    assert!(out.stderr.contains("unknown key `sede`"), "{}", out.stderr);
+    assert_cli_snapshot!(dir, &["plan", "r.yaml", "--json"]);
 }
 
 /// A recipe whose long-text source reads `data/docs.jsonl`, with `extra` added to that source.
@@ -271,13 +232,7 @@ fn a_record_over_max_record_bytes_is_rejected_with_its_reason_and_the_others_kep
         serde_json::json!({"record_too_large": 1})
     );
 
-    let out = dir.run(&["check", "r.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let expected = format!(
-        "docs.jsonl:2: the record is {} bytes, over the 1000-byte limit (raise `max_record_bytes` on the source",
-        big.len()
-    );
-    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert_cli_snapshot!(dir, &["check", "r.yaml"]);
 
     // A per-source setting overrides the recipe's limit.
     let other = TestDir::new();
