@@ -12,7 +12,7 @@
 //! 20/20/10/10 and the targets always sum to the budget.
 //!
 //! A source then draws samples until the next one would take it further from its target than
-//! stopping does ([`draw`]: the closest draw wins, ties go to fewer), so a source lands within half a
+//! stopping does (`draw`: the closest draw wins, ties go to fewer), so a source lands within half a
 //! sample of its target. Within a stage, what the sources drawn so far landed over or under their
 //! targets is carried to the next source, which aims at its target minus that carry (error
 //! diffusion, in mix order then source order): the stage's total stays within half a sample of its

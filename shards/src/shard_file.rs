@@ -8,14 +8,14 @@
 //!
 //! [`ShardFile::open_checked`] opens a shard of a stage with its manifest entry: every byte it then
 //! uses is checked against the entry's [`ShardChecksums`] as it is read, before it is decoded
-//! (see [`checked`]): the leading magic and the tail (footer) at open, each column chunk when its
+//! (see `checked`): the leading magic and the tail (footer) at open, each column chunk when its
 //! row group is read. Column chunks a read leaves out (the image bytes when images are skipped)
 //! are not read, so not checked; `position_ids`, never decoded by the streaming reader, is still
 //! read and checked, so that no byte of the columns a read asks for can change silently.
 //! [`ShardFile::open`] reads a lone file, with no checksums to check against.
 //!
 //! Every error names the file, and the row group (and row, or column) where it applies. Nothing
-//! here panics on bad input: columns are looked up by name and type-checked (see [`crate::record_batch`]).
+//! here panics on bad input: columns are looked up by name and type-checked (see `crate::record_batch`).
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -17,14 +17,14 @@
 //! [`crate::CREATED_BY`]; metadata keys are written in a fixed order. Same rows + same options =
 //! byte-identical file and blake3.
 //!
-//! Checksums: as the file is written, [`crate::atomic::HashingFile`] CRC32s each column chunk and
+//! Checksums: as the file is written, `crate::atomic::HashingFile` CRC32s each column chunk and
 //! the tail (see [`crate::ShardChecksums`]); the writer announces each chunk's byte range before
 //! handing its bytes over, so nothing is read back. [`ShardWriter::finish`] checks those ranges
 //! against the footer it wrote, the ones a reader will use.
 //!
 //! Atomicity: the file is written as `.shard-NNNNN.parquet.tmp` (in the same folder, or the one given
 //! to [`ShardWriter::try_new_with_temporary_in`]), fsynced, and renamed to `shard-NNNNN.parquet` by
-//! [`ShardWriter::finish`] (see [`crate::atomic`]). A writer
+//! [`ShardWriter::finish`] (see `crate::atomic`). A writer
 //! dropped before `finish` (an error, a panic elsewhere, a cancelled build) removes its temporary
 //! file and never creates the final one. After a Parquet or I/O error the writer is poisoned: every
 //! later call fails, and dropping it cleans up.

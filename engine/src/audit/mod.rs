@@ -1,16 +1,16 @@
 //! `mixtape audit`: what mix do these shards really hold, and is it the one the recipe promised?
 //!
-//! The audit recomputes every figure from the shard contents ([`recount`], one streaming pass per
+//! The audit recomputes every figure from the shard contents (`recount`, one streaming pass per
 //! shard, one row group in memory at a time, shards in parallel), then compares the figures with
-//! the stage's `manifest.json` ([`crosscheck`]: any disagreement is a [`Problem`] naming the shard
-//! and field) and, when a recipe or lock file is given, with the plan's targets ([`targets`]:
+//! the stage's `manifest.json` (`crosscheck`: any disagreement is a [`Problem`] naming the shard
+//! and field) and, when a recipe or lock file is given, with the plan's targets (`targets`:
 //! share per category on the stage's budget basis, deviation in percentage points, passes over
 //! each source, fingerprint). Computing and rendering are apart: [`Audit`] is plain serializable
 //! data (the `--json` document), and [`render`] turns it into the terminal table or the
 //! self-contained HTML report.
 //!
 //! Input is a whole build output (stage subfolders, `_mixtape/` with `build.json`, manifests and
-//! rejects) or one stage folder ([`layout`]). Figures are deterministic: stages in plan order (then
+//! rejects) or one stage folder (`layout`). Figures are deterministic: stages in plan order (then
 //! in the build record's order), categories
 //! and sources by name, shards by file name, whatever the thread count.
 

@@ -4,7 +4,7 @@
 //! expected size and `--shard-bytes`, so every shard is an independent unit: it is packed on its own
 //! (the packer flushes at the shard's end), written under a temporary name, renamed, and then a
 //! sidecar (`OUT/_mixtape/STAGE/shard-NNNNN.done.json`, [`mixtape_shards::layout`]) marks it done. The sidecar says exactly which draws the
-//! shard holds ([`ShardDraws`]: its range of positions in the stage's packing order and a blake3 of
+//! shard holds (`ShardDraws`: its range of positions in the stage's packing order and a blake3 of
 //! the (source, epoch, record, sample) list), beside the shard's info and rejects.
 //!
 //! A rerun first works out the shards it would write, then keeps a finished shard only when its

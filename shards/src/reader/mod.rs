@@ -10,13 +10,13 @@
 //!   permuted, rows permuted within windows of `shuffle_window` rows;
 //! - [`partition`]: ranks take disjoint parts of each global step, and every rank yields the same
 //!   number of batches;
-//! - [`state`]: [`Reader::state`] is a small cursor from which a new reader (with any world size)
+//! - `state`: [`Reader::state`] is a small cursor from which a new reader (with any world size)
 //!   yields exactly the rows not yet yielded, across epochs and stages;
 //! - `load` + `pipeline`: only the shards the order reaches are opened (footer first), row groups
 //!   and images are decoded on background threads connected by bounded channels, and batches come
 //!   out in order whatever the thread count;
 //! - [`images`]: pixels at the training size for both stored encodings;
-//! - [`tally`]: what has been yielded, per category and source;
+//! - `tally`: what has been yielded, per category and source;
 //! - [`read_rows_at`]: chosen rows of a stage (held-back evaluation rows), converted as the
 //!   reader converts its rows, outside any order.
 //!

@@ -1,10 +1,10 @@
 //! A small but real multimodal LLM in the shape of Qwen2.5-VL / MindVL, sized by [`ModelConfig`].
 //!
-//! - **Vision tower** ([`Vision`]): 14x14-pixel patches, projected linearly, then transformer blocks
+//! - **Vision tower** (`Vision`): 14x14-pixel patches, projected linearly, then transformer blocks
 //!   with 2-D rotary positions; attention is bidirectional within an image and never crosses images.
 //!   Patches arrive in *merge order* (every 2x2 group of neighbours consecutive, groups row-major), as
 //!   in Qwen2.5-VL, so the merger is a reshape.
-//! - **Projector** ([`Projector`]): RMSNorm, then each 2x2 group of patch features (4 x vision dim)
+//! - **Projector** (`Projector`): RMSNorm, then each 2x2 group of patch features (4 x vision dim)
 //!   goes through a 2-layer MLP (GELU) to one LLM embedding: one `<|image_pad|>` token.
 //! - **Language model**: token embeddings in which image features replace the `<|image_pad|>`
 //!   embeddings, causal blocks with 1-D rotary positions from the shards' `position_ids`, attention
