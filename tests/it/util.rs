@@ -109,7 +109,10 @@ pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
     (r"\b[0-9]+(\.[0-9]+)?(s|ms|µs)\b", "[TIME]"),
     // `check`'s summary line: a recipe over files in a temporary folder gets a fingerprint that
     // changes with the folder (the plan and diff snapshots, over synthetic sources, keep theirs).
-    (r"stages, fingerprint [0-9a-f]{12}", "stages, fingerprint [FINGERPRINT]"),
+    (
+        r"stages, fingerprint [0-9a-f]{12}",
+        "stages, fingerprint [FINGERPRINT]",
+    ),
 ];
 
 /// Runs `mixtape ARGS...` in a [`TestDir`] and checks the whole run against an insta snapshot (see
