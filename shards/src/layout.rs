@@ -17,9 +17,9 @@
 //!
 //! Everything mixtape keeps for itself sits under `_mixtape/`: Parquet tools skip names starting
 //! with `_` or `.` when they list a folder, and a stage folder holds only shards, so `OUT/<stage>`
-//! reads as a dataset whatever the tool. The only other file mixtape writes in a stage folder is a
-//! shard's hidden temporary (`.shard-NNNNN.parquet.tmp`) while it is being written; it is renamed in
-//! the same folder, so a published shard is always complete.
+//! reads as a dataset whatever the tool, even while a build runs: a shard is written as a hidden
+//! temporary in `_mixtape/<stage>/` (DuckDB and polars would try to read one in the stage folder)
+//! and renamed into the stage folder when complete, so a published shard is always whole.
 //!
 //! This module owns every path and name of that layout ([`BuildLayout`], [`StageLayout`], the
 //! shard and sidecar names) and the discovery of stages ([`discover`]): the builder, `verify`,
