@@ -72,8 +72,15 @@ impl FileDigest {
     }
 }
 
-/// `path` relative to `base` when it lies beneath it (else as given), with `/` separators.
+/// `path` relative to `base` when it lies beneath it (else as given), with `/` separators. An empty
+/// `base` (the folder of a recipe named without one, `recipe.yaml`) is the current folder, so the
+/// result does not depend on where the project lives.
 pub fn relative_path(path: &Path, base: &Path) -> String {
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
     let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
     let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let rel = full
