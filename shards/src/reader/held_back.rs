@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{ReadColumns, ShardFile};
+use crate::ReadColumns;
 
 use super::ReaderError;
 use super::images::convert_row;
-use super::load::RawRow;
+use super::load::{RawRow, open_listed_shard};
 use super::options::ImageMode;
 use super::pixels::PixelPool;
 use super::rows::{Row, RowOrigin};
@@ -62,15 +62,7 @@ pub fn read_rows_at(
         let shard_end = shard_first + info.rows;
         if wanted.range(shard_first..shard_end).next().is_some() {
             let path: PathBuf = stage.shard_path(shard as u32);
-            let file = ShardFile::open_checked(&path, info)?;
-            if file.rows() != info.rows {
-                return Err(ReaderError::ShardMismatch {
-                    path,
-                    what: "rows",
-                    manifest: info.rows,
-                    footer: file.rows(),
-                });
-            }
+            let file = open_listed_shard(&path, info)?;
             let path: Arc<Path> = Arc::from(path.as_path());
             let mut group_first = shard_first;
             for group in 0..file.row_groups() {

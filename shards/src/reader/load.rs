@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{PackedRow, ReadColumns, ReadError, ShardFile};
+use crate::{PackedRow, ReadColumns, ReadError, ShardFile, ShardInfo};
 
 use super::ReaderError;
 use super::order::EpochOrder;
@@ -377,25 +377,7 @@ impl EpochReader<'_> {
             if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
                 verify_blake3(&path, &info.blake3)?;
             }
-            // Size, magic and footer checked against the manifest now, each column chunk as its
-            // row group is read.
-            let file = ShardFile::open_checked(&path, info)?;
-            if file.rows() != info.rows {
-                return Err(ReaderError::ShardMismatch {
-                    path,
-                    what: "rows",
-                    manifest: info.rows,
-                    footer: file.rows(),
-                });
-            }
-            if file.row_groups() as u64 != info.row_groups {
-                return Err(ReaderError::ShardMismatch {
-                    path,
-                    what: "row groups",
-                    manifest: info.row_groups,
-                    footer: file.row_groups() as u64,
-                });
-            }
+            let file = open_listed_shard(&path, info)?;
             let mut starts = Vec::with_capacity(file.row_groups() + 1);
             let mut total = 0u64;
             for group in 0..file.row_groups() {
@@ -484,4 +466,28 @@ fn verify_blake3(path: &Path, expected: &str) -> Result<(), ReaderError> {
         });
     }
     Ok(())
+}
+
+/// Opens a shard its stage's manifest lists, checked against that entry: size, magic and footer
+/// now (and each column chunk as its row group is read), then the footer's rows and row groups
+/// against the manifest's.
+pub(super) fn open_listed_shard(path: &Path, info: &ShardInfo) -> Result<ShardFile, ReaderError> {
+    let file = ShardFile::open_checked(path, info)?;
+    let mismatch = |what, manifest, footer| ReaderError::ShardMismatch {
+        path: path.to_path_buf(),
+        what,
+        manifest,
+        footer,
+    };
+    if file.rows() != info.rows {
+        return Err(mismatch("rows", info.rows, file.rows()));
+    }
+    if file.row_groups() as u64 != info.row_groups {
+        return Err(mismatch(
+            "row groups",
+            info.row_groups,
+            file.row_groups() as u64,
+        ));
+    }
+    Ok(file)
 }
