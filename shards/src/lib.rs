@@ -9,13 +9,13 @@
 //! - [`schema`]: the Arrow schema (one row per packed sequence) and the file metadata keys;
 //! - [`row`]: [`PackedRow`], the unit written and read, and its validation;
 //! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
-//! - [`shard_set`]: [`ShardSetWriter`], consecutive shards of a target size;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
 //! - [`shard_file`]: [`ShardFile`], reading one shard back row group by row group;
 //! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume, one
 //!   reader for a multi-stage schedule), yielding [`RowBatch`]es of [`Row`]s;
-//! - [`verify`](mod@verify): [`verify()`](fn@verify), checking a stage or a whole build output against its manifests;
-//! - [`build_record`]: [`BuildRecord`], the checksummed `build.json` saying whose build a folder is.
+//! - [`verify`](mod@verify): [`verify()`](fn@verify), the one integrity pass over a stage or a whole build output, checking it against its manifests;
+//! - [`build_record`]: [`BuildRecord`], the checksummed `build.json` saying whose build a folder is;
+//! - [`file_hash`]: [`hash_file`], the size and blake3 of a shard (or any file) on disk.
 //!
 //! FORMAT.md at the repository root documents the format for readers in other languages.
 //!
@@ -24,6 +24,7 @@
 
 mod atomic;
 pub mod build_record;
+pub mod file_hash;
 pub mod layout;
 pub mod manifest;
 pub mod reader;
@@ -31,7 +32,6 @@ mod record_batch;
 pub mod row;
 pub mod schema;
 pub mod shard_file;
-pub mod shard_set;
 pub mod verify;
 pub mod writer;
 
@@ -39,6 +39,7 @@ pub mod writer;
 mod testing;
 
 pub use build_record::{BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
+pub use file_hash::{FileHash, hash_file};
 pub use layout::{
     BUILD_RECORD_FILE, BuildLayout, DATASET_CARD_FILE, Discovered, LayoutError, MANIFEST_FILE,
     MIXTAPE_DIR, REJECTS_FILE, StageLayout, shard_file_name,
@@ -49,11 +50,15 @@ pub use reader::{
     ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
 };
 pub use record_batch::{DecodeError, EncodeError};
-pub use row::{ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage};
+pub use row::{
+    ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage, count_samples,
+};
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
 pub use shard_file::{ReadColumns, ReadError, Region, ShardFile, read_rows};
-pub use shard_set::{DEFAULT_TARGET_SHARD_BYTES, ShardSetWriter};
-pub use verify::{Problem, ProblemKind, StageReport, VerifyError, VerifyReport, verify};
+pub use verify::{
+    OnRow, Problem, ProblemKind, ShardRecount, StageRecount, StageReport, VerifyError,
+    VerifyReport, verify, verify_with_rows,
+};
 pub use writer::{
     DEFAULT_MAX_ROW_GROUP_BYTES, DEFAULT_MAX_ROWS_PER_ROW_GROUP, DEFAULT_ZSTD_LEVEL, ShardOptions,
     ShardWriter, WriteError,

@@ -132,7 +132,7 @@ pub struct Manifest {
 
 /// `numerator / denominator` rounded to 6 decimals; 0 when the denominator is 0 (never NaN, which
 /// JSON cannot hold).
-pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
+pub fn ratio(numerator: u64, denominator: u64) -> f64 {
     if denominator == 0 {
         return 0.0;
     }

@@ -42,6 +42,38 @@ pub struct ShardImage {
     pub sample: u32,
 }
 
+/// The counts of each packed sample of a row, as the manifest sums them: `visit(meta, counts)`
+/// once per sample, in order. `tokens` is the sample's `seq_lens` entry (image placeholder tokens
+/// included), `loss_tokens` its `loss_tokens` (which validation checks against the mask), and an
+/// image, given as `(sample, num_tokens)`, counts for the sample its `sample` field names.
+///
+/// The one definition of "what a sample holds": the writer (manifest counts), `verify` and the
+/// audit (recounts from the shards) and the reader's [`crate::Tally`] (what training consumed) all
+/// count through it, so their figures can only differ when the data does.
+pub fn count_samples(
+    samples: &[PackedSampleMeta],
+    seq_lens: &[i32],
+    images: impl Iterator<Item = (u32, u32)> + Clone,
+    mut visit: impl FnMut(&PackedSampleMeta, Counts),
+) {
+    for (index, (meta, &len)) in samples.iter().zip(seq_lens).enumerate() {
+        let mut counts = Counts {
+            samples: 1,
+            tokens: u64::try_from(len).unwrap_or(0),
+            loss_tokens: u64::from(meta.loss_tokens),
+            ..Counts::default()
+        };
+        for (_, num_tokens) in images
+            .clone()
+            .filter(|&(sample, _)| sample as usize == index)
+        {
+            counts.images += 1;
+            counts.image_tokens += u64::from(num_tokens);
+        }
+        visit(meta, counts);
+    }
+}
+
 /// Provenance of one packed sample.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedSampleMeta {
@@ -226,21 +258,10 @@ impl PackedRow {
     }
 
     /// Per-sample counts of this row, attributed to each sample's source and category by `visit`
-    /// (called once per packed sample).
-    pub(crate) fn sample_counts(&self, mut visit: impl FnMut(&PackedSampleMeta, Counts)) {
-        for (index, (meta, &len)) in self.samples.iter().zip(&self.seq_lens).enumerate() {
-            let mut counts = Counts {
-                samples: 1,
-                tokens: u64::try_from(len).unwrap_or(0),
-                loss_tokens: u64::from(meta.loss_tokens),
-                ..Counts::default()
-            };
-            for image in self.images.iter().filter(|i| i.sample as usize == index) {
-                counts.images += 1;
-                counts.image_tokens += u64::from(image.num_tokens);
-            }
-            visit(meta, counts);
-        }
+    /// (called once per packed sample): [`count_samples`] over its columns.
+    pub fn sample_counts(&self, visit: impl FnMut(&PackedSampleMeta, Counts)) {
+        let images = self.images.iter().map(|i| (i.sample, i.num_tokens));
+        count_samples(&self.samples, &self.seq_lens, images, visit);
     }
 
     /// Checks that the row is self-consistent and passes `checks`.

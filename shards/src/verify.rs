@@ -15,7 +15,14 @@
 //!
 //! It never stops at the first problem: every finding becomes a [`Problem`] naming the file (and
 //! the row group where one is at fault) with a fix. Only a folder that is no shard set at all, or
-//! cannot be listed, is an error ([`VerifyError`]). Memory is bounded by one row group.
+//! cannot be listed, is an error ([`VerifyError`]). Memory is bounded by one row group per thread
+//! (a stage's shards are read in parallel; findings are merged in manifest order).
+//!
+//! This is the one integrity pass: each shard is hashed once ([`crate::hash_file`]) and every row
+//! group decoded once. What it counted is kept in the report ([`ShardRecount`] per listed shard,
+//! [`StageReport::recount`] per stage), and [`verify_with_rows`] also hands every decoded row to
+//! the caller, so `mixtape audit` reports the mix from this same pass instead of reading the
+//! shards again.
 //!
 //! The fixes follow what `mixtape build` does on a rerun: a stage folder holding a manifest is
 //! skipped whole, and inside an unfinished stage a shard with a `_mixtape/<stage>/shard-NNNNN.done.json` sidecar
@@ -25,15 +32,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::layout::{BuildLayout, Discovered, LayoutError, StageLayout, shard_file_name};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ratio};
 use crate::shard_file::{ReadError, Region, ShardFile};
-use crate::{BuildRecord, BuildRecordError, Counts, ShardInfo};
+use crate::{
+    BuildRecord, BuildRecordError, Counts, FileHash, PackedRow, ShardInfo, ShardMeta, hash_file,
+};
 
 /// Why a folder could not be verified at all (as opposed to the [`Problem`]s a verification finds).
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +126,25 @@ pub struct Problem {
     pub fix: String,
 }
 
+impl Problem {
+    /// Stage `stage`, which the build output `build` should hold (its `build.json` or a recipe says
+    /// so), has no folder.
+    pub fn stage_not_built(build: &BuildLayout, stage: &str) -> Problem {
+        let fix = format!(
+            "rerun `mixtape build RECIPE --out {}`: it builds the missing stages",
+            build.root().display()
+        );
+        Problem {
+            path: build.stage(stage).dir().to_path_buf(),
+            row_group: None,
+            kind: ProblemKind::StageNotBuilt {
+                stage: stage.to_owned(),
+            },
+            fix,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.path.display())?;
@@ -141,11 +169,51 @@ pub struct StageReport {
     pub bytes: u64,
     /// Everything found wrong, in file order.
     pub problems: Vec<Problem>,
+    /// The manifest, when it could be read.
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    /// What was read from each listed shard, in manifest order (an audit's figures).
+    #[serde(skip)]
+    pub recounts: Vec<ShardRecount>,
 }
 
 impl StageReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// The listed shards' recounts summed.
+    pub fn recount(&self) -> StageRecount {
+        let mut stage = StageRecount {
+            complete: self.manifest.is_some() && self.recounts.iter().all(|s| s.complete),
+            ..StageRecount::default()
+        };
+        for shard in &self.recounts {
+            stage.rows += shard.rows;
+            stage.totals += &shard.totals;
+            for (name, counts) in &shard.by_category {
+                *stage.by_category.entry(name.clone()).or_default() += counts;
+            }
+            for (name, counts) in &shard.by_source {
+                *stage.by_source.entry(name.clone()).or_default() += counts;
+            }
+        }
+        stage
+    }
+
+    /// A stage that could not be checked past `problem` (no manifest to check against).
+    fn unchecked(stage: String, dir: &Path, problem: Problem) -> Self {
+        StageReport {
+            stage,
+            dir: dir.to_path_buf(),
+            shards: 0,
+            rows: 0,
+            row_groups: 0,
+            bytes: 0,
+            problems: vec![problem],
+            manifest: None,
+            recounts: Vec::new(),
+        }
     }
 }
 
@@ -174,13 +242,27 @@ impl VerifyReport {
     }
 }
 
+/// What [`verify_with_rows`] hands every decoded row to, with the path of its shard. It is called
+/// from several threads (shards are read in parallel), each shard's rows in order.
+pub type OnRow<'a> = dyn Fn(&Path, &PackedRow) + Sync + 'a;
+
 /// Verifies `dir`: a build output (the stages its `build.json` lists, in recipe order, then any
 /// other) or one stage folder of it; [`crate::layout::discover`] tells which.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
+    verify_with_rows(dir, &|_, _| {})
+}
+
+/// [`verify`], handing every row it decodes to `on_row` as well: the one pass over the shards
+/// for a caller that computes more from the rows (the audit's distributions), so nothing is hashed
+/// or decoded twice.
+pub fn verify_with_rows(
+    dir: impl AsRef<Path>,
+    on_row: &OnRow<'_>,
+) -> Result<VerifyReport, VerifyError> {
     let dir = dir.as_ref();
     let (build, record, stage_layouts) = match crate::layout::discover(dir)? {
         Discovered::Stage(stage) => {
-            let stages = vec![verify_stage(&stage, None)?];
+            let stages = vec![verify_stage(&stage, None, on_row)?];
             return Ok(VerifyReport {
                 dir: dir.to_path_buf(),
                 build_output: false,
@@ -199,7 +281,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     let mut stages = Vec::new();
     for stage in &stage_layouts {
         if stage.manifest().is_file() {
-            stages.push(verify_stage(stage, build_fingerprint.as_deref())?);
+            stages.push(verify_stage(stage, build_fingerprint.as_deref(), on_row)?);
         } else {
             let out = dir.display();
             let problem = Problem {
@@ -210,15 +292,11 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
                     "rerun `mixtape build RECIPE --out {out}`: it finishes the stage, reusing its finished shards"
                 ),
             };
-            stages.push(StageReport {
-                stage: stage.name().to_string(),
-                dir: stage.dir().to_path_buf(),
-                shards: 0,
-                rows: 0,
-                row_groups: 0,
-                bytes: 0,
-                problems: vec![problem],
-            });
+            stages.push(StageReport::unchecked(
+                stage.name().to_string(),
+                stage.dir(),
+                problem,
+            ));
         }
     }
     if let Some(record) = &record {
@@ -228,19 +306,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
             .iter()
             .filter(|name| !built.contains(name.as_str()))
         {
-            let fix = format!(
-                "rerun `mixtape build RECIPE --out {}`: it builds the missing stages",
-                dir.display()
-            );
-            let kind = ProblemKind::StageNotBuilt {
-                stage: stage.clone(),
-            };
-            problems.push(Problem {
-                path: build.stage(stage).dir().to_path_buf(),
-                row_group: None,
-                kind,
-                fix,
-            });
+            problems.push(Problem::stage_not_built(&build, stage));
         }
     }
     Ok(VerifyReport {
@@ -297,6 +363,7 @@ fn check_build_record(
 fn verify_stage(
     stage: &StageLayout,
     build_fingerprint: Option<&str>,
+    on_row: &OnRow<'_>,
 ) -> Result<StageReport, VerifyError> {
     let dir = stage.dir();
     let fixes = Fixes::new(stage);
@@ -319,17 +386,8 @@ fn verify_stage(
                 crate::ManifestError::Json { source, .. } => source.to_string(),
                 _ => e.to_string(),
             };
-            problems.push(fixes.manifest(ProblemKind::ManifestUnreadable { detail }));
-            let stage = StageReport {
-                stage: folder_name,
-                dir: dir.to_path_buf(),
-                shards: 0,
-                rows: 0,
-                row_groups: 0,
-                bytes: 0,
-                problems,
-            };
-            return Ok(stage);
+            let problem = fixes.manifest(ProblemKind::ManifestUnreadable { detail });
+            return Ok(StageReport::unchecked(folder_name, dir, problem));
         }
     };
     if let Some(build) = build_fingerprint.filter(|b| *b != manifest.recipe_fingerprint) {
@@ -345,8 +403,20 @@ fn verify_stage(
         });
     }
     check_totals(&manifest, &fixes, &mut problems);
+    // Shards are read in parallel; their findings are merged in manifest order below.
+    let checked: Vec<Option<(Vec<Problem>, ShardRecount)>> = manifest
+        .shards
+        .par_iter()
+        .map(|info| {
+            // Never follow a name out of the stage folder, whatever the manifest says.
+            crate::layout::shard_index(&info.file)
+                .is_some()
+                .then(|| check_shard(dir, &manifest, info, &fixes, on_row))
+        })
+        .collect();
     let mut listed = BTreeSet::new();
-    for (position, info) in manifest.shards.iter().enumerate() {
+    let mut recounts = Vec::new();
+    for ((position, info), checked) in manifest.shards.iter().enumerate().zip(checked) {
         let expected = shard_file_name(info.index);
         if info.file != expected || info.index as usize != position {
             let detail = format!(
@@ -357,12 +427,12 @@ fn verify_stage(
             );
             problems.push(fixes.manifest(ProblemKind::BadEntry { position, detail }));
         }
-        // Never follow a name out of the stage folder, whatever the manifest says.
-        if crate::layout::shard_index(&info.file).is_none() {
+        let Some((found, recount)) = checked else {
             continue;
-        }
+        };
         listed.insert(info.file.clone());
-        check_shard(dir, &manifest, info, &fixes, &mut problems);
+        problems.extend(found);
+        recounts.push(recount);
     }
     for file in on_disk.difference(&listed) {
         let path = dir.join(file);
@@ -385,6 +455,8 @@ fn verify_stage(
         row_groups: manifest.shards.iter().map(|s| s.row_groups).sum(),
         bytes: manifest.shards.iter().map(|s| s.bytes).sum(),
         problems,
+        recounts,
+        manifest: Some(manifest),
     })
 }
 
@@ -463,30 +535,37 @@ fn counts_text(c: &Counts) -> String {
 }
 
 /// Checks one listed shard: presence, size, hash, footer, every row group, recomputed counts.
+/// Every decoded row is also handed to `on_row`. Returns the problems found and what was counted.
 fn check_shard(
     dir: &Path,
     manifest: &Manifest,
     info: &ShardInfo,
     fixes: &Fixes,
-    problems: &mut Vec<Problem>,
-) {
+    on_row: &OnRow<'_>,
+) -> (Vec<Problem>, ShardRecount) {
     let path = dir.join(&info.file);
-    let (bytes, blake3) = match hash_file(&path) {
+    let mut problems = Vec::new();
+    let mut recount = ShardRecount {
+        file: info.file.clone(),
+        path: path.clone(),
+        ..ShardRecount::default()
+    };
+    let hash = match hash_file(&path) {
         Ok(found) => found,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             problems.push(fixes.shard(&path, info.index, None, ProblemKind::MissingShard));
-            return;
+            return (problems, recount);
         }
         Err(e) => {
             let kind = ProblemKind::Unreadable {
                 detail: e.to_string(),
             };
             problems.push(fixes.shard(&path, info.index, None, kind));
-            return;
+            return (problems, recount);
         }
     };
     // Bytes as written: a disagreement below is the manifest's fault, not the shard's.
-    let intact = bytes == info.bytes && blake3 == info.blake3;
+    let intact = hash.bytes == info.bytes && hash.blake3 == info.blake3;
     let mismatch = |problems: &mut Vec<Problem>, kind| {
         problems.push(if intact {
             fixes.wrong_entry(&path, kind)
@@ -494,34 +573,37 @@ fn check_shard(
             fixes.shard(&path, info.index, None, kind)
         })
     };
-    if bytes != info.bytes {
+    if hash.bytes != info.bytes {
         problems.push(fixes.shard(
             &path,
             info.index,
             None,
             ProblemKind::SizeMismatch {
                 manifest: info.bytes,
-                file: bytes,
+                file: hash.bytes,
             },
         ));
     }
-    if blake3 != info.blake3 {
+    if hash.blake3 != info.blake3 {
         let kind = ProblemKind::Blake3Mismatch {
             manifest: info.blake3.clone(),
-            file: blake3,
+            file: hash.blake3.clone(),
         };
         problems.push(fixes.shard(&path, info.index, None, kind));
     }
+    recount.hash = Some(hash);
     let shard = match ShardFile::open_checked(&path, info) {
         Ok(shard) => shard,
         // Already reported as a size mismatch.
-        Err(ReadError::Size { .. }) => return,
+        Err(ReadError::Size { .. }) => return (problems, recount),
         Err(e) => {
             problems.push(fixes.shard(&path, info.index, None, read_problem(&e)));
-            return;
+            return (problems, recount);
         }
     };
     let meta = shard.meta();
+    recount.meta = Some(meta.clone());
+    recount.row_groups = shard.row_groups() as u64;
     let footer = [
         ("mixtape.stage", meta.stage.clone(), manifest.stage.clone()),
         (
@@ -549,7 +631,7 @@ fn check_shard(
     for (field, file, listed) in footer {
         if file != listed {
             mismatch(
-                problems,
+                &mut problems,
                 ProblemKind::MetadataMismatch {
                     field: field.into(),
                     manifest: listed,
@@ -558,40 +640,57 @@ fn check_shard(
             );
         }
     }
-    let mut recomputed = Recount::default();
-    let mut complete = true;
+    recount.complete = true;
     for row_group in 0..shard.row_groups() {
         match shard.read_row_group(row_group) {
-            Ok(rows) => rows.iter().for_each(|row| recomputed.add(row)),
+            Ok(rows) => {
+                for row in &rows {
+                    recount.add(row);
+                    on_row(&path, row);
+                }
+            }
             Err(e) => {
-                complete = false;
+                recount.complete = false;
                 problems.push(fixes.shard(&path, info.index, Some(row_group), read_problem(&e)));
             }
         }
     }
     // Counts of a partly unreadable shard mean nothing; its row groups are already named. (Rows
     // were compared with the footer's count, which is what decoding every row group yields.)
-    if complete {
-        let mut fields = vec![(
-            "totals".to_string(),
-            counts_text(&info.totals),
-            counts_text(&recomputed.totals),
-        )];
+    if recount.complete {
+        let capacity = recount.padded_capacity(manifest.seq_len);
+        let mut fields = vec![
+            (
+                "totals".to_string(),
+                counts_text(&info.totals),
+                counts_text(&recount.totals),
+            ),
+            (
+                "padded_capacity".to_string(),
+                info.padded_capacity.to_string(),
+                capacity.to_string(),
+            ),
+            (
+                "efficiency".to_string(),
+                info.efficiency.to_string(),
+                ratio(recount.totals.tokens, capacity).to_string(),
+            ),
+        ];
         compare_maps(
             "by_category",
             &info.by_category,
-            &recomputed.by_category,
+            &recount.by_category,
             &mut fields,
         );
         compare_maps(
             "by_source",
             &info.by_source,
-            &recomputed.by_source,
+            &recount.by_source,
             &mut fields,
         );
         for (field, listed, file) in fields.into_iter().filter(|(_, a, b)| a != b) {
             mismatch(
-                problems,
+                &mut problems,
                 ProblemKind::CountsMismatch {
                     field,
                     manifest: listed,
@@ -600,24 +699,56 @@ fn check_shard(
             );
         }
     }
+    (problems, recount)
 }
 
-/// Counts recomputed from decoded rows, as the writer computes them.
-#[derive(Default)]
-struct Recount {
-    totals: Counts,
-    by_category: BTreeMap<String, Counts>,
-    by_source: BTreeMap<String, Counts>,
+/// What one pass over a listed shard read from it, counted as the writer counts: the bytes on disk
+/// and, when the shard opened, its footer and the counts of every row group that decoded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShardRecount {
+    /// File name within the stage folder.
+    pub file: String,
+    pub path: PathBuf,
+    /// Size and blake3 on disk; `None` when the file is missing or cannot be read.
+    pub hash: Option<FileHash>,
+    /// Footer metadata; `None` when the shard could not be opened.
+    pub meta: Option<ShardMeta>,
+    /// Rows decoded.
+    pub rows: u64,
+    /// Row groups in the footer.
+    pub row_groups: u64,
+    pub totals: Counts,
+    pub by_category: BTreeMap<String, Counts>,
+    pub by_source: BTreeMap<String, Counts>,
+    /// Whether every row group decoded, so the counts cover the whole shard.
+    pub complete: bool,
 }
 
-impl Recount {
-    fn add(&mut self, row: &crate::PackedRow) {
+impl ShardRecount {
+    fn add(&mut self, row: &PackedRow) {
+        self.rows += 1;
         row.sample_counts(|meta, counts| {
             self.totals += &counts;
             *self.by_category.entry(meta.category.clone()).or_default() += &counts;
             *self.by_source.entry(meta.source.clone()).or_default() += &counts;
         });
     }
+
+    /// `rows * seq_len`: the tokens the decoded rows occupy once padded.
+    pub fn padded_capacity(&self, seq_len: u32) -> u64 {
+        self.rows * u64::from(seq_len)
+    }
+}
+
+/// A stage's recount: its listed shards' [`ShardRecount`]s summed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageRecount {
+    pub rows: u64,
+    pub totals: Counts,
+    pub by_category: BTreeMap<String, Counts>,
+    pub by_source: BTreeMap<String, Counts>,
+    /// Whether every listed shard was read whole.
+    pub complete: bool,
 }
 
 /// The problem a read error is, without the path (the [`Problem`] carries it).
@@ -655,11 +786,6 @@ fn read_detail(e: &ReadError) -> String {
     }
 }
 
-/// Size and blake3 (hex) of a file, read in fixed-size chunks.
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut hasher = blake3::Hasher::new();
-    let bytes = std::io::copy(&mut File::open(path)?, &mut hasher)?;
-    Ok((bytes, hasher.finalize().to_hex().to_string()))
 }
 
 const REWRITES_MANIFEST: &str =
@@ -761,6 +887,9 @@ impl Fixes {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+    use std::sync::Mutex;
+
     use super::*;
     use crate::testing::row_with_seed;
     use crate::{ShardMeta, ShardOptions, ShardWriter};
@@ -858,6 +987,50 @@ mod tests {
             ProblemKind::StageNotBuilt {
                 stage: "late".into()
             }
+        );
+    }
+
+    #[test]
+    fn the_one_pass_recounts_what_the_manifest_lists_and_hands_over_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = write_stage(dir.path(), "sft", 3);
+        let seen = Mutex::new(Vec::new());
+        let report = verify_with_rows(&stage, &|path, row| {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            seen.lock().unwrap().push((file, row.seq_lens.len()));
+        })
+        .unwrap();
+        assert!(report.is_ok(), "{:?}", kinds(&report));
+        let s = &report.stages[0];
+        let manifest = s.manifest.as_ref().unwrap();
+        assert_eq!(s.recounts.len(), 3);
+        for (recount, info) in s.recounts.iter().zip(&manifest.shards) {
+            assert_eq!(recount.file, info.file);
+            assert!(recount.complete);
+            assert_eq!(recount.hash.as_ref().unwrap().blake3, info.blake3);
+            assert_eq!(
+                (recount.rows, recount.row_groups),
+                (info.rows, info.row_groups)
+            );
+            assert_eq!(recount.totals, info.totals);
+            assert_eq!(recount.by_category, info.by_category);
+            assert_eq!(recount.by_source, info.by_source);
+        }
+        let whole = s.recount();
+        assert!(whole.complete);
+        assert_eq!(whole.rows, manifest.totals.rows);
+        assert_eq!(whole.totals.tokens, manifest.totals.tokens);
+        assert_eq!(whole.by_category, manifest.by_category);
+        assert_eq!(whole.by_source, manifest.by_source);
+        // Every row once, each shard's rows in order (shards themselves in any order).
+        let mut seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 15);
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            seen.iter()
+                .filter(|(f, _)| f == "shard-00001.parquet")
+                .count(),
+            5
         );
     }
 

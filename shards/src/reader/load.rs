@@ -454,10 +454,7 @@ fn verify_blake3(path: &Path, expected: &str) -> Result<(), ReaderError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(file).map_err(io)?;
-    let found = hasher.finalize().to_hex().to_string();
+    let found = crate::hash_file(path).map_err(io)?.blake3;
     if found != expected {
         return Err(ReaderError::Checksum {
             path: path.to_path_buf(),

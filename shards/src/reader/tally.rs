@@ -39,21 +39,12 @@ impl Tally {
     /// Adds one row's samples.
     pub fn add_row(&mut self, row: &Row) {
         self.rows += 1;
-        for (index, (meta, &len)) in row.samples.iter().zip(&row.seq_lens).enumerate() {
-            let mut counts = Counts {
-                samples: 1,
-                tokens: u64::try_from(len).unwrap_or(0),
-                loss_tokens: u64::from(meta.loss_tokens),
-                ..Counts::default()
-            };
-            for image in row.images.iter().filter(|i| i.sample as usize == index) {
-                counts.images += 1;
-                counts.image_tokens += u64::from(image.num_tokens);
-            }
+        let images = row.images.iter().map(|i| (i.sample, i.num_tokens));
+        crate::row::count_samples(&row.samples, &row.seq_lens, images, |meta, counts| {
             self.total += &counts;
             add(&mut self.by_category, &meta.category, &counts);
             add(&mut self.by_source, &meta.source, &counts);
-        }
+        });
     }
 }
 
