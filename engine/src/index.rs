@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::reject::RejectCode;
 use crate::sample::SampleKind;
 use crate::source::spec::{SourceFormat, SourceSpec};
 use crate::source::{self, Record, SourceError};
@@ -57,17 +58,11 @@ impl FileDigest {
             path: path.to_path_buf(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut hasher = blake3::Hasher::new();
-        let bytes = std::io::copy(
-            &mut std::io::BufReader::with_capacity(1 << 20, file),
-            &mut hasher,
-        )
-        .map_err(io)?;
+        let hash = mixtape_shards::hash_file(path).map_err(io)?;
         Ok(Self {
             path: relative_path(path, base),
-            bytes,
-            blake3: hasher.finalize().to_hex().to_string(),
+            bytes: hash.bytes,
+            blake3: hash.blake3,
         })
     }
 }
@@ -98,8 +93,8 @@ pub fn relative_path(path: &Path, base: &Path) -> String {
 pub struct IndexReject {
     /// `file:line`, `file row N`, ... as the reader shows it.
     pub location: String,
-    /// Stable reason code (`invalid_json`, `missing_image`, ...).
-    pub code: String,
+    /// Why (`invalid_json`, `missing_image`, ...).
+    pub code: RejectCode,
     pub message: String,
 }
 
@@ -139,10 +134,10 @@ impl SourceIndex {
     }
 
     /// Reject counts by reason code.
-    pub fn reject_counts(&self) -> BTreeMap<String, u64> {
+    pub fn reject_counts(&self) -> BTreeMap<RejectCode, u64> {
         let mut counts = BTreeMap::new();
         for r in &self.rejects {
-            *counts.entry(r.code.clone()).or_insert(0) += 1;
+            *counts.entry(r.code).or_insert(0) += 1;
         }
         counts
     }
@@ -241,7 +236,7 @@ pub fn index_source(
 }
 
 /// A record's kind, lengths and image sizes, or why it is rejected (code, message).
-type Measured = Result<(SampleKind, TextLengths, Vec<(u32, u32)>), (&'static str, String)>;
+type Measured = Result<(SampleKind, TextLengths, Vec<(u32, u32)>), (RejectCode, String)>;
 
 fn measure_batch(batch: &[Record], encoder: &Encoder) -> Vec<Measured> {
     batch
@@ -250,12 +245,15 @@ fn measure_batch(batch: &[Record], encoder: &Encoder) -> Vec<Measured> {
             Ok(sample) => {
                 let sizes: Option<Vec<(u32, u32)>> = sample.images.iter().map(|i| i.size).collect();
                 let Some(sizes) = sizes else {
-                    return Err(("unreadable_image_header", "image size unknown".to_string()));
+                    return Err((
+                        RejectCode::UnreadableImageHeader,
+                        "image size unknown".to_string(),
+                    ));
                 };
                 encoder
                     .measure(sample)
                     .map(|len| (sample.kind, len, sizes))
-                    .map_err(|e| ("template", e.to_string()))
+                    .map_err(|e| (RejectCode::Template, e.to_string()))
             }
             Err(reason) => Err((reason.code(), reason.to_string())),
         })
@@ -274,7 +272,7 @@ fn add_batch(index: &mut SourceIndex, batch: Vec<Record>, measured: Vec<Measured
             }
             Err((code, message)) => index.rejects.push(IndexReject {
                 location: record.location.to_string(),
-                code: code.to_string(),
+                code,
                 message,
             }),
         }

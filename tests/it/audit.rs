@@ -1,6 +1,6 @@
 //! `mixtape audit`: figures recounted from the shards equal the manifests and a direct recount,
-//! targets come from the recipe, tampering and a changed recipe fail with a clear message, and the
-//! HTML report is self-contained.
+//! targets come from the recipe, tampering is reported as `verify` reports it and a changed recipe
+//! fails with a clear message, and the HTML report is self-contained.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -314,32 +314,28 @@ fn a_rewritten_row_is_caught_against_the_manifest() {
     }
     writer.finish().unwrap();
 
+    // The audit reports what `verify` finds: the shard is not the one the manifest lists, and how
+    // to rebuild just that shard.
     let out = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
-            .contains("`shards[shard-00001.parquet].blake3` says"),
+            .contains("out/warmup/shard-00001.parquet: blake3 is "),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout
-            .contains("`shards[shard-00001.parquet].by_category.caption.tokens` says"),
+            .contains("fix: delete out/warmup/shard-00001.parquet, "),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .contains("warmup/manifest.json: `by_category.vqa.samples` says"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("delete the stage folder and rebuild it"),
-        "{}",
-        out.stdout
-    );
+    let verify = dir.run(&["verify", "out"]);
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    for line in verify.stdout.lines().filter(|l| l.starts_with("problem: ")) {
+        let problem = line.trim_start_matches("problem: ");
+        assert!(out.stdout.contains(problem), "audit lacks `{problem}`");
+    }
 }
 
 #[test]
@@ -372,27 +368,30 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let problems = json(&out.stdout)["problems"].clone();
     let problems = problems.as_array().unwrap();
+    // Integrity problems are `verify --json`'s objects.
     let blake3 = problems
         .iter()
-        .find(|p| p["field"] == "shards[shard-00000.parquet].blake3")
+        .find(|p| p["kind"] == "blake3_mismatch")
         .expect("hash mismatch");
-    assert!(
-        blake3["manifest"]
-            .as_str()
-            .unwrap()
-            .ends_with("out/_mixtape/main/manifest.json")
-    );
+    assert_eq!(blake3["path"], "out/main/shard-00000.parquet");
+    assert!(blake3["fix"].as_str().unwrap().contains("mixtape build"));
     let edited = problems
         .iter()
-        .find(|p| p["field"] == "by_category.caption.tokens")
+        .find(|p| p["kind"] == "totals_mismatch" && p["field"] == "by_category[caption]")
         .expect("edited field");
-    assert_eq!(edited["manifest_value"], (tokens + 1).to_string());
-    assert_eq!(edited["recounted"], tokens.to_string());
+    assert_eq!(edited["path"], "out/warmup/manifest.json");
+    let stated = edited["stated"].as_str().unwrap();
+    assert!(
+        stated.contains(&format!("tokens {},", tokens + 1)),
+        "{stated}"
+    );
+    let sum = edited["sum"].as_str().unwrap();
+    assert!(sum.contains(&format!("tokens {tokens},")), "{sum}");
     let table = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
     assert!(
         table
             .stdout
-            .contains("out/_mixtape/warmup/manifest.json: `by_category.caption.tokens` says"),
+            .contains("out/_mixtape/warmup/manifest.json: manifest by_category[caption] is"),
         "{}",
         table.stdout
     );

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use mixtape_shards::layout::{self, Discovered, LayoutError, StageLayout};
 use mixtape_shards::{BuildRecord, Manifest, ShardFile};
 
-use super::{AuditError, Problem};
+use super::AuditError;
 use crate::plan::Plan;
 
 /// One stage folder.
@@ -45,10 +45,6 @@ pub struct Found {
     pub stages: Vec<StageDir>,
     /// `build.json` and the fingerprint in it, when the record is valid.
     pub build_fingerprint: Option<(PathBuf, String)>,
-    /// The stages `build.json` lists (empty when it is not valid).
-    pub build_stages: Vec<String>,
-    /// Why `build.json` cannot be trusted (missing, unparseable, edited), for a whole build.
-    pub build_record_problem: Option<Problem>,
     /// The build's `_mixtape/rejects.jsonl` (records no stage could read), if present.
     pub unreadable: Option<PathBuf>,
 }
@@ -60,8 +56,6 @@ pub fn discover(dir: &Path) -> Result<Found, AuditError> {
                 whole_build: false,
                 stages: vec![stage_dir(&stage)?],
                 build_fingerprint: None,
-                build_stages: Vec::new(),
-                build_record_problem: None,
                 unreadable: None,
             });
         }
@@ -78,29 +72,15 @@ pub fn discover(dir: &Path) -> Result<Found, AuditError> {
         .iter()
         .map(stage_dir)
         .collect::<Result<Vec<_>, _>>()?;
-    let state = build.build_record();
-    let (build_fingerprint, build_stages, build_record_problem) = match record {
-        Ok(BuildRecord {
-            fingerprint,
-            stages,
-            ..
-        }) => (Some((state, fingerprint)), stages, None),
-        Err(e) => (
-            None,
-            Vec::new(),
-            Some(Problem::BuildRecordUnreadable {
-                file: state,
-                error: e.to_string(),
-            }),
-        ),
-    };
+    // Why a record is not valid is `verify`'s finding; the audit needs only the fingerprint.
+    let build_fingerprint = record
+        .ok()
+        .map(|record| (build.build_record(), record.fingerprint));
     let unreadable = Some(build.unreadable_rejects()).filter(|p| p.is_file());
     Ok(Found {
         whole_build: true,
         stages,
         build_fingerprint,
-        build_stages,
-        build_record_problem,
         unreadable,
     })
 }

@@ -1,23 +1,25 @@
 //! `mixtape audit`: what mix do these shards really hold, and is it the one the recipe promised?
 //!
-//! The audit recomputes every figure from the shard contents (`recount`, one streaming pass per
-//! shard, one row group in memory at a time, shards in parallel), then compares the figures with
-//! the stage's `manifest.json` (`crosscheck`: any disagreement is a [`Problem`] naming the shard
-//! and field) and, when a recipe or lock file is given, with the plan's targets (`targets`:
-//! share per category on the stage's budget basis, deviation in percentage points, passes over
-//! each source, fingerprint). Computing and rendering are apart: [`Audit`] is plain serializable
-//! data (the `--json` document), and [`render`] turns it into the terminal table or the
-//! self-contained HTML report.
+//! The audit is `verify` plus the mix. One pass reads every shard
+//! ([`mixtape_shards::verify_with_rows`]: each shard hashed once and every row group decoded once,
+//! one row group in memory at a time, shards in parallel): `verify` checks the shards against
+//! their manifests and recounts them (its problems are the audit's integrity problems, its counts
+//! the audit's totals, per category, per source and per shard), and hands each decoded row to the
+//! audit, which folds what only it needs ([`figures`]: draws per source, distributions over
+//! packs). The audit then adds the rejects ([`stage`]: `rejects.jsonl` against the manifest) and,
+//! when a recipe or lock file is given, the plan's targets ([`targets`]: share per category on the
+//! stage's budget basis, deviation in percentage points, passes over each source, fingerprint).
+//! Computing and rendering are apart: [`Audit`] is plain serializable data (the `--json`
+//! document), and [`render`] turns it into the terminal table or the self-contained HTML report.
 //!
 //! Input is a whole build output (stage subfolders, `_mixtape/` with `build.json`, manifests and
 //! rejects) or one stage folder (`layout`). Figures are deterministic: stages in plan order (then
 //! in the build record's order), categories
 //! and sources by name, shards by file name, whatever the thread count.
 
-mod crosscheck;
+mod figures;
 mod layout;
 mod problem;
-mod recount;
 pub mod render;
 mod stage;
 pub mod stats;
@@ -26,13 +28,16 @@ mod targets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
-use mixtape_shards::Counts;
+use mixtape_shards::{Counts, ProblemKind, Totals, VerifyError, verify_with_rows};
 use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::recipe::Basis;
-pub use problem::Problem;
+use crate::reject::RejectCode;
+use figures::ShardFigures;
+pub use problem::AuditProblem;
 use stats::{Histogram, Spread};
 
 /// Version of the `--json` document.
@@ -42,7 +47,7 @@ pub const AUDIT_VERSION: u32 = 1;
 /// worth training; a tighter gate would fail tiny test stages for no reason.
 pub const DEFAULT_TOLERANCE_PP: f64 = 0.5;
 
-/// Why an audit could not run at all (everything else is a [`Problem`]).
+/// Why an audit could not run at all (everything else is an [`AuditProblem`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
@@ -58,6 +63,8 @@ pub enum AuditError {
     /// A build in mixtape's old layout, or a folder that cannot be listed.
     #[error(transparent)]
     Layout(mixtape_shards::LayoutError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }
 
 /// Settings of an audit.
@@ -88,9 +95,9 @@ pub struct Audit {
     pub tolerance_pp: f64,
     /// True when there is no problem.
     pub passed: bool,
-    pub problems: Vec<Problem>,
+    pub problems: Vec<AuditProblem>,
     /// Records of a whole build no stage could read (top-level `rejects.jsonl`), by reason.
-    pub unreadable: BTreeMap<String, u64>,
+    pub unreadable: BTreeMap<RejectCode, u64>,
     pub stages: Vec<StageAudit>,
 }
 
@@ -105,27 +112,14 @@ pub struct StageAudit {
     /// The stage's budget basis and amount, from the plan.
     pub basis: Option<Basis>,
     pub budget: Option<u64>,
-    pub totals: StageTotals,
+    /// Recounted from the shards (`rejected`: the lines of the stage's `rejects.jsonl`).
+    pub totals: Totals,
     pub categories: Vec<MixLine>,
     pub sources: Vec<SourceLine>,
     /// Drawn records the stage could not use (its `rejects.jsonl`), by reason.
-    pub rejects: BTreeMap<String, u64>,
+    pub rejects: BTreeMap<RejectCode, u64>,
     pub shards: Vec<ShardLine>,
-    pub packs: PackStats,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct StageTotals {
-    pub rows: u64,
-    pub samples: u64,
-    pub tokens: u64,
-    pub loss_tokens: u64,
-    pub image_tokens: u64,
-    pub images: u64,
-    /// `rows * seq_len`.
-    pub padded_capacity: u64,
-    /// `tokens / padded_capacity`: the non-pad fraction.
-    pub efficiency: f64,
+    pub packs: PackDistributions,
 }
 
 /// Fractions of the stage's total on every basis.
@@ -211,7 +205,7 @@ pub struct ShardLine {
 
 /// How samples and images spread over packs.
 #[derive(Clone, Debug, Serialize)]
-pub struct PackStats {
+pub struct PackDistributions {
     pub samples_per_pack: Spread,
     pub tokens_per_pack: Spread,
     /// Vision load per pack: a wide spread means unbalanced vision-encoder work across ranks.
@@ -224,12 +218,32 @@ pub struct PackStats {
 /// Audits `dir` (a build output or a stage folder).
 pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError> {
     let found = layout::discover(dir)?;
-    let mut problems = Vec::new();
     let plan = options.plan;
+    // The one pass over the shards: `verify` checks and counts, the audit folds its figures from
+    // the same decoded rows (per shard, merged in file order below).
+    let figures: Mutex<BTreeMap<PathBuf, ShardFigures>> = Mutex::default();
+    let verified = verify_with_rows(dir, &|shard, row| {
+        let mut figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+        match figures.get_mut(shard) {
+            Some(f) => f.add_row(row),
+            None => figures.entry(shard.to_path_buf()).or_default().add_row(row),
+        }
+    })?;
+    let figures = figures.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut problems: Vec<AuditProblem> = verified
+        .problems()
+        .cloned()
+        .map(AuditProblem::Integrity)
+        .collect();
     let mut stages = Vec::new();
     for stage_dir in layout::ordered(&found.stages, plan) {
-        let (mut stage, mut found_problems) =
-            stage::audit_stage(stage_dir, plan.map(|p| p.fingerprint.as_str()));
+        let report = verified.stages.iter().find(|s| s.dir == stage_dir.path);
+        let (mut stage, mut found_problems) = stage::audit_stage(
+            stage_dir,
+            report,
+            &figures,
+            plan.map(|p| p.fingerprint.as_str()),
+        );
         if let Some(plan) = plan {
             match plan.stages.iter().find(|s| s.name == stage_dir.name) {
                 Some(plan_stage) => {
@@ -239,7 +253,7 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
                         options.tolerance_pp,
                     ));
                 }
-                None => found_problems.push(Problem::StageNotInRecipe {
+                None => found_problems.push(AuditProblem::StageNotInRecipe {
                     stage: stage.name.clone(),
                     dir: stage.dir.clone(),
                 }),
@@ -248,39 +262,23 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
         problems.extend(found_problems);
         stages.push(stage);
     }
-    problems.extend(found.build_record_problem.clone());
-    if plan.is_none() {
-        // Without a recipe, build.json's stage list says which stages the folder must hold.
-        for stage in found
-            .build_stages
-            .iter()
-            .filter(|s| !found.stages.iter().any(|d| &d.name == *s))
-        {
-            problems.push(Problem::StageNotBuilt {
-                stage: stage.clone(),
-                dir: mixtape_shards::BuildLayout::new(dir)
-                    .stage(stage)
-                    .dir()
-                    .to_path_buf(),
-            });
-        }
-    }
     if let Some(plan) = plan {
         if found.whole_build {
+            // `verify` names the stages build.json lists without a folder; the recipe's count too.
             for s in &plan.stages {
-                if !found.stages.iter().any(|d| d.name == s.name) {
-                    problems.push(Problem::StageNotBuilt {
-                        stage: s.name.clone(),
-                        dir: mixtape_shards::BuildLayout::new(dir)
-                            .stage(&s.name)
-                            .dir()
-                            .to_path_buf(),
-                    });
+                let missing = !found.stages.iter().any(|d| d.name == s.name);
+                let named = verified.problems().any(
+                    |p| matches!(&p.kind, ProblemKind::StageNotBuilt { stage } if *stage == s.name),
+                );
+                if missing && !named {
+                    let build = mixtape_shards::BuildLayout::new(dir);
+                    let problem = mixtape_shards::Problem::stage_not_built(&build, &s.name);
+                    problems.push(AuditProblem::Integrity(problem));
                 }
             }
             if let Some((path, fingerprint)) = &found.build_fingerprint {
                 if fingerprint != &plan.fingerprint {
-                    problems.push(Problem::FingerprintMismatch {
+                    problems.push(AuditProblem::FingerprintMismatch {
                         file: path.clone(),
                         found: fingerprint.clone(),
                         expected: plan.fingerprint.clone(),

@@ -1,10 +1,12 @@
-//! What an audit can find wrong, each finding naming the file (and shard, field or category) at
-//! fault and the fix.
+//! What an audit can find wrong: every problem `verify` finds (the integrity of the shards against
+//! their manifests, each with its fix), plus what only an audit can judge: the mix against the
+//! recipe, the recipe fingerprint against the one given, and the rejects against `rejects.jsonl`.
 //!
 //! Findings are data, not errors: an audit collects all of them and still reports every figure it
 //! could compute, so one damaged shard does not hide the mix of the rest. The binary turns "any
-//! finding" into exit status 1. Each variant serializes with a `kind` tag for `--json`, and
-//! `Display` gives the one-line message the table and the HTML report print.
+//! finding" into exit status 1. In `--json` each problem is an object with a `kind` tag: an
+//! integrity problem is exactly the object `mixtape verify --json` prints for it. `Display` gives
+//! the message the table and the HTML report print.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use crate::recipe::Basis;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Problem {
+pub enum AuditProblem {
     /// A category's realized share is further from the recipe's than the tolerance.
     MixDeviation {
         stage: String,
@@ -33,65 +35,32 @@ pub enum Problem {
         found: String,
         expected: String,
     },
-    /// The manifest says one thing, the shards hold another.
-    ManifestMismatch {
-        manifest: PathBuf,
-        field: String,
-        manifest_value: String,
-        recounted: String,
-    },
-    /// A shard's footer disagrees with its manifest or its file name.
-    ShardMetaMismatch {
-        file: PathBuf,
-        key: String,
-        found: String,
-        expected: String,
-    },
-    ManifestMissing {
-        manifest: PathBuf,
-    },
-    /// The build output's `build.json` is missing, unparseable or edited: nothing proves which
-    /// recipe its shards belong to.
-    BuildRecordUnreadable {
-        file: PathBuf,
-        error: String,
-    },
-    ManifestUnreadable {
-        manifest: PathBuf,
-        error: String,
-    },
-    ShardUnreadable {
-        file: PathBuf,
-        error: String,
-    },
-    /// Listed in the manifest, absent from the folder.
-    ShardMissing {
-        file: PathBuf,
-    },
-    /// In the folder, not listed in the manifest.
-    ShardUnlisted {
-        file: PathBuf,
-    },
     RejectsUnreadable {
         file: PathBuf,
         error: String,
     },
-    /// A stage of the recipe has no folder in the build output.
-    StageNotBuilt {
-        stage: String,
-        dir: PathBuf,
+    /// The manifest's rejects of one reason differ from the stage's `rejects.jsonl`.
+    RejectsMismatch {
+        manifest: PathBuf,
+        reason: String,
+        manifest_count: u64,
+        rejects_file_count: u64,
     },
     /// A stage folder whose stage the recipe does not have.
     StageNotInRecipe {
         stage: String,
         dir: PathBuf,
     },
+    /// What `mixtape verify` finds (serialized as `verify --json` does, with its own `kind`; the
+    /// audit only serializes problems, so an untagged variant cannot make parsing ambiguous).
+    #[serde(untagged)]
+    Integrity(mixtape_shards::Problem),
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for AuditProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::MixDeviation {
+            AuditProblem::MixDeviation {
                 stage,
                 category,
                 basis,
@@ -106,7 +75,7 @@ impl fmt::Display for Problem {
                 basis.noun(),
                 100.0 * target_share
             ),
-            Problem::FingerprintMismatch {
+            AuditProblem::FingerprintMismatch {
                 file,
                 found,
                 expected,
@@ -117,75 +86,29 @@ impl fmt::Display for Problem {
                 short(found),
                 short(expected)
             ),
-            Problem::ManifestMismatch {
-                manifest,
-                field,
-                manifest_value,
-                recounted,
-            } => write!(
-                f,
-                "{}: `{field}` says {manifest_value} but the shards hold {recounted}: a shard or the manifest was changed after the build; delete the stage folder and rebuild it",
-                manifest.display()
-            ),
-            Problem::ShardMetaMismatch {
-                file,
-                key,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{}: footer `{key}` is {found} but {expected} was expected: the shard belongs to another stage or build; delete the stage folder and rebuild it",
-                file.display()
-            ),
-            Problem::ManifestMissing { manifest } => write!(
-                f,
-                "{} is missing: the stage was not finished; run `mixtape build` again to complete it",
-                manifest.display()
-            ),
-            Problem::BuildRecordUnreadable { file, error } => write!(
-                f,
-                "{} cannot be trusted ({error}): nothing proves which recipe this folder's shards were built from, and `mixtape build` refuses to resume it; rebuild with `mixtape build RECIPE --out DIR --rebuild`",
-                file.display()
-            ),
-            Problem::ManifestUnreadable { manifest, error } => {
-                write!(
-                    f,
-                    "{} cannot be read ({error}): delete it and rerun `mixtape build` to rewrite it",
-                    manifest.display()
-                )
-            }
-            Problem::ShardUnreadable { file, error } => write!(
-                f,
-                "{} cannot be read whole, its figures are partial: {error}",
-                file.display()
-            ),
-            Problem::ShardMissing { file } => write!(
-                f,
-                "{} is listed in the manifest but missing: delete the stage folder and rebuild it",
-                file.display()
-            ),
-            Problem::ShardUnlisted { file } => write!(
-                f,
-                "{} is not listed in the manifest (a leftover of another build?): delete it, or rebuild the stage",
-                file.display()
-            ),
-            Problem::RejectsUnreadable { file, error } => {
+            AuditProblem::RejectsUnreadable { file, error } => {
                 write!(
                     f,
                     "{} cannot be read ({error}): rebuild the stage to rewrite it",
                     file.display()
                 )
             }
-            Problem::StageNotBuilt { stage, dir } => write!(
+            AuditProblem::RejectsMismatch {
+                manifest,
+                reason,
+                manifest_count,
+                rejects_file_count,
+            } => write!(
                 f,
-                "stage {stage} of the recipe has no folder {}: run `mixtape build` to build it",
-                dir.display()
+                "{}: `rejects.{reason}` says {manifest_count} but rejects.jsonl beside it lists {rejects_file_count}: the manifest or rejects.jsonl was changed after the build; delete the stage folder and rebuild it",
+                manifest.display()
             ),
-            Problem::StageNotInRecipe { stage, dir } => write!(
+            AuditProblem::StageNotInRecipe { stage, dir } => write!(
                 f,
                 "{} holds stage {stage}, which the recipe does not have: audit against the recipe it was built from",
                 dir.display()
             ),
+            AuditProblem::Integrity(problem) => write!(f, "{problem}"),
         }
     }
 }

@@ -1,34 +1,31 @@
-//! Auditing one stage folder: recount its shards (in parallel, merged in file order so the result
-//! does not depend on scheduling), read its rejects, cross-check the manifest, and lay the figures
-//! out per category, per source and per shard.
+//! Auditing one stage folder from `verify`'s report of it: its recounts (totals, per category, per
+//! source, per shard), the audit's own figures folded from the same decoded rows, its rejects
+//! (cross-checked with the manifest), laid out per category, per source and per shard.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use mixtape_shards::manifest::ratio;
+use mixtape_shards::{StageRecount, StageReport, Totals};
 
-use super::crosscheck::{self, StageRecount, ratio};
+use super::figures::ShardFigures;
 use super::layout::StageDir;
-use super::recount::{ShardRecount, recount_shard};
-use super::stats::Distribution;
-use super::{MixLine, PackStats, Problem, ShardLine, Shares, SourceLine, StageAudit, StageTotals};
+use super::{AuditProblem, MixLine, PackDistributions, ShardLine, Shares, SourceLine, StageAudit};
 use crate::build::RejectEntry;
+use crate::reject::RejectCode;
 
-/// Recounts `stage` and checks it against its manifest and, when given, the expected fingerprint.
+/// Lays out `stage` from `report` (`verify`'s, `None` when it has none) and the figures of its
+/// shards, and checks its rejects and, when given, the expected fingerprint.
 pub fn audit_stage(
     stage: &StageDir,
+    report: Option<&StageReport>,
+    figures: &BTreeMap<PathBuf, ShardFigures>,
     expected_fingerprint: Option<&str>,
-) -> (StageAudit, Vec<Problem>) {
-    let shards: Vec<ShardRecount> = stage.shards.par_iter().map(|p| recount_shard(p)).collect();
+) -> (StageAudit, Vec<AuditProblem>) {
     let mut problems = Vec::new();
-    for shard in &shards {
-        if let Some(error) = &shard.error {
-            problems.push(Problem::ShardUnreadable {
-                file: shard.path.clone(),
-                error: error.clone(),
-            });
-        }
-    }
+    let recounts = report.map_or(&[][..], |r| &r.recounts[..]);
+    let recount = report.map(StageReport::recount).unwrap_or_default();
+    let manifest = report.and_then(|r| r.manifest.as_ref());
     let rejects_path = stage.rejects_path();
     let rejects = if rejects_path.exists() {
         read_rejects(&rejects_path).unwrap_or_else(|problem| {
@@ -38,80 +35,86 @@ pub fn audit_stage(
     } else {
         Vec::new()
     };
-
-    let manifest = stage.manifest.as_ref().ok();
-    let first_meta = shards.iter().find_map(|s| s.meta.as_ref());
-    let mut recount = StageRecount {
-        seq_len: manifest
-            .map(|m| m.seq_len)
-            .or(first_meta.map(|m| m.seq_len))
-            .unwrap_or(0),
-        rejects: by_reason(&rejects),
-        complete: shards.iter().all(|s| s.error.is_none()),
-        ..StageRecount::default()
-    };
-    let mut source_category = BTreeMap::new();
-    let mut draws: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut lengths, mut per_pack, mut tokens_per_pack, mut image_tokens_per_pack) = (
-        Distribution::default(),
-        Distribution::default(),
-        Distribution::default(),
-        Distribution::default(),
-    );
-    for shard in &shards {
-        recount.rows += shard.rows;
-        recount.totals += &shard.totals;
-        for (name, counts) in &shard.by_category {
-            *recount.by_category.entry(name.clone()).or_default() += counts;
+    let rejects_by_reason = by_reason(&rejects);
+    if let Some(manifest) = manifest {
+        // The manifest keys reasons by their strings (see `crate::reject`).
+        let in_file: BTreeMap<&str, u64> = rejects_by_reason
+            .iter()
+            .map(|(code, n)| (code.as_str(), *n))
+            .collect();
+        let reasons: BTreeSet<&str> = manifest
+            .rejects
+            .keys()
+            .map(String::as_str)
+            .chain(in_file.keys().copied())
+            .collect();
+        for reason in reasons {
+            let manifest_count = manifest.rejects.get(reason).copied().unwrap_or(0);
+            let rejects_file_count = in_file.get(reason).copied().unwrap_or(0);
+            if manifest_count != rejects_file_count {
+                problems.push(AuditProblem::RejectsMismatch {
+                    manifest: stage.manifest_path(),
+                    reason: reason.to_owned(),
+                    manifest_count,
+                    rejects_file_count,
+                });
+            }
         }
-        for (name, counts) in &shard.by_source {
-            *recount.by_source.entry(name.clone()).or_default() += counts;
-        }
-        for (source, category) in &shard.source_category {
-            source_category
-                .entry(source.clone())
-                .or_insert_with(|| category.clone());
-        }
-        for (source, n) in &shard.draws {
-            *draws.entry(source.clone()).or_insert(0) += n;
-        }
-        lengths.merge(&shard.sample_lengths);
-        per_pack.merge(&shard.samples_per_pack);
-        tokens_per_pack.merge(&shard.tokens_per_pack);
-        image_tokens_per_pack.merge(&shard.image_tokens_per_pack);
     }
 
-    match &stage.manifest {
-        Ok(manifest) => problems.extend(crosscheck::compare(stage, manifest, &shards, &recount)),
-        Err(None) => problems.push(Problem::ManifestMissing {
-            manifest: stage.manifest_path(),
-        }),
-        Err(Some(error)) => problems.push(Problem::ManifestUnreadable {
-            manifest: stage.manifest_path(),
-            error: error.clone(),
-        }),
+    let first_meta = recounts.iter().find_map(|s| s.meta.as_ref());
+    let seq_len = manifest
+        .map(|m| m.seq_len)
+        .or(first_meta.map(|m| m.seq_len))
+        .unwrap_or(0);
+    let mut merged = ShardFigures::default();
+    for shard in recounts {
+        if let Some(f) = figures.get(&shard.path) {
+            merged.merge(f);
+        }
     }
     let fingerprint = first_meta
         .map(|m| m.recipe_fingerprint.clone())
         .or(manifest.map(|m| m.recipe_fingerprint.clone()));
     if let (Some(expected), Some(found)) = (expected_fingerprint, &fingerprint) {
         if found != expected {
-            // Once per stage, on the file that says it: a stage has one fingerprint (the
-            // cross-check reports any shard that differs from its manifest).
-            let file = shards
+            // Once per stage, on the file that says it: a stage has one fingerprint (`verify`
+            // reports any shard that differs from its manifest).
+            let file = recounts
                 .iter()
                 .find(|s| s.meta.is_some())
                 .map_or_else(|| stage.manifest_path(), |s| s.path.clone());
-            problems.push(Problem::FingerprintMismatch {
+            problems.push(AuditProblem::FingerprintMismatch {
                 file,
                 found: found.clone(),
                 expected: expected.to_string(),
             });
         }
     }
+    let audit = lay_out(
+        stage,
+        seq_len,
+        fingerprint,
+        &recount,
+        recounts,
+        &merged,
+        &rejects,
+    );
+    (audit, problems)
+}
 
+/// The stage's lines: totals, per category, per source (drawn and rejected), per shard, packs.
+fn lay_out(
+    stage: &StageDir,
+    seq_len: u32,
+    fingerprint: Option<String>,
+    recount: &StageRecount,
+    recounts: &[mixtape_shards::ShardRecount],
+    figures: &ShardFigures,
+    rejects: &[RejectEntry],
+) -> StageAudit {
     let mut rejected_by_source: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in &rejects {
+    for r in rejects {
         *rejected_by_source.entry(r.source.as_str()).or_insert(0) += 1;
     }
     let categories = recount
@@ -140,12 +143,16 @@ pub fn audit_stage(
             let rejected = rejected_by_source.get(name).copied().unwrap_or(0);
             SourceLine {
                 name: name.to_string(),
-                category: source_category.get(name).cloned().unwrap_or_default(),
+                category: figures
+                    .source_category
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default(),
                 counts,
                 share: Shares::of(&counts, &recount.totals),
                 target_share: None,
                 deviation_pp: None,
-                draws: draws.get(name).copied().unwrap_or(0) + rejected,
+                draws: figures.draws.get(name).copied().unwrap_or(0) + rejected,
                 rejected,
                 available: None,
                 passes: None,
@@ -153,58 +160,59 @@ pub fn audit_stage(
             }
         })
         .collect();
-    let seq_len = u64::from(recount.seq_len);
-    let shard_lines = shards
+    let seq_len64 = u64::from(seq_len);
+    let shard_lines = recounts
         .iter()
         .map(|s| ShardLine {
             file: s.file.clone(),
             rows: s.rows,
             row_groups: s.row_groups,
-            bytes: s.bytes,
+            bytes: s.hash.as_ref().map_or(0, |h| h.bytes),
             samples: s.totals.samples,
             tokens: s.totals.tokens,
             image_tokens: s.totals.image_tokens,
-            padded_capacity: s.rows * seq_len,
-            efficiency: ratio(s.totals.tokens, s.rows * seq_len),
+            padded_capacity: s.rows * seq_len64,
+            efficiency: ratio(s.totals.tokens, s.rows * seq_len64),
         })
         .collect();
     let t = &recount.totals;
-    let audit = StageAudit {
+    StageAudit {
         name: stage.name.clone(),
         dir: stage.path.clone(),
-        seq_len: recount.seq_len,
+        seq_len,
         fingerprint,
         basis: None,
         budget: None,
-        totals: StageTotals {
+        totals: Totals {
             rows: recount.rows,
             samples: t.samples,
             tokens: t.tokens,
             loss_tokens: t.loss_tokens,
             image_tokens: t.image_tokens,
             images: t.images,
-            padded_capacity: recount.rows * seq_len,
-            efficiency: ratio(t.tokens, recount.rows * seq_len),
+            padded_capacity: recount.rows * seq_len64,
+            efficiency: ratio(t.tokens, recount.rows * seq_len64),
+            rejected: rejects.len() as u64,
         },
         categories,
         sources,
-        rejects: recount.rejects.clone(),
+        rejects: by_reason(rejects),
         shards: shard_lines,
-        packs: PackStats {
-            samples_per_pack: per_pack.spread(),
-            tokens_per_pack: tokens_per_pack.spread(),
-            image_tokens_per_pack: image_tokens_per_pack.spread(),
-            sample_length_histogram: lengths.histogram(1, seq_len),
-            image_tokens_per_pack_histogram: image_tokens_per_pack
-                .histogram(0, image_tokens_per_pack.spread().max),
+        packs: PackDistributions {
+            samples_per_pack: figures.samples_per_pack.spread(),
+            tokens_per_pack: figures.tokens_per_pack.spread(),
+            image_tokens_per_pack: figures.image_tokens_per_pack.spread(),
+            sample_length_histogram: figures.sample_lengths.histogram(1, seq_len64),
+            image_tokens_per_pack_histogram: figures
+                .image_tokens_per_pack
+                .histogram(0, figures.image_tokens_per_pack.spread().max),
         },
-    };
-    (audit, problems)
+    }
 }
 
 /// The entries of a `rejects.jsonl`; a line that is not one is a problem naming the line.
-pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, Problem> {
-    let unreadable = |error: String| Problem::RejectsUnreadable {
+pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, AuditProblem> {
+    let unreadable = |error: String| AuditProblem::RejectsUnreadable {
         file: path.to_path_buf(),
         error,
     };
@@ -218,10 +226,10 @@ pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, Problem> {
         .collect()
 }
 
-pub fn by_reason(entries: &[RejectEntry]) -> BTreeMap<String, u64> {
+pub fn by_reason(entries: &[RejectEntry]) -> BTreeMap<RejectCode, u64> {
     let mut counts = BTreeMap::new();
     for e in entries {
-        *counts.entry(e.reason.clone()).or_insert(0) += 1;
+        *counts.entry(e.reason).or_insert(0) += 1;
     }
     counts
 }

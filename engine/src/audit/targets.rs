@@ -6,11 +6,11 @@
 //! its category follows its weight or size and is reported for diagnosis. A category the mix does
 //! not name but the shards hold has target 0, so stray data fails the gate too.
 
-use super::{MixLine, Problem, Shares, StageAudit};
+use super::{AuditProblem, MixLine, Shares, StageAudit};
 use crate::plan::StagePlan;
 
 /// Fills in targets, deviations and passes; returns a problem per category beyond `tolerance_pp`.
-pub fn apply(stage: &mut StageAudit, plan: &StagePlan, tolerance_pp: f64) -> Vec<Problem> {
+pub fn apply(stage: &mut StageAudit, plan: &StagePlan, tolerance_pp: f64) -> Vec<AuditProblem> {
     let basis = plan.basis;
     stage.basis = Some(basis);
     stage.budget = Some(plan.budget);
@@ -42,7 +42,7 @@ pub fn apply(stage: &mut StageAudit, plan: &StagePlan, tolerance_pp: f64) -> Vec
         line.deviation_pp = Some(deviation_pp);
         line.within_tolerance = Some(within);
         if !within {
-            problems.push(Problem::MixDeviation {
+            problems.push(AuditProblem::MixDeviation {
                 stage: stage.name.clone(),
                 category: line.name.clone(),
                 basis,

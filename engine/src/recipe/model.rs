@@ -119,6 +119,16 @@ impl Basis {
         Basis::ImageTokens,
     ];
 
+    /// What `counts` amount to on this basis.
+    pub fn of(self, counts: &mixtape_shards::Counts) -> u64 {
+        match self {
+            Basis::Samples => counts.samples,
+            Basis::Tokens => counts.tokens,
+            Basis::LossTokens => counts.loss_tokens,
+            Basis::ImageTokens => counts.image_tokens,
+        }
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Basis::Samples => "samples",

@@ -100,7 +100,7 @@ pub fn render(audit: &Audit) -> String {
         let list: Vec<String> = audit
             .unreadable
             .iter()
-            .map(|(k, v)| format!("{} {}", escape(k), group(*v)))
+            .map(|(k, v)| format!("{} {}", escape(k.as_str()), group(*v)))
             .collect();
         let _ = write!(
             h,
@@ -262,7 +262,7 @@ fn render_stage(h: &mut String, s: &StageAudit, colour: &dyn Fn(&str) -> String)
     } else {
         s.rejects
             .iter()
-            .map(|(k, v)| format!("{} {}", escape(k), group(*v)))
+            .map(|(k, v)| format!("{} {}", escape(k.as_str()), group(*v)))
             .collect::<Vec<_>>()
             .join(", ")
     };

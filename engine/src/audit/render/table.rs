@@ -221,7 +221,7 @@ fn render_stage(out: &mut String, s: &StageAudit) {
     }
 }
 
-fn reasons(map: &std::collections::BTreeMap<String, u64>) -> String {
+fn reasons(map: &std::collections::BTreeMap<crate::reject::RejectCode, u64>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k} {}", group(*v)))
         .collect::<Vec<_>>()
