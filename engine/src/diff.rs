@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::plan::{Amounts, Plan, StagePlan, group};
+use crate::plan::{Counts, Plan, StagePlan, group};
 
 /// One changed setting.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -48,8 +48,8 @@ pub struct CategoryDelta {
     pub category: String,
     pub share_before: f64,
     pub share_after: f64,
-    pub expected_before: Amounts,
-    pub expected_after: Amounts,
+    pub expected_before: Counts,
+    pub expected_after: Counts,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -57,11 +57,11 @@ pub struct CategoryDelta {
 pub enum StageDiff {
     Added {
         name: String,
-        expected: Amounts,
+        expected: Counts,
     },
     Removed {
         name: String,
-        expected: Amounts,
+        expected: Counts,
     },
     Changed {
         name: String,

@@ -4,7 +4,8 @@
 //! records -> [`sample::Sample`]s), [`synthetic`] (the built-in demo generators), [`image`] (the
 //! Qwen2.5-VL resize rule and pixels), [`template`] (samples -> token ids and loss masks), [`index`]
 //! (per-source length index, cached by content hash), [`plan`] (recipe + index -> exact draws and a
-//! fingerprint) and [`diff`] (what changed between two plans).
+//! fingerprint) and [`diff`] (what changed between two plans); [`reject`] names why a record is
+//! left out, the same way in every layer.
 
 pub mod audit;
 pub mod build;
@@ -16,6 +17,7 @@ pub mod index;
 pub mod pack;
 pub mod plan;
 pub mod recipe;
+pub mod reject;
 pub mod resolve;
 pub mod sample;
 pub mod source;

@@ -24,17 +24,18 @@
 //! (too long, images too elongated under the stage's image policy) are consumed and counted as
 //! rejects, so every record lands in exactly one place.
 //!
-//! The builder replays the same draws from [`SourceDraw::start`]..[`SourceDraw::end`] through
-//! [`stream_sample`], which is why this module and not the builder owns the stream order.
+//! The builder replays the same draws from [`SourceDraw::start`]..[`SourceDraw::end`] through a
+//! [`Stream`], which is why this module and not the builder owns the stream order.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Span};
-use crate::image::{ResizeError, image_tokens, smart_resize};
+use crate::image::{image_tokens, smart_resize};
 use crate::index::{FileDigest, SourceIndex};
 use crate::recipe::{Basis, ImagePolicy, PackPolicy, Recipe, Stage};
+use crate::reject::RejectCode;
 use crate::source::spec::SourceSpec;
 
 /// Version of the plan document (`mixtape plan --json`, lock files). 2: integer targets
@@ -43,34 +44,9 @@ pub const PLAN_VERSION: u32 = 2;
 /// Most passes the planner simulates when telling the user which `max_repeat` would suffice.
 const MAX_SIMULATED_PASSES: u64 = 1000;
 
-/// Counts on every basis.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Amounts {
-    pub samples: u64,
-    pub tokens: u64,
-    pub loss_tokens: u64,
-    pub image_tokens: u64,
-    pub images: u64,
-}
-
-impl Amounts {
-    pub fn on(&self, basis: Basis) -> u64 {
-        match basis {
-            Basis::Samples => self.samples,
-            Basis::Tokens => self.tokens,
-            Basis::LossTokens => self.loss_tokens,
-            Basis::ImageTokens => self.image_tokens,
-        }
-    }
-
-    pub fn add(&mut self, other: &Amounts) {
-        self.samples += other.samples;
-        self.tokens += other.tokens;
-        self.loss_tokens += other.loss_tokens;
-        self.image_tokens += other.image_tokens;
-        self.images += other.images;
-    }
-}
+/// What a sample, a draw or a stage amounts to on every basis: the manifest's [`Counts`], which
+/// the planner's expectations are compared with.
+pub use mixtape_shards::Counts;
 
 /// The resolved plan of a recipe: stable JSON (`--json`) and the content of lock files.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -96,7 +72,7 @@ pub struct SourcePlan {
     /// Valid samples.
     pub samples: u64,
     /// Records rejected while reading, by reason.
-    pub rejected: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<RejectCode, u64>,
     /// Serialized settings (format, fields, schema, ...), compared by `diff`.
     pub settings: serde_json::Value,
 }
@@ -113,7 +89,7 @@ pub struct StagePlan {
     pub train: serde_json::Value,
     pub pack: serde_json::Value,
     pub categories: Vec<CategoryPlan>,
-    pub expected: Amounts,
+    pub expected: Counts,
 }
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -126,7 +102,7 @@ pub struct CategoryPlan {
     pub target: u64,
     /// Share of the stage's expected total on the basis.
     pub expected_share: f64,
-    pub expected: Amounts,
+    pub expected: Counts,
     pub sources: Vec<SourceDraw>,
 }
 
@@ -143,10 +119,10 @@ pub struct SourceDraw {
     pub start: u64,
     pub end: u64,
     /// Samples consumed that the stage cannot use, by reason.
-    pub rejected: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<RejectCode, u64>,
     /// Passes over the source this stage's draws amount to.
     pub passes: f64,
-    pub expected: Amounts,
+    pub expected: Counts,
     /// When set, the last draw (stream position `end - 1`, a text sample) is cut to its first `cut`
     /// tokens so that the source lands its token target exactly; `expected` counts the cut sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,11 +168,11 @@ pub fn resolve(
                     (0..index.samples()).fold((0, 0), |(size, largest), i| {
                         match usable(index, i, stage) {
                             Ok(a) if can_cut(index, i, stage, &a) => {
-                                (size + a.on(stage.budget.basis), largest)
+                                (size + stage.budget.basis.of(&a), largest)
                             }
                             Ok(a) => (
-                                size + a.on(stage.budget.basis),
-                                largest.max(a.on(stage.budget.basis)),
+                                size + stage.budget.basis.of(&a),
+                                largest.max(stage.budget.basis.of(&a)),
                             ),
                             Err(_) => (size, largest),
                         }
@@ -212,7 +188,7 @@ pub fn resolve(
             let total_weight: f64 = weights.iter().sum();
             let targets = apportion(cat_target, &weights);
             let mut draws = Vec::new();
-            let mut expected = Amounts::default();
+            let mut expected = Counts::default();
             for (k, spec) in members.iter().enumerate() {
                 let weight_share = if total_weight > 0.0 {
                     weights[k] / total_weight
@@ -239,9 +215,10 @@ pub fn resolve(
                 let aim = (i128::from(target) - carry).clamp(0, i128::from(u64::MAX)) as u64;
                 match draw(stream, index, stage, start, aim) {
                     Ok(d) => {
-                        carry += i128::from(d.expected.on(stage.budget.basis)) - i128::from(target);
+                        carry +=
+                            i128::from(stage.budget.basis.of(&d.expected)) - i128::from(target);
                         cursors.insert(spec.name.as_str(), d.end);
-                        expected.add(&d.expected);
+                        expected += &d.expected;
                         draws.push(SourceDraw {
                             source: spec.name.clone(),
                             weight_share,
@@ -278,11 +255,11 @@ pub fn resolve(
                 sources: draws,
             });
         }
-        let mut totals = Amounts::default();
-        categories.iter().for_each(|c| totals.add(&c.expected));
-        let denominator = totals.on(stage.budget.basis).max(1) as f64;
+        let mut totals = Counts::default();
+        categories.iter().for_each(|c| totals += &c.expected);
+        let denominator = stage.budget.basis.of(&totals).max(1) as f64;
         for c in &mut categories {
-            c.expected_share = c.expected.on(stage.budget.basis) as f64 / denominator;
+            c.expected_share = stage.budget.basis.of(&c.expected) as f64 / denominator;
         }
         stages.push(StagePlan {
             name: stage.name.clone(),
@@ -387,7 +364,7 @@ pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
 }
 
 /// Whether the stage may cut this sample (see [`cut_to`]).
-fn can_cut(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Amounts) -> bool {
+fn can_cut(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Counts) -> bool {
     cuttable_basis(stage.budget.basis)
         && stage.pack.split_long_text
         && index.is_text[sample] != 0
@@ -488,43 +465,37 @@ fn fingerprint(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unusable {
     TooLong { tokens: u64, seq_len: u32 },
-    Image(String, &'static str),
+    Image(String, RejectCode),
 }
 
 impl Unusable {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RejectCode {
         match self {
-            Unusable::TooLong { .. } => "too_long",
-            Unusable::Image(_, code) => code,
+            Unusable::TooLong { .. } => RejectCode::TooLong,
+            Unusable::Image(_, code) => *code,
         }
     }
 }
 
 /// A sample's amounts under a stage's policies, or why the stage cannot use it.
-pub fn usable(index: &SourceIndex, sample: usize, stage: &Stage) -> Result<Amounts, Unusable> {
+pub fn usable(index: &SourceIndex, sample: usize, stage: &Stage) -> Result<Counts, Unusable> {
     sample_amounts(index, sample, stage.seq_len, &stage.image, &stage.pack)
 }
 
-/// Amounts of one sample: image pads from the resize rule, long text counted per window.
+/// Counts of one sample: image pads from the resize rule, long text counted per window.
 pub fn sample_amounts(
     index: &SourceIndex,
     sample: usize,
     seq_len: u32,
     image: &ImagePolicy,
     pack: &PackPolicy,
-) -> Result<Amounts, Unusable> {
+) -> Result<Counts, Unusable> {
     let policy = image.resize_policy();
     let mut pads = 0u64;
     let images = index.images(sample);
     for &(h, w) in images {
-        let (rh, rw) = smart_resize(h, w, &policy).map_err(|e| {
-            // The same codes as the builder's `ProcessError::code`.
-            let code = match e {
-                ResizeError::TooElongated { .. } => "image_too_elongated",
-                _ => "image_unresizable",
-            };
-            Unusable::Image(e.to_string(), code)
-        })?;
+        let (rh, rw) = smart_resize(h, w, &policy)
+            .map_err(|e| Unusable::Image(e.to_string(), RejectCode::of_resize(&e)))?;
         pads += u64::from(image_tokens(rh, rw, &policy));
     }
     let tokens = u64::from(index.text_tokens[sample]) + pads;
@@ -536,7 +507,7 @@ pub fn sample_amounts(
     } else {
         return Err(Unusable::TooLong { tokens, seq_len });
     };
-    Ok(Amounts {
+    Ok(Counts {
         samples,
         tokens,
         loss_tokens: u64::from(index.loss_tokens[sample]),
@@ -583,11 +554,6 @@ impl Stream {
     }
 }
 
-/// The sample a plan's stream position refers to (for the builder).
-pub fn stream_sample(seed: u64, source: &str, len: usize, pos: u64) -> usize {
-    Stream::new(seed, source, len).sample_at(pos)
-}
-
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -610,8 +576,8 @@ fn permutation(len: usize, seed: u64) -> Vec<u32> {
 
 struct Drawn {
     end: u64,
-    expected: Amounts,
-    rejected: BTreeMap<String, u64>,
+    expected: Counts,
+    rejected: BTreeMap<RejectCode, u64>,
     cut: Option<u64>,
 }
 
@@ -636,19 +602,19 @@ fn draw(
     let n = index.samples() as u64;
     let limit = n * u64::from(stage.max_repeat);
     let basis = stage.budget.basis;
-    let mut expected = Amounts::default();
+    let mut expected = Counts::default();
     let mut rejected = BTreeMap::new();
     let mut pos = start;
     let mut cut = None;
-    while expected.on(basis) < target {
+    while basis.of(&expected) < target {
         if pos >= limit {
             // Keep simulating to tell the user which max_repeat would do.
-            let mut acc = expected.on(basis);
+            let mut acc = basis.of(&expected);
             let mut p = pos;
             let mut needed = None;
             while n > 0 && p < n * MAX_SIMULATED_PASSES {
                 if let Ok(a) = usable(index, stream.sample_at(p), stage) {
-                    acc += a.on(basis);
+                    acc += basis.of(&a);
                 }
                 p += 1;
                 if acc >= target {
@@ -657,18 +623,18 @@ fn draw(
                 }
             }
             return Err(Short {
-                have: expected.on(basis),
+                have: basis.of(&expected),
                 repeat_needed: needed,
             });
         }
         let sample = stream.sample_at(pos);
         match usable(index, sample, stage) {
             Ok(a) => {
-                let need = target - expected.on(basis);
-                let amount = a.on(basis);
+                let need = target - basis.of(&expected);
+                let amount = basis.of(&a);
                 if amount > need {
                     if let Some(kept) = cut_to(index, sample, stage, &a, need) {
-                        expected.add(&kept);
+                        expected += &kept;
                         cut = Some(need);
                         pos += 1;
                         break;
@@ -678,9 +644,9 @@ fn draw(
                         break;
                     }
                 }
-                expected.add(&a);
+                expected += &a;
             }
-            Err(why) => *rejected.entry(why.code().to_string()).or_insert(0) += 1,
+            Err(why) => *rejected.entry(why.code()).or_insert(0) += 1,
         }
         pos += 1;
     }
@@ -699,11 +665,11 @@ fn cut_to(
     index: &SourceIndex,
     sample: usize,
     stage: &Stage,
-    whole: &Amounts,
+    whole: &Counts,
     keep: u64,
-) -> Option<Amounts> {
+) -> Option<Counts> {
     let cuttable = can_cut(index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
-    cuttable.then(|| Amounts {
+    cuttable.then(|| Counts {
         samples: keep.div_ceil(u64::from(stage.seq_len)),
         tokens: keep,
         loss_tokens: keep,

@@ -61,26 +61,6 @@ pub enum ProcessError {
     Encode(#[from] EncodeError),
 }
 
-impl ProcessError {
-    /// A stable snake_case name for the reason, for reject counts and reports:
-    ///
-    /// - `undecodable_image`: not an image, an unsupported format, corrupt, truncated, over the
-    ///   decode limit.
-    /// - `image_too_elongated`: long side over `max_aspect_ratio` times the short side.
-    /// - `image_unresizable`: the resize rule or the resampler cannot produce a grid for it (no
-    ///   pixels, a side over 2^32 after resizing, an invalid policy).
-    /// - `image_unencodable`: the encoder refused the resized image (an invalid JPEG quality, a side
-    ///   over 65,535 for JPEG).
-    pub fn code(&self) -> &'static str {
-        match self {
-            ProcessError::Decode(_) => "undecodable_image",
-            ProcessError::Resize(ResizeError::TooElongated { .. }) => "image_too_elongated",
-            ProcessError::Resize(_) | ProcessError::Resample(_) => "image_unresizable",
-            ProcessError::Encode(_) => "image_unencodable",
-        }
-    }
-}
-
 /// Decodes `bytes`, resizes the displayed image to `smart_resize(height, width, policy)` with a
 /// bicubic filter and encodes the result as `encoding` (JPEG at `jpeg_quality`, 1 to 100; the
 /// quality is ignored for the other encodings). [`ImageEncoding::Source`] keeps `bytes` as they are

@@ -842,4 +842,45 @@ fn the_build_root_has_a_dataset_card_with_one_config_per_stage_unless_the_user_h
         std::fs::read_to_string(dir.path("theirs/README.md")).unwrap(),
         "# my notes\n"
     );
+/// Adds `delta` to every sample's text token count in each cached source index under `cache`
+/// (the layout `engine/src/index.rs` writes: magic, JSON header, counts, then the columns).
+fn skew_cached_text_tokens(cache: &Path, delta: u32) {
+    let mut skewed = 0;
+    for path in walk(cache) {
+        if path.extension().is_none_or(|e| e != "idx") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let header = u64_at(&bytes, 8) as usize;
+        let samples = u64_at(&bytes, 16 + header) as usize;
+        // Past the two counts, `record_of` (u64 each) and `is_text` (u8 each): `text_tokens`.
+        let start = 16 + header + 16 + samples * 8 + samples;
+        for at in (start..start + samples * 4).step_by(4) {
+            let tokens = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+            bytes[at..at + 4].copy_from_slice(&(tokens + delta).to_le_bytes());
+        }
+        std::fs::write(&path, bytes).unwrap();
+        skewed += 1;
+    }
+    assert!(skewed > 0, "no cached index under {}", cache.display());
+}
+
+#[test]
+fn a_sample_built_to_another_length_than_planned_fails_naming_source_and_record() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    assert_eq!(dir.run(&["plan", "r.yaml"]).code, 0);
+    // A source index that disagrees with what encoding the records gives.
+    skew_cached_text_tokens(&dir.path(".cache"), 1);
+    let out = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    for part in [
+        "stage `warmup`",
+        "source `",
+        "record ",
+        "but the plan counted",
+    ] {
+        assert!(out.stderr.contains(part), "{part} in {}", out.stderr);
+    }
 }

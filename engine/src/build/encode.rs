@@ -11,6 +11,7 @@ use mixtape_shards::ShardImage;
 use crate::image::{ProcessError, process};
 use crate::image::{RgbImage, encode_jpeg, encode_png, grid, image_tokens, resize, smart_resize};
 use crate::recipe::{ImageEncoding, ImagePolicy};
+use crate::reject::RejectCode;
 use crate::sample::{ImageSource, Sample, SampleKind};
 use crate::template::Encoder;
 
@@ -32,7 +33,7 @@ impl EncodedSample {
 /// Why a drawn record did not make it into a shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodeReject {
-    pub code: &'static str,
+    pub code: RejectCode,
     pub message: String,
 }
 
@@ -68,7 +69,7 @@ pub fn encode_sample(
     }
     let pads: Vec<u32> = images.iter().map(|i| i.num_tokens).collect();
     let encoded = encoder.encode(sample, &pads).map_err(|e| EncodeReject {
-        code: "template",
+        code: RejectCode::Template,
         message: e.to_string(),
     })?;
     for (image, (offset, _)) in images.iter_mut().zip(&encoded.image_slots) {
@@ -77,7 +78,7 @@ pub fn encode_sample(
     let is_text = sample.kind == SampleKind::Text;
     if !is_text && encoded.ids.len() > seq_len as usize {
         return Err(EncodeReject {
-            code: "too_long",
+            code: RejectCode::TooLong,
             message: format!(
                 "{} tokens do not fit seq_len {seq_len} (images are never cut)",
                 encoded.ids.len()
@@ -121,7 +122,7 @@ fn process_image(
     policy: &ImagePolicy,
 ) -> Result<Processed, EncodeReject> {
     let reject = |e: ProcessError| EncodeReject {
-        code: e.code(),
+        code: RejectCode::from(&e),
         message: e.to_string(),
     };
     let resize_policy = policy.resize_policy();
@@ -133,7 +134,7 @@ fn process_image(
         ImageSource::Bytes(bytes) => bytes.clone(),
         ImageSource::File(path) => std::fs::read(path)
             .map_err(|e| EncodeReject {
-                code: "missing_image",
+                code: RejectCode::MissingImage,
                 message: format!("cannot read {}: {e}", path.display()),
             })?
             .into(),

@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use crate::diag::Severity;
 use crate::index::IndexCache;
+use crate::reject::RejectCode;
 use crate::resolve::resolve;
 pub use stage::RejectEntry;
 
@@ -147,6 +148,16 @@ pub enum BuildError {
     },
     #[error("cannot start {jobs} worker threads: {detail}")]
     Threads { jobs: usize, detail: String },
+    #[error(
+        "stage `{stage}`, source `{source_name}`, record {location}: encoded to {built} tokens, but the plan counted {planned} from the source index, so the stage would not hold the planned mix; the index cache is keyed on the tokenizer and source contents, so this is a mixtape bug: please report it with this record (a build with MIXTAPE_CACHE_DIR set to an empty folder re-indexes from scratch)"
+    )]
+    LengthMismatch {
+        stage: String,
+        source_name: String,
+        location: String,
+        planned: u64,
+        built: u64,
+    },
 }
 
 impl BuildError {
@@ -165,7 +176,7 @@ pub struct BuildReport {
     pub out: PathBuf,
     pub stages: Vec<StageReport>,
     /// Records no stage could read (invalid JSON, missing images, ...), by reason.
-    pub unreadable: BTreeMap<String, u64>,
+    pub unreadable: BTreeMap<RejectCode, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,11 +239,11 @@ pub fn build(
     let mut unreadable = BTreeMap::new();
     for spec in &recipe.sources {
         for r in &resolved.indexes[&spec.name].rejects {
-            *unreadable.entry(r.code.clone()).or_insert(0) += 1;
+            *unreadable.entry(r.code).or_insert(0) += 1;
             unreadable_lines.push(RejectEntry {
                 source: spec.name.clone(),
                 location: r.location.clone(),
-                reason: r.code.clone(),
+                reason: r.code,
                 message: r.message.clone(),
             });
         }

@@ -35,6 +35,7 @@ use crate::index::SourceIndex;
 use crate::pack::{PackItem, Packer, PackerConfig};
 use crate::plan::{Plan, StagePlan};
 use crate::recipe::{Recipe, Stage};
+use crate::reject::RejectCode;
 use crate::source::{Record, Records, SampleKeys, read_source};
 use crate::template::Encoder;
 
@@ -51,7 +52,7 @@ const EST_BYTES_PER_PIXEL: f64 = 0.15;
 pub struct RejectEntry {
     pub source: String,
     pub location: String,
-    pub reason: String,
+    pub reason: RejectCode,
     pub message: String,
 }
 
@@ -230,7 +231,10 @@ pub(super) fn run(
 
     let mut reject_counts = BTreeMap::new();
     for r in &rejects {
-        *reject_counts.entry(r.reason.clone()).or_insert(0u64) += 1;
+        // The manifest keys reasons by their strings (see `crate::reject`).
+        *reject_counts
+            .entry(r.reason.as_str().to_owned())
+            .or_insert(0u64) += 1;
     }
     let manifest = Manifest::new(
         &ctx.stage.name,
@@ -360,9 +364,20 @@ struct Item {
     meta: PackedSampleMeta,
 }
 
-/// A batch of fetched records: (source slot, record, sample key).
-/// (source slot, record, key, tokens to keep when the plan cuts this draw).
-type FetchedBatch = Vec<(usize, Record, String, Option<u64>)>;
+/// One drawn record, read and ready to encode.
+struct Fetched {
+    /// Index of its source in the stage's draws.
+    slot: usize,
+    record: Record,
+    key: String,
+    /// Tokens to keep when the plan cuts this draw.
+    keep: Option<u64>,
+    /// Tokens the plan counted for it (from the source index, after the cut); `None` when the plan
+    /// counted it as a reject.
+    planned_tokens: Option<u64>,
+}
+
+type FetchedBatch = Vec<Fetched>;
 type EncodedBatch = Vec<Result<EncodedSample, EncodeReject>>;
 
 /// Builds one shard as a three-step pipeline over batches of `ENCODE_BATCH` draws: while the `jobs`
@@ -412,7 +427,7 @@ fn write_shard(
     let mut batches = chunk.chunks(ENCODE_BATCH);
     let mut fetched = batches
         .next()
-        .map(|batch| fetch_batch(batch, draws, cursors))
+        .map(|batch| fetch_batch(ctx, batch, draws, cursors))
         .transpose()?;
     let mut encoded: Option<(FetchedBatch, EncodedBatch)> = None;
     while fetched.is_some() || encoded.is_some() {
@@ -432,7 +447,7 @@ fn write_shard(
             if written.is_ok() {
                 next = batches
                     .next()
-                    .map(|batch| fetch_batch(batch, draws, cursors));
+                    .map(|batch| fetch_batch(ctx, batch, draws, cursors));
             }
         });
         written?;
@@ -444,21 +459,30 @@ fn write_shard(
 }
 
 fn fetch_batch(
+    ctx: &StageContext<'_>,
     batch: &[(u32, u32)],
     draws: &[SourceDraws],
     cursors: &mut [SourceCursor<'_>],
 ) -> Result<FetchedBatch, BuildError> {
     let mut records = Vec::with_capacity(batch.len());
     for &(slot, j) in batch {
+        let (source, j) = (&draws[slot as usize], j as usize);
         let cursor = &mut cursors[slot as usize];
-        let record = cursor.fetch(&draws[slot as usize].draws[j as usize])?;
+        let draw = &source.draws[j];
+        let record = cursor.fetch(draw)?;
         let key = cursor.keys.key(&record.location);
-        records.push((
-            slot as usize,
+        let keep = source.cut_at(j);
+        let index = &ctx.indexes[&cursor.spec.name];
+        let planned_tokens = crate::plan::usable(index, draw.sample as usize, ctx.stage)
+            .ok()
+            .map(|counts| keep.unwrap_or(counts.tokens));
+        records.push(Fetched {
+            slot: slot as usize,
             record,
             key,
-            draws[slot as usize].cut_at(j as usize),
-        ));
+            keep,
+            planned_tokens,
+        });
     }
     Ok(records)
 }
@@ -471,9 +495,9 @@ fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch 
         // splitting leaves leaf runs of a quarter of the batch, so one thread finished a batch alone
         // for up to 110 ms while the other idled (perf timeline of the e2e bench).
         .with_max_len(1)
-        .map(|(_, record, _, keep)| match &record.sample {
+        .map(|fetched| match &fetched.record.sample {
             Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len)
-                .map(|s| cut(s, *keep)),
+                .map(|s| cut(s, fetched.keep)),
             Err(reason) => Err(EncodeReject {
                 code: reason.code(),
                 message: reason.to_string(),
@@ -503,17 +527,36 @@ impl ShardAssembly {
         let stage = ctx.stage;
         let draws = records.len() as u64;
         let mut tokens = 0u64;
-        for ((slot, record, key, _), result) in records.into_iter().zip(results) {
+        for (fetched, result) in records.into_iter().zip(results) {
+            let Fetched {
+                slot,
+                record,
+                key,
+                planned_tokens,
+                ..
+            } = fetched;
             let spec = cursors[slot].spec;
             match result {
                 Err(r) => self.rejects.push(RejectEntry {
                     source: spec.name.clone(),
                     location: record.location.to_string(),
-                    reason: r.code.to_string(),
+                    reason: r.code,
                     message: r.message,
                 }),
                 Ok(sample) => {
-                    tokens += sample.ids.len() as u64;
+                    let built = sample.ids.len() as u64;
+                    // The plan counted this sample from the source index: if encoding it gives
+                    // another length, the stage's mix is not the planned one.
+                    if let Some(planned) = planned_tokens.filter(|&p| p != built) {
+                        return Err(BuildError::LengthMismatch {
+                            stage: stage.name.clone(),
+                            source_name: spec.name.clone(),
+                            location: record.location.to_string(),
+                            planned,
+                            built,
+                        });
+                    }
+                    tokens += built;
                     for (window, item_sample) in windows(sample, stage).into_iter().enumerate() {
                         let key = if window == 0 {
                             key.clone()

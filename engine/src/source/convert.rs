@@ -564,7 +564,7 @@ mod tests {
             &FieldMap::default(),
             || panic!("images must not be probed for a broken record"),
         );
-        assert_eq!(r.unwrap_err().code(), "missing_field");
+        assert_eq!(r.unwrap_err().code().as_str(), "missing_field");
     }
 
     #[test]
@@ -582,7 +582,8 @@ mod tests {
         assert_eq!(
             image_paths(&obj(json!({"images": [1]})), &keys)
                 .unwrap_err()
-                .code(),
+                .code()
+                .as_str(),
             "wrong_type"
         );
     }

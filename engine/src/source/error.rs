@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+use crate::reject::RejectCode;
+
 /// Why one record was rejected. `Display` is a short human sentence meant to follow the record's
 /// location (`"llava.jsonl:3: invalid JSON: ..."`); [`RejectReason::code`] is a stable key to count by.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -87,46 +89,26 @@ fn also_tried_suffix(also: &[String]) -> String {
 }
 
 impl RejectReason {
-    /// Stable snake_case key for counting rejects by reason. Never changes once released: reports
-    /// and tests key on it.
-    pub fn code(&self) -> &'static str {
+    /// Why, as every layer counts and reports it (`rejects.jsonl`, the manifest, `plan`).
+    pub fn code(&self) -> RejectCode {
         match self {
-            RejectReason::InvalidJson(_) => "invalid_json",
-            RejectReason::InvalidUtf8 => "invalid_utf8",
-            RejectReason::MissingField { .. } => "missing_field",
-            RejectReason::NullField(_) => "null_field",
-            RejectReason::WrongType { .. } => "wrong_type",
-            RejectReason::EmptyConversation => "empty_conversation",
-            RejectReason::NoAssistantTurn => "no_assistant_turn",
-            RejectReason::UnknownRole(_) => "unknown_role",
-            RejectReason::PlaceholderMismatch { .. } => "placeholder_mismatch",
-            RejectReason::EmptyText(_) => "empty_text",
-            RejectReason::NoImage => "no_image",
-            RejectReason::MissingMember(_) => "missing_member",
-            RejectReason::MissingImage(_) => "missing_image",
-            RejectReason::UnreadableImageHeader { .. } => "unreadable_image_header",
-            RejectReason::RecordTooLarge { .. } => "record_too_large",
+            RejectReason::InvalidJson(_) => RejectCode::InvalidJson,
+            RejectReason::InvalidUtf8 => RejectCode::InvalidUtf8,
+            RejectReason::MissingField { .. } => RejectCode::MissingField,
+            RejectReason::NullField(_) => RejectCode::NullField,
+            RejectReason::WrongType { .. } => RejectCode::WrongType,
+            RejectReason::EmptyConversation => RejectCode::EmptyConversation,
+            RejectReason::NoAssistantTurn => RejectCode::NoAssistantTurn,
+            RejectReason::UnknownRole(_) => RejectCode::UnknownRole,
+            RejectReason::PlaceholderMismatch { .. } => RejectCode::PlaceholderMismatch,
+            RejectReason::EmptyText(_) => RejectCode::EmptyText,
+            RejectReason::NoImage => RejectCode::NoImage,
+            RejectReason::MissingMember(_) => RejectCode::MissingMember,
+            RejectReason::MissingImage(_) => RejectCode::MissingImage,
+            RejectReason::UnreadableImageHeader { .. } => RejectCode::UnreadableImageHeader,
+            RejectReason::RecordTooLarge { .. } => RejectCode::RecordTooLarge,
         }
     }
-
-    /// Every code [`RejectReason::code`] can return, for reports that list all of them.
-    pub const CODES: [&'static str; 15] = [
-        "invalid_json",
-        "invalid_utf8",
-        "missing_field",
-        "null_field",
-        "wrong_type",
-        "empty_conversation",
-        "no_assistant_turn",
-        "unknown_role",
-        "placeholder_mismatch",
-        "empty_text",
-        "no_image",
-        "missing_member",
-        "missing_image",
-        "unreadable_image_header",
-        "record_too_large",
-    ];
 
     pub(crate) fn missing(field: &str, also_tried: &[&str]) -> RejectReason {
         RejectReason::MissingField {
@@ -257,12 +239,9 @@ mod tests {
             },
             RejectReason::RecordTooLarge { bytes: 2, limit: 1 },
         ];
-        let codes: Vec<&str> = samples.iter().map(RejectReason::code).collect();
-        assert_eq!(codes, RejectReason::CODES);
-        let mut unique = codes.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique.len(), codes.len());
+        let codes: Vec<RejectCode> = samples.iter().map(RejectReason::code).collect();
+        // Each reason its own code: the first codes of `RejectCode`, in order.
+        assert_eq!(codes, RejectCode::ALL[..samples.len()]);
     }
 
     #[test]

@@ -268,7 +268,7 @@ mod tests {
         let junk = dir.path().join("junk.png");
         std::fs::write(&junk, b"this is not an image at all").unwrap();
         let err = probe_file(junk).unwrap_err();
-        assert_eq!(err.code(), "unreadable_image_header");
+        assert_eq!(err.code().as_str(), "unreadable_image_header");
         assert!(err.to_string().contains("junk.png"), "{err}");
     }
 
@@ -290,7 +290,7 @@ mod tests {
             assert!(imagesize::blob_size(&bytes).is_ok(), "{name}");
             let decode = crate::image::decode(&bytes).unwrap_err().to_string();
             let err = probe_bytes(bytes.into(), || "x".into()).unwrap_err();
-            assert_eq!(err.code(), "unreadable_image_header", "{name}");
+            assert_eq!(err.code().as_str(), "unreadable_image_header", "{name}");
             assert!(err.to_string().contains(says), "{name}: {err}");
             assert!(
                 err.to_string().ends_with(&decode),

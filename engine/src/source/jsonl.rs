@@ -284,7 +284,7 @@ mod tests {
 
     use super::super::images::testing::png_header;
     use super::super::testing::{read_all, spec};
-    use super::super::{RejectReason, SourceFormat, read_source};
+    use super::super::{SourceFormat, read_source};
     use crate::sample::{ImageSource, Role, SampleKind};
 
     fn write(dir: &Path, name: &str, body: impl AsRef<[u8]>) -> PathBuf {
@@ -299,7 +299,7 @@ mod tests {
     fn reasons(records: &[super::Record]) -> Vec<Option<&'static str>> {
         records
             .iter()
-            .map(|r| r.sample.as_ref().err().map(RejectReason::code))
+            .map(|r| r.sample.as_ref().err().map(|e| e.code().as_str()))
             .collect()
     }
 

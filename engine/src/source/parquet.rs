@@ -761,7 +761,7 @@ mod tests {
             [Some((2, 1)), Some((4, 3))]
         );
         assert_eq!(
-            records[1].sample.as_ref().unwrap_err().code(),
+            records[1].sample.as_ref().unwrap_err().code().as_str(),
             "invalid_json"
         );
     }
