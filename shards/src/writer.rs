@@ -143,11 +143,6 @@ impl ShardOptions {
         self.image_pad_token
     }
 
-    /// Checks the options (and the stage's `seq_len`) without creating anything.
-    pub(crate) fn check(&self, meta: &ShardMeta) -> Result<(), WriteError> {
-        self.properties(meta).map(|_| ())
-    }
-
     fn properties(&self, meta: &ShardMeta) -> Result<WriterProperties, WriteError> {
         let invalid = |option, value: String, fix| WriteError::InvalidOption { option, value, fix };
         let level = ZstdLevel::try_new(self.zstd_level).map_err(|_| {
