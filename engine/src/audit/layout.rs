@@ -21,10 +21,6 @@ pub struct StageDir {
     pub path: PathBuf,
     /// Where its manifest and rejects are.
     pub layout: StageLayout,
-    /// Its manifest, read; `Err` holds why it could not be (`None` in the error: absent).
-    pub manifest: Result<Manifest, Option<String>>,
-    /// `shard-*.parquet` files, sorted by name.
-    pub shards: Vec<PathBuf>,
 }
 
 impl StageDir {
@@ -124,7 +120,5 @@ fn stage_dir(stage: &StageLayout) -> Result<StageDir, AuditError> {
         name,
         path: stage.dir().to_path_buf(),
         layout: stage.clone(),
-        manifest,
-        shards,
     })
 }

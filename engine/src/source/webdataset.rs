@@ -444,7 +444,7 @@ mod tests {
         let records = read_all(&spec(SourceFormat::WebDataset, vec![tar.clone()]));
         let codes: Vec<_> = records
             .iter()
-            .map(|r| r.sample.as_ref().err().map(RejectReason::code))
+            .map(|r| r.sample.as_ref().err().map(|e| e.code().as_str()))
             .collect();
         assert_eq!(
             codes,
