@@ -441,3 +441,29 @@ fn the_record_cap_is_a_bounded_setting() {
     );
     assert_cli_snapshot!("cap_on_a_synthetic_source", dir, CHECK);
 }
+
+/// A stage's `image` override that conflicts with a recipe-level setting is reported at the
+/// stage's line, where the edit was made, not at the recipe-level value it conflicts with.
+#[test]
+fn an_image_conflict_caused_by_a_stage_override_points_at_the_override() {
+    let dir = TestDir::new();
+    let recipe = small_recipe()
+        .replace("seed: 7", "seed: 7\nimage: {min_pixels: 3136}")
+        .replace("image: {max_pixels: 200704}", "image: {max_pixels: 1000}");
+    let out = check(&dir, &recipe);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "error: stage `warmup`: image min_pixels 3136 is above max_pixels 1000\n  --> recipe.yaml:15:25"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "this stage's max_pixels is checked against min_pixels 3136 from the recipe-level `image`"
+        ),
+        "{}",
+        out.stderr
+    );
+}

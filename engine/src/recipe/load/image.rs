@@ -16,8 +16,13 @@ pub(super) const IMAGE_KEYS: &[&str] = &[
     "jpeg_quality",
 ];
 
+/// Types a stage's image policy: `node` is the recipe-level `image` merged with the stage's own
+/// (`overrides`, when it has one). A conflict between two settings is reported at the one the stage
+/// sets, since that is the edit that caused it: the recipe-level line alone would send the reader to
+/// a value that is fine for every other stage.
 pub(super) fn image_policy(
     node: &Node,
+    overrides: Option<&Node>,
     stage: &str,
     diags: &mut Diagnostics,
 ) -> Option<ImagePolicy> {
@@ -81,25 +86,55 @@ pub(super) fn image_policy(
     let factor = u64::from(policy.patch_size) * u64::from(policy.merge_size);
     let block = factor * factor;
     let blame = |key: &str| node.get(key).map_or(node.span, |n| n.span);
+    // The first of `keys` the stage itself sets, with its span.
+    let overridden = |keys: &[&'static str]| {
+        keys.iter()
+            .find_map(|&key| Some((key, overrides?.get(key)?.span)))
+    };
     if policy.min_pixels > policy.max_pixels {
+        let rule = "min_pixels must not exceed max_pixels";
+        let (span, hint) = match (
+            overridden(["min_pixels"].as_slice()),
+            overridden(["max_pixels"].as_slice()),
+        ) {
+            (Some((_, span)), None) => (
+                span,
+                format!(
+                    "{rule}; this stage's min_pixels is checked against max_pixels {} from the recipe-level `image` or the default",
+                    policy.max_pixels
+                ),
+            ),
+            (None, Some((_, span))) => (
+                span,
+                format!(
+                    "{rule}; this stage's max_pixels is checked against min_pixels {} from the recipe-level `image` or the default",
+                    policy.min_pixels
+                ),
+            ),
+            (Some((_, span)), Some(_)) => (span, rule.to_string()),
+            (None, None) => (blame("min_pixels"), rule.to_string()),
+        };
         diags.push(
             Diagnostic::error(
-                blame("min_pixels"),
+                span,
                 format!(
                     "{stage}: image min_pixels {} is above max_pixels {}",
                     policy.min_pixels, policy.max_pixels
                 ),
             )
-            .with_hint("min_pixels must not exceed max_pixels"),
+            .with_hint(hint),
         );
         return None;
     }
     let needed = (policy.max_aspect_ratio * block as f64).ceil() as u64;
     if policy.max_pixels < needed {
         let ratio_ok = (policy.max_pixels as f64 / block as f64).floor();
+        let span =
+            overridden(["max_pixels", "max_aspect_ratio", "patch_size", "merge_size"].as_slice())
+                .map_or_else(|| blame("max_pixels"), |(_, span)| span);
         diags.push(
             Diagnostic::error(
-                blame("max_pixels"),
+                span,
                 format!(
                     "{stage}: image max_pixels {} can resize an image to a zero side ({factor}-pixel blocks, aspect ratio up to {})",
                     policy.max_pixels, policy.max_aspect_ratio

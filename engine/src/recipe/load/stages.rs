@@ -256,7 +256,7 @@ fn resolve_stage(
         (None, over) => over.cloned(),
     };
     let image = match &image_tree {
-        Some(node) => image_policy(node, &what, diags),
+        Some(node) => image_policy(node, get("image"), &what, diags),
         None => Some(ImagePolicy::default()),
     };
     let train = match get("train") {
