@@ -1,6 +1,6 @@
 //! Command-line arguments (clap types only; the commands live in `commands/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +39,7 @@ pub enum Command {
     },
     /// Resolve a recipe into exact per-stage, per-source draws and a fingerprint.
     Plan {
+        /// The recipe file (.yaml).
         recipe: PathBuf,
         /// Print the plan as a stable JSON document.
         #[arg(long)]
@@ -59,6 +60,7 @@ pub enum Command {
     /// (a resume with another --shard-bytes rebuilds only what no longer matches). A non-empty --out
     /// is resumed only when its build.json proves it is this recipe's build.
     Build {
+        /// The recipe file (.yaml).
         recipe: PathBuf,
         /// Output folder: one subfolder per stage.
         #[arg(long, value_name = "DIR")]
@@ -104,6 +106,7 @@ pub enum Command {
     /// the counts match, and that no shard is unlisted. Exit 0 all intact, 1 problems found, 2 DIR is
     /// no shard set.
     Verify {
+        /// A build output (every stage) or one stage folder.
         dir: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -111,8 +114,9 @@ pub enum Command {
     },
     /// Show packed rows readably: per-sample boundaries, sources, decoded text, images.
     ///
-    /// Text is decoded with the tokenizer (token ids without one); `<|image_pad|>` runs are collapsed
-    /// and loss tokens marked.
+    /// Text is decoded with the tokenizer the build recorded in build.json (refused when that file
+    /// changed since; token ids when no record is found); `<|image_pad|>` runs are collapsed and loss
+    /// tokens marked (green on a terminal, unless NO_COLOR is set).
     Inspect {
         /// A shard file, or a stage folder (then --shard picks the shard).
         path: PathBuf,
@@ -125,7 +129,7 @@ pub enum Command {
         /// Show rows A to B (B excluded), e.g. 0..4.
         #[arg(long, value_name = "A..B")]
         rows: Option<String>,
-        /// The HF tokenizer.json to decode with.
+        /// The HF tokenizer.json to decode with [default: the one build.json records].
         #[arg(long, value_name = "FILE", conflicts_with = "recipe")]
         tokenizer: Option<PathBuf>,
         /// Decode with the tokenizer this recipe names.
@@ -147,6 +151,7 @@ pub enum Command {
     /// and length histograms. Exit 0 all good, 1 a category is off by more than the tolerance, the
     /// fingerprint differs or the manifest disagrees with the shards, 2 it could not run.
     Audit {
+        /// A build output (every stage) or one stage folder.
         dir: PathBuf,
         /// Compare with this recipe (its plan gives the targets and the fingerprint).
         #[arg(long, value_name = "RECIPE", conflicts_with = "lock")]
@@ -207,6 +212,7 @@ pub enum Command {
         /// Packed rows per batch (per rank).
         #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
+        /// The reader's shuffle seed.
         #[arg(long, default_value_t = mixtape_shards::reader::DEFAULT_SEED)]
         seed: u64,
         /// Epochs over each stage.
@@ -257,4 +263,59 @@ pub enum StreamImages {
     Raw,
     /// RGB pixels at the training size.
     Decoded,
+}
+
+impl Command {
+    /// Whether `--json` was given: a failure is then one JSON object on stdout too.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Check { json, .. }
+            | Command::Plan { json, .. }
+            | Command::Build { json, .. }
+            | Command::Diff { json, .. }
+            | Command::Verify { json, .. }
+            | Command::Inspect { json, .. }
+            | Command::Audit { json, .. }
+            | Command::Stream { json, .. } => *json,
+        }
+    }
+
+    /// Every path the command reads (not the ones it writes), to check before it starts.
+    pub fn inputs(&self) -> Vec<&Path> {
+        let mut paths: Vec<&Path> = Vec::new();
+        match self {
+            Command::Check { recipes, .. } => paths.extend(recipes.iter().map(PathBuf::as_path)),
+            Command::Plan { recipe, locked, .. } => {
+                paths.push(recipe);
+                paths.extend(locked.as_deref());
+            }
+            Command::Build { recipe, .. } => paths.push(recipe),
+            Command::Diff { before, after, .. } => {
+                paths.extend([before.as_path(), after.as_path()])
+            }
+            Command::Verify { dir, .. } => paths.push(dir),
+            Command::Inspect {
+                path,
+                tokenizer,
+                recipe,
+                ..
+            } => {
+                paths.push(path);
+                paths.extend(tokenizer.as_deref());
+                paths.extend(recipe.as_deref());
+            }
+            Command::Audit {
+                dir, recipe, lock, ..
+            } => {
+                paths.push(dir);
+                paths.extend(recipe.as_deref());
+                paths.extend(lock.as_deref());
+            }
+            Command::Stream { dirs, resume, .. } => {
+                paths.extend(dirs.iter().map(PathBuf::as_path));
+                paths.extend(resume.as_deref());
+            }
+        }
+        paths
+    }
 }

@@ -1,10 +1,12 @@
 //! The `mixtape` binary: parses arguments and dispatches to a command.
 //!
 //! Exit status: 0 success; 1 the command ran and found problems (invalid recipe, lock mismatch,
-//! differences with `--exit-code`); 2 it could not run (bad arguments, unreadable files).
+//! differences with `--exit-code`); 2 it could not run (bad arguments, missing or unreadable inputs).
+//! Under `--json` a failure is also one JSON object on stdout ([`failure::ErrorDoc`]).
 
 mod cli;
 mod commands;
+mod failure;
 
 use std::process::ExitCode;
 
@@ -16,7 +18,20 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // `--help` and `--version` are no errors; a bad argument under `--json` still owes
+            // stdout its JSON (the flag may be what failed to parse, so look at the raw words).
+            if err.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                let message = err.render().to_string();
+                failure::ErrorDoc::could_not_run(&anyhow::anyhow!(message.trim().to_string()))
+                    .print();
+            }
+            err.exit()
+        }
+    };
+    let json = cli.command.json();
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -24,7 +39,10 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(2)
+            if json {
+                failure::ErrorDoc::could_not_run(&err).print();
+            }
+            ExitCode::from(failure::COULD_NOT_RUN)
         }
     }
 }

@@ -189,6 +189,32 @@ pub fn index_source(
     recipe_dir: &Path,
     cache: &IndexCache,
 ) -> Result<SourceIndex, IndexError> {
+    index_source_with_progress(spec, encoder, tokenizer, recipe_dir, cache, &|_| {})
+}
+
+/// Progress of indexing one source, for a progress display: tokenizing a large source takes
+/// seconds to minutes, and the number of records is not known until it is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexProgress {
+    /// `records` records of `source` read and measured so far (reported once per batch).
+    Measured { source: String, records: u64 },
+    /// `source` is indexed; `cached` when its index came from the cache (nothing was measured).
+    Done {
+        source: String,
+        records: u64,
+        cached: bool,
+    },
+}
+
+/// [`index_source`], reporting progress as batches are measured.
+pub fn index_source_with_progress(
+    spec: &SourceSpec,
+    encoder: &Encoder,
+    tokenizer: &FileDigest,
+    recipe_dir: &Path,
+    cache: &IndexCache,
+    progress: &(dyn Fn(IndexProgress) + Sync),
+) -> Result<SourceIndex, IndexError> {
     let files = spec
         .files
         .iter()
@@ -201,6 +227,11 @@ pub fn index_source(
         .map(|d| d.join("index").join(format!("{key}.idx")));
     if let Some(path) = &entry {
         if let Some(index) = read_entry(path) {
+            progress(IndexProgress::Done {
+                source: spec.name.clone(),
+                records: index.records,
+                cached: true,
+            });
             return Ok(index);
         }
     }
@@ -226,8 +257,17 @@ pub fn index_source(
             || next_batch(&mut records),
         );
         add_batch(&mut index, batch, measured);
+        progress(IndexProgress::Measured {
+            source: spec.name.clone(),
+            records: index.records,
+        });
         batch = next?;
     }
+    progress(IndexProgress::Done {
+        source: spec.name.clone(),
+        records: index.records,
+        cached: false,
+    });
     if let Some(path) = &entry {
         // The cache is an optimisation: failing to write it must not fail the plan.
         let _ = write_entry(path, &index);

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
-use crate::index::{FileDigest, IndexCache, SourceIndex, index_source};
+use crate::index::{
+    FileDigest, IndexCache, IndexProgress, SourceIndex, index_source_with_progress,
+};
 use crate::plan::{self, Plan};
 use crate::recipe::{self, Recipe};
 use crate::template::Encoder;
@@ -27,6 +29,15 @@ pub struct Resolved {
 
 /// Loads, indexes and plans a recipe, collecting every problem.
 pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
+    resolve_with_progress(path, cache, &|_| {})
+}
+
+/// [`resolve`], reporting the progress of indexing (tokenizing) each source.
+pub fn resolve_with_progress(
+    path: &Path,
+    cache: &IndexCache,
+    progress: &(dyn Fn(IndexProgress) + Sync),
+) -> Resolved {
     let loaded = recipe::load(path);
     let mut diagnostics = loaded.diagnostics;
     let mut resolved = Resolved {
@@ -67,7 +78,7 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     };
     for spec in &recipe.sources {
         let span = recipe.source_spans[&spec.name];
-        match index_source(spec, &encoder, &tokenizer, &recipe_dir, cache) {
+        match index_source_with_progress(spec, &encoder, &tokenizer, &recipe_dir, cache, progress) {
             Ok(index) => {
                 if !index.rejects.is_empty() {
                     let counts: Vec<String> = index.reject_counts().iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -107,4 +118,66 @@ pub fn resolve(path: &Path, cache: &IndexCache) -> Resolved {
     resolved.recipe = Some(recipe);
     resolved.encoder = Some(encoder);
     resolved
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A recipe with one synthetic source of `count` records (several measuring batches).
+    fn recipe(dir: &Path, count: u32) -> std::path::PathBuf {
+        let tokenizer =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/tokenizers/demo.json");
+        let path = dir.join("r.yaml");
+        let text = format!(
+            "version: 1\nname: r\nseed: 1\ntokenizer: {{path: {}}}\nsources:\n  caps: {{format: synthetic, kind: shapes-caption, count: {count}, category: caption}}\nstages:\n  - name: s\n    seq_len: 4096\n    budget: {{samples: 10}}\n    mix: {{caption: 1.0}}\n",
+            tokenizer.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn events(path: &Path, cache: &IndexCache) -> Vec<IndexProgress> {
+        let seen = Mutex::new(Vec::new());
+        let resolved = resolve_with_progress(path, cache, &|e| seen.lock().unwrap().push(e));
+        assert!(resolved.plan.is_some(), "{:?}", resolved.diagnostics);
+        seen.into_inner().unwrap()
+    }
+
+    #[test]
+    fn indexing_reports_growing_record_counts_then_done_and_a_cached_source_only_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recipe(dir.path(), 2100);
+        let cache = IndexCache {
+            dir: Some(dir.path().join("cache")),
+        };
+        let first = events(&path, &cache);
+        let measured: Vec<u64> = first
+            .iter()
+            .filter_map(|e| match e {
+                IndexProgress::Measured { records, .. } => Some(*records),
+                IndexProgress::Done { .. } => None,
+            })
+            .collect();
+        assert!(measured.len() >= 3, "one event per batch: {first:?}");
+        assert!(measured.windows(2).all(|w| w[0] < w[1]), "{measured:?}");
+        let done = IndexProgress::Done {
+            source: "caps".into(),
+            records: 2100,
+            cached: false,
+        };
+        assert_eq!(first.last(), Some(&done));
+
+        let again = events(&path, &cache);
+        assert_eq!(
+            again,
+            [IndexProgress::Done {
+                source: "caps".into(),
+                records: 2100,
+                cached: true,
+            }]
+        );
+    }
 }

@@ -7,6 +7,13 @@
 //! to another recipe. `verify` and `audit` read the same type, so all three agree on what a valid
 //! record is.
 //!
+//! It also records the tokenizer the shards were encoded with (its path and blake3), so `inspect`
+//! can decode a shard's tokens without being told which tokenizer to use, and refuse a file at that
+//! path that is no longer the same tokenizer.
+//!
+//! Versions: 1 had no `tokenizer`; 2 adds it. Version 1 records are still read (their checksum
+//! covers the same fields, so they verify unchanged), with no tokenizer.
+//!
 //! The `checksum` is the blake3 of the record's other fields (their compact JSON, in field order),
 //! so any edit to a value is detected even when the result still parses; whitespace and key order
 //! do not matter. Unknown keys are refused for the same reason. The record holds no timestamps, so
@@ -17,8 +24,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::layout::BUILD_RECORD_FILE;
-/// Version of the record's layout ([`BuildRecord::format_version`]).
-pub const BUILD_RECORD_VERSION: u32 = 1;
+/// Version of the record's layout ([`BuildRecord::format_version`]) that this mixtape writes.
+pub const BUILD_RECORD_VERSION: u32 = 2;
+/// The oldest version still read: version 1, which records no tokenizer.
+pub const OLDEST_READ_BUILD_RECORD_VERSION: u32 = 1;
 
 /// What `build.json` holds (without its checksum, which [`BuildRecord::write`] adds and
 /// [`BuildRecord::read`] checks).
@@ -35,6 +44,19 @@ pub struct BuildRecord {
     pub jpeg_encoder: String,
     /// The recipe's stage names in recipe order: each has a folder of that name once built.
     pub stages: Vec<String>,
+    /// The tokenizer the shards were encoded with; `None` in version 1 records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<RecordedTokenizer>,
+}
+
+/// The tokenizer file a build encoded with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedTokenizer {
+    /// Absolute path of the `tokenizer.json`, as the build found it.
+    pub path: PathBuf,
+    /// Hex blake3 of its bytes (the same digest the recipe fingerprint covers).
+    pub blake3: String,
 }
 
 /// The record as stored: its fields plus the checksum, nothing else.
@@ -46,6 +68,8 @@ struct Stored {
     fingerprint: String,
     jpeg_encoder: String,
     stages: Vec<String>,
+    #[serde(default)]
+    tokenizer: Option<RecordedTokenizer>,
     checksum: String,
 }
 
@@ -67,7 +91,7 @@ pub enum BuildRecordError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{} has format_version {found}, this mixtape reads version {BUILD_RECORD_VERSION}", path.display())]
+    #[error("{} has format_version {found}, this mixtape reads versions {OLDEST_READ_BUILD_RECORD_VERSION} to {BUILD_RECORD_VERSION}", path.display())]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{} was edited: its checksum is {stated}, its content hashes to {computed}", path.display())]
     Checksum {
@@ -92,7 +116,17 @@ impl BuildRecord {
             fingerprint: fingerprint.into(),
             jpeg_encoder: jpeg_encoder.into(),
             stages,
+            tokenizer: None,
         }
+    }
+
+    /// Records the tokenizer file the shards were encoded with (its path and hex blake3).
+    pub fn with_tokenizer(mut self, path: impl Into<PathBuf>, blake3: impl Into<String>) -> Self {
+        self.tokenizer = Some(RecordedTokenizer {
+            path: path.into(),
+            blake3: blake3.into(),
+        });
+        self
     }
 
     /// `blake3:` and the hex blake3 of the fields' compact JSON.
@@ -152,7 +186,9 @@ impl BuildRecord {
                 path: path.to_path_buf(),
                 source,
             })?;
-        if stored.format_version != BUILD_RECORD_VERSION {
+        if !(OLDEST_READ_BUILD_RECORD_VERSION..=BUILD_RECORD_VERSION)
+            .contains(&stored.format_version)
+        {
             return Err(BuildRecordError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: stored.format_version,
@@ -164,6 +200,7 @@ impl BuildRecord {
             fingerprint: stored.fingerprint,
             jpeg_encoder: stored.jpeg_encoder,
             stages: stored.stages,
+            tokenizer: stored.tokenizer,
         };
         let computed = record.checksum();
         if stored.checksum != computed {
@@ -201,6 +238,7 @@ mod tests {
             "libjpeg-turbo 3.0",
             vec!["warmup".into(), "sft".into()],
         )
+        .with_tokenizer("/models/tok.json", "ab12")
     }
 
     #[test]
@@ -228,7 +266,11 @@ mod tests {
             ("extra key", good.replacen('{', "{\"note\": 1,", 1)),
             (
                 "version",
-                good.replace("\"format_version\": 1", "\"format_version\": 2"),
+                good.replace("\"format_version\": 2", "\"format_version\": 3"),
+            ),
+            (
+                "tokenizer hash",
+                good.replace("\"blake3\": \"ab", "\"blake3\": \"cd"),
             ),
             ("truncated", good[..good.len() / 2].to_string()),
             ("stage outside the folder", {
@@ -254,5 +296,22 @@ mod tests {
         // Whitespace is not content.
         std::fs::write(&path, good.replace('\n', " ")).unwrap();
         assert_eq!(BuildRecord::read(&path).unwrap(), record());
+    }
+
+    /// A record written before tokenizers were recorded still reads, with no tokenizer.
+    #[test]
+    fn a_version_1_record_reads_back_without_a_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BUILD_RECORD_FILE);
+        let mut old = record();
+        old.tokenizer = None;
+        old.format_version = 1;
+        // Without a tokenizer the fields hash exactly as version 1 wrote them.
+        std::fs::write(&path, old.to_json()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("tokenizer"), "{text}");
+        let read = BuildRecord::read(&path).unwrap();
+        assert_eq!(read.format_version, 1);
+        assert_eq!(read.tokenizer, None);
     }
 }

@@ -38,7 +38,7 @@ pub mod writer;
 #[cfg(test)]
 mod testing;
 
-pub use build_record::{BUILD_RECORD_VERSION, BuildRecord, BuildRecordError};
+pub use build_record::{BUILD_RECORD_VERSION, BuildRecord, BuildRecordError, RecordedTokenizer};
 pub use file_hash::{FileHash, hash_file};
 pub use layout::{
     BUILD_RECORD_FILE, BuildLayout, DATASET_CARD_FILE, Discovered, LayoutError, MANIFEST_FILE,

@@ -338,7 +338,8 @@ fn check_build_record(
         }
         BuildRecordError::UnsupportedVersion { found, .. } => {
             format!(
-                "format_version {found}, this mixtape reads version {}",
+                "format_version {found}, this mixtape reads versions {} to {}",
+                crate::build_record::OLDEST_READ_BUILD_RECORD_VERSION,
                 crate::BUILD_RECORD_VERSION
             )
         }

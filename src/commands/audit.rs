@@ -55,8 +55,8 @@ pub fn run(args: &AuditArgs, cache: &IndexCache) -> anyhow::Result<ExitCode> {
     }
     let plan = match (recipe, lock) {
         (Some(recipe), _) => match super::plan::plan_recipe(recipe, cache) {
-            Some(plan) => Some(plan),
-            None => bail!(
+            Ok(plan) => Some(plan),
+            Err(_) => bail!(
                 "{} has errors (listed above): fix them, or audit against a lock file with --lock",
                 recipe.display()
             ),
@@ -131,6 +131,9 @@ fn run_stream(
             ) =>
         {
             eprintln!("error: {e}");
+            if json {
+                crate::failure::ErrorDoc::problem(e.to_string()).print();
+            }
             return Ok(ExitCode::from(super::PROBLEMS));
         }
         Err(e) => return Err(e.into()),

@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mixtape_engine::build::{BuildError, BuildOptions, BuildReport, Progress, build};
 use mixtape_engine::plan::group;
 
+use crate::failure::ErrorDoc;
+
 pub fn run(
     recipe: &Path,
     options: &BuildOptions,
@@ -17,12 +19,14 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let bar: Mutex<Option<ProgressBar>> = Mutex::new(None);
     let tokens = Mutex::new(0u64);
+    let spinner = super::progress::IndexSpinner::default();
     let progress = |event: Progress| {
         if quiet {
             return;
         }
         let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
         match event {
+            Progress::Index(event) => spinner.update(event),
             Progress::StageStart { stage, draws } => {
                 let b = ProgressBar::new(draws);
                 b.set_style(
@@ -65,11 +69,20 @@ pub fn run(
         }
         Err(BuildError::Invalid(diagnostics)) => {
             eprint!("{diagnostics}");
-            eprintln!("invalid: {}: nothing was built", recipe.display());
+            let message = format!("invalid: {}: nothing was built", recipe.display());
+            eprintln!("{message}");
+            if json {
+                let mut doc = ErrorDoc::problem(message);
+                doc.error.causes = vec![diagnostics];
+                doc.print();
+            }
             Ok(ExitCode::from(super::PROBLEMS))
         }
         Err(err @ BuildError::TooManyRejects { .. }) => {
             eprintln!("error: {err}");
+            if json {
+                ErrorDoc::problem(err.to_string()).print();
+            }
             Ok(ExitCode::from(super::PROBLEMS))
         }
         Err(err) => Err(err.into()),

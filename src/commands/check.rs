@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use mixtape_engine::diag::Severity;
 use mixtape_engine::index::IndexCache;
-use mixtape_engine::resolve::resolve;
+use mixtape_engine::resolve::resolve_with_progress;
 
 pub fn run(recipes: &[PathBuf], json: bool, cache: &IndexCache) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for path in recipes {
-        let resolved = resolve(path, cache);
+        let spinner = super::progress::IndexSpinner::default();
+        let resolved = resolve_with_progress(path, cache, &|e| spinner.update(e));
         let errors = resolved.diagnostics.error_count();
         let warnings = resolved.diagnostics.len() - errors;
         let diagnostics = resolved.diagnostics.sorted();

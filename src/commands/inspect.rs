@@ -1,10 +1,14 @@
 //! `mixtape inspect`: show packed rows of a shard as a person reads them.
 //!
 //! For each selected row: every packed sample with its token range, source, category, key and loss
-//! tokens, then its tokens decoded with the recipe's tokenizer (token ids without one). Runs of
+//! tokens, then its tokens decoded as text. The tokenizer is the one the build recorded in its
+//! `build.json` (or `--tokenizer` / `--recipe`), and it must be the same file: its blake3 is checked
+//! against the record, since decoding with another tokenizer prints plausible but wrong text. Token
+//! ids are shown when no tokenizer is known (a stage folder copied without its build record). Runs of
 //! `<|image_pad|>` are collapsed to `<|image_pad|>x256` followed by the image's size, since hundreds
 //! of identical pads hide the text around them; the spans come from the shard's image records, so
-//! ids alone collapse too. Loss tokens are marked `⟦…⟧`, or green when stdout is a terminal.
+//! ids alone collapse too. Loss tokens are marked `⟦…⟧`, or green when stdout is a terminal and
+//! `NO_COLOR` is not set.
 //! `--images-out` writes each image of the selected rows as its own file.
 //!
 //! Only the row groups holding the selected rows are decoded, so memory stays at one row group
@@ -17,8 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use mixtape_engine::index::FileDigest;
 use mixtape_engine::template::Encoder;
-use mixtape_shards::{ImageEncoding, Manifest, PackedRow, ShardFile, ShardImage, StageLayout};
+use mixtape_shards::{
+    BuildRecord, BuildRecordError, ImageEncoding, Manifest, PackedRow, RecordedTokenizer,
+    ShardFile, ShardImage, ShardMeta, StageLayout,
+};
 use serde::Serialize;
 
 /// What to show, as parsed from the command line.
@@ -48,15 +56,34 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let shard_path = shard_path(&path, shard)?;
     let file = ShardFile::open(&shard_path)?;
     let range = row_range(row, rows.as_deref(), file.rows(), &shard_path)?;
-    let encoder = match (tokenizer, recipe) {
-        (Some(path), _) => Some(load_tokenizer(&path)?),
-        (None, Some(recipe)) => Some(load_tokenizer(&recipe_tokenizer(&recipe)?)?),
-        (None, None) => None,
+    let recorded = recorded_tokenizer(&shard_path, file.meta());
+    let encoder = match (tokenizer, recipe, recorded) {
+        (Some(path), _, recorded) => Some(load_tokenizer(&path, recorded.ok().as_ref())?),
+        (None, Some(recipe), recorded) => Some(load_tokenizer(
+            &recipe_tokenizer(&recipe)?,
+            recorded.ok().as_ref(),
+        )?),
+        (None, None, Ok(recorded)) if recorded.path.is_file() => {
+            Some(load_tokenizer(&recorded.path, Some(&recorded))?)
+        }
+        (None, None, Ok(recorded)) => {
+            eprintln!(
+                "note: showing token ids: the build's tokenizer {} is gone; pass --tokenizer FILE (blake3 {}) to decode them",
+                recorded.path.display(),
+                recorded.blake3
+            );
+            None
+        }
+        (None, None, Err(why)) => {
+            eprintln!("note: showing token ids: {why}; pass --tokenizer FILE to decode them");
+            None
+        }
     };
     if let Some(dir) = &images_out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let style = if !json && std::io::stdout().is_terminal() {
+    let colour = crate::failure::colour_allowed(std::env::var_os("NO_COLOR").as_deref());
+    let style = if !json && colour && std::io::stdout().is_terminal() {
         Style::Colour
     } else {
         Style::Markers
@@ -184,7 +211,58 @@ fn row_range(
     Ok(range)
 }
 
-fn load_tokenizer(path: &Path) -> anyhow::Result<Encoder> {
+/// The tokenizer the build of `shard` recorded, or why there is none to use: the build record
+/// sits above the stage folder, and must be this shard's build (the same recipe fingerprint).
+fn recorded_tokenizer(shard: &Path, meta: &ShardMeta) -> Result<RecordedTokenizer, String> {
+    // Absolute, so that a shard named from inside its stage folder still finds the build above it.
+    let absolute = shard.canonicalize().unwrap_or_else(|_| shard.to_path_buf());
+    let stage_dir = absolute
+        .parent()
+        .ok_or_else(|| format!("{} is not inside a build output", shard.display()))?;
+    let record_path = StageLayout::of_dir(stage_dir).build().build_record();
+    let record = match BuildRecord::read(&record_path) {
+        Ok(record) => record,
+        Err(BuildRecordError::Missing { .. }) => {
+            return Err(format!(
+                "no {} names the tokenizer of {}",
+                record_path.display(),
+                shard.display()
+            ));
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    if record.fingerprint != meta.recipe_fingerprint {
+        return Err(format!(
+            "{} is another build's record (fingerprint {}, the shard's is {})",
+            record_path.display(),
+            record.fingerprint,
+            meta.recipe_fingerprint
+        ));
+    }
+    record.tokenizer.ok_or_else(|| {
+        format!(
+            "{} (format_version {}) records no tokenizer",
+            record_path.display(),
+            record.format_version
+        )
+    })
+}
+
+/// Loads a tokenizer, refusing a file whose content is not the one the build recorded.
+fn load_tokenizer(path: &Path, recorded: Option<&RecordedTokenizer>) -> anyhow::Result<Encoder> {
+    if let Some(recorded) = recorded {
+        let digest = FileDigest::of(path, Path::new(""))
+            .with_context(|| format!("cannot read the tokenizer {}", path.display()))?;
+        if digest.blake3 != recorded.blake3 {
+            bail!(
+                "{} is not the tokenizer these shards were built with: its blake3 is {}, the build recorded {} (from {}); decoding with it would print wrong text: pass --tokenizer FILE with the build's tokenizer",
+                path.display(),
+                digest.blake3,
+                recorded.blake3,
+                recorded.path.display()
+            );
+        }
+    }
     Encoder::from_file(path)
         .with_context(|| "pass the tokenizer.json the shards were built with (--tokenizer FILE)")
 }

@@ -6,6 +6,7 @@ mod check;
 mod diff;
 mod inspect;
 mod plan;
+mod progress;
 mod stream;
 mod verify;
 
@@ -15,10 +16,14 @@ use mixtape_engine::index::IndexCache;
 
 use crate::cli::{Cli, Command};
 
-/// Exit code for "ran fine, found problems".
-pub const PROBLEMS: u8 = 1;
+pub use crate::failure::PROBLEMS;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A missing input exits 2 with its path, the same for every command, before any of them
+    // would turn it into a finding of its own (an invalid recipe, a damaged shard set).
+    for path in cli.command.inputs() {
+        crate::failure::require_readable(path)?;
+    }
     let cache = IndexCache {
         dir: if cli.no_cache {
             None

@@ -7,15 +7,22 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use mixtape_engine::index::IndexCache;
 use mixtape_engine::plan::{Plan, group};
-use mixtape_engine::resolve::resolve;
+use mixtape_engine::resolve::resolve_with_progress;
 
-/// Resolves a recipe to a plan, printing diagnostics; `Ok(None)` when the recipe has errors.
-pub fn plan_recipe(path: &Path, cache: &IndexCache) -> Option<Plan> {
-    let resolved = resolve(path, cache);
-    for d in resolved.diagnostics.clone().sorted() {
+use crate::failure::ErrorDoc;
+
+/// Resolves a recipe to a plan, printing diagnostics on stderr; when the recipe has errors, the
+/// JSON error document that lists them instead (`--json` prints it).
+pub fn plan_recipe(path: &Path, cache: &IndexCache) -> Result<Plan, ErrorDoc> {
+    let spinner = super::progress::IndexSpinner::default();
+    let resolved = resolve_with_progress(path, cache, &|e| spinner.update(e));
+    let diagnostics = resolved.diagnostics.clone().sorted();
+    for d in &diagnostics {
         eprintln!("{}", d.render(&resolved.files));
     }
-    resolved.plan
+    resolved
+        .plan
+        .ok_or_else(|| ErrorDoc::invalid_recipe(path, &diagnostics, &resolved.files))
 }
 
 /// Reads a lock file (a `plan --json` document).
@@ -42,23 +49,33 @@ pub fn run(
     locked: Option<&Path>,
     cache: &IndexCache,
 ) -> anyhow::Result<ExitCode> {
-    let Some(plan) = plan_recipe(recipe, cache) else {
-        eprintln!(
-            "invalid: {}: fix the errors above (`mixtape check` lists them)",
-            recipe.display()
-        );
-        return Ok(ExitCode::from(super::PROBLEMS));
+    let plan = match plan_recipe(recipe, cache) {
+        Ok(plan) => plan,
+        Err(doc) => {
+            if json {
+                doc.print();
+            }
+            eprintln!(
+                "invalid: {}: fix the errors above (`mixtape check` lists them)",
+                recipe.display()
+            );
+            return Ok(ExitCode::from(super::PROBLEMS));
+        }
     };
     if let Some(path) = locked {
         let pinned = read_lock(path)?;
         if pinned.fingerprint != plan.fingerprint {
-            eprintln!(
-                "error: {} no longer matches {}: fingerprint {} -> {}",
+            let message = format!(
+                "{} no longer matches {}: fingerprint {} -> {}",
                 recipe.display(),
                 path.display(),
                 &pinned.fingerprint[..12],
                 &plan.fingerprint[..12]
             );
+            eprintln!("error: {message}");
+            if json {
+                ErrorDoc::problem(message).print();
+            }
             eprint!("{}", mixtape_engine::diff::diff(&pinned, &plan).render());
             eprintln!(
                 "hint: review the change above, then refresh the lock with `mixtape plan {} --lock {}`",

@@ -116,11 +116,19 @@ fn rows_are_decoded_with_the_recipes_tokenizer_and_images_written_at_their_size(
 fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     let dir = TestDir::new();
     build(&dir);
-    let out = dir.run(&["inspect", "out/main", "--shard", "0", "--row", "0"]);
+    // A stage folder copied away from its build record: no tokenizer is known.
+    crate::util::copy_dir(&dir.path("out/main"), &dir.path("lone/main"));
+    let out = dir.run(&["inspect", "lone/main", "--shard", "0", "--row", "0"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("note: showing token ids: no build.json above"),
+        "{}",
+        out.stderr
+    );
     // Ids in brackets; an image's pads collapse to `<pad id>x<count>` from the shard's own records.
     assert!(out.stdout.contains("⟦["), "{}", out.stdout);
-    let json = dir.run(&["inspect", "out/main", "--json"]);
+    let json = dir.run(&["inspect", "lone/main", "--json"]);
     let doc: Value = serde_json::from_str(&json.stdout).unwrap();
     let row = &doc["rows"][0];
     let first: &Value = &row["samples"][0]["segments"][0];
@@ -156,4 +164,54 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
         "{}",
         shard.stderr
     );
+}
+
+#[test]
+fn rows_are_decoded_by_default_with_the_tokenizer_the_build_recorded() {
+    let dir = TestDir::new();
+    build(&dir);
+    let out = dir.run(&["inspect", "out/warmup", "--row", "0"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("<|im_start|>") && out.stdout.contains("<|image_pad|>x"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("⟦["), "text, not ids: {}", out.stdout);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn a_tokenizer_that_is_not_the_recorded_one_is_refused() {
+    let dir = TestDir::new();
+    // The recipe's tokenizer is a copy the test can change after the build.
+    let tokenizer_text = std::fs::read_to_string(tokenizer()).unwrap();
+    dir.write("tok.json", &tokenizer_text);
+    dir.write("r.yaml", small_recipe().replace(&tokenizer(), "tok.json"));
+    let built = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let record = mixtape_shards::BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let recorded = record.tokenizer.expect("the build records its tokenizer");
+    assert!(recorded.path.is_absolute(), "{}", recorded.path.display());
+    assert_eq!(
+        recorded.blake3,
+        blake3::hash(tokenizer_text.as_bytes()).to_hex().to_string()
+    );
+
+    // Still a valid tokenizer, but not the same file: decoding with it could print wrong text.
+    dir.write("tok.json", format!("{tokenizer_text}\n"));
+    let by_default = dir.run(&["inspect", "out/warmup"]);
+    let named = dir.run(&["inspect", "out/warmup", "--tokenizer", "tok.json"]);
+    for out in [by_default, named] {
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("tok.json is not the tokenizer these shards were built with")
+                && out.stderr.contains(&recorded.blake3)
+                && out.stderr.contains("--tokenizer FILE"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "");
+    }
 }

@@ -5,6 +5,7 @@ mod util;
 mod audit;
 mod build;
 mod check;
+mod cli;
 mod diff;
 mod inspect;
 mod mix;

@@ -10,7 +10,8 @@
 //! Output layout ([`mixtape_shards::layout`] owns every path): `OUT/STAGE/` holds only the stage's
 //! `shard-NNNNN.parquet` files, so each stage folder is a plain Parquet dataset; mixtape's own files
 //! sit under `OUT/_mixtape/`: `build.json` ([`BuildRecord`]: the recipe fingerprint the folder
-//! belongs to, the JPEG encoder that wrote its images and the stage names, checksummed),
+//! belongs to, the JPEG encoder that wrote its images, the stage names and the tokenizer,
+//! checksummed),
 //! `rejects.jsonl` (records no stage could read at all) and per stage `STAGE/manifest.json`,
 //! `STAGE/rejects.jsonl` and the shards' sidecars. `OUT/README.md` is a dataset card naming one HF
 //! `datasets` config per stage ([`dataset_card`]).
@@ -37,7 +38,7 @@ use serde::Serialize;
 use crate::diag::Severity;
 use crate::index::IndexCache;
 use crate::reject::RejectCode;
-use crate::resolve::resolve;
+use crate::resolve::resolve_with_progress;
 pub use stage::RejectEntry;
 
 /// Default target size of one shard: large enough that a training reader opens few files (the
@@ -80,9 +81,20 @@ impl BuildOptions {
 /// Progress events, for a progress bar.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    StageStart { stage: String, draws: u64 },
-    Advance { draws: u64, tokens: u64 },
-    StageDone { stage: String, reused: bool },
+    /// Indexing (tokenizing) the sources, before any stage starts.
+    Index(crate::index::IndexProgress),
+    StageStart {
+        stage: String,
+        draws: u64,
+    },
+    Advance {
+        draws: u64,
+        tokens: u64,
+    },
+    StageDone {
+        stage: String,
+        reused: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +208,9 @@ pub fn build(
     options: &BuildOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<BuildReport, BuildError> {
-    let resolved = resolve(recipe_path, &options.cache);
+    let resolved = resolve_with_progress(recipe_path, &options.cache, &|event| {
+        progress(Progress::Index(event))
+    });
     let (Some(recipe), Some(plan), Some(encoder)) = (
         resolved.recipe.as_ref(),
         resolved.plan.as_ref(),
@@ -229,6 +243,11 @@ pub fn build(
         plan.fingerprint.clone(),
         crate::image::jpeg_encoder_id(),
         recipe.stages.iter().map(|s| s.name.clone()).collect(),
+    )
+    // Absolute, so `inspect` finds it from any working folder; the path is what the build read.
+    .with_tokenizer(
+        std::path::absolute(&recipe.tokenizer).unwrap_or_else(|_| recipe.tokenizer.clone()),
+        plan.tokenizer.blake3.clone(),
     );
     let layout = BuildLayout::new(out);
     claim(&layout, &record, options.rebuild)?;
