@@ -180,4 +180,25 @@ mod tests {
     fn an_unknown_reason_is_refused_when_read() {
         assert!(serde_json::from_str::<RejectCode>("\"sunspots\"").is_err());
     }
+
+    #[test]
+    fn image_failures_are_rejected_under_the_code_of_the_step_that_failed() {
+        use crate::image::{
+            DEFAULT_JPEG_QUALITY, ImageEncoding, ResizePolicy, RgbImage, encode_png, process,
+        };
+        let code = |bytes: &[u8], quality: u8| {
+            let policy = ResizePolicy::default();
+            RejectCode::from(&process(bytes, &policy, ImageEncoding::Jpeg, quality).unwrap_err())
+        };
+        let png = |w, h| encode_png(&RgbImage::try_filled(w, h, [90, 120, 30]).unwrap()).unwrap();
+        assert_eq!(
+            code(b"not an image", DEFAULT_JPEG_QUALITY),
+            RejectCode::UndecodableImage
+        );
+        assert_eq!(
+            code(&png(6000, 29), DEFAULT_JPEG_QUALITY),
+            RejectCode::ImageTooElongated
+        );
+        assert_eq!(code(&png(50, 50), 0), RejectCode::ImageUnencodable);
+    }
 }

@@ -787,8 +787,6 @@ fn read_detail(e: &ReadError) -> String {
     }
 }
 
-}
-
 const REWRITES_MANIFEST: &str =
     "it rewrites the manifest from the shards' sidecars without re-encoding anything";
 

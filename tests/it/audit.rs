@@ -379,7 +379,7 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
         .iter()
         .find(|p| p["kind"] == "totals_mismatch" && p["field"] == "by_category[caption]")
         .expect("edited field");
-    assert_eq!(edited["path"], "out/warmup/manifest.json");
+    assert_eq!(edited["path"], "out/_mixtape/warmup/manifest.json");
     let stated = edited["stated"].as_str().unwrap();
     assert!(
         stated.contains(&format!("tokens {},", tokens + 1)),

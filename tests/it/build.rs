@@ -842,6 +842,8 @@ fn the_build_root_has_a_dataset_card_with_one_config_per_stage_unless_the_user_h
         std::fs::read_to_string(dir.path("theirs/README.md")).unwrap(),
         "# my notes\n"
     );
+}
+
 /// Adds `delta` to every sample's text token count in each cached source index under `cache`
 /// (the layout `engine/src/index.rs` writes: magic, JSON header, counts, then the columns).
 fn skew_cached_text_tokens(cache: &Path, delta: u32) {

@@ -123,7 +123,8 @@ fn every_positional_argument_has_help_text() {
         ("inspect", "<PATH>"),
         ("stream", "<DIRS>..."),
     ] {
-        let out = dir.run(&[command, "--help"]);
+        // `-h`: the short help puts each argument's text on its line (`--help` on the next one).
+        let out = dir.run(&[command, "-h"]);
         assert_eq!(out.code, 0, "{command}: {}", out.stderr);
         let line = out
             .stdout

@@ -122,7 +122,7 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("note: showing token ids: no build.json above"),
+            .contains("lone/_mixtape/build.json names the tokenizer of"),
         "{}",
         out.stderr
     );
@@ -190,7 +190,7 @@ fn a_tokenizer_that_is_not_the_recorded_one_is_refused() {
     dir.write("r.yaml", small_recipe().replace(&tokenizer(), "tok.json"));
     let built = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
     assert_eq!(built.code, 0, "{}", built.stderr);
-    let record = mixtape_shards::BuildRecord::read(dir.path("out/build.json")).unwrap();
+    let record = mixtape_shards::BuildRecord::read(dir.path("out/_mixtape/build.json")).unwrap();
     let recorded = record.tokenizer.expect("the build records its tokenizer");
     assert!(recorded.path.is_absolute(), "{}", recorded.path.display());
     assert_eq!(

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use mixtape_shards::layout::{self, Discovered, LayoutError, StageLayout};
-use mixtape_shards::{BuildRecord, Manifest, ShardFile};
+use mixtape_shards::{Manifest, ShardFile};
 
 use super::AuditError;
 use crate::plan::Plan;
