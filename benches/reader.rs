@@ -105,7 +105,7 @@ fn decode_sequential(paths: &[PathBuf]) -> usize {
 fn decode_checked(stages: &[PathBuf]) -> usize {
     let mut rows = 0;
     for stage in stages {
-        let manifest = Manifest::read(StageLayout::of_dir(&stage).manifest()).expect("manifest");
+        let manifest = Manifest::read(StageLayout::of_dir(stage).manifest()).expect("manifest");
         for info in &manifest.shards {
             let shard = ShardFile::open_checked(stage.join(&info.file), info).expect("open");
             rows += shard.read_all().expect("read").len();

@@ -186,15 +186,15 @@ pub fn diff(a: &Plan, b: &Plan) -> PlanDiff {
         };
         let mut changes = stage_changes(s, t);
         // A change the parent stage made too is inherited: say so.
-        if let Some(parent) = &t.extends {
-            if let Some(parent_changes) = changed_by_stage.get(parent) {
-                for c in &mut changes {
-                    if parent_changes
-                        .iter()
-                        .any(|p| p.field == c.field && p.before == c.before && p.after == c.after)
-                    {
-                        c.inherited_from = Some(parent.clone());
-                    }
+        if let Some(parent) = &t.extends
+            && let Some(parent_changes) = changed_by_stage.get(parent)
+        {
+            for c in &mut changes {
+                if parent_changes
+                    .iter()
+                    .any(|p| p.field == c.field && p.before == c.before && p.after == c.after)
+                {
+                    c.inherited_from = Some(parent.clone());
                 }
             }
         }

@@ -225,15 +225,15 @@ pub fn index_source_with_progress(
         .dir
         .as_ref()
         .map(|d| d.join("index").join(format!("{key}.idx")));
-    if let Some(path) = &entry {
-        if let Some(index) = read_entry(path) {
-            progress(IndexProgress::Done {
-                source: spec.name.clone(),
-                records: index.records,
-                cached: true,
-            });
-            return Ok(index);
-        }
+    if let Some(path) = &entry
+        && let Some(index) = read_entry(path)
+    {
+        progress(IndexProgress::Done {
+            source: spec.name.clone(),
+            records: index.records,
+            cached: true,
+        });
+        return Ok(index);
     }
     let mut index = SourceIndex {
         files,

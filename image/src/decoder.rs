@@ -281,13 +281,13 @@ fn check_size(
     Ok(())
 }
 
+/// A JPEG decoder past the headers, with the image's `(width, height)`.
+type HeadersRead<'a> = (JpegDecoder<ZCursor<&'a [u8]>>, usize, usize);
+
 /// The JPEG checks of [`check`]: headers parse, the size is within the limit, the colour space is
 /// one we convert, and an end-of-image marker follows the image data. Returns the decoder, ready to
 /// decode, and its `(width, height)`.
-fn jpeg_headers(
-    bytes: &[u8],
-    max_pixels: u64,
-) -> Result<(JpegDecoder<ZCursor<&[u8]>>, usize, usize), DecodeError> {
+fn jpeg_headers(bytes: &[u8], max_pixels: u64) -> Result<HeadersRead<'_>, DecodeError> {
     const F: ImageFormat = ImageFormat::Jpeg;
     let corrupt = |detail: String| DecodeError::Corrupt { format: F, detail };
     let options = DecoderOptions::default()

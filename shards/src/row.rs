@@ -415,8 +415,8 @@ impl ShardImage {
                 )));
             }
         }
-        if self.height % self.grid_h != 0
-            || self.width % self.grid_w != 0
+        if !self.height.is_multiple_of(self.grid_h)
+            || !self.width.is_multiple_of(self.grid_w)
             || self.height / self.grid_h != self.width / self.grid_w
         {
             return Err(geometry(format!(

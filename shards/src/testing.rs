@@ -33,7 +33,7 @@ pub(crate) fn image(token_offset: u32, sample: u32, seed: u64) -> ShardImage {
         bytes: (0..len)
             .map(|i| (seed as usize).wrapping_mul(31).wrapping_add(i) as u8)
             .collect(),
-        encoding: if seed % 2 == 0 {
+        encoding: if seed.is_multiple_of(2) {
             ImageEncoding::Jpeg
         } else {
             ImageEncoding::Png

@@ -92,7 +92,7 @@ fn first_error(stage: &Path, mode: ImageMode) -> Option<ReaderError> {
 fn flipped(bytes: &[u8], position: u64) -> Vec<u8> {
     let mut bytes = bytes.to_vec();
     // A different change at each position: one bit, or all of them.
-    bytes[position as usize] ^= if position % 3 == 0 {
+    bytes[position as usize] ^= if position.is_multiple_of(3) {
         0xFF
     } else {
         1 << (position % 8)

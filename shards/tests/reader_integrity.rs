@@ -55,8 +55,14 @@ fn a_flipped_byte_is_caught_by_verify_and_named_with_its_row_group_otherwise() {
     }
     std::fs::write(&path, &bytes).unwrap();
 
-    let err =
-        first_error(Reader::try_new(&[stage.clone()], options().with_verify(true), None).unwrap());
+    let err = first_error(
+        Reader::try_new(
+            std::slice::from_ref(&stage),
+            options().with_verify(true),
+            None,
+        )
+        .unwrap(),
+    );
     assert!(matches!(err, ReaderError::Checksum { .. }), "{err}");
     assert!(err.to_string().contains("shard-00001.parquet"), "{err}");
 
@@ -97,7 +103,8 @@ fn a_manifest_that_disagrees_with_the_footer_is_refused() {
 fn resuming_with_another_seed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stage = write_stage(dir.path(), 0, "sft", &[5], 2);
-    let reader = Reader::try_new(&[stage.clone()], options().with_seed(1), None).unwrap();
+    let reader =
+        Reader::try_new(std::slice::from_ref(&stage), options().with_seed(1), None).unwrap();
     let state = reader.state();
     let err = Reader::try_new(&[stage], options().with_seed(2), Some(state)).unwrap_err();
     assert!(err.to_string().contains("seed 1"), "{err}");
@@ -214,7 +221,7 @@ fn the_tally_counts_what_was_yielded_and_matches_the_manifest_over_an_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let stage = write_stage(dir.path(), 0, "sft", &[7, 0, 9], 4);
     let mut reader = Reader::try_new(
-        &[stage.clone()],
+        std::slice::from_ref(&stage),
         ReaderOptions::default().with_batch_size(1),
         None,
     )
@@ -306,12 +313,12 @@ fn a_stage_smaller_than_one_global_step_is_warned_about_and_yields_nothing() {
 fn a_resume_state_past_the_end_of_its_stage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stage = write_stage(dir.path(), 0, "sft", &[5], 2);
-    let mut state = Reader::try_new(&[stage.clone()], options(), None)
+    let mut state = Reader::try_new(std::slice::from_ref(&stage), options(), None)
         .unwrap()
         .state();
     state.offset = 5;
     // At the end: nothing left of this epoch, which is not an error.
-    Reader::try_new(&[stage.clone()], options(), Some(state.clone())).unwrap();
+    Reader::try_new(std::slice::from_ref(&stage), options(), Some(state.clone())).unwrap();
     state.offset = 6;
     let err = Reader::try_new(&[stage], options(), Some(state)).unwrap_err();
     assert!(

@@ -82,7 +82,9 @@ proptest! {
         let counts: BTreeSet<usize> = per_rank.iter().map(|b| b.len()).collect();
         prop_assert_eq!(counts.len(), 1, "ranks yield different batch counts");
         let step = (batch * world) as u64;
-        let mut by_epoch: BTreeMap<(usize, u32), Vec<(usize, u32, u64)>> = BTreeMap::new();
+        // (rank, epoch) -> its batches' (rank, epoch, first row)
+        type Batches = Vec<(usize, u32, u64)>;
+        let mut by_epoch: BTreeMap<(usize, u32), Batches> = BTreeMap::new();
         for batches in &per_rank {
             for b in batches {
                 prop_assert_eq!(b.rows.len(), batch);

@@ -81,7 +81,9 @@ fn the_demo_builds_with_the_recipes_mix() {
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["stages"].as_array().unwrap().len(), 3);
     // Realized shares, recomputed from the manifest, within 0.5 percentage points of the recipe.
-    let targets: [(&str, &str, &[(&str, f64)]); 3] = [
+    // (stage, budget basis, share per category)
+    type Targets<'a> = (&'a str, &'a str, &'a [(&'a str, f64)]);
+    let targets: [Targets; 3] = [
         (
             "warmup",
             "tokens",

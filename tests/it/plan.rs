@@ -152,10 +152,7 @@ fn the_fingerprint_ignores_formatting_and_follows_content() {
     assert_ne!(fingerprint(&dir, "d.yaml", &with_file), before);
     // The tokenizer changes it.
     let tok = std::fs::read_to_string(crate::util::tokenizer()).unwrap();
-    dir.write(
-        "tok.json",
-        tok.replacen("\"<|endoftext|>\"", "\"<|endoftext|>\"", 1) + "\n",
-    );
+    dir.write("tok.json", tok + "\n");
     let other_tok = small_recipe().replace(&crate::util::tokenizer(), "tok.json");
     assert_ne!(fingerprint(&dir, "e.yaml", &other_tok), base);
 }

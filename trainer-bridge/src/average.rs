@@ -276,7 +276,7 @@ mod tests {
         let err = average(&[a.clone(), other], None).unwrap_err();
         assert!(err.to_string().contains("no tensor `model.w`"), "{err}");
         assert!(matches!(
-            average(&[a.clone()], None),
+            average(std::slice::from_ref(&a), None),
             Err(AverageError::TooFew(1))
         ));
         let err = average(&[a.clone(), a.clone()], Some(&[1.0])).unwrap_err();

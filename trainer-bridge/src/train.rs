@@ -313,7 +313,7 @@ impl Run<'_> {
                 let save_now = self
                     .opts
                     .save_every
-                    .is_some_and(|n| self.global_step % n == 0);
+                    .is_some_and(|n| self.global_step.is_multiple_of(n));
                 let stop_now = self.opts.stop_after == Some(self.global_step);
                 if save_now || stop_now {
                     let meta = self.meta(index, step + 1, Some(rows.state()), seed);
@@ -329,7 +329,7 @@ impl Run<'_> {
                 if self
                     .opts
                     .eval_every
-                    .is_some_and(|n| self.global_step % n == 0)
+                    .is_some_and(|n| self.global_step.is_multiple_of(n))
                     && step + 1 < plan.steps
                 {
                     self.eval_stage(index)?;

@@ -262,36 +262,36 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
         problems.extend(found_problems);
         stages.push(stage);
     }
-    if let Some(plan) = plan {
-        if found.whole_build {
-            // `verify` names the stages build.json lists without a folder; the recipe's count too.
-            for s in &plan.stages {
-                let missing = !found.stages.iter().any(|d| d.name == s.name);
-                let named = verified.problems().any(
-                    |p| matches!(&p.kind, ProblemKind::StageNotBuilt { stage } if *stage == s.name),
-                );
-                if missing && !named {
-                    let build = mixtape_shards::BuildLayout::new(dir);
-                    let problem = mixtape_shards::Problem::stage_not_built(&build, &s.name);
-                    problems.push(AuditProblem::Integrity(problem));
-                }
+    if let Some(plan) = plan
+        && found.whole_build
+    {
+        // `verify` names the stages build.json lists without a folder; the recipe's count too.
+        for s in &plan.stages {
+            let missing = !found.stages.iter().any(|d| d.name == s.name);
+            let named = verified.problems().any(
+                |p| matches!(&p.kind, ProblemKind::StageNotBuilt { stage } if *stage == s.name),
+            );
+            if missing && !named {
+                let build = mixtape_shards::BuildLayout::new(dir);
+                let problem = mixtape_shards::Problem::stage_not_built(&build, &s.name);
+                problems.push(AuditProblem::Integrity(problem));
             }
-            if let Some((path, fingerprint)) = &found.build_fingerprint {
-                if fingerprint != &plan.fingerprint {
-                    problems.push(AuditProblem::FingerprintMismatch {
-                        file: path.clone(),
-                        found: fingerprint.clone(),
-                        expected: plan.fingerprint.clone(),
-                    });
-                }
-            }
+        }
+        if let Some((path, fingerprint)) = &found.build_fingerprint
+            && fingerprint != &plan.fingerprint
+        {
+            problems.push(AuditProblem::FingerprintMismatch {
+                file: path.clone(),
+                found: fingerprint.clone(),
+                expected: plan.fingerprint.clone(),
+            });
         }
     }
     let unreadable = match &found.unreadable {
         Some(path) => match stage::read_rejects(path) {
             Ok(entries) => stage::by_reason(&entries),
             Err(problem) => {
-                problems.push(problem);
+                problems.push(*problem);
                 BTreeMap::new()
             }
         },

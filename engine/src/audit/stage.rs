@@ -29,7 +29,7 @@ pub fn audit_stage(
     let rejects_path = stage.rejects_path();
     let rejects = if rejects_path.exists() {
         read_rejects(&rejects_path).unwrap_or_else(|problem| {
-            problems.push(problem);
+            problems.push(*problem);
             Vec::new()
         })
     } else {
@@ -76,20 +76,20 @@ pub fn audit_stage(
     let fingerprint = first_meta
         .map(|m| m.recipe_fingerprint.clone())
         .or(manifest.map(|m| m.recipe_fingerprint.clone()));
-    if let (Some(expected), Some(found)) = (expected_fingerprint, &fingerprint) {
-        if found != expected {
-            // Once per stage, on the file that says it: a stage has one fingerprint (`verify`
-            // reports any shard that differs from its manifest).
-            let file = recounts
-                .iter()
-                .find(|s| s.meta.is_some())
-                .map_or_else(|| stage.manifest_path(), |s| s.path.clone());
-            problems.push(AuditProblem::FingerprintMismatch {
-                file,
-                found: found.clone(),
-                expected: expected.to_string(),
-            });
-        }
+    if let (Some(expected), Some(found)) = (expected_fingerprint, &fingerprint)
+        && found != expected
+    {
+        // Once per stage, on the file that says it: a stage has one fingerprint (`verify`
+        // reports any shard that differs from its manifest).
+        let file = recounts
+            .iter()
+            .find(|s| s.meta.is_some())
+            .map_or_else(|| stage.manifest_path(), |s| s.path.clone());
+        problems.push(AuditProblem::FingerprintMismatch {
+            file,
+            found: found.clone(),
+            expected: expected.to_string(),
+        });
     }
     let audit = lay_out(
         stage,
@@ -211,10 +211,12 @@ fn lay_out(
 }
 
 /// The entries of a `rejects.jsonl`; a line that is not one is a problem naming the line.
-pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, AuditProblem> {
-    let unreadable = |error: String| AuditProblem::RejectsUnreadable {
-        file: path.to_path_buf(),
-        error,
+pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, Box<AuditProblem>> {
+    let unreadable = |error: String| {
+        Box::new(AuditProblem::RejectsUnreadable {
+            file: path.to_path_buf(),
+            error,
+        })
     };
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
     text.lines()

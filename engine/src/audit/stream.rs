@@ -304,13 +304,15 @@ mod tests {
 
     #[test]
     fn a_window_is_the_difference_of_two_tallies() {
-        let mut before = Tally::default();
-        before.total = Counts {
-            samples: 2,
-            tokens: 100,
-            loss_tokens: 50,
-            image_tokens: 0,
-            images: 0,
+        let mut before = Tally {
+            total: Counts {
+                samples: 2,
+                tokens: 100,
+                loss_tokens: 50,
+                image_tokens: 0,
+                images: 0,
+            },
+            ..Tally::default()
         };
         before.by_category.insert("text".into(), before.total);
         let mut after = before.clone();

@@ -215,11 +215,11 @@ impl Bfd {
         let mut carried = vec![false; bins.len()];
         let mut room = self.buffer / 2;
         for b in candidates {
-            if let (Some(bin), Some(flag)) = (bins.get(b), carried.get_mut(b)) {
-                if bin.len <= room {
-                    room -= bin.len;
-                    *flag = true;
-                }
+            if let (Some(bin), Some(flag)) = (bins.get(b), carried.get_mut(b))
+                && bin.len <= room
+            {
+                room -= bin.len;
+                *flag = true;
             }
         }
         carried

@@ -282,28 +282,28 @@ impl Iterator for ParquetRows {
             if self.done {
                 return None;
             }
-            if let Some(batch) = &self.batch {
-                if self.row_in_batch < batch.rows {
-                    // The batch is already decoded (its size is the file's row-group layout, bounded
-                    // by DEFAULT_BATCH_ROWS), but an oversize row must not reach JSON and tokenizing.
-                    let size = batch.row_bytes(self.row_in_batch);
-                    let limit = self.ctx.spec.max_record_bytes;
-                    let sample = if size > limit {
-                        Err(RejectReason::RecordTooLarge { bytes: size, limit })
-                    } else {
-                        row_sample(
-                            &self.ctx,
-                            &self.plan,
-                            batch,
-                            self.row_in_batch,
-                            self.next_row,
-                        )
-                    };
-                    let location = self.ctx.location(RecordUnit::Row, self.next_row, None);
-                    self.row_in_batch += 1;
-                    self.next_row += 1;
-                    return Some(Ok(Record { location, sample }));
-                }
+            if let Some(batch) = &self.batch
+                && self.row_in_batch < batch.rows
+            {
+                // The batch is already decoded (its size is the file's row-group layout, bounded
+                // by DEFAULT_BATCH_ROWS), but an oversize row must not reach JSON and tokenizing.
+                let size = batch.row_bytes(self.row_in_batch);
+                let limit = self.ctx.spec.max_record_bytes;
+                let sample = if size > limit {
+                    Err(RejectReason::RecordTooLarge { bytes: size, limit })
+                } else {
+                    row_sample(
+                        &self.ctx,
+                        &self.plan,
+                        batch,
+                        self.row_in_batch,
+                        self.next_row,
+                    )
+                };
+                let location = self.ctx.location(RecordUnit::Row, self.next_row, None);
+                self.row_in_batch += 1;
+                self.next_row += 1;
+                return Some(Ok(Record { location, sample }));
             }
             match self.reader.next() {
                 None => self.done = true,

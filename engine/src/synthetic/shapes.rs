@@ -109,10 +109,10 @@ fn half(lo: u32, hi: u32, extent: u32) -> Option<bool> {
 /// Picks a colour and kind: usually one present in the scene, sometimes any (possibly absent).
 fn colour_and_kind(scene: &Scene, rng: &mut SplitMix64) -> (Colour, ShapeKind) {
     let present = scene.shapes();
-    if rng.chance(2, 3) {
-        if let Some(s) = rng.pick(present) {
-            return (s.colour, s.kind);
-        }
+    if rng.chance(2, 3)
+        && let Some(s) = rng.pick(present)
+    {
+        return (s.colour, s.kind);
     }
     let colour = Colour::SHAPE[rng.below(Colour::SHAPE.len() as u64) as usize];
     let kind = ShapeKind::ALL[rng.below(ShapeKind::ALL.len() as u64) as usize];

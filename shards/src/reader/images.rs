@@ -185,8 +185,8 @@ pub fn patchify(
     let unit = patch.checked_mul(merge)?;
     if unit == 0
         || temporal == 0
-        || height % unit != 0
-        || width % unit != 0
+        || !height.is_multiple_of(unit)
+        || !width.is_multiple_of(unit)
         || rgb.len() != height * width * 3
     {
         return None;

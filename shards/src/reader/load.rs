@@ -419,8 +419,9 @@ fn decode_row_groups(
             .collect();
     }
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<Vec<PackedRow>, ReadError>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+    // One slot per job, filled by whichever thread reads it.
+    type Slot = Mutex<Option<Result<Vec<PackedRow>, ReadError>>>;
+    let slots: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..threads.min(jobs.len()) {
             scope.spawn(|| {

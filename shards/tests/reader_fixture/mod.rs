@@ -55,14 +55,7 @@ pub fn write_stage(
     shard_rows: &[u64],
     group_rows: usize,
 ) -> PathBuf {
-    write_stage_with(
-        dir,
-        stage_index,
-        name,
-        shard_rows,
-        group_rows,
-        |stage, shard, r| row(stage, shard, r),
-    )
+    write_stage_with(dir, stage_index, name, shard_rows, group_rows, row)
 }
 
 /// As [`write_stage`], with rows from `make(stage, shard, row)`.

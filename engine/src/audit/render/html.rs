@@ -76,9 +76,9 @@ pub fn render(audit: &Audit) -> String {
         } else {
             "manifests agree with the shards".to_string()
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<div class=\"verdict pass\">Passed: {}</div>\n",
+            "<div class=\"verdict pass\">Passed: {}</div>",
             escape(&what)
         );
     } else {
@@ -102,9 +102,9 @@ pub fn render(audit: &Audit) -> String {
             .iter()
             .map(|(k, v)| format!("{} {}", escape(k.as_str()), group(*v)))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<h2>Records no stage could read</h2><p class=\"facts\">{}</p>\n",
+            "<h2>Records no stage could read</h2><p class=\"facts\">{}</p>",
             list.join(", ")
         );
     }
@@ -124,9 +124,9 @@ fn render_stage(h: &mut String, s: &StageAudit, colour: &dyn Fn(&str) -> String)
     if let Some(budget) = s.budget {
         let _ = write!(h, " &middot; budget {} {}", group(budget), basis.noun());
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        " &middot; {} shards, {} rows &middot; {} samples, {} tokens, {} loss tokens, {} image tokens in {} images &middot; packing efficiency {:.2}%</p>\n",
+        " &middot; {} shards, {} rows &middot; {} samples, {} tokens, {} loss tokens, {} image tokens in {} images &middot; packing efficiency {:.2}%</p>",
         s.shards.len(),
         group(t.rows),
         group(t.samples),
@@ -215,9 +215,9 @@ fn render_stage(h: &mut String, s: &StageAudit, colour: &dyn Fn(&str) -> String)
         true,
     ));
     let p = &s.packs;
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"facts\">Per pack (min / mean / max): samples {} / {:.2} / {} &middot; tokens {} / {:.1} / {} &middot; image tokens {} / {:.1} / {}</p>\n",
+        "<p class=\"facts\">Per pack (min / mean / max): samples {} / {:.2} / {} &middot; tokens {} / {:.1} / {} &middot; image tokens {} / {:.1} / {}</p>",
         p.samples_per_pack.min,
         p.samples_per_pack.mean,
         p.samples_per_pack.max,
@@ -266,9 +266,9 @@ fn render_stage(h: &mut String, s: &StageAudit, colour: &dyn Fn(&str) -> String)
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"facts\">Rejected drawn records: {rejects}</p>\n"
+        "<p class=\"facts\">Rejected drawn records: {rejects}</p>"
     );
 }
 

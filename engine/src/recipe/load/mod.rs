@@ -84,13 +84,13 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
                 .with_hint(format!("add `version: {RECIPE_VERSION}` at the top")),
         ),
         Some(v) => {
-            if let Some(n) = fields::integer_at_least(v, "`version`", 1, diags) {
-                if n != RECIPE_VERSION {
-                    diags.push(
-                        Diagnostic::error(v.span, format!("unsupported recipe version {n}"))
-                            .with_hint(format!("this mixtape reads version {RECIPE_VERSION}")),
-                    );
-                }
+            if let Some(n) = fields::integer_at_least(v, "`version`", 1, diags)
+                && n != RECIPE_VERSION
+            {
+                diags.push(
+                    Diagnostic::error(v.span, format!("unsupported recipe version {n}"))
+                        .with_hint(format!("this mixtape reads version {RECIPE_VERSION}")),
+                );
             }
         }
     }
