@@ -1,8 +1,8 @@
 //! The per-image pipeline of the shard builder: decode, apply the resize rule, resample, re-encode.
 //!
 //! [`process`] is what the builder runs on every image of a sample. Its error, [`ProcessError`],
-//! carries a stable [`ProcessError::code`] so the builder can count rejects by reason and a report
-//! can name them without parsing messages.
+//! says which step failed (decode, resize rule, resample, encode), so the builder can map it to a
+//! stable reject code and count rejects by reason without parsing messages.
 //!
 //! # Invariants
 //!

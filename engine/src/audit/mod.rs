@@ -5,9 +5,9 @@
 //! one row group in memory at a time, shards in parallel): `verify` checks the shards against
 //! their manifests and recounts them (its problems are the audit's integrity problems, its counts
 //! the audit's totals, per category, per source and per shard), and hands each decoded row to the
-//! audit, which folds what only it needs ([`figures`]: draws per source, distributions over
-//! packs). The audit then adds the rejects ([`stage`]: `rejects.jsonl` against the manifest) and,
-//! when a recipe or lock file is given, the plan's targets ([`targets`]: share per category on the
+//! audit, which folds what only it needs (`figures`: draws per source, distributions over
+//! packs). The audit then adds the rejects (`stage`: `rejects.jsonl` against the manifest) and,
+//! when a recipe or lock file is given, the plan's targets (`targets`: share per category on the
 //! stage's budget basis, deviation in percentage points, passes over each source, fingerprint).
 //! Computing and rendering are apart: [`Audit`] is plain serializable data (the `--json`
 //! document), and [`render`] turns it into the terminal table or the self-contained HTML report.
