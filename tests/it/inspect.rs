@@ -1,7 +1,11 @@
 //! `mixtape inspect`: packed rows shown readably, decoded with the recipe's tokenizer, image pads
 //! collapsed, images written out as real files of the size the shard states.
+//!
+//! What the text view shows (sample headers, ChatML turns, loss marks, collapsed pads, the errors
+//! for a bad selection or a changed tokenizer) is pinned by CLI snapshots in `snapshots/`; the JSON
+//! view and the written images are checked field by field.
 
-use crate::util::{TestDir, small_recipe, tokenizer};
+use crate::util::{TestDir, assert_cli_snapshot, small_recipe, tokenizer};
 use serde_json::Value;
 
 fn build(dir: &TestDir) {
@@ -15,39 +19,20 @@ fn rows_are_decoded_with_the_recipes_tokenizer_and_images_written_at_their_size(
     let dir = TestDir::new();
     build(&dir);
 
-    let out = dir.run(&[
-        "inspect",
-        "out/warmup",
-        "--rows",
-        "0..3",
-        "--recipe",
-        "r.yaml",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let text = &out.stdout;
-    // The warmup stage mixes captions and VQA conversations (ChatML), each sample introduced.
-    assert!(text.contains("-- sample 0 [0, "), "{text}");
-    assert!(
-        text.contains("category caption") && text.contains("category vqa"),
-        "{text}"
+    // The warmup stage mixes captions and VQA conversations (ChatML), each sample introduced by
+    // its span, source and category; assistant turns and captions carry loss (⟦…⟧), and each
+    // image's pad run is collapsed to `<|image_pad|>xN` with the image's size.
+    assert_cli_snapshot!(
+        dir,
+        &[
+            "inspect",
+            "out/warmup",
+            "--rows",
+            "0..3",
+            "--recipe",
+            "r.yaml"
+        ]
     );
-    assert!(
-        text.contains("<|im_start|>user\n<|vision_start|><|image_pad|>x"),
-        "{text}"
-    );
-    assert!(
-        text.contains("<|im_start|>assistant\n⟦"),
-        "assistant turns carry loss: {text}"
-    );
-    assert!(
-        text.contains("background.<|endoftext|>⟧"),
-        "captions carry loss: {text}"
-    );
-    assert!(
-        !text.contains("<|image_pad|><|image_pad|>"),
-        "pad runs are collapsed: {text}"
-    );
-    assert_eq!(text.matches("\nrow ").count(), 3, "{text}");
 
     let out = dir.run(&[
         "inspect",
@@ -118,16 +103,13 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     build(&dir);
     // A stage folder copied away from its build record: no tokenizer is known.
     crate::util::copy_dir(&dir.path("out/main"), &dir.path("lone/main"));
-    let out = dir.run(&["inspect", "lone/main", "--shard", "0", "--row", "0"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("lone/_mixtape/build.json names the tokenizer of"),
-        "{}",
-        out.stderr
+    // A note on stderr says why; ids in brackets, an image's pads collapse to `<pad id>x<count>`
+    // from the shard's own records.
+    let out = assert_cli_snapshot!(
+        "token_ids_without_a_tokenizer",
+        dir,
+        &["inspect", "lone/main", "--shard", "0", "--row", "0"]
     );
-    // Ids in brackets; an image's pads collapse to `<pad id>x<count>` from the shard's own records.
-    assert!(out.stdout.contains("⟦["), "{}", out.stdout);
     let json = dir.run(&["inspect", "lone/main", "--json"]);
     let doc: Value = serde_json::from_str(&json.stdout).unwrap();
     let row = &doc["rows"][0];
@@ -143,26 +125,21 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
         )));
     }
 
-    let past = dir.run(&["inspect", "out/main", "--row", "100000"]);
-    assert_eq!(past.code, 2);
-    assert!(
-        past.stderr.contains("shard-00000.parquet has ") && past.stderr.contains("past its end"),
-        "{}",
-        past.stderr
+    // Exit 2, each saying what is valid.
+    assert_cli_snapshot!(
+        "a_row_past_the_end",
+        dir,
+        &["inspect", "out/main", "--row", "100000"]
     );
-    let bad = dir.run(&["inspect", "out/main", "--rows", "3..1"]);
-    assert_eq!(bad.code, 2);
-    assert!(
-        bad.stderr.contains("--rows \"3..1\" is not a range"),
-        "{}",
-        bad.stderr
+    assert_cli_snapshot!(
+        "a_reversed_range",
+        dir,
+        &["inspect", "out/main", "--rows", "3..1"]
     );
-    let shard = dir.run(&["inspect", "out/main", "--shard", "9"]);
-    assert_eq!(shard.code, 2);
-    assert!(
-        shard.stderr.contains("none with index 9"),
-        "{}",
-        shard.stderr
+    assert_cli_snapshot!(
+        "a_shard_index_out_of_range",
+        dir,
+        &["inspect", "out/main", "--shard", "9"]
     );
 }
 
@@ -170,15 +147,8 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
 fn rows_are_decoded_by_default_with_the_tokenizer_the_build_recorded() {
     let dir = TestDir::new();
     build(&dir);
-    let out = dir.run(&["inspect", "out/warmup", "--row", "0"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.contains("<|im_start|>") && out.stdout.contains("<|image_pad|>x"),
-        "{}",
-        out.stdout
-    );
-    assert!(!out.stdout.contains("⟦["), "text, not ids: {}", out.stdout);
-    assert_eq!(out.stderr, "");
+    // Text, not ids, and nothing on stderr.
+    assert_cli_snapshot!(dir, &["inspect", "out/warmup", "--row", "0"]);
 }
 
 #[test]
@@ -200,18 +170,26 @@ fn a_tokenizer_that_is_not_the_recorded_one_is_refused() {
 
     // Still a valid tokenizer, but not the same file: decoding with it could print wrong text.
     dir.write("tok.json", format!("{tokenizer_text}\n"));
-    let by_default = dir.run(&["inspect", "out/warmup"]);
-    let named = dir.run(&["inspect", "out/warmup", "--tokenizer", "tok.json"]);
+    // Both hashes are named (the snapshots show them as [HASH]: the file's, then the recorded one).
+    let changed = blake3::hash(format!("{tokenizer_text}\n").as_bytes())
+        .to_hex()
+        .to_string();
+    let by_default = assert_cli_snapshot!(
+        "changed_tokenizer_by_default",
+        dir,
+        &["inspect", "out/warmup"]
+    );
+    let named = assert_cli_snapshot!(
+        "changed_tokenizer_named",
+        dir,
+        &["inspect", "out/warmup", "--tokenizer", "tok.json"]
+    );
     for out in [by_default, named] {
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        let positions = (out.stderr.find(&changed), out.stderr.find(&recorded.blake3));
         assert!(
-            out.stderr
-                .contains("tok.json is not the tokenizer these shards were built with")
-                && out.stderr.contains(&recorded.blake3)
-                && out.stderr.contains("--tokenizer FILE"),
+            matches!(positions, (Some(file), Some(build)) if file < build),
             "{}",
             out.stderr
         );
-        assert_eq!(out.stdout, "");
     }
 }
