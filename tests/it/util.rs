@@ -103,11 +103,12 @@ impl TestDir {
 }
 
 /// Regex filters applied to every CLI snapshot, for what legitimately varies between runs or
-/// machines: 64-hex-digit hashes (file digests) and timings. Plan fingerprints stay: they must not
-/// depend on the folder a test runs in.
+/// machines: 64-hex-digit hashes (file digests) and timings (`1.2s`, `15ms`, and the `0.004 s` of
+/// `stream`'s report). Plan fingerprints stay: they must not depend on the folder a test runs in.
 pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
     (r"\b[0-9a-f]{64}\b", "[HASH]"),
     (r"\b[0-9]+(\.[0-9]+)?(s|ms|µs)\b", "[TIME]"),
+    (r"\b[0-9]+\.[0-9]{3} s\b", "[TIME]"),
 ];
 
 /// Runs `mixtape ARGS...` in a [`TestDir`] and checks the whole run against an insta snapshot (see
