@@ -1,9 +1,12 @@
 //! `mixtape verify`: a clean build verifies; a flipped byte, a deleted shard and an edited manifest
 //! are each named with a fix, and following the fix gives back a build that verifies.
+//!
+//! The report's table, problems and fixes are pinned by CLI snapshots in `snapshots/`; the JSON
+//! report is checked field by field, and following a fix is checked on the bytes it gives back.
 
 use std::path::Path;
 
-use crate::util::{TestDir, copy_dir, small_recipe};
+use crate::util::{TestDir, assert_cli_snapshot, copy_dir, small_recipe};
 use serde_json::Value;
 
 /// Builds the small recipe into `out` with many small shards (one or two rows each).
@@ -33,55 +36,17 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
     let dir = TestDir::new();
     build(&dir);
 
-    let clean = dir.run(&["verify", "out"]);
-    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
-    assert!(
-        clean.stdout.contains("verified out: 2 stages"),
-        "{}",
-        clean.stdout
-    );
-    let warmup = clean
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("warmup"))
-        .unwrap();
-    assert!(
-        warmup.contains(" shards") && warmup.ends_with("ok"),
-        "{warmup}"
-    );
+    // One line per stage (shards, rows, bytes, ok), exit 0.
+    assert_cli_snapshot!("clean", dir, &["verify", "out"]);
     // One stage folder verifies on its own.
-    assert_eq!(dir.run(&["verify", "out/main"]).code, 0);
+    assert_cli_snapshot!("one_stage_folder", dir, &["verify", "out/main"]);
 
-    // A flipped byte: a blake3 mismatch naming the shard.
+    // A flipped byte, exit 1: a blake3 mismatch naming the shard, and the checksums say where
+    // (the footer, or a row group and column); each problem's fix names the files to delete and
+    // the build to rerun. The other stage stays ok.
     copy_dir(&dir.path("out"), &dir.path("flipped"));
     flip_middle_byte(&dir.path("flipped/warmup/shard-00001.parquet"));
-    let out = dir.run(&["verify", "flipped"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("problem: flipped/warmup/shard-00001.parquet: blake3 is "),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("fix: delete flipped/warmup/shard-00001.parquet, "),
-        "{}",
-        out.stdout
-    );
-    // The checksums say where: the footer, or a row group and column.
-    assert!(
-        out.stdout.contains(" is damaged: its CRC32 is "),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .lines()
-            .any(|l| l.starts_with("main") && l.ends_with("ok")),
-        "{}",
-        out.stdout
-    );
+    assert_cli_snapshot!("flipped_byte", dir, &["verify", "flipped"]);
 
     // A deleted shard: named as missing.
     copy_dir(&dir.path("out"), &dir.path("deleted"));
@@ -111,19 +76,8 @@ fn a_clean_build_verifies_and_every_kind_of_damage_is_named() {
         serde_json::to_string_pretty(&manifest).unwrap(),
     )
     .unwrap();
-    let out = dir.run(&["verify", "edited"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    let expected = format!(
-        "edited/main/shard-00000.parquet: rows is {rows} in the shard, {} in the manifest",
-        rows + 5
-    );
-    assert!(out.stdout.contains(&expected), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("edited/_mixtape/main/manifest.json: manifest totals.rows is"),
-        "{}",
-        out.stdout
-    );
+    // Exit 1: the shard's rows against its entry, and the manifest's totals against its entries.
+    assert_cli_snapshot!("edited_manifest", dir, &["verify", "edited"]);
 }
 
 #[test]
@@ -173,16 +127,5 @@ fn following_the_fix_for_a_damaged_shard_gives_back_the_original_bytes() {
 fn a_folder_that_is_no_shard_set_exits_2_and_says_what_to_pass() {
     let dir = TestDir::new();
     dir.write("notes/readme.txt", "hello");
-    let out = dir.run(&["verify", "notes"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("notes is not a shard set"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("the --out of `mixtape build`"),
-        "{}",
-        out.stderr
-    );
+    assert_cli_snapshot!(dir, &["verify", "notes"]);
 }
