@@ -1,6 +1,10 @@
 //! `mixtape audit`: figures recounted from the shards equal the manifests and a direct recount,
 //! targets come from the recipe, tampering is reported as `verify` reports it and a changed recipe
 //! fails with a clear message, and the HTML report is self-contained.
+//!
+//! The text report (tables, histograms, problems with their fixes) and the errors are pinned by
+//! CLI snapshots in `snapshots/`; the figures themselves are checked field by field in the JSON
+//! report, against the manifests and against a recount of the rows.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +12,7 @@ use std::path::Path;
 use mixtape_shards::{ShardFile, ShardOptions, ShardWriter, read_rows};
 use serde_json::Value;
 
-use crate::util::{TestDir, small_recipe};
+use crate::util::{TestDir, assert_cli_snapshot, small_recipe};
 
 /// Builds the small recipe (two stages, several shards each) into `out`.
 fn built() -> TestDir {
@@ -180,20 +184,11 @@ fn figures_equal_the_manifests_the_recipe_and_a_direct_recount() {
         assert_eq!(packs_counted, rows);
     }
 
-    // The table says the same, in words.
-    let table = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
-    assert_eq!(table.code, 0, "{}", table.stderr);
-    assert!(
-        table
-            .stdout
-            .contains("stage warmup  seq_len 2048  budget 20,000 tokens"),
-        "{}",
-        table.stdout
-    );
-    assert!(
-        table.stdout.contains("passed: no problems"),
-        "{}",
-        table.stdout
+    // The table says the same, in words, and passes (exit 0).
+    assert_cli_snapshot!(
+        "table_against_its_recipe",
+        dir,
+        &["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]
     );
 }
 
@@ -208,24 +203,13 @@ fn another_mix_or_recipe_fails_the_gate_naming_stage_and_category() {
             "mix: {caption: 0.6, vqa: 0.4}",
         ),
     );
-    let out = dir.run(&["audit", "out", "--recipe", "other.yaml", "--tolerance", "5"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("stage warmup: category `caption` is 6"),
-        "{}",
-        out.stdout
+    // Exit 1: both warmup categories FAIL the 5 pp gate, and every stage's shards and build.json
+    // name the fingerprint they were built from.
+    assert_cli_snapshot!(
+        "another_mix",
+        dir,
+        &["audit", "out", "--recipe", "other.yaml", "--tolerance", "5"]
     );
-    assert!(
-        out.stdout.contains("but the recipe asks for 60.00%"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("built from recipe fingerprint"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("build.json"), "{}", out.stdout);
     // The recipe it was built from: the planner lands every category of these 20k-token stages
     // within the default 0.5 pp gate (closest draws, carried over from source to source).
     let strict = dir.run(&["audit", "out", "--recipe", "r.yaml", "--json"]);
@@ -283,13 +267,7 @@ fn a_lock_file_or_one_stage_folder_is_audited_too() {
     );
     // A folder that holds no shards cannot be audited.
     std::fs::create_dir_all(dir.path("empty")).unwrap();
-    let none = dir.run(&["audit", "empty"]);
-    assert_eq!(none.code, 2);
-    assert!(
-        none.stderr.contains("holds no shard set"),
-        "{}",
-        none.stderr
-    );
+    assert_cli_snapshot!("an_empty_folder", dir, &["audit", "empty"]);
 }
 
 #[test]
@@ -316,19 +294,9 @@ fn a_rewritten_row_is_caught_against_the_manifest() {
 
     // The audit reports what `verify` finds: the shard is not the one the manifest lists, and how
     // to rebuild just that shard.
-    let out = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("out/warmup/shard-00001.parquet: blake3 is "),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("fix: delete out/warmup/shard-00001.parquet, "),
-        "{}",
-        out.stdout
+    let out = assert_cli_snapshot!(
+        dir,
+        &["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]
     );
     let verify = dir.run(&["verify", "out"]);
     assert_eq!(verify.code, 1, "{}", verify.stdout);
@@ -387,13 +355,11 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
     );
     let sum = edited["sum"].as_str().unwrap();
     assert!(sum.contains(&format!("tokens {tokens},")), "{sum}");
-    let table = dir.run(&["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]);
-    assert!(
-        table
-            .stdout
-            .contains("out/_mixtape/warmup/manifest.json: manifest by_category[caption] is"),
-        "{}",
-        table.stdout
+    // The table names the same problems, each with its fix.
+    assert_cli_snapshot!(
+        "table_of_a_damaged_build",
+        dir,
+        &["audit", "out", "--recipe", "r.yaml", "--tolerance", "5"]
     );
 }
 
@@ -530,21 +496,19 @@ fn the_stream_audit_warns_about_a_stage_smaller_than_one_global_step() {
         .as_u64()
         .unwrap();
     let batch = (rows + 1).to_string();
-    let out = dir.run(&[
-        "audit",
-        "--stream",
-        "out/main",
-        "--steps",
-        "3",
-        "--batch-size",
-        &batch,
-        "--json",
-    ]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("warning: stage `main`") && out.stderr.contains("yields no batch"),
-        "{}",
-        out.stderr
+    // Exit 0, the warning on stderr and in the report, and no step read.
+    let out = assert_cli_snapshot!(
+        dir,
+        &[
+            "audit",
+            "--stream",
+            "out/main",
+            "--steps",
+            "3",
+            "--batch-size",
+            &batch,
+            "--json",
+        ]
     );
     let report = json(&out.stdout);
     assert_eq!(report["steps_read"], 0);
