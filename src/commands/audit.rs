@@ -11,10 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use mixtape_engine::audit::stream::{StreamAuditError, StreamOptions, audit_stream, render_table};
-use mixtape_engine::audit::{AuditOptions, audit, render};
+use mixtape_engine::audit::{AuditOptions, audit_with_rows, render};
 use mixtape_engine::index::IndexCache;
 use mixtape_engine::plan::Plan;
 use mixtape_shards::reader::{ReaderError, ReaderOptions};
+
+use super::progress::RowProgress;
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -71,7 +73,9 @@ pub fn run(args: &AuditArgs, cache: &IndexCache) -> anyhow::Result<ExitCode> {
         plan: plan.as_ref(),
         tolerance_pp: *tolerance,
     };
-    let report = audit(dir, &options)?;
+    let progress = RowProgress::for_shard_set(dir, "auditing");
+    let report = audit_with_rows(dir, &options, &|_, _| progress.row_done())?;
+    drop(progress);
     if let Some(path) = html {
         std::fs::write(path, render::html::render(&report))
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;

@@ -10,10 +10,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use mixtape_engine::plan::group;
-use mixtape_shards::{VerifyReport, verify};
+use mixtape_shards::{VerifyReport, verify_with_rows};
+
+use super::progress::RowProgress;
 
 pub fn run(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let report = verify(dir).with_context(|| format!("cannot verify {}", dir.display()))?;
+    let progress = RowProgress::for_shard_set(dir, "verifying");
+    let report = verify_with_rows(dir, &|_, _| progress.row_done())
+        .with_context(|| format!("cannot verify {}", dir.display()))?;
+    drop(progress);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -58,12 +63,22 @@ fn render(report: &VerifyReport) -> String {
         );
     } else {
         let n = problems.len();
+        // Problems of the build as a whole (its record, a missing stage) belong to no stage folder.
+        let damaged = report.stages.iter().filter(|s| !s.is_ok()).count();
+        let whole = report.problems.len();
+        let mut places = Vec::new();
+        if damaged > 0 {
+            places.push(format!("{damaged} of {stages} stage{}", plural(stages)));
+        }
+        if whole > 0 {
+            places.push("the build's own files".to_string());
+        }
         let _ = writeln!(
             out,
-            "\n{}: {n} problem{} in {stages} stage{}",
+            "\n{}: {n} problem{} in {}",
             report.dir.display(),
             plural(n),
-            plural(stages)
+            places.join(" and ")
         );
     }
     out

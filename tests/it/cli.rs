@@ -138,6 +138,36 @@ fn every_positional_argument_has_help_text() {
     }
 }
 
+/// `verify` and `audit` show a bar over the rows they check while stderr is a terminal, and
+/// nothing when it is not (piped output, CI logs).
+#[test]
+fn verify_and_audit_show_progress_on_a_terminal_only() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let built = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    for (command, verb) in [("verify", "verifying"), ("audit", "auditing")] {
+        let piped = dir.run(&[command, "out"]);
+        assert_eq!(piped.code, 0, "{}", piped.stderr);
+        assert!(!piped.stderr.contains(verb), "{}", piped.stderr);
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: no `script` to run {command} on a pseudo-terminal");
+            return;
+        }
+        let line = format!("{} {command} out", env!("CARGO_BIN_EXE_mixtape"));
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(dir.root())
+            .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+            .output()
+            .expect("run script");
+        assert!(out.status.success(), "{out:?}");
+        let terminal = String::from_utf8_lossy(&out.stdout);
+        assert!(terminal.contains(verb), "{command}: {terminal}");
+        assert!(terminal.contains("rows"), "{command}: {terminal}");
+    }
+}
+
 /// `inspect` colours loss tokens on a terminal, and `NO_COLOR` turns that off. A terminal needs a
 /// pseudo-terminal: util-linux `script` provides one.
 #[test]

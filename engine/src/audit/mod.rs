@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use mixtape_shards::{Counts, ProblemKind, Totals, VerifyError, verify_with_rows};
+use mixtape_shards::{Counts, OnRow, ProblemKind, Totals, VerifyError, verify_with_rows};
 use serde::Serialize;
 
 use crate::plan::Plan;
@@ -217,6 +217,16 @@ pub struct PackDistributions {
 
 /// Audits `dir` (a build output or a stage folder).
 pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError> {
+    audit_with_rows(dir, options, &|_, _| {})
+}
+
+/// [`audit`], handing every row it decodes to `on_row` as well (as
+/// [`mixtape_shards::verify_with_rows`] does): a progress bar's hook.
+pub fn audit_with_rows(
+    dir: &Path,
+    options: &AuditOptions<'_>,
+    on_row: &OnRow<'_>,
+) -> Result<Audit, AuditError> {
     let found = layout::discover(dir)?;
     let plan = options.plan;
     // The one pass over the shards: `verify` checks and counts, the audit folds its figures from
@@ -228,6 +238,8 @@ pub fn audit(dir: &Path, options: &AuditOptions<'_>) -> Result<Audit, AuditError
             Some(f) => f.add_row(row),
             None => figures.entry(shard.to_path_buf()).or_default().add_row(row),
         }
+        drop(figures);
+        on_row(shard, row);
     })?;
     let figures = figures.into_inner().unwrap_or_else(PoisonError::into_inner);
     let mut problems: Vec<AuditProblem> = verified
