@@ -38,9 +38,11 @@ pub fn run(recipes: &[PathBuf], json: bool, cache: &IndexCache) -> anyhow::Resul
                 let summary = plan
                     .map(|p| {
                         format!(
-                            ": {} sources, {} stages, fingerprint {}",
+                            ": {} source{}, {} stage{}, fingerprint {}",
                             p.sources.len(),
+                            plural(p.sources.len()),
                             p.stages.len(),
+                            plural(p.stages.len()),
                             &p.fingerprint[..12]
                         )
                     })

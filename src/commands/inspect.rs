@@ -169,12 +169,16 @@ fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
     let manifest = Manifest::read(&manifest_path)?;
     match manifest.shards.iter().find(|s| s.index == index) {
         Some(info) => Ok(stage.dir().join(&info.file)),
-        None => bail!(
-            "{} lists {} shards, none with index {index}: pass --shard 0..{}",
-            manifest_path.display(),
-            manifest.shards.len(),
-            manifest.shards.len().saturating_sub(1)
-        ),
+        None => {
+            let last = manifest.shards.iter().map(|s| s.index).max();
+            match last {
+                Some(last) => bail!(
+                    "{} lists no shard with index {index}: pass --shard K with K from 0 to {last}",
+                    manifest_path.display(),
+                ),
+                None => bail!("{} lists no shards", manifest_path.display()),
+            }
+        }
     }
 }
 

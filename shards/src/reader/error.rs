@@ -67,7 +67,7 @@ pub enum ReaderError {
     #[error("stage `{stage}` has {rows} rows: there is no row {row}")]
     NoSuchRow { stage: String, row: u64, rows: u64 },
     /// The resume state belongs to another schedule or order.
-    #[error("cannot resume from this state: {0}")]
+    #[error("cannot resume from this state")]
     StateMismatch(#[from] StateMismatch),
     /// The resume state's offset lies past the end of its stage's epoch: it was not written by a
     /// reader of these stages (a reader's state never points past the end), so reading it as
