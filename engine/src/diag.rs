@@ -124,18 +124,20 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         let _ = writeln!(out, "{label}: {}", self.message);
+        // The `-->`, `|` and `=` columns line up with the line number's gutter, as rustc's do.
+        let mut pad = " ".to_string();
         match &self.location {
             Location::Span(span) if span.file < sources.len() => {
+                pad = " ".repeat(span.line.to_string().len());
                 let _ = writeln!(
                     out,
-                    "  --> {}:{}:{}",
+                    "{pad} --> {}:{}:{}",
                     sources.path(span.file).display(),
                     span.line,
                     span.col
                 );
                 if let Some(line) = sources.text(span.file).lines().nth(span.line as usize - 1) {
                     let gutter = span.line.to_string();
-                    let pad = " ".repeat(gutter.len());
                     let indent: String = line
                         .chars()
                         .take(span.col.saturating_sub(1) as usize)
@@ -153,7 +155,7 @@ impl Diagnostic {
             }
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "  = hint: {hint}");
+            let _ = writeln!(out, "{pad} = hint: {hint}");
         }
         out
     }

@@ -454,7 +454,7 @@ fn an_image_conflict_caused_by_a_stage_override_points_at_the_override() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "error: stage `warmup`: image min_pixels 3136 is above max_pixels 1000\n  --> recipe.yaml:15:25"
+            "error: stage `warmup`: image min_pixels 3136 is above max_pixels 1000\n   --> recipe.yaml:15:25"
         ),
         "{}",
         out.stderr
