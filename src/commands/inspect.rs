@@ -499,8 +499,8 @@ fn render(out: &mut String, row: &Row, style: Style) {
                     let im = &row.images[*image];
                     let _ = write!(
                         out,
-                        "{pad}x{pad_tokens} [image {image}: {}x{} {}, source {}x{}]",
-                        im.height, im.width, im.encoding, im.source_height, im.source_width
+                        "{pad}x{pad_tokens} [image {image}: {}x{} (WxH) {}, source {}x{}]",
+                        im.width, im.height, im.encoding, im.source_width, im.source_height
                     );
                 }
             }

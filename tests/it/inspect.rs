@@ -120,8 +120,8 @@ fn without_a_tokenizer_token_ids_are_shown_and_bad_selections_are_refused() {
     );
     if let Some(image) = row["images"].as_array().unwrap().first() {
         assert!(out.stdout.contains(&format!(
-            "x{} [image 0: {}x{} jpeg",
-            image["num_tokens"], image["height"], image["width"]
+            "x{} [image 0: {}x{} (WxH) jpeg",
+            image["num_tokens"], image["width"], image["height"]
         )));
     }
 
