@@ -355,6 +355,19 @@ fn damaged_bytes_and_an_edited_manifest_fail_with_the_file_named() {
     );
     let sum = edited["sum"].as_str().unwrap();
     assert!(sum.contains(&format!("tokens {tokens},")), "{sum}");
+    // The damaged shard is marked incomplete, the others complete: no 0% efficiency for a shard
+    // that was only partly read.
+    let doc = json(&out.stdout);
+    let main = doc["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "main")
+        .unwrap();
+    for shard in main["shards"].as_array().unwrap() {
+        let damaged = shard["file"] == "shard-00000.parquet";
+        assert_eq!(shard["complete"], !damaged, "{shard}");
+    }
     // The table names the same problems, each with its fix.
     assert_cli_snapshot!(
         "table_of_a_damaged_build",

@@ -201,6 +201,9 @@ pub struct ShardLine {
     pub image_tokens: u64,
     pub padded_capacity: u64,
     pub efficiency: f64,
+    /// Whether every row group decoded, so the figures cover the whole shard; `false` for a
+    /// damaged shard (its problem is listed), whose figures count only the rows that could be read.
+    pub complete: bool,
 }
 
 /// How samples and images spread over packs.

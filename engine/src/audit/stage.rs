@@ -173,6 +173,7 @@ fn lay_out(
             image_tokens: s.totals.image_tokens,
             padded_capacity: s.rows * seq_len64,
             efficiency: ratio(s.totals.tokens, s.rows * seq_len64),
+            complete: s.complete,
         })
         .collect();
     let t = &recount.totals;

@@ -199,8 +199,12 @@ fn render_stage(h: &mut String, s: &StageAudit, colour: &dyn Fn(&str) -> String)
                 .trim_start_matches("shard-")
                 .trim_end_matches(".parquet")
                 .to_string(),
-            value: sh.efficiency,
-            note: format!("{:.1}%", 100.0 * sh.efficiency),
+            value: if sh.complete { sh.efficiency } else { 0.0 },
+            note: if sh.complete {
+                format!("{:.1}%", 100.0 * sh.efficiency)
+            } else {
+                "damaged".to_string()
+            },
         })
         .collect();
     h.push_str(&columns(

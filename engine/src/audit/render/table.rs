@@ -171,24 +171,41 @@ fn render_stage(out: &mut String, s: &StageAudit) {
         p.image_tokens_per_pack.mean,
         group(p.image_tokens_per_pack.max)
     );
-    // Every shard by name while that fits a line; past that, the spread and the worst shard.
+    // Every shard by name while that fits a line; past that, the spread and the worst shard. A
+    // damaged shard has no efficiency to show (only part of it was read): it is named instead.
+    let read: Vec<_> = s.shards.iter().filter(|sh| sh.complete).collect();
+    let damaged: Vec<&str> = s
+        .shards
+        .iter()
+        .filter(|sh| !sh.complete)
+        .map(|sh| sh.file.as_str())
+        .collect();
     if s.shards.len() <= SHARDS_LISTED {
         let shards: Vec<String> = s
             .shards
             .iter()
-            .map(|sh| format!("{} {:.2}%", sh.file, 100.0 * sh.efficiency))
+            .map(|sh| match sh.complete {
+                true => format!("{} {:.2}%", sh.file, 100.0 * sh.efficiency),
+                false => format!("{} damaged", sh.file),
+            })
             .collect();
         let _ = writeln!(out, "  packing efficiency per shard: {}", shards.join(", "));
-    } else if let Some(worst) = s
-        .shards
+    } else if let Some(worst) = read
         .iter()
         .min_by(|a, b| a.efficiency.total_cmp(&b.efficiency))
     {
-        let best = s.shards.iter().map(|sh| sh.efficiency).fold(0.0, f64::max);
-        let mean = s.shards.iter().map(|sh| sh.efficiency).sum::<f64>() / s.shards.len() as f64;
+        let best = read.iter().map(|sh| sh.efficiency).fold(0.0, f64::max);
+        let mean = read.iter().map(|sh| sh.efficiency).sum::<f64>() / read.len() as f64;
+        let left_out = match damaged.len() {
+            0 => String::new(),
+            n => format!(
+                "; {n} damaged shard{} left out",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
         let _ = writeln!(
             out,
-            "  packing efficiency per shard: min {:.2}% ({}), mean {:.2}%, max {:.2}% (--json or --html for each)",
+            "  packing efficiency per shard: min {:.2}% ({}), mean {:.2}%, max {:.2}%{left_out} (--json or --html for each)",
             100.0 * worst.efficiency,
             worst.file,
             100.0 * mean,
