@@ -130,6 +130,29 @@ pub struct Manifest {
     pub shards: Vec<ShardInfo>,
 }
 
+/// Adds every key's counts of `from` into `into`: a stage's per-category (or per-source) counts
+/// are its shards' summed this way.
+pub(crate) fn add_keyed(into: &mut BTreeMap<String, Counts>, from: &BTreeMap<String, Counts>) {
+    for (name, counts) in from {
+        *into.entry(name.clone()).or_default() += counts;
+    }
+}
+
+/// Adds `row`'s samples to a shard's counts in total, per category and per source, as its
+/// manifest entry records them (the writer counts with it, `verify` recounts with it).
+pub(crate) fn count_row(
+    row: &crate::PackedRow,
+    totals: &mut Counts,
+    by_category: &mut BTreeMap<String, Counts>,
+    by_source: &mut BTreeMap<String, Counts>,
+) {
+    row.sample_counts(|meta, counts| {
+        *totals += &counts;
+        *by_category.entry(meta.category.clone()).or_default() += &counts;
+        *by_source.entry(meta.source.clone()).or_default() += &counts;
+    });
+}
+
 /// `numerator / denominator` rounded to 6 decimals; 0 when the denominator is 0 (never NaN, which
 /// JSON cannot hold).
 pub fn ratio(numerator: u64, denominator: u64) -> f64 {
@@ -178,12 +201,8 @@ impl Manifest {
         for shard in &shards {
             totals.rows += shard.rows;
             all += &shard.totals;
-            for (name, counts) in &shard.by_category {
-                *by_category.entry(name.clone()).or_default() += counts;
-            }
-            for (name, counts) in &shard.by_source {
-                *by_source.entry(name.clone()).or_default() += counts;
-            }
+            add_keyed(&mut by_category, &shard.by_category);
+            add_keyed(&mut by_source, &shard.by_source);
         }
         totals.samples = all.samples;
         totals.tokens = all.tokens;

@@ -38,7 +38,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::layout::{BuildLayout, Discovered, LayoutError, StageLayout, shard_file_name};
-use crate::manifest::{Manifest, ratio};
+use crate::manifest::{Manifest, add_keyed, count_row, ratio};
 use crate::shard_file::{ReadError, Region, ShardFile};
 use crate::{
     BuildRecord, BuildRecordError, Counts, FileHash, PackedRow, ShardInfo, ShardMeta, hash_file,
@@ -191,12 +191,8 @@ impl StageReport {
         for shard in &self.recounts {
             stage.rows += shard.rows;
             stage.totals += &shard.totals;
-            for (name, counts) in &shard.by_category {
-                *stage.by_category.entry(name.clone()).or_default() += counts;
-            }
-            for (name, counts) in &shard.by_source {
-                *stage.by_source.entry(name.clone()).or_default() += counts;
-            }
+            add_keyed(&mut stage.by_category, &shard.by_category);
+            add_keyed(&mut stage.by_source, &shard.by_source);
         }
         stage
     }
@@ -728,11 +724,12 @@ pub struct ShardRecount {
 impl ShardRecount {
     fn add(&mut self, row: &PackedRow) {
         self.rows += 1;
-        row.sample_counts(|meta, counts| {
-            self.totals += &counts;
-            *self.by_category.entry(meta.category.clone()).or_default() += &counts;
-            *self.by_source.entry(meta.source.clone()).or_default() += &counts;
-        });
+        count_row(
+            row,
+            &mut self.totals,
+            &mut self.by_category,
+            &mut self.by_source,
+        );
     }
 
     /// `rows * seq_len`: the tokens the decoded rows occupy once padded.

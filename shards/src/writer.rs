@@ -379,11 +379,12 @@ impl ShardWriter {
                 row: self.rows,
                 source,
             })?;
-        row.sample_counts(|meta, counts| {
-            self.totals += &counts;
-            *self.by_category.entry(meta.category.clone()).or_default() += &counts;
-            *self.by_source.entry(meta.source.clone()).or_default() += &counts;
-        });
+        crate::manifest::count_row(
+            &row,
+            &mut self.totals,
+            &mut self.by_category,
+            &mut self.by_source,
+        );
         self.rows += 1;
         self.buffered_bytes += row.raw_bytes();
         self.buffer.push(row);
