@@ -181,8 +181,8 @@ impl ShardFile {
         }
         // The magic is there, so the file has at least 4 bytes.
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
-        let tail = checked::load(&file, tail_offset, len - tail_offset).map_err(io)?;
-        let found = crc32fast::hash(&tail);
+        let (tail, found) =
+            checked::load_hashed(&file, tail_offset, len - tail_offset).map_err(io)?;
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
             let expected = checksums.tail_crc32;
             return Err(ReadError::Corrupt {
@@ -263,14 +263,14 @@ impl ShardFile {
                     source: ParquetError::General(detail),
                 });
             }
-            let bytes = checked::load(&file, start, len).map_err(|source| ReadError::Io {
+            let io = |source| ReadError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
-            if let Some(checksums) = &self.checksums {
+            };
+            let bytes = if let Some(checksums) = &self.checksums {
+                let (bytes, found) = checked::load_hashed(&file, start, len).map_err(io)?;
                 // `check_layout` made sure every (row group, leaf) has one.
                 let expected = checksums.column_chunks[row_group][leaf];
-                let found = crc32fast::hash(&bytes);
                 if found != expected {
                     let column = group.column(leaf).column_path().string();
                     let region = Region::ColumnChunk { row_group, column };
@@ -281,7 +281,10 @@ impl ShardFile {
                         found,
                     });
                 }
-            }
+                bytes
+            } else {
+                checked::load(&file, start, len).map_err(io)?
+            };
             parts.push((start, bytes));
         }
         Ok(Loaded::new(self.len, parts))
