@@ -11,6 +11,8 @@
 //! - [`writer`]: [`ShardWriter`], one shard, written atomically and deterministically;
 //! - [`manifest`]: [`Manifest`], the per-stage index of shards and counts;
 //! - [`shard_file`]: [`ShardFile`], reading one shard back row group by row group;
+//! - [`qwen2vl`]: the inputs Qwen2-VL-style models take (labels, M-RoPE positions, pixel values),
+//!   from the reader's rows;
 //! - [`reader`]: [`Reader`], the training-side streaming reader (shuffle, ranks, exact resume, one
 //!   reader for a multi-stage schedule), yielding [`RowBatch`]es of [`Row`]s;
 //! - [`verify`](mod@verify): [`verify()`](fn@verify), the one integrity pass over a stage or a whole build output, checking it against its manifests;
@@ -27,6 +29,7 @@ pub mod build_record;
 pub mod file_hash;
 pub mod layout;
 pub mod manifest;
+pub mod qwen2vl;
 pub mod reader;
 mod record_batch;
 pub mod row;
