@@ -27,7 +27,7 @@ pub const IGNORE_INDEX: i64 = -100;
 
 /// CLIP normalisation, as the Qwen2-VL image processor applies it (`image_mean`, `image_std`).
 pub const IMAGE_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const IMAGE_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+pub const IMAGE_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Qwen2-VL's vision geometry: 14-pixel patches, 2 frames per temporal patch, 2x2 patches merged
 /// into one token.
