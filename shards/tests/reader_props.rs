@@ -1,7 +1,8 @@
 //! Property tests of the reader's guarantees, on real shards written with random layouts:
 //! ranks are disjoint and complete, every rank yields the same number of batches, resuming from
 //! the state at a random stop point (with the same or another world size, across stages) yields
-//! exactly the rows not yet yielded, and the order does not depend on threads or prefetch depth.
+//! exactly the rows not yet yielded, the order does not depend on threads or prefetch depth, and a
+//! rank's batches dealt round-robin to workers (as a PyTorch `DataLoader` does) come back in order.
 
 mod reader_fixture;
 
@@ -183,5 +184,48 @@ proptest! {
         let reference = origins(&all(Reader::try_new(&dirs, options(seed, window, 2, 0, 1, 1).with_decode_threads(1).with_prefetch(1), None).unwrap()));
         let other = origins(&all(Reader::try_new(&dirs, options(seed, window, 2, 0, 1, 1).with_decode_threads(threads).with_prefetch(prefetch), None).unwrap()));
         prop_assert_eq!(reference, other);
+    }
+
+    #[test]
+    fn workers_taken_in_turn_give_the_ranks_order_and_states(
+        l in layout(), seed in any::<u64>(), window in 1usize..50, batch in 1usize..4, world in 1usize..3,
+        workers in 1usize..4, stop in 0usize..12, epochs in 1u32..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = write(dir.path(), &l);
+        let rank = world - 1;
+        // The rank's batches and the state after each, from `resume`, one reader.
+        let whole = |resume: Option<mixtape_shards::ReaderState>| {
+            let mut reader = Reader::try_new(&dirs, options(seed, window, batch, rank, world, epochs), resume).unwrap();
+            let mut out = Vec::new();
+            while let Some(b) = reader.next() {
+                out.push((tagged(&[b.unwrap()]), reader.state()));
+            }
+            out
+        };
+        let (_, resume) = read_some(&dirs, options(seed, window, batch, rank, world, epochs), None, Some(stop));
+        for start in [None, Some(resume)] {
+            let expected = whole(start.clone());
+            let mut readers: Vec<Reader> = (0..workers)
+                .map(|w| {
+                    let o = options(seed, window, batch, rank, world, epochs).with_worker(w, workers);
+                    Reader::try_new(&dirs, o, start.clone()).unwrap()
+                })
+                .collect();
+            // Round-robin until a worker runs dry, as the DataLoader does.
+            let mut dealt = Vec::new();
+            'deal: loop {
+                for reader in &mut readers {
+                    match reader.next() {
+                        Some(b) => dealt.push((tagged(&[b.unwrap()]), reader.state())),
+                        None => break 'deal,
+                    }
+                }
+            }
+            for reader in &mut readers {
+                prop_assert!(reader.next().is_none(), "a worker has batches after another ran dry");
+            }
+            prop_assert_eq!(&dealt, &expected);
+        }
     }
 }

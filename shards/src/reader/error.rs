@@ -91,7 +91,7 @@ pub enum ReaderError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OptionsError {
-    /// A count that must be at least 1 is 0 (`batch_size`, `world_size`, `shuffle_window`,
+    /// A count that must be at least 1 is 0 (`batch_size`, `world_size`, `workers`, `shuffle_window`,
     /// `prefetch`, `decode_threads`).
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -99,6 +99,8 @@ pub enum OptionsError {
     ZeroStageBatchSize { stage: String },
     #[error("rank {rank} is not below world_size {world_size}")]
     RankOutsideWorld { rank: usize, world_size: usize },
+    #[error("worker {worker} is not below workers {workers}")]
+    WorkerOutsideWorkers { worker: usize, workers: usize },
     /// `RANK` or `WORLD_SIZE` is set but is not a number.
     #[error("environment variable {name}={value:?} is not a non-negative integer")]
     NotANumber { name: &'static str, value: String },

@@ -112,9 +112,14 @@ impl Loader {
     pub fn run(&self, start: Cursor, mut emit: impl FnMut(Result<RawBatch, ReaderError>) -> bool) {
         let mut cursor = self.normalize(start);
         let mut verified: HashSet<(usize, u32)> = HashSet::new();
+        // This rank's steps since `start`, taken or left to other workers.
+        let mut steps_before = 0u64;
         while cursor.stage < self.schedule.stages.len() {
             let stage = &self.schedule.stages[cursor.stage];
-            let split = self.splits[cursor.stage];
+            let mut split = self.splits[cursor.stage];
+            // Worker `w` takes the steps `w, w + workers, ...` counted from `start`.
+            split.phase =
+                (split.phase + split.workers - steps_before % split.workers) % split.workers;
             let order = EpochOrder::new(
                 self.seed,
                 stage.name(),
@@ -141,7 +146,8 @@ impl Loader {
                 rows: HashMap::new(),
                 shards: BTreeMap::new(),
             };
-            for step in 0..steps {
+            steps_before += steps;
+            for step in (0..steps).filter(|&step| split.takes_step(step)) {
                 let positions = split.batch(cursor.offset, step);
                 let mut rows = Vec::with_capacity(positions.clone().count());
                 for position in positions {

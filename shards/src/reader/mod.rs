@@ -156,6 +156,8 @@ impl Reader {
                 batch_size: options.batch_size_of(name) as u64,
                 rank: options.rank() as u64,
                 world_size: options.world_size() as u64,
+                workers: options.workers() as u64,
+                phase: options.worker() as u64,
             })
             .collect();
         let warnings = schedule

@@ -86,6 +86,8 @@ pub struct ReaderOptions {
     stage_batch_sizes: BTreeMap<String, usize>,
     rank: usize,
     world_size: usize,
+    worker: usize,
+    workers: usize,
     epochs: u32,
     shuffle: bool,
     shuffle_window: usize,
@@ -103,6 +105,8 @@ impl Default for ReaderOptions {
             stage_batch_sizes: BTreeMap::new(),
             rank: 0,
             world_size: 1,
+            worker: 0,
+            workers: 1,
             epochs: DEFAULT_EPOCHS,
             shuffle: true,
             shuffle_window: DEFAULT_SHUFFLE_WINDOW,
@@ -158,6 +162,16 @@ impl ReaderOptions {
     pub fn with_rank(mut self, rank: usize, world_size: usize) -> Self {
         self.rank = rank;
         self.world_size = world_size;
+        self
+    }
+
+    /// One of `workers` readers sharing this rank's batches (a PyTorch `DataLoader`'s workers):
+    /// this one yields the rank's batches `worker, worker + workers, ...` counted from where it
+    /// starts, so taking a batch from each worker in turn (as the `DataLoader` does) gives the
+    /// rank's order unchanged. Each batch's state is the rank's state after that batch.
+    pub fn with_worker(mut self, worker: usize, workers: usize) -> Self {
+        self.worker = worker;
+        self.workers = workers;
         self
     }
 
@@ -228,6 +242,14 @@ impl ReaderOptions {
         self.world_size
     }
 
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
     pub fn epochs(&self) -> u32 {
         self.epochs
     }
@@ -275,6 +297,15 @@ impl ReaderOptions {
                 world_size: self.world_size,
             });
         }
+        if self.workers == 0 {
+            return Err(OptionsError::Zero("workers"));
+        }
+        if self.worker >= self.workers {
+            return Err(OptionsError::WorkerOutsideWorkers {
+                worker: self.worker,
+                workers: self.workers,
+            });
+        }
         if self.shuffle_window == 0 {
             return Err(OptionsError::Zero("shuffle_window"));
         }
@@ -307,6 +338,8 @@ mod tests {
             ReaderOptions::default().with_batch_size(0),
             ReaderOptions::default().with_stage_batch_size("sft", 0),
             ReaderOptions::default().with_rank(0, 0),
+            ReaderOptions::default().with_worker(0, 0),
+            ReaderOptions::default().with_worker(2, 2),
             ReaderOptions::default().with_shuffle_window(0),
             ReaderOptions::default().with_prefetch(0),
             ReaderOptions::default().with_decode_threads(0),

@@ -12,15 +12,25 @@
 //! - after any number of lock-step batches, every rank's cursor is the same number of order
 //!   positions, so a job can resume with another world size or batch size (elastic): the
 //!   remaining rows are split anew.
+//!
+//! A rank's batches can be split further between `workers` readers (a PyTorch `DataLoader`'s
+//! worker processes): worker `w` takes the rank's batches `w, w + workers, ...`, counted from where
+//! the readers start, so taking one batch from each worker in turn gives the rank's order back.
 
 use std::ops::Range;
 
-/// The batch split of one reader: its rank, the world size and the batch size.
+/// The batch split of one reader: its rank, the world size and the batch size, and which of a
+/// rank's steps it takes when `workers` readers share the rank.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split {
     pub batch_size: u64,
     pub rank: u64,
     pub world_size: u64,
+    /// Readers sharing this rank's batches (1: this one takes them all).
+    pub workers: u64,
+    /// Of the epoch's steps (counted from the reader's offset), this reader takes those with
+    /// `step % workers == phase`.
+    pub phase: u64,
 }
 
 impl Split {
@@ -32,6 +42,11 @@ impl Split {
     /// Global steps left in an epoch of `rows` rows when `offset` positions are consumed.
     pub fn steps(&self, rows: u64, offset: u64) -> u64 {
         rows.saturating_sub(offset) / self.step_rows()
+    }
+
+    /// Whether this reader takes the epoch's `step`-th step (counted from its offset).
+    pub fn takes_step(&self, step: u64) -> bool {
+        step % self.workers == self.phase
     }
 
     /// Order positions of this rank's `step`-th batch after `offset`.
@@ -46,6 +61,7 @@ impl Split {
         position >= offset
             && position < end
             && (position - offset) % self.step_rows() / self.batch_size == self.rank
+            && self.takes_step((position - offset) / self.step_rows())
     }
 }
 
@@ -61,6 +77,8 @@ mod tests {
                 batch_size: 2,
                 rank,
                 world_size: 3,
+                workers: 1,
+                phase: 0,
             })
             .collect();
         let steps = splits[0].steps(rows, 1);
@@ -78,5 +96,38 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (1..end).collect::<Vec<_>>());
         assert!(!splits[0].owns(1, end, 0) && !splits[0].owns(1, end, end));
+    }
+
+    #[test]
+    fn workers_take_every_workers_th_step_of_their_rank() {
+        let (offset, rows) = (3, 40);
+        let split = |phase| Split {
+            batch_size: 2,
+            rank: 1,
+            world_size: 2,
+            workers: 3,
+            phase,
+        };
+        let steps = split(0).steps(rows, offset);
+        let end = offset + steps * 4;
+        let mut taken: Vec<(u64, u64)> = Vec::new();
+        for phase in 0..3 {
+            for step in (0..steps).filter(|&s| split(phase).takes_step(s)) {
+                taken.extend(split(phase).batch(offset, step).map(|p| (step, p)));
+            }
+            let owned = (0..rows)
+                .filter(|&p| split(phase).owns(offset, end, p))
+                .count() as u64;
+            assert_eq!(owned, (phase..steps).step_by(3).count() as u64 * 2);
+        }
+        taken.sort_unstable();
+        let whole_rank = Split {
+            workers: 1,
+            ..split(0)
+        };
+        let expected: Vec<(u64, u64)> = (0..steps)
+            .flat_map(|step| whole_rank.batch(offset, step).map(move |p| (step, p)))
+            .collect();
+        assert_eq!(taken, expected);
     }
 }
