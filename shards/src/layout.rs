@@ -274,6 +274,29 @@ pub enum LayoutError {
         path.display()
     )]
     NotAShardSet { path: PathBuf },
+    #[error(
+        "{} holds no built stage yet: run `mixtape build RECIPE --out {}` first",
+        path.display(), path.display()
+    )]
+    NoStageBuilt { path: PathBuf },
+}
+
+/// The stage folders a reader reads for `paths`: each is a stage folder, or a build output, which
+/// stands for all its stages in recipe order (the order its `_mixtape/build.json` records).
+pub fn stages_to_read(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LayoutError> {
+    let mut dirs = Vec::new();
+    for path in paths {
+        match discover(path)? {
+            Discovered::Stage(stage) => dirs.push(stage.dir().to_path_buf()),
+            Discovered::Build { stages, .. } if stages.is_empty() => {
+                return Err(LayoutError::NoStageBuilt { path: path.clone() });
+            }
+            Discovered::Build { stages, .. } => {
+                dirs.extend(stages.iter().map(|s| s.dir().to_path_buf()))
+            }
+        }
+    }
+    Ok(dirs)
 }
 
 /// Recognises `dir`: a build root, or a stage folder of one. An old-layout build (or stage of one)

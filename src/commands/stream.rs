@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use mixtape_shards::layout::{self, Discovered};
+use anyhow::Context;
+use mixtape_shards::layout;
 use mixtape_shards::reader::ImageMode;
 use mixtape_shards::{Reader, ReaderOptions, ReaderState};
 use serde::Serialize;
@@ -60,7 +60,7 @@ struct Report {
 }
 
 pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
-    let dirs = stage_dirs(&args.dirs)?;
+    let dirs = layout::stages_to_read(&args.dirs)?;
     let mut options = ReaderOptions::from_env()?;
     let (rank, world_size) = (
         args.rank.unwrap_or(options.rank()),
@@ -174,24 +174,4 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(super::PROBLEMS));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The stage folders to read: each argument is a stage folder, or a build output, which stands for
-/// all its stages in recipe order (the order its `_mixtape/build.json` records).
-fn stage_dirs(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut dirs = Vec::new();
-    for dir in args {
-        match layout::discover(dir)? {
-            Discovered::Stage(stage) => dirs.push(stage.dir().to_path_buf()),
-            Discovered::Build { stages, .. } if stages.is_empty() => bail!(
-                "{} holds no built stage yet: run `mixtape build RECIPE --out {}` first",
-                dir.display(),
-                dir.display()
-            ),
-            Discovered::Build { stages, .. } => {
-                dirs.extend(stages.iter().map(|s| s.dir().to_path_buf()))
-            }
-        }
-    }
-    Ok(dirs)
 }

@@ -1,0 +1,138 @@
+"""mixtape shard sets as a PyTorch ``IterableDataset``.
+
+``ShardDataset`` yields the reader's batches (already batched: use ``DataLoader(batch_size=None)``)
+with numpy arrays turned into tensors without a copy. Rank and world size come from
+``torch.distributed`` when it is initialised, else from ``RANK`` / ``WORLD_SIZE``. With
+``num_workers=N``, worker ``w`` reads the rank's batches ``w, w + N, ...``; the DataLoader takes one
+from each worker in turn, so the order is the one a single reader gives, whatever ``N``.
+
+Every batch carries ``state``: the reader state after it. ``ShardLoader`` (``dataset.loader()``)
+remembers the last batch's, so its ``state_dict()`` / ``load_state_dict()`` checkpoint and resume
+exactly, with workers or without::
+
+    dataset = ShardDataset("out/", batch_size=4, images="decoded")
+    loader = dataset.loader(num_workers=2)
+    for batch in loader:
+        ...                      # batch["input_ids"], batch["pixel_values"], ...
+        checkpoint = {"data": loader.state_dict()}
+    # later
+    loader.load_state_dict(checkpoint["data"])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from . import PathLike, Reader
+
+__all__ = ["ShardDataset", "ShardLoader", "to_tensors"]
+
+
+def to_tensors(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """The batch with its numpy arrays as tensors sharing their memory (``torch.from_numpy``)."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+def _rank_and_world(rank: Optional[int], world_size: Optional[int]) -> Tuple[Optional[int], Optional[int]]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return (
+            dist.get_rank() if rank is None else rank,
+            dist.get_world_size() if world_size is None else world_size,
+        )
+    # None: the reader reads RANK and WORLD_SIZE, as torchrun sets them.
+    return rank, world_size
+
+
+class ShardDataset(torch.utils.data.IterableDataset):
+    """A mixtape shard set (build output, stage folder, or a list of stage folders) as batches.
+
+    ``options`` are ``mixtape.Reader``'s (``seed``, ``batch_size``, ``images``, ``epochs``...);
+    ``tensors=False`` yields numpy arrays.
+    """
+
+    def __init__(
+        self,
+        stages: Union[PathLike, Sequence[PathLike]],
+        *,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+        tensors: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        for reserved in ("worker", "workers", "state"):
+            if reserved in options:
+                raise TypeError(
+                    f"ShardDataset sets {reserved!r} itself (from the DataLoader's workers and "
+                    "load_state_dict)"
+                )
+        self.stages = stages
+        self.rank = rank
+        self.world_size = world_size
+        self.tensors = tensors
+        self.options = options
+        self._resume: Optional[Dict[str, Any]] = None
+        self._last: Optional[Dict[str, Any]] = None
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank, world_size = _rank_and_world(self.rank, self.world_size)
+        reader = Reader(
+            self.stages,
+            rank=rank,
+            world_size=world_size,
+            worker=worker,
+            workers=workers,
+            state=self._resume,
+            **self.options,
+        )
+        for batch in reader:
+            self._last = batch["state"]
+            yield to_tensors(batch) if self.tensors else batch
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where iterating this object (in this process) stands; with DataLoader workers, use
+        ``ShardLoader.state_dict()``, which sees the batches the workers hand over."""
+        return {"reader": self._last if self._last is not None else self._resume}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The next iteration continues after the batch ``state`` was taken at."""
+        self._resume = None if state.get("reader") is None else dict(state["reader"])
+        self._last = None
+
+    def loader(self, **dataloader_options: Any) -> "ShardLoader":
+        """A ``ShardLoader`` over this dataset (``num_workers``, ``pin_memory``... as DataLoader's)."""
+        return ShardLoader(self, **dataloader_options)
+
+
+class ShardLoader:
+    """A ``DataLoader(dataset, batch_size=None, ...)`` that remembers the state of the last batch it
+    handed out, for ``state_dict()``."""
+
+    def __init__(self, dataset: ShardDataset, **dataloader_options: Any) -> None:
+        if dataloader_options.get("batch_size") is not None:
+            raise TypeError("the reader makes the batches: set batch_size on the ShardDataset")
+        dataloader_options["batch_size"] = None
+        self.dataset = dataset
+        self.dataloader_options = dataloader_options
+        self._last: Optional[Dict[str, Any]] = None
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for batch in torch.utils.data.DataLoader(self.dataset, **self.dataloader_options):
+            self._last = batch["state"]
+            yield batch
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"reader": self._last if self._last is not None else self.dataset._resume}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.dataset.load_state_dict(state)
+        self._last = None
