@@ -12,6 +12,7 @@ takes, the batch's rows concatenated (no padding)::
     mrope_position_ids  int64 [3, T]  Qwen2-VL's (temporal, height, width) positions per sample
     cu_seqlens          int32 [S+1]   sample boundaries, for varlen attention
     row_offsets         int64 [R+1]   row boundaries
+    row_origins         int64 [R, 3]  (stage index, shard, row) of each row, as `mixtape stream --order`
     pixel_values        float32 [P, 1176]  (images="decoded") HF Qwen2VLImageProcessor's layout
     image_grid_thw      int64 [I, 3]
     images              list[bytes]   (images="raw") the stored image bytes

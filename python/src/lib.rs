@@ -307,6 +307,17 @@ impl PyReader {
                     .reshape([patches, values])?,
             )?;
         }
+        // (stage index, shard, row in the shard) of each row: what `mixtape stream --order` lists.
+        let origins: Vec<i64> = batch
+            .rows
+            .iter()
+            .flat_map(|r| {
+                let o = r.origin;
+                [o.stage as i64, i64::from(o.shard), o.row as i64]
+            })
+            .collect();
+        let rows = batch.rows.len();
+        out.set_item("row_origins", origins.into_pyarray(py).reshape([rows, 3])?)?;
         let loss_mask: Vec<u8> = batch
             .rows
             .iter()
