@@ -29,7 +29,7 @@ import torch.utils.data
 
 from . import PathLike, Reader
 
-__all__ = ["ShardDataset", "ShardLoader", "to_tensors"]
+__all__ = ["ShardDataset", "ShardLoader", "qwen2vl_model_inputs", "to_tensors"]
 
 
 def to_tensors(batch: Dict[str, Any]) -> Dict[str, Any]:
@@ -136,3 +136,22 @@ class ShardLoader:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.dataset.load_state_dict(state)
         self._last = None
+
+
+def qwen2vl_model_inputs(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """The keyword arguments of a Qwen2-VL / Qwen2.5-VL ``forward`` for a batch of tensors (see
+    ``to_tensors``), its rows packed into one sequence: ``input_ids`` and ``labels`` ``[1, T]``,
+    ``position_ids`` ``[4, 1, T]`` (the 1-D positions, which restart at each sample, then the three
+    M-RoPE rows: transformers builds the block-diagonal causal mask from the first, so samples do
+    not attend to each other with ``sdpa``, ``eager`` or ``flash_attention_2``), ``pixel_values``
+    and ``image_grid_thw`` when the batch has them. Call the model with ``use_cache=False``."""
+    positions = torch.cat([batch["position_ids"][None], batch["mrope_position_ids"]])
+    inputs = {
+        "input_ids": batch["input_ids"][None],
+        "labels": batch["labels"][None],
+        "position_ids": positions[:, None],
+    }
+    if batch.get("pixel_values") is not None and len(batch["image_grid_thw"]):
+        inputs["pixel_values"] = batch["pixel_values"]
+        inputs["image_grid_thw"] = batch["image_grid_thw"]
+    return inputs

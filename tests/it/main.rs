@@ -11,5 +11,6 @@ mod inspect;
 mod mix;
 mod parquet_tools;
 mod plan;
+mod python_package;
 mod stream;
 mod verify;

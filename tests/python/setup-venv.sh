@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Creates .venv/ at the repository root with the Python packages the tests read shards with
-# (tests/requirements.txt: pyarrow, datasets, duckdb, polars). Idempotent: a second run only checks
-# that the pinned versions are installed. The tests run .venv/bin/python and fail, naming this
-# script, when it is missing; the system interpreter is never touched (PEP 668).
+# Creates .venv/ at the repository root with the Python packages the tests use: the shard readers
+# of tests/requirements.txt (pyarrow, datasets, duckdb, polars), and what the mixtape Python
+# package's tests need (python/requirements-test.txt: maturin, pytest, transformers; torch comes
+# from .libtorch/, installed with its CUDA libraries by trainer-bridge/install-libtorch.sh --cuda and
+# put on the venv's path by a .pth file). Idempotent: a second run only checks that the pinned
+# versions are installed. The tests run .venv/bin/python and fail, naming this script, when it is
+# missing; the system interpreter is never touched (PEP 668).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -r tests/requirements.txt -r python/requirements-test.txt
+bash trainer-bridge/install-libtorch.sh --cuda
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "$PWD/.libtorch" > "$site/mixtape-libtorch.pth"
+.venv/bin/python -c 'import torch' || {
+  echo "setup-venv.sh: torch from .libtorch/ does not import in .venv (see the error above)" >&2
+  exit 1
+}
