@@ -3,8 +3,8 @@
 //!
 //! - `PyReader` (`mixtape.Reader`) is [`mixtape_shards::Reader`] itself: the same options, order,
 //!   resume state (a state saved here resumes in Rust and back) and tally. Each batch is a dict of
-//!   numpy arrays holding Qwen2-VL's inputs ([`mixtape_shards::qwen2vl`], the code the tch trainer
-//!   uses too), handed to numpy without a copy; reading and decoding run with the GIL released.
+//!   numpy arrays holding Qwen2-VL's inputs ([`mixtape_shards::qwen2vl`], whose labels the tch
+//!   trainer trains on too), handed to numpy without a copy; reading and decoding run with the GIL released.
 //! - `check`, `plan` and `audit` return the documents `mixtape check/plan/audit --json`
 //!   print, as JSON text that the Python side parses.
 //! - A reader's failures raise `mixtape.ReaderError`; a shard whose bytes differ from what its

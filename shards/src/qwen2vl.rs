@@ -17,8 +17,9 @@
 //!   patches in 2x2 merge order, each patch channel-major, then frame, row, column) and
 //!   `image_grid_thw` `[images, 3]`.
 //!
-//! The Python package and the tch trainer both take their inputs from here, so what a Python
-//! trainer sees and what the Rust trainer trains on cannot drift apart.
+//! The Python package takes its inputs from here, and the tch trainer its labels
+//! ([`row_labels`]) and normalisation constants, so a Python trainer and the Rust trainer train on
+//! the same targets.
 
 use crate::reader::{Image, Row};
 
@@ -195,7 +196,15 @@ pub fn qwen2vl_inputs(rows: &[Row], options: &InputsOptions) -> Result<Qwen2VlBa
     Ok(out)
 }
 
-/// Appends `row`'s labels: the token where the loss mask is 1, except at each sample's first token.
+/// `row`'s labels: the token where the loss mask is 1, [`IGNORE_INDEX`] elsewhere and at each
+/// sample's first token. Label `p` is the target of the prediction made at position `p - 1`.
+pub fn row_labels(row: &Row) -> Vec<i64> {
+    let mut out = Vec::with_capacity(row.input_ids.len());
+    labels(row, &mut out);
+    out
+}
+
+/// Appends `row`'s labels (see [`row_labels`]).
 fn labels(row: &Row, out: &mut Vec<i64>) {
     let start = out.len();
     out.extend(

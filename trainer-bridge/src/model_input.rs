@@ -17,10 +17,11 @@ use crate::device::Placement;
 
 use crate::model::{ImageInput, ModelConfig, ModelInput, patch_values};
 use mixtape_shards::Row;
+use mixtape_shards::qwen2vl;
 
-/// CLIP normalisation, as the Qwen2.5-VL image processor applies it.
-pub const IMAGE_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
-pub const IMAGE_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+/// CLIP normalisation, as the Qwen2.5-VL image processor applies it (one definition, the shard
+/// reader's Qwen2-VL inputs').
+pub use mixtape_shards::qwen2vl::{IMAGE_MEAN, IMAGE_STD};
 
 /// Why rows cannot feed the model.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,16 +67,15 @@ pub fn loss_tokens(rows: &[Row]) -> usize {
     rows.iter().map(|r| targets_of(r).count()).sum()
 }
 
-/// `(position, next token)` pairs of a row that carry loss.
-fn targets_of(row: &Row) -> impl Iterator<Item = (usize, i32)> + '_ {
-    let mut start = 0usize;
-    row.seq_lens.iter().flat_map(move |&len| {
-        let (s, e) = (start, start + len.max(0) as usize);
-        start = e;
-        (s..e.saturating_sub(1))
-            .filter(move |&p| row.loss_mask.get(p + 1) == Some(&1))
-            .map(move |p| (p, row.input_ids[p + 1]))
-    })
+/// `(position, next token)` pairs of a row that carry loss: from the labels the Python package
+/// hands to Qwen2-VL models ([`qwen2vl::row_labels`]), so both train on the same targets. Label `q`
+/// is never set at a sample's first token, so `q - 1` is always in the same sample.
+fn targets_of(row: &Row) -> impl Iterator<Item = (usize, i32)> + use<> {
+    qwen2vl::row_labels(row)
+        .into_iter()
+        .enumerate()
+        .filter(|&(q, label)| q > 0 && label != qwen2vl::IGNORE_INDEX)
+        .map(|(q, label)| (q - 1, label as i32))
 }
 
 /// Builds the model input of `rows` (on the CPU) and puts it on `placement`.
