@@ -15,7 +15,8 @@ takes, the batch's rows concatenated (no padding)::
     row_origins         int64 [R, 3]  (stage index, shard, row) of each row, as `mixtape stream --order`
     pixel_values        float32 [P, 1176]  (images="decoded") HF Qwen2VLImageProcessor's layout
     image_grid_thw      int64 [I, 3]
-    images              list[bytes]   (images="raw") the stored image bytes
+    images              list[bytes]   (images="raw") the stored image bytes, or
+                        list[uint8 [H, W, 3]]  (images="decoded", pixel_values=False) RGB pixels
     sample_sources, sample_categories, sample_keys: list[str] per sample
     stage (str), epoch, offset (int), state (dict): the state after this batch
 

@@ -79,6 +79,8 @@ struct PyReader {
     reader: Mutex<Reader>,
     inputs: InputsOptions,
     raw_images: bool,
+    /// Images decoded, `pixel_values` not asked for: the batch holds each image's RGB pixels.
+    rgb_images: bool,
 }
 
 /// What one `__next__` computes with the GIL released.
@@ -183,6 +185,7 @@ impl PyReader {
                 ..InputsOptions::default()
             },
             raw_images: mode == ImageMode::Raw,
+            rgb_images: mode == ImageMode::Decoded && !pixel_values,
         })
     }
 
@@ -331,7 +334,16 @@ impl PyReader {
         out.set_item("sample_sources", sources)?;
         out.set_item("sample_categories", categories)?;
         out.set_item("sample_keys", keys)?;
-        if self.raw_images {
+        if self.rgb_images {
+            // Decoded pixels without pixel_values: each image as uint8 [height, width, 3], the
+            // reader's buffer handed over.
+            let mut arrays = Vec::new();
+            for image in batch.rows.into_iter().flat_map(|r| r.images) {
+                let shape = [image.height as usize, image.width as usize, 3];
+                arrays.push(image.rgb.into_vec().into_pyarray(py).reshape(shape)?);
+            }
+            out.set_item("images", PyList::new(py, arrays)?)?;
+        } else if self.raw_images {
             let bytes = batch
                 .rows
                 .iter()

@@ -100,6 +100,16 @@ def test_batches_hold_qwen2vl_inputs_consistent_with_the_rows(demo_out: Path) ->
         assert batch["row_offsets"][-1] == tokens
 
 
+def test_decoded_images_without_pixel_values_are_rgb_arrays_at_the_grids_size(demo_out: Path) -> None:
+    reader = mixtape.Reader(demo_out, seed=2, batch_size=2, images="decoded", pixel_values=False)
+    batch = next(reader)
+    assert "pixel_values" not in batch
+    assert len(batch["images"]) == len(batch["image_grid_thw"]) > 0
+    for image, (_, grid_h, grid_w) in zip(batch["images"], batch["image_grid_thw"]):
+        assert image.dtype == np.uint8 and image.shape == (grid_h * 14, grid_w * 14, 3)
+        assert not image.flags.owndata
+
+
 def test_arrays_are_handed_over_without_a_copy(demo_out: Path) -> None:
     batch = next(mixtape.Reader(demo_out, images="skip"))
     for name in ("input_ids", "labels", "position_ids", "cu_seqlens"):
