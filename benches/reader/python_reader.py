@@ -58,7 +58,7 @@ def dataloader(stages, images, threads, pixel_values=False):
     workers = threads
     dataset = ShardDataset(stages, images=images, batch_size=BATCH, pixel_values=pixel_values,
                            decode_threads=max(1, threads // workers))
-    return counted(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers))
+    return counted(dataset.loader(num_workers=workers))
 
 
 def main():
@@ -84,7 +84,7 @@ def main():
         seconds = statistics.median(m[0] for m in measured)
         _, tokens, images = measured[0]
         result[key] = {"seconds": round(seconds, 3), "tokens_per_s": round(tokens / seconds),
-                       "images_per_s": round(images / seconds, 1), "batches_per_rep": None}
+                       "images_per_s": round(images / seconds, 1)}
     for images in ("skip", "decoded"):
         base = result[f"rust/{images}"]["seconds"]
         for name in ("python", "dataloader"):
