@@ -148,14 +148,14 @@ pub fn qwen2vl_inputs(rows: &[Row], options: &InputsOptions) -> Result<Qwen2VlBa
     out.cu_seqlens.push(0);
     out.row_offsets.push(0);
     let geometry = options.geometry;
-    let patches: usize = rows
-        .iter()
-        .flat_map(|r| &r.images)
-        .map(|i| {
-            (i.height as usize / geometry.patch_size) * (i.width as usize / geometry.patch_size)
-        })
-        .sum();
     if options.pixel_values {
+        let patches: usize = rows
+            .iter()
+            .flat_map(|r| &r.images)
+            .map(|i| {
+                (i.height as usize / geometry.patch_size) * (i.width as usize / geometry.patch_size)
+            })
+            .sum();
         out.pixel_values.reserve(patches * geometry.patch_values());
     }
     for (index, row) in rows.iter().enumerate() {
@@ -165,10 +165,13 @@ pub fn qwen2vl_inputs(rows: &[Row], options: &InputsOptions) -> Result<Qwen2VlBa
         labels(row, &mut out.labels);
         out.position_ids
             .extend(row.position_ids.iter().map(|&p| i64::from(p)));
-        for &len in &row.seq_lens {
-            let last = *out.cu_seqlens.last().unwrap_or(&0);
-            out.cu_seqlens.push(last.saturating_add(len));
-        }
+        // The row's own cu_seqlens, after the rows before it.
+        let before = *out.cu_seqlens.last().unwrap_or(&0);
+        out.cu_seqlens.extend(
+            row.cu_seqlens()[1..]
+                .iter()
+                .map(|&c| before.saturating_add(c)),
+        );
         mrope(
             row,
             index,
