@@ -40,7 +40,7 @@ fn bench_tokenize(c: &mut Criterion) {
             .zip(&pads)
             .map(|(s, p)| {
                 encoder
-                    .encode(s, p)
+                    .encode(s, p, &Default::default())
                     .expect("synthetic samples encode")
                     .ids
                     .len()
@@ -53,7 +53,7 @@ fn bench_tokenize(c: &mut Criterion) {
                 for (sample, pads) in samples.iter().zip(&pads) {
                     black_box(
                         encoder
-                            .encode(sample, pads)
+                            .encode(sample, pads, &Default::default())
                             .expect("synthetic samples encode"),
                     );
                 }

@@ -293,7 +293,11 @@ fn floor(args: &[String]) -> Result<(), String> {
         let jpeg = encode_jpeg(&resized, quality).map_err(|e| e.to_string())?;
         let t3 = Instant::now();
         let enc = encoder
-            .encode(&r.sample, &[image_tokens(h, w, &policy)])
+            .encode(
+                &r.sample,
+                &[image_tokens(h, w, &policy)],
+                &Default::default(),
+            )
             .map_err(|e| e.to_string())?;
         let t4 = Instant::now();
         t_decode += (t1 - t0).as_secs_f64();
@@ -312,7 +316,11 @@ fn floor(args: &[String]) -> Result<(), String> {
     let full = |r: &Record| -> usize {
         let p = process(&r.bytes, &policy, encoding, quality).expect("corpus images process");
         let e = encoder
-            .encode(&r.sample, &[image_tokens(p.height, p.width, &policy)])
+            .encode(
+                &r.sample,
+                &[image_tokens(p.height, p.width, &policy)],
+                &Default::default(),
+            )
             .expect("encode");
         p.bytes.len() + e.ids.len()
     };
@@ -320,7 +328,11 @@ fn floor(args: &[String]) -> Result<(), String> {
         let (h, w) = imagesize_of(&r.bytes);
         let (h, w) = smart_resize(h, w, &policy).expect("resize rule");
         encoder
-            .encode(&r.sample, &[image_tokens(h, w, &policy)])
+            .encode(
+                &r.sample,
+                &[image_tokens(h, w, &policy)],
+                &Default::default(),
+            )
             .expect("encode")
             .ids
             .len()

@@ -20,7 +20,7 @@ use crate::reject::RejectCode;
 use crate::sample::SampleKind;
 use crate::source::spec::{SourceFormat, SourceSpec};
 use crate::source::{self, Record, SourceError};
-use crate::template::{Encoder, TextLengths};
+use crate::template::{ChatStyle, Encoder, TextLengths};
 
 /// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
 /// synthetic generators) changes, so stale cache entries are never reused.
@@ -253,7 +253,7 @@ pub fn index_source_with_progress(
     let mut batch = next_batch(&mut records)?;
     while !batch.is_empty() {
         let (measured, next) = rayon::join(
-            || measure_batch(&batch, encoder),
+            || measure_batch(&batch, encoder, &spec.chat),
             || next_batch(&mut records),
         );
         add_batch(&mut index, batch, measured);
@@ -278,7 +278,7 @@ pub fn index_source_with_progress(
 /// A record's kind, lengths and image sizes, or why it is rejected (code, message).
 type Measured = Result<(SampleKind, TextLengths, Vec<(u32, u32)>), (RejectCode, String)>;
 
-fn measure_batch(batch: &[Record], encoder: &Encoder) -> Vec<Measured> {
+fn measure_batch(batch: &[Record], encoder: &Encoder, style: &ChatStyle) -> Vec<Measured> {
     batch
         .par_iter()
         .map(|record| match &record.sample {
@@ -291,7 +291,7 @@ fn measure_batch(batch: &[Record], encoder: &Encoder) -> Vec<Measured> {
                     ));
                 };
                 encoder
-                    .measure(sample)
+                    .measure(sample, style)
                     .map(|len| (sample.kind, len, sizes))
                     .map_err(|e| (RejectCode::Template, e.to_string()))
             }
@@ -336,6 +336,11 @@ fn cache_key(
     );
     // The record cap decides which records are rejected as `record_too_large`.
     h.update(&spec.max_record_bytes.to_le_bytes());
+    // A system prompt and the turn-end loss change every conversation's lengths. Hashed only when
+    // set, so the cache entries of sources that leave them alone stay valid.
+    if spec.chat != ChatStyle::default() {
+        h.update(format!("{:?}", spec.chat).as_bytes());
+    }
     if let Some(root) = &spec.image_root {
         h.update(relative_path(root, recipe_dir).as_bytes());
     }

@@ -34,9 +34,10 @@ use serde::Serialize;
 use crate::diag::{Diagnostic, Span};
 use crate::image::{image_tokens, smart_resize};
 use crate::index::{FileDigest, SourceIndex};
-use crate::recipe::{Basis, ImagePolicy, PackPolicy, Recipe, Stage};
+use crate::recipe::{Basis, ImagePolicy, LongText, Recipe, Stage};
 use crate::reject::RejectCode;
 use crate::source::spec::SourceSpec;
+use crate::template::TurnEndLoss;
 
 /// Version of the plan document (`mixtape plan --json`, lock files). 2: integer targets
 /// (largest-remainder apportionment), closest-draw stopping and [`SourceDraw::cut`].
@@ -166,8 +167,8 @@ pub fn resolve(
                 .map(|s| {
                     let index = &indexes[&s.name];
                     (0..index.samples()).fold((0, 0), |(size, largest), i| {
-                        match usable(index, i, stage) {
-                            Ok(a) if can_cut(index, i, stage, &a) => {
+                        match usable(s, index, i, stage) {
+                            Ok(a) if can_cut(s, index, i, stage, &a) => {
                                 (size + stage.budget.basis.of(&a), largest)
                             }
                             Ok(a) => (
@@ -213,7 +214,7 @@ pub fn resolve(
                     .or_insert_with(|| Stream::new(recipe.seed, &spec.name, index.samples()));
                 let start = *cursors.get(spec.name.as_str()).unwrap_or(&0);
                 let aim = (i128::from(target) - carry).clamp(0, i128::from(u64::MAX)) as u64;
-                match draw(stream, index, stage, start, aim) {
+                match draw(stream, spec, index, stage, start, aim) {
                     Ok(d) => {
                         carry +=
                             i128::from(stage.budget.basis.of(&d.expected)) - i128::from(target);
@@ -270,7 +271,7 @@ pub fn resolve(
             max_repeat: stage.max_repeat,
             image: to_json(&stage.image),
             train: to_json(&stage.train),
-            pack: to_json(&stage.pack),
+            pack: pack_settings(&stage.pack),
             categories,
             expected: totals,
         });
@@ -364,9 +365,15 @@ pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
 }
 
 /// Whether the stage may cut this sample (see [`cut_to`]).
-fn can_cut(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Counts) -> bool {
+fn can_cut(
+    spec: &SourceSpec,
+    index: &SourceIndex,
+    sample: usize,
+    stage: &Stage,
+    whole: &Counts,
+) -> bool {
     cuttable_basis(stage.budget.basis)
-        && stage.pack.split_long_text
+        && stage.long_text_of(spec) == LongText::Split
         && index.is_text[sample] != 0
         && whole.images == 0
         && whole.loss_tokens == whole.tokens
@@ -399,6 +406,24 @@ fn oversized(
     .with_hint(format!("raise the budget of `{}` or the share of `{category}`, or move such samples to a stage with room for them", stage.name))
 }
 
+/// A stage's `pack` settings as plans record them. `long_text` is recorded as `split_long_text`,
+/// the switch it replaced (true for `split`, false for `drop`), plus `long_text` for `truncate`, so
+/// the plans and fingerprints of recipes written before it are the ones earlier versions made.
+fn pack_settings(pack: &crate::recipe::PackPolicy) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "algorithm": pack.algorithm,
+        "buffer": pack.buffer,
+        "max_image_tokens": pack.max_image_tokens,
+        "split_long_text": pack.long_text == LongText::Split,
+    });
+    if pack.long_text == LongText::Truncate
+        && let Some(map) = value.as_object_mut()
+    {
+        map.insert("long_text".into(), pack.long_text.name().into());
+    }
+    value
+}
+
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
@@ -427,6 +452,21 @@ fn source_settings(spec: &SourceSpec, recipe_path: &std::path::Path) -> serde_js
         && let Some(map) = settings.as_object_mut()
     {
         map.insert("max_record_bytes".into(), spec.max_record_bytes.into());
+    }
+    // The same for the settings that change how records render or fit: listed when set.
+    if let Some(map) = settings.as_object_mut() {
+        if let Some(system) = &spec.chat.system {
+            map.insert("system".into(), system.clone().into());
+        }
+        if spec.chat.turn_end_loss != TurnEndLoss::default() {
+            map.insert(
+                "turn_end_loss".into(),
+                spec.chat.turn_end_loss.name().into(),
+            );
+        }
+        if let Some(long_text) = spec.long_text {
+            map.insert("long_text".into(), long_text.name().into());
+        }
     }
     settings
 }
@@ -478,17 +518,29 @@ impl Unusable {
 }
 
 /// A sample's amounts under a stage's policies, or why the stage cannot use it.
-pub fn usable(index: &SourceIndex, sample: usize, stage: &Stage) -> Result<Counts, Unusable> {
-    sample_amounts(index, sample, stage.seq_len, &stage.image, &stage.pack)
+pub fn usable(
+    spec: &SourceSpec,
+    index: &SourceIndex,
+    sample: usize,
+    stage: &Stage,
+) -> Result<Counts, Unusable> {
+    sample_amounts(
+        index,
+        sample,
+        stage.seq_len,
+        &stage.image,
+        stage.long_text_of(spec),
+    )
 }
 
-/// Counts of one sample: image pads from the resize rule, long text counted per window.
+/// Counts of one sample: image pads from the resize rule, long text per `long_text` (split: one
+/// sample per window; truncate: one sample of `seq_len` tokens; drop: too long).
 pub fn sample_amounts(
     index: &SourceIndex,
     sample: usize,
     seq_len: u32,
     image: &ImagePolicy,
-    pack: &PackPolicy,
+    long_text: LongText,
 ) -> Result<Counts, Unusable> {
     let policy = image.resize_policy();
     let mut pads = 0u64;
@@ -498,19 +550,28 @@ pub fn sample_amounts(
             .map_err(|e| Unusable::Image(e.to_string(), RejectCode::of_resize(&e)))?;
         pads += u64::from(image_tokens(rh, rw, &policy));
     }
-    let tokens = u64::from(index.text_tokens[sample]) + pads;
+    let whole = u64::from(index.text_tokens[sample]) + pads;
+    let loss_tokens = u64::from(index.loss_tokens[sample]);
     let is_text = index.is_text[sample] != 0;
-    let samples = if tokens <= u64::from(seq_len) {
-        1
-    } else if is_text && pack.split_long_text {
-        tokens.div_ceil(u64::from(seq_len))
-    } else {
-        return Err(Unusable::TooLong { tokens, seq_len });
+    let (samples, tokens, loss_tokens) = match (whole <= u64::from(seq_len), is_text, long_text) {
+        (true, ..) => (1, whole, loss_tokens),
+        (false, true, LongText::Split) => (whole.div_ceil(u64::from(seq_len)), whole, loss_tokens),
+        // Text carries loss on every token, so the first `seq_len` tokens keep that many.
+        (false, true, LongText::Truncate) => {
+            let kept = u64::from(seq_len);
+            (1, kept, loss_tokens.min(kept))
+        }
+        _ => {
+            return Err(Unusable::TooLong {
+                tokens: whole,
+                seq_len,
+            });
+        }
     };
     Ok(Counts {
         samples,
         tokens,
-        loss_tokens: u64::from(index.loss_tokens[sample]),
+        loss_tokens,
         image_tokens: pads,
         images: images.len() as u64,
     })
@@ -594,6 +655,7 @@ struct Short {
 /// which lands the target exactly.
 fn draw(
     stream: &mut Stream,
+    spec: &SourceSpec,
     index: &SourceIndex,
     stage: &Stage,
     start: u64,
@@ -613,7 +675,7 @@ fn draw(
             let mut p = pos;
             let mut needed = None;
             while n > 0 && p < n * MAX_SIMULATED_PASSES {
-                if let Ok(a) = usable(index, stream.sample_at(p), stage) {
+                if let Ok(a) = usable(spec, index, stream.sample_at(p), stage) {
                     acc += basis.of(&a);
                 }
                 p += 1;
@@ -628,12 +690,12 @@ fn draw(
             });
         }
         let sample = stream.sample_at(pos);
-        match usable(index, sample, stage) {
+        match usable(spec, index, sample, stage) {
             Ok(a) => {
                 let need = target - basis.of(&expected);
                 let amount = basis.of(&a);
                 if amount > need {
-                    if let Some(kept) = cut_to(index, sample, stage, &a, need) {
+                    if let Some(kept) = cut_to(spec, index, sample, stage, &a, need) {
                         expected += &kept;
                         cut = Some(need);
                         pos += 1;
@@ -662,13 +724,14 @@ fn draw(
 /// (tokens, or loss tokens for a sample with loss on every token), a text sample without images, and
 /// a pack policy that splits long text into windows (a cut sample is windowed like any other).
 fn cut_to(
+    spec: &SourceSpec,
     index: &SourceIndex,
     sample: usize,
     stage: &Stage,
     whole: &Counts,
     keep: u64,
 ) -> Option<Counts> {
-    let cuttable = can_cut(index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
+    let cuttable = can_cut(spec, index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
     cuttable.then(|| Counts {
         samples: keep.div_ceil(u64::from(stage.seq_len)),
         tokens: keep,

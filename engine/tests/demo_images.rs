@@ -29,6 +29,8 @@ fn spec(format: SourceFormat, files: Vec<PathBuf>) -> SourceSpec {
         image_root: None,
         synthetic: None,
         max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        chat: Default::default(),
+        long_text: None,
     }
 }
 

@@ -10,9 +10,10 @@ use mixtape_shards::ShardImage;
 
 use crate::image::{ProcessError, process};
 use crate::image::{RgbImage, encode_jpeg, encode_png, grid, image_tokens, resize, smart_resize};
-use crate::recipe::{ImageEncoding, ImagePolicy};
+use crate::recipe::{ImageEncoding, ImagePolicy, LongText, Stage};
 use crate::reject::RejectCode;
 use crate::sample::{ImageSource, Sample, SampleKind};
+use crate::source::spec::SourceSpec;
 use crate::template::Encoder;
 
 /// A sample ready to be packed. Image `token_offset`s are relative to the sample's first token.
@@ -37,13 +38,16 @@ pub struct EncodeReject {
     pub message: String,
 }
 
-/// Encodes a sample under a stage's policies.
+/// Encodes a sample of `source` under a stage's policies: its images resized, its text rendered in
+/// the source's chat style, and text over `seq_len` truncated or rejected as the stage's
+/// [`LongText`] for the source says (`split` leaves it whole, for the packer's windows).
 pub fn encode_sample(
     sample: &Sample,
     encoder: &Encoder,
-    policy: &ImagePolicy,
-    seq_len: u32,
+    source: &SourceSpec,
+    stage: &Stage,
 ) -> Result<EncodedSample, EncodeReject> {
+    let (policy, seq_len) = (&stage.image, stage.seq_len);
     let resize_policy = policy.resize_policy();
     let mut images = Vec::with_capacity(sample.images.len());
     for (i, image) in sample.images.iter().enumerate() {
@@ -68,22 +72,43 @@ pub fn encode_sample(
         });
     }
     let pads: Vec<u32> = images.iter().map(|i| i.num_tokens).collect();
-    let encoded = encoder.encode(sample, &pads).map_err(|e| EncodeReject {
-        code: RejectCode::Template,
-        message: e.to_string(),
-    })?;
+    let mut encoded = encoder
+        .encode(sample, &pads, &source.chat)
+        .map_err(|e| EncodeReject {
+            code: RejectCode::Template,
+            message: e.to_string(),
+        })?;
     for (image, (offset, _)) in images.iter_mut().zip(&encoded.image_slots) {
         image.token_offset = *offset;
     }
     let is_text = sample.kind == SampleKind::Text;
-    if !is_text && encoded.ids.len() > seq_len as usize {
-        return Err(EncodeReject {
-            code: RejectCode::TooLong,
-            message: format!(
-                "{} tokens do not fit seq_len {seq_len} (images are never cut)",
-                encoded.ids.len()
-            ),
-        });
+    if encoded.ids.len() > seq_len as usize {
+        let long_text = stage.long_text_of(source);
+        match (is_text, long_text) {
+            (true, LongText::Split) => {}
+            (true, LongText::Truncate) => {
+                encoded.ids.truncate(seq_len as usize);
+                encoded.loss_mask.truncate(seq_len as usize);
+            }
+            (true, LongText::Drop) => {
+                return Err(EncodeReject {
+                    code: RejectCode::TooLong,
+                    message: format!(
+                        "{} tokens do not fit seq_len {seq_len} (long_text: drop)",
+                        encoded.ids.len()
+                    ),
+                });
+            }
+            (false, _) => {
+                return Err(EncodeReject {
+                    code: RejectCode::TooLong,
+                    message: format!(
+                        "{} tokens do not fit seq_len {seq_len} (images are never cut)",
+                        encoded.ids.len()
+                    ),
+                });
+            }
+        }
     }
     Ok(EncodedSample {
         ids: encoded.ids,

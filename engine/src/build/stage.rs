@@ -368,6 +368,8 @@ struct Item {
 struct Fetched {
     /// Index of its source in the stage's draws.
     slot: usize,
+    /// Index of its source in the recipe's sources.
+    source: usize,
     record: Record,
     key: String,
     /// Tokens to keep when the plan cuts this draw.
@@ -473,11 +475,13 @@ fn fetch_batch(
         let key = cursor.keys.key(&record.location);
         let keep = source.cut_at(j);
         let index = &ctx.indexes[&cursor.spec.name];
-        let planned_tokens = crate::plan::usable(index, draw.sample as usize, ctx.stage)
-            .ok()
-            .map(|counts| keep.unwrap_or(counts.tokens));
+        let planned_tokens =
+            crate::plan::usable(cursor.spec, index, draw.sample as usize, ctx.stage)
+                .ok()
+                .map(|counts| keep.unwrap_or(counts.tokens));
         records.push(Fetched {
             slot: slot as usize,
+            source: source.source,
             record,
             key,
             keep,
@@ -496,8 +500,13 @@ fn encode_batch(ctx: &StageContext<'_>, records: &FetchedBatch) -> EncodedBatch 
         // for up to 110 ms while the other idled (perf timeline of the e2e bench).
         .with_max_len(1)
         .map(|fetched| match &fetched.record.sample {
-            Ok(sample) => encode_sample(sample, ctx.encoder, &stage.image, stage.seq_len)
-                .map(|s| cut(s, fetched.keep)),
+            Ok(sample) => encode_sample(
+                sample,
+                ctx.encoder,
+                &ctx.recipe.sources[fetched.source],
+                stage,
+            )
+            .map(|s| cut(s, fetched.keep)),
             Err(reason) => Err(EncodeReject {
                 code: reason.code(),
                 message: reason.to_string(),
@@ -557,7 +566,9 @@ impl ShardAssembly {
                         });
                     }
                     tokens += built;
-                    for (window, item_sample) in windows(sample, stage).into_iter().enumerate() {
+                    for (window, item_sample) in
+                        windows(sample, stage.seq_len).into_iter().enumerate()
+                    {
                         let key = if window == 0 {
                             key.clone()
                         } else {
@@ -616,10 +627,11 @@ impl ShardAssembly {
     }
 }
 
-/// Long text over `seq_len` becomes consecutive `seq_len` windows (when the stage allows it).
-fn windows(sample: EncodedSample, stage: &Stage) -> Vec<EncodedSample> {
-    let seq_len = stage.seq_len as usize;
-    if sample.ids.len() <= seq_len || !sample.is_text || !stage.pack.split_long_text {
+/// Long text over `seq_len` becomes consecutive `seq_len` windows. Only `long_text: split` leaves a
+/// text that long: [`encode_sample`] truncates or rejects it under the other settings.
+fn windows(sample: EncodedSample, seq_len: u32) -> Vec<EncodedSample> {
+    let seq_len = seq_len as usize;
+    if sample.ids.len() <= seq_len || !sample.is_text {
         return vec![sample];
     }
     sample

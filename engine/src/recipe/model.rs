@@ -66,6 +66,9 @@ pub struct Recipe {
     /// HF `tokenizer.json`, absolute.
     pub tokenizer: PathBuf,
     pub template: Template,
+    /// Where assistant turns' loss ends (`template.turn_end_loss`); also in every source's
+    /// [`SourceSpec::chat`], with the source's system prompt.
+    pub turn_end_loss: crate::template::TurnEndLoss,
     /// Sources sorted by name.
     pub sources: Vec<SourceSpec>,
     /// Where each source is defined.
@@ -269,8 +272,45 @@ pub struct PackPolicy {
     pub buffer: u32,
     /// Most image tokens in one pack (balances vision-encoder load across ranks), if set.
     pub max_image_tokens: Option<u32>,
-    /// Split text longer than `seq_len` into `seq_len` windows (else reject it as too long).
-    pub split_long_text: bool,
+    /// What happens to text longer than `seq_len` (a source's own `long_text` wins).
+    pub long_text: LongText,
+}
+
+/// What happens to a text sample (plain text, no images) longer than a stage's `seq_len`.
+/// Conversations and captions over `seq_len` are always rejected as `too_long`: cutting them could
+/// cut an image or a turn in half.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongText {
+    /// Consecutive `seq_len` windows, each packed as its own sample: nothing is lost, and on a
+    /// `samples` budget every window counts as one sample.
+    #[default]
+    Split,
+    /// Its first `seq_len` tokens, one sample; the rest is not trained on.
+    Truncate,
+    /// Rejected as `too_long` (counted in the reject list, never drawn).
+    Drop,
+}
+
+impl LongText {
+    pub const NAMES: [&'static str; 3] = ["split", "truncate", "drop"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LongText::Split => "split",
+            LongText::Truncate => "truncate",
+            LongText::Drop => "drop",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "split" => Some(LongText::Split),
+            "truncate" => Some(LongText::Truncate),
+            "drop" => Some(LongText::Drop),
+            _ => None,
+        }
+    }
 }
 
 /// Default number of samples best-fit-decreasing sorts at once: large enough for >99% fill on
@@ -283,7 +323,7 @@ impl Default for PackPolicy {
             algorithm: PackAlgorithm::Bfd,
             buffer: DEFAULT_PACK_BUFFER,
             max_image_tokens: None,
-            split_long_text: true,
+            long_text: LongText::Split,
         }
     }
 }
@@ -312,4 +352,11 @@ pub struct Stage {
     pub image: ImagePolicy,
     pub train: TrainHints,
     pub pack: PackPolicy,
+}
+
+impl Stage {
+    /// What happens to `source`'s text longer than this stage's `seq_len`.
+    pub fn long_text_of(&self, source: &SourceSpec) -> LongText {
+        source.long_text.unwrap_or(self.pack.long_text)
+    }
 }

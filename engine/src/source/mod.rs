@@ -315,6 +315,8 @@ pub(crate) mod testing {
             image_root: None,
             synthetic: None,
             max_record_bytes: crate::recipe::DEFAULT_MAX_RECORD_BYTES,
+            chat: Default::default(),
+            long_text: None,
         }
     }
 

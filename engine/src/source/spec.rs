@@ -66,6 +66,11 @@ pub struct SourceSpec {
     /// Parquet row's values, a WebDataset group's members); larger ones are rejected with
     /// `record_too_large` before they are parsed. See `recipe::DEFAULT_MAX_RECORD_BYTES`.
     pub max_record_bytes: u64,
+    /// How conversations render: the recipe's `template` settings with this source's `system`.
+    pub chat: crate::template::ChatStyle,
+    /// What happens to this source's text longer than a stage's `seq_len`, when the source sets
+    /// it; `None` follows each stage's `pack.long_text`.
+    pub long_text: Option<crate::recipe::LongText>,
 }
 
 /// Parameters of a built-in synthetic source.

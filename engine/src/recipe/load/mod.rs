@@ -8,8 +8,8 @@
 //!
 //! One module per recipe section: [`files`] (the recipe file and its `extends` chain), [`limits`],
 //! [`sources`], [`stages`] (stage inheritance and the stage map), and the stage sections [`mix`]
-//! (`budget` and `mix`), [`image`], [`train`] and [`pack`]. This module types the top level and
-//! hands each section to its module.
+//! (`budget` and `mix`), [`image`], [`train`] and [`pack`], and [`template`] (the conversation
+//! style). This module types the top level and hands each section to its module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ mod mix;
 mod pack;
 mod sources;
 mod stages;
+mod template;
 mod train;
 
 const RECIPE_KEYS: &[&str] = &[
@@ -117,10 +118,8 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         }
     };
     let template = match top("template") {
-        None => Some(Template::Chatml),
-        Some(node) => {
-            fields::choice(node, "template", &["chatml"], diags).map(|_| Template::Chatml)
-        }
+        None => Some((Template::Chatml, crate::template::ChatStyle::default())),
+        Some(node) => template::template(node, diags),
     };
     let image_base = top("image");
     if let Some(node) = image_base {
@@ -135,7 +134,13 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         Some(node) => resolve_sources(
             node,
             files,
-            max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            &sources::SourceDefaults {
+                max_record_bytes: max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+                chat: template
+                    .as_ref()
+                    .map(|(_, style)| style.clone())
+                    .unwrap_or_default(),
+            },
             diags,
         ),
         None => {
@@ -167,7 +172,8 @@ fn resolve(path: &Path, root: &Node, files: &SourceMap, diags: &mut Diagnostics)
         description,
         seed: seed?,
         tokenizer: tokenizer?,
-        template: template?,
+        template: template.as_ref()?.0,
+        turn_end_loss: template?.1.turn_end_loss,
         sources,
         source_spans,
         stages,

@@ -25,6 +25,8 @@ const SOURCE_KEYS: &[&str] = &[
     "count",
     "seed",
     "max_record_bytes",
+    "system",
+    "long_text",
 ];
 
 const FIELD_KEYS: &[&str] = &["image", "caption", "text", "conversations", "messages"];
@@ -39,10 +41,18 @@ const FORMATS: &[&str] = &[
 
 type ResolvedSources = (Vec<SourceSpec>, BTreeMap<String, Span>, BTreeSet<String>);
 
+/// What a source inherits from the recipe's top level unless it sets its own.
+pub(super) struct SourceDefaults {
+    /// `limits.max_record_bytes`.
+    pub max_record_bytes: u64,
+    /// The `template` settings (system prompt, turn-end loss).
+    pub chat: crate::template::ChatStyle,
+}
+
 pub(super) fn resolve_sources(
     node: &Node,
     files: &SourceMap,
-    max_record_bytes: u64,
+    defaults: &SourceDefaults,
     diags: &mut Diagnostics,
 ) -> ResolvedSources {
     let mut specs = Vec::new();
@@ -72,7 +82,7 @@ pub(super) fn resolve_sources(
         if let Some(Value::Str(category)) = value.get("category").map(|c| &c.value) {
             categories.insert(category.clone());
         }
-        if let Some(spec) = resolve_source(&key.name, value, files, max_record_bytes, diags) {
+        if let Some(spec) = resolve_source(&key.name, value, files, defaults, diags) {
             specs.push(spec);
         }
     }
@@ -84,7 +94,7 @@ fn resolve_source(
     name: &str,
     node: &Node,
     files: &SourceMap,
-    default_max_record_bytes: u64,
+    defaults: &SourceDefaults,
     diags: &mut Diagnostics,
 ) -> Option<SourceSpec> {
     let what = format!("source `{name}`");
@@ -181,7 +191,17 @@ fn resolve_source(
     );
     let max_record_bytes = match get("max_record_bytes") {
         Some(n) => record_cap(n, "`max_record_bytes`", diags),
-        None => Some(default_max_record_bytes),
+        None => Some(defaults.max_record_bytes),
+    };
+    let system = match get("system") {
+        Some(s) => super::template::system_prompt(s, "`system`", diags),
+        None => Some(defaults.chat.system.clone()),
+    };
+    let long_text = match get("long_text") {
+        Some(l) => fields::choice(l, "long_text", &LongText::NAMES, diags)
+            .and_then(LongText::from_name)
+            .map(Some),
+        None => Some(None),
     };
     let has_schema = matches!(format, SourceFormat::Parquet | SourceFormat::WebDataset);
     ok &= only_for(
@@ -307,6 +327,11 @@ fn resolve_source(
         image_root,
         synthetic: synthetic_spec,
         max_record_bytes: max_record_bytes?,
+        chat: crate::template::ChatStyle {
+            system: system?,
+            turn_end_loss: defaults.chat.turn_end_loss,
+        },
+        long_text: long_text?,
     })
 }
 
