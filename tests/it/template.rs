@@ -144,3 +144,56 @@ fn bad_template_settings_are_errors_at_their_place() {
     );
     assert_cli_snapshot!("template_errors", dir, &["check", "r.yaml"]);
 }
+
+#[test]
+fn template_settings_reach_only_sources_with_conversations() {
+    let dir = TestDir::new();
+    let with_prose = |template: &str, prose: &str| {
+        format!(
+            "version: 1\nname: mixed\ntokenizer: {{path: {tok}}}\n{template}sources:\n  \
+             qa: {{format: synthetic, kind: shapes-vqa, count: 100, category: vqa}}\n  \
+             prose: {{format: synthetic, kind: long-text, count: 40, category: text{prose}}}\n\
+             stages:\n  - name: only\n    seq_len: 2048\n    budget: {{samples: 20}}\n    \
+             mix: {{vqa: 0.5, text: 0.5}}\n",
+            tok = tokenizer()
+        )
+    };
+    dir.write("bare.yaml", with_prose("", ""));
+    dir.write(
+        "styled.yaml",
+        with_prose(
+            &format!("template: {{system: \"{SYSTEM}\", turn_end_loss: none}}\n"),
+            "",
+        ),
+    );
+    let settings = |recipe: &str| {
+        let out = dir.run(&["plan", recipe, "--json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+        let by_name = |name: &str| {
+            plan["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap()["settings"]
+                .clone()
+        };
+        (by_name("qa"), by_name("prose"))
+    };
+    let (bare_qa, bare_prose) = settings("bare.yaml");
+    let (qa, prose) = settings("styled.yaml");
+    assert_eq!(prose, bare_prose, "text renders without a chat template");
+    assert_eq!(qa["system"], SYSTEM);
+    assert_eq!(qa["turn_end_loss"], "none");
+    assert!(bare_qa.get("system").is_none(), "{bare_qa}");
+
+    // A source's own `system` on records that are not conversations, or `long_text` on records
+    // that are not text, is an error at the key.
+    dir.write(
+        "r.yaml",
+        with_prose("", ", system: Be brief.")
+            .replace("category: vqa}", "category: vqa, long_text: drop}"),
+    );
+    assert_cli_snapshot!("settings_for_other_records", dir, &["check", "r.yaml"]);
+}

@@ -56,6 +56,17 @@ pub enum SyntheticKind {
 }
 
 impl SyntheticKind {
+    /// The kind of sample this generator makes.
+    pub fn sample_kind(self) -> SampleKind {
+        match self {
+            SyntheticKind::ShapesCaption => SampleKind::Caption,
+            SyntheticKind::LongText => SampleKind::Text,
+            SyntheticKind::ShapesVqa | SyntheticKind::ShapesGrounding | SyntheticKind::OcrText => {
+                SampleKind::Conversation
+            }
+        }
+    }
+
     /// All kinds, in the order `check` lists them in hints.
     pub const ALL: [SyntheticKind; 5] = [
         SyntheticKind::ShapesCaption,
@@ -431,6 +442,7 @@ mod tests {
                     _ => SampleKind::Conversation,
                 };
                 assert_eq!(s.kind, expected);
+                assert_eq!(kind.sample_kind(), expected);
                 if kind == SyntheticKind::LongText {
                     assert_eq!(s.turns.len(), 1);
                     assert_eq!(s.turns[0].role, Role::Assistant);

@@ -9,6 +9,7 @@ use crate::diag::{Diagnostic, Diagnostics, SourceMap, Span, one_of};
 use crate::recipe::fields;
 use crate::recipe::model::*;
 use crate::recipe::names;
+use crate::sample::SampleKind;
 use crate::source::spec::{FieldMap, RecordSchema, SourceFormat, SourceSpec, SyntheticSpec};
 use crate::synthetic::SyntheticKind;
 use crate::yaml::{Node, Value};
@@ -310,6 +311,21 @@ fn resolve_source(
         }),
         None => None,
     };
+    // `system` and `long_text` apply to what the source's records render as.
+    let yields = |kind| sample_kinds(format, schema, synthetic_spec.as_ref()).contains(&kind);
+    let conversations = yields(SampleKind::Conversation);
+    ok &= only_for(
+        "system",
+        conversations,
+        "a system prompt opens conversations; this source has none",
+        diags,
+    );
+    ok &= only_for(
+        "long_text",
+        yields(SampleKind::Text),
+        "`long_text` is for text records; conversations and captions over `seq_len` are always rejected",
+        diags,
+    );
     if !ok {
         return None;
     }
@@ -327,12 +343,43 @@ fn resolve_source(
         image_root,
         synthetic: synthetic_spec,
         max_record_bytes: max_record_bytes?,
-        chat: crate::template::ChatStyle {
-            system: system?,
-            turn_end_loss: defaults.chat.turn_end_loss,
+        // The recipe's template settings reach only sources with conversations to render, so the
+        // others' settings, lengths and cache entries stay as they are.
+        chat: if conversations {
+            crate::template::ChatStyle {
+                system: system?,
+                turn_end_loss: defaults.chat.turn_end_loss,
+            }
+        } else {
+            crate::template::ChatStyle::default()
         },
         long_text: long_text?,
     })
+}
+
+/// The kinds of sample a source's records can become.
+fn sample_kinds(
+    format: SourceFormat,
+    schema: Option<RecordSchema>,
+    synthetic: Option<&SyntheticSpec>,
+) -> Vec<SampleKind> {
+    let of_schema = |schema| match schema {
+        RecordSchema::Conversation => SampleKind::Conversation,
+        RecordSchema::Caption => SampleKind::Caption,
+        RecordSchema::Text => SampleKind::Text,
+    };
+    match format {
+        SourceFormat::Conversation => vec![SampleKind::Conversation],
+        SourceFormat::Caption => vec![SampleKind::Caption],
+        SourceFormat::Text => vec![SampleKind::Text],
+        SourceFormat::Parquet | SourceFormat::WebDataset => {
+            schema.map(of_schema).into_iter().collect()
+        }
+        SourceFormat::Synthetic => synthetic
+            .map(|s| s.kind.sample_kind())
+            .into_iter()
+            .collect(),
+    }
 }
 
 fn field_map(node: &Node, diags: &mut Diagnostics) -> Option<FieldMap> {
