@@ -83,31 +83,24 @@ pub fn encode_sample(
     }
     let is_text = sample.kind == SampleKind::Text;
     if encoded.ids.len() > seq_len as usize {
-        let long_text = stage.long_text_of(source);
-        match (is_text, long_text) {
-            (true, LongText::Split) => {}
+        let why = match (is_text, stage.long_text_of(source)) {
+            (true, LongText::Split) => None,
             (true, LongText::Truncate) => {
                 encoded.ids.truncate(seq_len as usize);
                 encoded.loss_mask.truncate(seq_len as usize);
+                None
             }
-            (true, LongText::Drop) => {
-                return Err(EncodeReject {
-                    code: RejectCode::TooLong,
-                    message: format!(
-                        "{} tokens do not fit seq_len {seq_len} (long_text: drop)",
-                        encoded.ids.len()
-                    ),
-                });
-            }
-            (false, _) => {
-                return Err(EncodeReject {
-                    code: RejectCode::TooLong,
-                    message: format!(
-                        "{} tokens do not fit seq_len {seq_len} (images are never cut)",
-                        encoded.ids.len()
-                    ),
-                });
-            }
+            (true, LongText::Drop) => Some("long_text: drop"),
+            (false, _) => Some("images are never cut"),
+        };
+        if let Some(why) = why {
+            return Err(EncodeReject {
+                code: RejectCode::TooLong,
+                message: format!(
+                    "{} tokens do not fit seq_len {seq_len} ({why})",
+                    encoded.ids.len()
+                ),
+            });
         }
     }
     Ok(EncodedSample {

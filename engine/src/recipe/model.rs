@@ -65,10 +65,9 @@ pub struct Recipe {
     pub seed: u64,
     /// HF `tokenizer.json`, absolute.
     pub tokenizer: PathBuf,
+    /// The template's format; its settings (system prompt, turn-end loss) are resolved into each
+    /// conversation source's [`SourceSpec::chat`].
     pub template: Template,
-    /// Where assistant turns' loss ends (`template.turn_end_loss`); also in every source's
-    /// [`SourceSpec::chat`], with the source's system prompt.
-    pub turn_end_loss: crate::template::TurnEndLoss,
     /// Sources sorted by name.
     pub sources: Vec<SourceSpec>,
     /// Where each source is defined.

@@ -312,7 +312,7 @@ fn resolve_source(
         None => None,
     };
     // `system` and `long_text` apply to what the source's records render as.
-    let yields = |kind| sample_kinds(format, schema, synthetic_spec.as_ref()).contains(&kind);
+    let yields = |kind| sample_kind(format, schema, synthetic_spec.as_ref()) == Some(kind);
     let conversations = yields(SampleKind::Conversation);
     ok &= only_for(
         "system",
@@ -357,28 +357,22 @@ fn resolve_source(
     })
 }
 
-/// The kinds of sample a source's records can become.
-fn sample_kinds(
+/// The kind of sample a source's records become (`None` while its schema or kind is invalid).
+fn sample_kind(
     format: SourceFormat,
     schema: Option<RecordSchema>,
     synthetic: Option<&SyntheticSpec>,
-) -> Vec<SampleKind> {
-    let of_schema = |schema| match schema {
-        RecordSchema::Conversation => SampleKind::Conversation,
-        RecordSchema::Caption => SampleKind::Caption,
-        RecordSchema::Text => SampleKind::Text,
-    };
+) -> Option<SampleKind> {
     match format {
-        SourceFormat::Conversation => vec![SampleKind::Conversation],
-        SourceFormat::Caption => vec![SampleKind::Caption],
-        SourceFormat::Text => vec![SampleKind::Text],
-        SourceFormat::Parquet | SourceFormat::WebDataset => {
-            schema.map(of_schema).into_iter().collect()
-        }
-        SourceFormat::Synthetic => synthetic
-            .map(|s| s.kind.sample_kind())
-            .into_iter()
-            .collect(),
+        SourceFormat::Conversation => Some(SampleKind::Conversation),
+        SourceFormat::Caption => Some(SampleKind::Caption),
+        SourceFormat::Text => Some(SampleKind::Text),
+        SourceFormat::Parquet | SourceFormat::WebDataset => schema.map(|schema| match schema {
+            RecordSchema::Conversation => SampleKind::Conversation,
+            RecordSchema::Caption => SampleKind::Caption,
+            RecordSchema::Text => SampleKind::Text,
+        }),
+        SourceFormat::Synthetic => synthetic.map(|s| s.kind.sample_kind()),
     }
 }
 
