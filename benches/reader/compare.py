@@ -14,6 +14,9 @@
   creating the dataset to the last batch, like `mixtape stream`'s own timer (which starts before
   `Reader::try_new`), and compared with `mixtape stream --images decoded` in tokens/s and images/s.
   Needs `streaming` and `torch`; without them the script says so on stderr and reports the rest.
+- The `mixtape` Python package, when it imports: `mixtape.torch.ShardDataset` through its 2-worker
+  `ShardLoader` (`--threads` workers, RGB images as `--images decoded` gives them, `pixel_values=False`),
+  compared with `mixtape stream --images decoded` and with MosaicML Streaming, in tokens/s and images/s.
 
 Usage: python benches/reader/compare.py MIXTAPE_BIN STAGE_DIR... [--threads 2] [--reps 3]
 Prints one JSON object: medians of each measurement and the ratios.
@@ -192,6 +195,27 @@ def mosaic_read(local, workers, rep):
     return tokens, images
 
 
+def python_available():
+    try:
+        import mixtape.torch  # noqa: F401
+    except ImportError as e:
+        print(f"the mixtape Python package is not importable ({e}): skipping it", file=sys.stderr)
+        return False
+    return True
+
+
+def python_read(stages, workers):
+    """One pass through `ShardDataset`'s loader with `workers` DataLoader workers; (tokens, images)."""
+    from mixtape.torch import ShardDataset
+
+    dataset = ShardDataset(stages, batch_size=4, pixel_values=False, decode_threads=workers)
+    tokens = images = 0
+    for batch in dataset.loader(num_workers=workers):
+        tokens += len(batch["input_ids"])
+        images += len(batch["images"])
+    return tokens, images
+
+
 def settle(limit=5.0):
     """Waits (up to `limit` s) until under 0.25 of a core is busy, so that no measurement starts while
     the previous one's processes are still exiting (a DataLoader's workers, the PIL pool's work) and the
@@ -236,6 +260,10 @@ def main():
         print(f"wrote {mds_rows} rows as MDS in {seconds:.1f} s (not timed)", file=sys.stderr)
         runs["mosaic_s"] = []
         mosaic_counts = None
+    python = python_available()
+    if python:
+        runs["python_s"] = []
+        python_counts = None
     with multiprocessing.Pool(args.threads) as pool:
         pil_images(images[:4], args.threads, pool)  # warm the workers
         for _ in range(args.reps):
@@ -253,6 +281,9 @@ def main():
                     lambda: mosaic_read(os.path.join(mds_dir, "mds"), args.threads, len(runs["mosaic_s"]))
                 )
                 runs["mosaic_s"].append(seconds)
+            if python:
+                seconds, python_counts = timed(lambda: python_read(args.stages, args.threads))
+                runs["python_s"].append(seconds)
     if mds_dir is not None:
         shutil.rmtree(mds_dir, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -302,6 +333,24 @@ def main():
         result["ratios"]["mixtape_over_mosaic_images_per_s"] = round(mix_img_s / mos_img_s, 3)
     else:
         result["mosaic"] = None
+    if python:
+        py_tok_s = python_counts[0] / med["python_s"]
+        py_img_s = python_counts[1] / med["python_s"]
+        result["python"] = {
+            "workers": args.threads,
+            "batch_size": 4,
+            "tokens": python_counts[0],
+            "images": python_counts[1],
+            "tokens_per_s": round(py_tok_s),
+            "images_per_s": round(py_img_s, 1),
+        }
+        ratios = result["ratios"]
+        ratios["python_over_mixtape_images_per_s"] = round(py_img_s / (mixtape_decoded[1] / med["mixtape_images_s"]), 3)
+        if mosaic:
+            ratios["python_over_mosaic_tokens_per_s"] = round(py_tok_s / mos_tok_s, 3)
+            ratios["python_over_mosaic_images_per_s"] = round(py_img_s / mos_img_s, 3)
+    else:
+        result["python"] = None
     result["all_seconds"] = {k: [round(x, 4) for x in v] for k, v in runs.items()}
     json.dump(result, sys.stdout, indent=2)
     print()

@@ -6,13 +6,15 @@ Measured, each REPS times, interleaved, medians:
 - `mixtape stream STAGE... --images MODE --batch-size B --json`: the Rust reader (its own timer);
 - `mixtape.Reader` in this process, same options: the Rust reader plus the Python side (each batch
   converted to a dict of numpy arrays; the per-batch overhead is the difference of the two);
-- `mixtape.torch.ShardDataset` through `DataLoader(num_workers=THREADS, batch_size=None)`, the reader's
-  decode threads split between the workers (THREADS // workers each, at least 1);
-- the same with `pixel_values=True`: Qwen2-VL's normalised float32 patches (8x the bytes of the RGB
+- `mixtape.torch.ShardDataset` through its `ShardLoader` (`DataLoader(num_workers=THREADS,
+  batch_size=None)`): the workers read the token columns and the stored image bytes, and the
+  training process decodes the images on THREADS threads, one batch ahead;
+- with `--pixel-values`, the same with `pixel_values=True`: Qwen2-VL's normalised float32 patches (8x the bytes of the RGB
   pixels), the inputs a Qwen2-VL model takes, reported beside the others (not the same work).
 
 Needs the `mixtape` package (built with `maturin develop --release` from python/) and torch.
 Usage: python benches/reader/python_reader.py MIXTAPE_BIN STAGE... [--threads 2] [--reps 3]
+       [--pixel-values]
 """
 
 from __future__ import annotations
@@ -37,16 +39,17 @@ def rust(binary, stages, images, threads):
         check=True, capture_output=True, text=True,
     ).stdout
     report = json.loads(out)
-    return report["seconds"], report["tokens"], report["images"]
+    return report["seconds"], report["tokens"], report["images"], report["batches"]
 
 
 def counted(batches):
     started = time.perf_counter()
-    tokens = images = 0
+    tokens = images = count = 0
     for batch in batches:
         tokens += len(batch["input_ids"])
         images += len(batch["image_grid_thw"])
-    return time.perf_counter() - started, tokens, images
+        count += 1
+    return time.perf_counter() - started, tokens, images, count
 
 
 def python_reader(stages, images, threads):
@@ -55,10 +58,9 @@ def python_reader(stages, images, threads):
 
 
 def dataloader(stages, images, threads, pixel_values=False):
-    workers = threads
     dataset = ShardDataset(stages, images=images, batch_size=BATCH, pixel_values=pixel_values,
-                           decode_threads=max(1, threads // workers))
-    return counted(dataset.loader(num_workers=workers))
+                           decode_threads=threads)
+    return counted(dataset.loader(num_workers=threads))
 
 
 def main():
@@ -67,6 +69,8 @@ def main():
     parser.add_argument("stages", nargs="+")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--pixel-values", action="store_true",
+                        help="also time the DataLoader with pixel_values=True (8x the pixels' bytes)")
     args = parser.parse_args()
     runs = {}
     for _ in range(args.reps):
@@ -77,18 +81,23 @@ def main():
                 ("dataloader", lambda: dataloader(args.stages, images, args.threads)),
             ):
                 runs.setdefault(f"{name}/{images}", []).append(measure())
-        runs.setdefault("dataloader/pixel_values", []).append(
-            dataloader(args.stages, "decoded", args.threads, pixel_values=True))
+        if args.pixel_values:
+            runs.setdefault("dataloader/pixel_values", []).append(
+                dataloader(args.stages, "decoded", args.threads, pixel_values=True))
     result = {}
     for key, measured in runs.items():
         seconds = statistics.median(m[0] for m in measured)
-        _, tokens, images = measured[0]
+        _, tokens, images, batches = measured[0]
         result[key] = {"seconds": round(seconds, 3), "tokens_per_s": round(tokens / seconds),
-                       "images_per_s": round(images / seconds, 1)}
+                       "images_per_s": round(images / seconds, 1), "batches": batches}
     for images in ("skip", "decoded"):
-        base = result[f"rust/{images}"]["seconds"]
+        base = result[f"rust/{images}"]
         for name in ("python", "dataloader"):
-            result[f"{name}/{images}"]["speed_vs_rust"] = round(base / result[f"{name}/{images}"]["seconds"], 3)
+            entry = result[f"{name}/{images}"]
+            entry["speed_vs_rust"] = round(base["seconds"] / entry["seconds"], 3)
+            # What each batch costs beyond the Rust reader's own time per batch.
+            entry["overhead_ms_per_batch"] = round(
+                1000 * (entry["seconds"] - base["seconds"]) / entry["batches"], 3)
     print(json.dumps(result, indent=2))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from . import PathLike, Reader
+from . import PathLike, Reader, _native
 
 __all__ = ["ShardDataset", "ShardLoader", "qwen2vl_model_inputs", "to_tensors"]
 
@@ -78,7 +78,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         **options: Any,
     ) -> None:
         super().__init__()
-        for reserved in ("worker", "workers", "state"):
+        for reserved in ("worker", "workers", "state", "wire"):
             if reserved in options:
                 raise TypeError(
                     f"ShardDataset sets {reserved!r} itself (from the DataLoader's workers and "
@@ -91,11 +91,20 @@ class ShardDataset(torch.utils.data.IterableDataset):
         self.options = options
         self._resume: Optional[Dict[str, Any]] = None
         self._last: Optional[Dict[str, Any]] = None
+        # Set by ShardLoader, which finishes the wire batches its workers yield.
+        self._wire = False
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rank, world_size = _rank_and_world(self.rank, self.world_size)
+        options = dict(self.options)
+        wire = info is not None and self._wire
+        if wire:
+            # Stored images cross to the training process, which decodes them (WireDecoder).
+            if options.get("images", "decoded") == "decoded":
+                options["images"] = "raw"
+            options["wire"] = True
         reader = Reader(
             self.stages,
             rank=rank,
@@ -103,9 +112,12 @@ class ShardDataset(torch.utils.data.IterableDataset):
             worker=worker,
             workers=workers,
             state=self._resume,
-            **self.options,
+            **options,
         )
         for batch in reader:
+            if wire:
+                yield batch
+                continue
             self._last = batch["state"]
             if info is None:
                 yield to_tensors(batch) if self.tensors else batch
@@ -135,7 +147,14 @@ def _as_is(batch: Dict[str, Any]) -> Dict[str, Any]:
 
 class ShardLoader:
     """A ``DataLoader(dataset, batch_size=None, ...)`` that remembers the state of the last batch it
-    handed out, for ``state_dict()``."""
+    handed out, for ``state_dict()``.
+
+    With ``num_workers > 0``, each worker hands over its batches as the reader read them (int32
+    tokens, the loss mask, sample and image records, the stored compressed images) in one byte
+    string, and this process finishes them on ``decode_threads`` threads, one batch ahead of the
+    loop: it decodes the images and computes the model inputs. Pixels and int64 inputs, tens of
+    times the bytes, never cross processes, and the batches are the ones ``num_workers=0`` gives.
+    """
 
     def __init__(self, dataset: ShardDataset, **dataloader_options: Any) -> None:
         if dataloader_options.get("batch_size") is not None:
@@ -147,9 +166,33 @@ class ShardLoader:
         self._last: Optional[Dict[str, Any]] = None
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
-        for batch in torch.utils.data.DataLoader(self.dataset, **self.dataloader_options):
-            self._last = batch["state"]
-            yield to_tensors(batch) if self.dataset.tensors else batch
+        dataset = self.dataset
+        decoder = None
+        if self.dataloader_options.get("num_workers", 0) > 0:
+            decoder = _native.WireDecoder(
+                images=dataset.options.get("images", "decoded"),
+                pixel_values=dataset.options.get("pixel_values", True),
+                threads=dataset.options.get("decode_threads"),
+            )
+        dataset._wire = decoder is not None
+        try:
+            loader = torch.utils.data.DataLoader(dataset, **self.dataloader_options)
+            pending = None
+            for batch in loader:
+                job = decoder.submit(batch) if decoder is not None else None
+                if pending is not None:
+                    yield self._finish(*pending)
+                pending = (batch, job)
+            if pending is not None:
+                yield self._finish(*pending)
+        finally:
+            dataset._wire = False
+
+    def _finish(self, batch: Any, job: Any) -> Dict[str, Any]:
+        if job is not None:
+            batch = job.wait()
+        self._last = batch["state"]
+        return to_tensors(batch) if self.dataset.tensors else batch
 
     def state_dict(self) -> Dict[str, Any]:
         return {"reader": self._last if self._last is not None else self.dataset._resume}

@@ -5,11 +5,16 @@
 //!   resume state (a state saved here resumes in Rust and back) and tally. Each batch is a dict of
 //!   numpy arrays holding Qwen2-VL's inputs ([`mixtape_shards::qwen2vl`], whose labels the tch
 //!   trainer trains on too), handed to numpy without a copy; reading and decoding run with the GIL released.
+//!   With `wire=True` it yields each batch as [`wire`] bytes instead, for a DataLoader worker to
+//!   hand to the training process, where `WireDecoder` ([`images`]) finishes it.
 //! - `check`, `plan` and `audit` return the documents `mixtape check/plan/audit --json`
 //!   print, as JSON text that the Python side parses.
 //! - A reader's failures raise `mixtape.ReaderError`; a shard whose bytes differ from what its
 //!   manifest records raises its subclass `mixtape.CorruptShardError`. The message is the Rust
 //!   error's: it names the shard, and the row group and column where it knows them.
+
+mod images;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -73,21 +78,59 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// The shard reader (see the package docs, `help(mixtape.Reader)`).
-#[pyclass(name = "Reader", module = "mixtape._native")]
-struct PyReader {
-    reader: Mutex<Reader>,
+fn image_mode(images: &str) -> PyResult<ImageMode> {
+    match images {
+        "decoded" => Ok(ImageMode::Decoded),
+        "raw" => Ok(ImageMode::Raw),
+        "skip" => Ok(ImageMode::Skip),
+        other => Err(PyValueError::new_err(format!(
+            "images={other:?}: expected \"decoded\" (pixels), \"raw\" (stored bytes) or \"skip\" (geometry only)"
+        ))),
+    }
+}
+
+/// What a batch dict holds beyond the token inputs.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
     inputs: InputsOptions,
     raw_images: bool,
     /// Images decoded, `pixel_values` not asked for: the batch holds each image's RGB pixels.
     rgb_images: bool,
 }
 
-/// What one `__next__` computes with the GIL released.
+impl Layout {
+    fn new(mode: ImageMode, pixel_values: bool) -> Self {
+        Self {
+            inputs: InputsOptions {
+                pixel_values: pixel_values && mode == ImageMode::Decoded,
+                ..InputsOptions::default()
+            },
+            raw_images: mode == ImageMode::Raw,
+            rgb_images: mode == ImageMode::Decoded && !pixel_values,
+        }
+    }
+}
+
+/// The shard reader (see the package docs, `help(mixtape.Reader)`).
+#[pyclass(name = "Reader", module = "mixtape._native")]
+struct PyReader {
+    reader: Mutex<Reader>,
+    layout: Layout,
+    /// Yield [`wire`] bytes rather than dicts.
+    wire: bool,
+}
+
+/// A batch ready to become a dict: what one `__next__` computes with the GIL released.
 struct Ready {
     batch: RowBatch,
     inputs: Qwen2VlBatch,
     state: String,
+}
+
+/// What one `__next__` computes with the GIL released.
+enum Next {
+    Ready(Box<Ready>),
+    Wire(Vec<u8>),
 }
 
 #[pymethods]
@@ -97,6 +140,7 @@ impl PyReader {
         stages, *, seed=None, batch_size=None, stage_batch_sizes=None, rank=None, world_size=None,
         worker=0, workers=1, epochs=None, shuffle=None, shuffle_window=None, prefetch=None,
         decode_threads=None, images="decoded", pixel_values=true, verify=false, state=None,
+        wire=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -118,17 +162,9 @@ impl PyReader {
         pixel_values: bool,
         verify: bool,
         state: Option<String>,
+        wire: bool,
     ) -> PyResult<Self> {
-        let mode = match images {
-            "decoded" => ImageMode::Decoded,
-            "raw" => ImageMode::Raw,
-            "skip" => ImageMode::Skip,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "images={other:?}: expected \"decoded\" (pixels), \"raw\" (stored bytes) or \"skip\" (geometry only)"
-                )));
-            }
-        };
+        let mode = image_mode(images)?;
         // RANK and WORLD_SIZE from the environment, as torchrun sets them, unless given.
         let mut options = ReaderOptions::from_env().map_err(reader_error)?;
         let (rank, world_size) = (
@@ -180,12 +216,8 @@ impl PyReader {
         })?;
         Ok(Self {
             reader: Mutex::new(reader),
-            inputs: InputsOptions {
-                pixel_values: pixel_values && mode == ImageMode::Decoded,
-                ..InputsOptions::default()
-            },
-            raw_images: mode == ImageMode::Raw,
-            rgb_images: mode == ImageMode::Decoded && !pixel_values,
+            layout: Layout::new(mode, pixel_values),
+            wire,
         })
     }
 
@@ -193,27 +225,34 @@ impl PyReader {
         slf
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let ready = py.detach(|| -> PyResult<Option<Ready>> {
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let next = py.detach(|| -> PyResult<Option<Next>> {
             let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(batch) = reader.next() else {
                 return Ok(None);
             };
             let batch = batch.map_err(reader_error)?;
-            let inputs = qwen2vl_inputs(&batch.rows, &self.inputs).map_err(|e| {
+            let state = to_json(&reader.state())?;
+            if self.wire {
+                return Ok(Some(Next::Wire(wire::encode(&batch, &state))));
+            }
+            let inputs = qwen2vl_inputs(&batch.rows, &self.layout.inputs).map_err(|e| {
                 ReaderError::new_err(format!(
                     "stage {}: {e}",
                     batch.rows.first().map_or("?", |r| r.stage.as_str())
                 ))
             })?;
-            let state = to_json(&reader.state())?;
-            Ok(Some(Ready {
+            Ok(Some(Next::Ready(Box::new(Ready {
                 batch,
                 inputs,
                 state,
-            }))
+            }))))
         })?;
-        ready.map(|ready| self.batch_dict(py, ready)).transpose()
+        match next {
+            None => Ok(None),
+            Some(Next::Wire(bytes)) => Ok(Some(PyBytes::new(py, &bytes).into_any())),
+            Some(Next::Ready(ready)) => Ok(Some(batch_dict(py, &self.layout, *ready)?.into_any())),
+        }
     }
 
     /// The state after the last batch yielded, as a dict: pass it (or its JSON) as `state=` to
@@ -262,98 +301,99 @@ impl PyReader {
     fn lock(&self) -> std::sync::MutexGuard<'_, Reader> {
         self.reader.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn batch_dict<'py>(&self, py: Python<'py>, ready: Ready) -> PyResult<Bound<'py, PyDict>> {
-        let Ready {
-            batch,
-            inputs,
-            state,
-        } = ready;
-        let out = PyDict::new(py);
-        let tokens = inputs.input_ids.len();
-        let images = inputs.image_grid_thw.len() / 3;
-        let stage = batch
-            .rows
-            .first()
-            .map(|r| r.stage.clone())
-            .unwrap_or_default();
-        out.set_item("stage", stage)?;
-        out.set_item("epoch", batch.epoch)?;
-        out.set_item("offset", batch.offset)?;
-        out.set_item("input_ids", inputs.input_ids.into_pyarray(py))?;
-        out.set_item("labels", inputs.labels.into_pyarray(py))?;
-        out.set_item("position_ids", inputs.position_ids.into_pyarray(py))?;
+/// The batch as the dict `mixtape.Reader` yields (see the package docs).
+fn batch_dict<'py>(py: Python<'py>, layout: &Layout, ready: Ready) -> PyResult<Bound<'py, PyDict>> {
+    let Ready {
+        batch,
+        inputs,
+        state,
+    } = ready;
+    let out = PyDict::new(py);
+    let tokens = inputs.input_ids.len();
+    let images = inputs.image_grid_thw.len() / 3;
+    let stage = batch
+        .rows
+        .first()
+        .map(|r| r.stage.clone())
+        .unwrap_or_default();
+    out.set_item("stage", stage)?;
+    out.set_item("epoch", batch.epoch)?;
+    out.set_item("offset", batch.offset)?;
+    out.set_item("input_ids", inputs.input_ids.into_pyarray(py))?;
+    out.set_item("labels", inputs.labels.into_pyarray(py))?;
+    out.set_item("position_ids", inputs.position_ids.into_pyarray(py))?;
+    out.set_item(
+        "mrope_position_ids",
+        inputs
+            .mrope_position_ids
+            .into_pyarray(py)
+            .reshape([3, tokens])?,
+    )?;
+    out.set_item("cu_seqlens", inputs.cu_seqlens.into_pyarray(py))?;
+    out.set_item("row_offsets", inputs.row_offsets.into_pyarray(py))?;
+    out.set_item(
+        "image_grid_thw",
+        inputs
+            .image_grid_thw
+            .into_pyarray(py)
+            .reshape([images, 3])?,
+    )?;
+    if layout.inputs.pixel_values {
+        let values = layout.inputs.geometry.patch_values();
+        let patches = inputs.pixel_values.len() / values;
         out.set_item(
-            "mrope_position_ids",
+            "pixel_values",
             inputs
-                .mrope_position_ids
+                .pixel_values
                 .into_pyarray(py)
-                .reshape([3, tokens])?,
+                .reshape([patches, values])?,
         )?;
-        out.set_item("cu_seqlens", inputs.cu_seqlens.into_pyarray(py))?;
-        out.set_item("row_offsets", inputs.row_offsets.into_pyarray(py))?;
-        out.set_item(
-            "image_grid_thw",
-            inputs
-                .image_grid_thw
-                .into_pyarray(py)
-                .reshape([images, 3])?,
-        )?;
-        if self.inputs.pixel_values {
-            let values = self.inputs.geometry.patch_values();
-            let patches = inputs.pixel_values.len() / values;
-            out.set_item(
-                "pixel_values",
-                inputs
-                    .pixel_values
-                    .into_pyarray(py)
-                    .reshape([patches, values])?,
-            )?;
-        }
-        // (stage index, shard, row in the shard) of each row: what `mixtape stream --order` lists.
-        let origins: Vec<i64> = batch
-            .rows
-            .iter()
-            .flat_map(|r| {
-                let o = r.origin;
-                [o.stage as i64, i64::from(o.shard), o.row as i64]
-            })
-            .collect();
-        let rows = batch.rows.len();
-        out.set_item("row_origins", origins.into_pyarray(py).reshape([rows, 3])?)?;
-        let loss_mask: Vec<u8> = batch
-            .rows
-            .iter()
-            .flat_map(|r| r.loss_mask.iter().copied())
-            .collect();
-        out.set_item("loss_mask", loss_mask.into_pyarray(py))?;
-        let samples = batch.rows.iter().flat_map(|r| &r.samples);
-        let sources = PyList::new(py, samples.clone().map(|s| s.source.as_str()))?;
-        let categories = PyList::new(py, samples.clone().map(|s| s.category.as_str()))?;
-        let keys = PyList::new(py, samples.map(|s| s.key.as_str()))?;
-        out.set_item("sample_sources", sources)?;
-        out.set_item("sample_categories", categories)?;
-        out.set_item("sample_keys", keys)?;
-        if self.rgb_images {
-            // Decoded pixels without pixel_values: each image as uint8 [height, width, 3], the
-            // reader's buffer handed over.
-            let mut arrays = Vec::new();
-            for image in batch.rows.into_iter().flat_map(|r| r.images) {
-                let shape = [image.height as usize, image.width as usize, 3];
-                arrays.push(image.rgb.into_vec().into_pyarray(py).reshape(shape)?);
-            }
-            out.set_item("images", PyList::new(py, arrays)?)?;
-        } else if self.raw_images {
-            let bytes = batch
-                .rows
-                .iter()
-                .flat_map(|r| &r.images)
-                .map(|i| PyBytes::new(py, &i.bytes));
-            out.set_item("images", PyList::new(py, bytes)?)?;
-        }
-        out.set_item("state", json_to_py(py, &state)?)?;
-        Ok(out)
     }
+    // (stage index, shard, row in the shard) of each row: what `mixtape stream --order` lists.
+    let origins: Vec<i64> = batch
+        .rows
+        .iter()
+        .flat_map(|r| {
+            let o = r.origin;
+            [o.stage as i64, i64::from(o.shard), o.row as i64]
+        })
+        .collect();
+    let rows = batch.rows.len();
+    out.set_item("row_origins", origins.into_pyarray(py).reshape([rows, 3])?)?;
+    let loss_mask: Vec<u8> = batch
+        .rows
+        .iter()
+        .flat_map(|r| r.loss_mask.iter().copied())
+        .collect();
+    out.set_item("loss_mask", loss_mask.into_pyarray(py))?;
+    let samples = batch.rows.iter().flat_map(|r| &r.samples);
+    let sources = PyList::new(py, samples.clone().map(|s| s.source.as_str()))?;
+    let categories = PyList::new(py, samples.clone().map(|s| s.category.as_str()))?;
+    let keys = PyList::new(py, samples.map(|s| s.key.as_str()))?;
+    out.set_item("sample_sources", sources)?;
+    out.set_item("sample_categories", categories)?;
+    out.set_item("sample_keys", keys)?;
+    if layout.rgb_images {
+        // Decoded pixels without pixel_values: each image as uint8 [height, width, 3] over
+        // the reader's buffer, which goes back to the reader when the array is dropped.
+        let mut arrays = Vec::new();
+        for image in batch.rows.into_iter().flat_map(|r| r.images) {
+            let (height, width) = (image.height as usize, image.width as usize);
+            arrays.push(images::rgb_array(py, image.rgb, height, width)?);
+        }
+        out.set_item("images", PyList::new(py, arrays)?)?;
+    } else if layout.raw_images {
+        let bytes = batch
+            .rows
+            .iter()
+            .flat_map(|r| &r.images)
+            .map(|i| PyBytes::new(py, &i.bytes));
+        out.set_item("images", PyList::new(py, bytes)?)?;
+    }
+    out.set_item("state", json_to_py(py, &state)?)?;
+    Ok(out)
 }
 
 fn cache(cache_dir: Option<PathBuf>) -> IndexCache {
@@ -455,6 +495,8 @@ fn audit(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyReader>()?;
+    m.add_class::<images::WireDecoder>()?;
+    m.add_class::<images::DecodeJob>()?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(audit, m)?)?;

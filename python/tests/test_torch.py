@@ -90,3 +90,51 @@ def test_options_the_dataset_sets_itself_are_refused(demo_out: Path) -> None:
         ShardDataset(demo_out, worker=1)
     with pytest.raises(TypeError, match="batch_size on the ShardDataset"):
         ShardDataset(demo_out).loader(batch_size=4)
+
+
+def assert_same_batch(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if key == "images":
+            assert len(got[key]) == len(value)
+            for a, b in zip(got[key], value):
+                assert type(a) is type(b)
+                assert (a == b) if isinstance(b, bytes) else torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+        elif isinstance(value, torch.Tensor):
+            assert value.dtype == got[key].dtype and torch.equal(got[key], value), key
+        else:
+            assert got[key] == value, key
+
+
+@pytest.mark.parametrize(
+    "images", [dict(images="skip"), dict(images="raw"), dict(pixel_values=False), dict()],
+    ids=["skip", "raw", "rgb", "pixel_values"],
+)
+def test_workers_hand_over_the_batches_a_reader_in_this_process_gives(demo_out: Path, images: dict) -> None:
+    # The workers send what they read (stored images, int32 tokens) and this process decodes the
+    # images and computes the inputs: the batches must not depend on where that happens.
+    options = dict(seed=3, batch_size=2, **images)
+    alone = ShardDataset(demo_out, **options).loader(num_workers=0)
+    workers = ShardDataset(demo_out, **options).loader(num_workers=2)
+    compared = 0
+    for got, want in zip(workers, alone):
+        assert_same_batch(got, want)
+        compared += 1
+        if compared == 40:
+            break
+    assert compared == 40
+
+
+def test_a_wire_batch_that_does_not_decode_names_its_row_and_image(demo_out: Path) -> None:
+    wire = next(mixtape.Reader(demo_out, seed=3, batch_size=2, images="raw", wire=True))
+    assert isinstance(wire, bytes)
+    # The first stored JPEG's start-of-image marker, broken.
+    start = wire.index(b"\xff\xd8\xff")
+    broken = wire[:start] + b"\x00\x00" + wire[start + 2:]
+    decoder = mixtape._native.WireDecoder(images="decoded", threads=2)
+    with pytest.raises(mixtape.ReaderError, match=r"stage \w+, shard \d+, row \d+, image 0: "):
+        decoder.submit(broken).wait()
+    with pytest.raises(mixtape.ReaderError, match="not a mixtape wire batch"):
+        decoder.submit(b"junk").wait()
+    with pytest.raises(mixtape.ReaderError, match="ends early"):
+        decoder.submit(wire[: len(wire) // 2]).wait()

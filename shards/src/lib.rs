@@ -49,8 +49,8 @@ pub use layout::{
 };
 pub use manifest::{Counts, Manifest, ManifestError, ShardChecksums, ShardInfo, Totals};
 pub use reader::{
-    Image, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError, ReaderOptions,
-    ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
+    Image, ImageDecoder, ImageMode, OptionsError, Pixels, PixelsError, Reader, ReaderError,
+    ReaderOptions, ReaderState, ReaderWarning, Row, RowBatch, StateMismatch, Tally,
 };
 pub use record_batch::{DecodeError, EncodeError};
 pub use row::{

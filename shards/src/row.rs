@@ -42,6 +42,16 @@ pub struct ShardImage {
     pub sample: u32,
 }
 
+/// The position ids of a row whose samples have `seq_lens` tokens (`tokens` in all): 0..len for
+/// each sample. Negative lengths (rejected by validation) yield nothing rather than panicking.
+pub fn position_ids(seq_lens: &[i32], tokens: usize) -> Vec<i32> {
+    let mut ids = Vec::with_capacity(tokens);
+    for &len in seq_lens {
+        ids.extend(0..len.max(0));
+    }
+    ids
+}
+
 /// The counts of each packed sample of a row, as the manifest sums them: `visit(meta, counts)`
 /// once per sample, in order. `tokens` is the sample's `seq_lens` entry (image placeholder tokens
 /// included), `loss_tokens` its `loss_tokens` (which validation checks against the mask), and an
@@ -224,14 +234,9 @@ impl PackedRow {
         self.input_ids.is_empty()
     }
 
-    /// Position ids: 0..len for each packed sample. Negative lengths (rejected by validation) yield
-    /// nothing rather than panicking.
+    /// Position ids: 0..len for each packed sample (see [`position_ids`]).
     pub fn position_ids(&self) -> Vec<i32> {
-        let mut ids = Vec::with_capacity(self.input_ids.len());
-        for &len in &self.seq_lens {
-            ids.extend(0..len.max(0));
-        }
-        ids
+        position_ids(&self.seq_lens, self.input_ids.len())
     }
 
     /// Token ranges `[start, end)` of each packed sample.

@@ -90,18 +90,7 @@ fn convert_image(
     let (rgb, bytes) = match mode {
         ImageMode::Skip => (Pixels::default(), Vec::new()),
         ImageMode::Raw => (Pixels::default(), image.bytes),
-        ImageMode::Decoded => {
-            // Sized from the stored geometry only within the decoder's pixel limit: a corrupt
-            // shard's geometry must not allocate more than its image can decode to.
-            let pixels = u64::from(image.height) * u64::from(image.width);
-            let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS {
-                pixels as usize * 3
-            } else {
-                0
-            };
-            let (buffer, len) = decode_pixels_into(&image, pool.take(len))?;
-            (pool.pixels(buffer, len), Vec::new())
-        }
+        ImageMode::Decoded => (decode_pooled(&image, pool)?, Vec::new()),
     };
     let grid = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     Ok(Image {
@@ -117,6 +106,67 @@ fn convert_image(
         num_tokens: image.num_tokens,
         sample: image.sample,
     })
+}
+
+/// [`decode_pixels`] into a buffer from `pool`, to go back there when the pixels are dropped.
+fn decode_pooled(image: &ShardImage, pool: &Arc<PixelPool>) -> Result<Pixels, PixelsError> {
+    // Sized from the stored geometry only within the decoder's pixel limit: a corrupt shard's
+    // geometry must not allocate more than its image can decode to.
+    let pixels = u64::from(image.height) * u64::from(image.width);
+    let len = if pixels <= mixtape_image::DEFAULT_MAX_DECODED_PIXELS {
+        pixels as usize * 3
+    } else {
+        0
+    };
+    let (buffer, len) = decode_pixels_into(image, pool.take(len))?;
+    Ok(pool.pixels(buffer, len))
+}
+
+/// Decodes stored images as the reader does in [`ImageMode::Decoded`], for rows read in
+/// [`ImageMode::Raw`] and decoded later or elsewhere: the Python package's DataLoader workers hand
+/// over the stored bytes, and the training process decodes them.
+///
+/// The pixels come from the decoder's own pool and go back to it when dropped, as a reader's do;
+/// clones share the pool, so one decoder serves any number of threads.
+#[derive(Clone, Debug, Default)]
+pub struct ImageDecoder {
+    pool: Arc<PixelPool>,
+}
+
+impl ImageDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes `image.bytes` into `image.rgb` at the image's training size, leaving `bytes`
+    /// empty: the image a reader in [`ImageMode::Decoded`] would have yielded. Errors as the
+    /// reader's: bytes that do not decode, or decode to another size than the shard records.
+    pub fn decode(&self, image: &mut Image) -> Result<(), PixelsError> {
+        let stored = ShardImage {
+            bytes: std::mem::take(&mut image.bytes),
+            encoding: image.encoding,
+            height: image.height,
+            width: image.width,
+            source_height: image.source_height,
+            source_width: image.source_width,
+            grid_t: 0,
+            grid_h: 0,
+            grid_w: 0,
+            token_offset: image.token_offset,
+            num_tokens: image.num_tokens,
+            sample: image.sample,
+        };
+        match decode_pooled(&stored, &self.pool) {
+            Ok(rgb) => {
+                image.rgb = rgb;
+                Ok(())
+            }
+            Err(e) => {
+                image.bytes = stored.bytes;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// RGB pixels of `image` at its training size.

@@ -46,7 +46,7 @@ use crate::ReadColumns;
 
 pub use error::{OptionsError, PixelsError, ReaderError, StateMismatch};
 pub use held_back::read_rows_at;
-pub use images::{decode_pixels, patchify};
+pub use images::{ImageDecoder, decode_pixels, patchify};
 pub use options::{
     DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
     DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
