@@ -39,17 +39,21 @@ def rust(binary, stages, images, threads):
         check=True, capture_output=True, text=True,
     ).stdout
     report = json.loads(out)
-    return report["seconds"], report["tokens"], report["images"], report["batches"]
+    return (report["seconds"], report["tokens"], report["images"], report["batches"],
+            report["first_batch_seconds"])
 
 
 def counted(batches):
     started = time.perf_counter()
     tokens = images = count = 0
+    first = None
     for batch in batches:
         tokens += len(batch["input_ids"])
         images += len(batch["image_grid_thw"])
         count += 1
-    return time.perf_counter() - started, tokens, images, count
+        if first is None:
+            first = time.perf_counter() - started
+    return time.perf_counter() - started, tokens, images, count, first
 
 
 def python_reader(stages, images, threads):
@@ -87,14 +91,19 @@ def main():
     result = {}
     for key, measured in runs.items():
         seconds = statistics.median(m[0] for m in measured)
-        _, tokens, images, batches = measured[0]
+        # After the first batch: start-up (worker processes, opening the shards) left out.
+        after_first = statistics.median(m[0] - m[4] for m in measured)
+        _, tokens, images, batches, _ = measured[0]
         result[key] = {"seconds": round(seconds, 3), "tokens_per_s": round(tokens / seconds),
-                       "images_per_s": round(images / seconds, 1), "batches": batches}
+                       "images_per_s": round(images / seconds, 1), "batches": batches,
+                       "first_batch_s": round(statistics.median(m[4] for m in measured), 3),
+                       "after_first_s": round(after_first, 3)}
     for images in ("skip", "decoded"):
         base = result[f"rust/{images}"]
         for name in ("python", "dataloader"):
             entry = result[f"{name}/{images}"]
             entry["speed_vs_rust"] = round(base["seconds"] / entry["seconds"], 3)
+            entry["after_first_speed_vs_rust"] = round(base["after_first_s"] / entry["after_first_s"], 3)
             # What each batch costs beyond the Rust reader's own time per batch.
             entry["overhead_ms_per_batch"] = round(
                 1000 * (entry["seconds"] - base["seconds"]) / entry["batches"], 3)

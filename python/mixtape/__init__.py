@@ -70,7 +70,8 @@ class Reader:
     ``shuffle_window``, ``prefetch``, ``decode_threads``, ``images`` ("decoded", "raw" or "skip"),
     ``pixel_values`` (lay out ``pixel_values`` for decoded images), ``verify`` (blake3 every shard
     first; every byte read is CRC-checked regardless), ``state`` (a state dict or its JSON, to
-    continue after the batch it was taken at).
+    continue after the batch it was taken at), ``wire`` (yield each batch as bytes, for
+    ``mixtape.torch``'s DataLoader workers to hand to the training process, which finishes them).
 
     Reading and decoding run with the GIL released. A failure raises ``ReaderError``; a shard whose
     bytes changed since it was built raises ``CorruptShardError``, naming shard, row group and
