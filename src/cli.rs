@@ -77,8 +77,24 @@ pub enum Command {
         /// Delete the files mixtape wrote in --out (build.json, shards, sidecars, manifests,
         /// rejects) and build from scratch: needed when --out holds another recipe's build, or one
         /// whose build.json is missing, damaged or edited. Other files in --out are left alone.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["task", "tasks", "finish"])]
         rebuild: bool,
+        /// Build only this task's shards of a build split into --tasks tasks (shard k of every
+        /// stage is task k mod N's), and no manifest: tasks run at once, on any machines sharing
+        /// --out, and a failed one is rerun alone. Default: $SLURM_ARRAY_TASK_ID (counted from
+        /// $SLURM_ARRAY_TASK_MIN) in a Slurm job array, $JOB_COMPLETION_INDEX in a Kubernetes
+        /// Indexed Job.
+        #[arg(long, value_name = "I", requires = "tasks")]
+        task: Option<usize>,
+        /// Number of tasks the build is split into. Default: $SLURM_ARRAY_TASK_COUNT in a Slurm
+        /// job array (a Kubernetes Indexed Job passes its completions here).
+        #[arg(long, value_name = "N")]
+        tasks: Option<usize>,
+        /// After every task of a split build has finished: check that every shard is there and
+        /// write the manifests, rejects lists and dataset card. The folder is then byte-identical
+        /// to a one-machine build's. Builds nothing.
+        #[arg(long, conflicts_with_all = ["task", "tasks"])]
+        finish: bool,
         /// No progress bars.
         #[arg(long, short = 'q')]
         quiet: bool,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mixtape_engine::build::{BuildError, BuildOptions, BuildReport, Progress, build};
+use mixtape_engine::build::{BuildError, BuildOptions, BuildReport, BuildScope, Progress, build};
 use mixtape_engine::plan::group;
 
 use crate::failure::ErrorDoc;
@@ -78,7 +78,7 @@ pub fn run(
             }
             Ok(ExitCode::from(super::PROBLEMS))
         }
-        Err(err @ BuildError::TooManyRejects { .. }) => {
+        Err(err @ (BuildError::TooManyRejects { .. } | BuildError::NotBuilt { .. })) => {
             eprintln!("error: {err}");
             if json {
                 ErrorDoc::problem(err.to_string()).print();
@@ -89,8 +89,78 @@ pub fn run(
     }
 }
 
+/// What part of the build this run does: `--task`/`--tasks`, else the scheduler's variables (a
+/// Slurm job array's `SLURM_ARRAY_TASK_ID` counted from `SLURM_ARRAY_TASK_MIN`, of
+/// `SLURM_ARRAY_TASK_COUNT`; a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`, with `--tasks`),
+/// else the whole build. `env` reads a variable.
+pub fn scope_from(
+    task: Option<usize>,
+    tasks: Option<usize>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<BuildScope> {
+    let number = |name: &str| -> anyhow::Result<Option<usize>> {
+        env(name)
+            .map(|value| {
+                value.trim().parse::<usize>().map_err(|_| {
+                    anyhow::anyhow!("${name}={value:?} is not a task number (0, 1, 2, ...)")
+                })
+            })
+            .transpose()
+    };
+    let slurm = match number("SLURM_ARRAY_TASK_ID")? {
+        Some(id) => {
+            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let index = id.checked_sub(min).ok_or_else(|| {
+                anyhow::anyhow!("$SLURM_ARRAY_TASK_ID={id} is below $SLURM_ARRAY_TASK_MIN={min}")
+            })?;
+            Some((index, number("SLURM_ARRAY_TASK_COUNT")?))
+        }
+        None => None,
+    };
+    let task = match task {
+        Some(task) => Some(task),
+        None => match slurm {
+            Some((index, _)) => Some(index),
+            None => number("JOB_COMPLETION_INDEX")?,
+        },
+    };
+    let tasks = tasks.or(slurm.and_then(|(_, count)| count));
+    match (task, tasks) {
+        (None, None) => Ok(BuildScope::Whole),
+        (Some(task), Some(tasks)) => Ok(BuildScope::Task { task, tasks }),
+        (Some(task), None) => anyhow::bail!(
+            "this is task {task} of a split build (from $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID), but of how many tasks? pass --tasks N (a Kubernetes Indexed Job's completions)"
+        ),
+        (None, Some(tasks)) => anyhow::bail!(
+            "--tasks {tasks}: which task is this one? pass --task I (0 to {}), or run it as a Slurm array task or a Kubernetes Indexed Job",
+            tasks.saturating_sub(1)
+        ),
+    }
+}
+
 fn summary(report: &BuildReport) -> String {
     let mut out = String::new();
+    if let BuildScope::Task { task, tasks } = report.scope {
+        let _ = writeln!(
+            out,
+            "task {task} of {tasks} built its shards of {} (fingerprint {})",
+            report.out.display(),
+            &report.fingerprint[..12]
+        );
+        for s in &report.stages {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:>3} shards written, {} kept",
+                s.name, s.shards_written, s.shards_reused
+            );
+        }
+        let _ = writeln!(
+            out,
+            "once every task has finished: mixtape build RECIPE --out {} --finish",
+            report.out.display()
+        );
+        return out;
+    }
     let _ = writeln!(
         out,
         "built {} (fingerprint {})",
@@ -98,17 +168,20 @@ fn summary(report: &BuildReport) -> String {
         &report.fingerprint[..12]
     );
     for s in &report.stages {
-        let t = &s.manifest.totals;
+        let Some(manifest) = &s.manifest else {
+            continue;
+        };
+        let t = &manifest.totals;
         let _ = writeln!(
             out,
             "  {:<12} {:>3} shards {:>7} rows {:>8} samples {:>12} tokens  {:>6.2}% packed  {} rejected{}",
             s.name,
-            s.manifest.shards.len(),
+            manifest.shards.len(),
             group(t.rows),
             group(t.samples),
             group(t.tokens),
             100.0 * t.efficiency,
-            group(s.manifest.rejects.values().sum()),
+            group(manifest.rejects.values().sum()),
             if s.shards_reused > 0 {
                 format!("  ({} shards reused)", s.shards_reused)
             } else {

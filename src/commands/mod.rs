@@ -12,6 +12,7 @@ mod verify;
 
 use std::process::ExitCode;
 
+use mixtape_engine::build::BuildScope;
 use mixtape_engine::index::IndexCache;
 
 use crate::cli::{Cli, Command};
@@ -46,9 +47,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_reject_fraction,
             shard_bytes,
             rebuild,
+            task,
+            tasks,
+            finish,
             quiet,
             json,
         } => {
+            let scope = if finish {
+                BuildScope::Finish
+            } else {
+                build::scope_from(task, tasks, &|name| std::env::var(name).ok())?
+            };
             let options = mixtape_engine::build::BuildOptions {
                 out,
                 jobs,
@@ -56,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 target_shard_bytes: shard_bytes,
                 cache,
                 rebuild,
+                scope,
             };
             build::run(&recipe, &options, quiet, json)
         }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{TestDir, assert_cli_snapshot, copy_dir, repo, small_recipe};
+use crate::util::{TestDir, assert_cli_snapshot, copy_dir, file_tree, repo, small_recipe, walk};
 use mixtape_shards::{BuildLayout, BuildRecord};
 use mixtape_testdata::SplitMix64;
 use serde_json::Value;
@@ -21,29 +21,6 @@ fn manifest(dir: &Path, stage: &str) -> Value {
 /// its folder, or its manifest, rejects or a sidecar under `_mixtape/`.
 fn of_stage(key: &str, stage: &str) -> bool {
     key.starts_with(&format!("{stage}/")) || key.starts_with(&format!("_mixtape/{stage}/"))
-}
-
-/// Every file of a build output (hidden sidecars included), by relative path.
-fn file_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in walk(root) {
-        let rel = entry.strip_prefix(root).unwrap().display().to_string();
-        out.insert(rel, std::fs::read(&entry).unwrap());
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files.extend(walk(&p))
-        } else {
-            files.push(p)
-        }
-    }
-    files
 }
 
 /// Every packed sample of a build output, read back from its shards: (stage, source, key) -> count.

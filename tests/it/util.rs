@@ -6,6 +6,7 @@
 //! (or `INSTA_UPDATE=always cargo test --test it`, then `git diff`) records them; in CI (`CI` set)
 //! insta never writes and a mismatch fails the test.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -209,4 +210,28 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout
+}
+
+/// Every file of a build output (hidden sidecars included), by relative path.
+pub fn file_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in walk(root) {
+        let rel = entry.strip_prefix(root).unwrap().display().to_string();
+        out.insert(rel, std::fs::read(&entry).unwrap());
+    }
+    out
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p))
+        } else {
+            files.push(p)
+        }
+    }
+    files
 }

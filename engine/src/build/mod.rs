@@ -22,6 +22,14 @@
 //! `--rebuild` ([`BuildOptions::rebuild`]) deletes mixtape's files there to build from scratch.
 //! Inside an owned folder, each stage keeps exactly the finished shards whose recorded draws match
 //! what this run would write and rebuilds the rest ([`stage`]).
+//!
+//! Split builds ([`BuildScope`]): since every shard is a pure function of its draws, a build splits
+//! into `N` tasks by shard index, on any scheduler (Slurm job arrays, Kubernetes Indexed Jobs, N
+//! shells). Task `i` writes the shards `k` with `k % N == i` of every stage (and their sidecars)
+//! and touches nothing else, so tasks run at once in one folder; a task killed part-way is rerun
+//! alone and keeps what it finished. [`BuildScope::Finish`] then checks that every shard is there
+//! and writes what a whole build writes last (manifests, rejects lists, the dataset card): the
+//! folder is byte-identical to a one-machine build's, for any `N`.
 
 pub mod draws;
 pub mod encode;
@@ -61,6 +69,38 @@ pub struct BuildOptions {
     /// sidecars, manifests, rejects and temporaries) and build from scratch; without it a folder
     /// that is not provably this recipe's build is refused.
     pub rebuild: bool,
+    /// The whole build, one task of a split build, or the finish of one.
+    pub scope: BuildScope,
+}
+
+/// How much of a build one run does (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildScope {
+    /// Every shard, then the manifests.
+    #[default]
+    Whole,
+    /// Task `task` of `tasks` (`task < tasks`): the shards `k` with `k % tasks == task`, no
+    /// manifest.
+    Task { task: usize, tasks: usize },
+    /// The manifests, rejects lists and dataset card of a build whose tasks have all finished;
+    /// fails, building nothing, when a shard is missing.
+    Finish,
+}
+
+impl BuildScope {
+    /// Whether this run builds shard `index` (of any stage) when it is missing.
+    pub fn builds(&self, index: usize) -> bool {
+        match *self {
+            BuildScope::Whole => true,
+            BuildScope::Task { task, tasks } => index % tasks.max(1) == task,
+            BuildScope::Finish => false,
+        }
+    }
+
+    pub(crate) fn is_task(&self) -> bool {
+        matches!(self, BuildScope::Task { .. })
+    }
 }
 
 impl BuildOptions {
@@ -74,6 +114,7 @@ impl BuildOptions {
                 dir: IndexCache::default_dir(),
             },
             rebuild: false,
+            scope: BuildScope::Whole,
         }
     }
 }
@@ -158,6 +199,22 @@ pub enum BuildError {
         max: f64,
         rejects: PathBuf,
     },
+    #[error(
+        "stage `{stage}`: {missing} of {shards} shards are not built (the first is shard {first}, {sidecar} is missing): finish once every task has finished, rerunning the failed ones (task = shard mod the number of tasks), or build without --finish to build them here"
+    )]
+    NotBuilt {
+        stage: String,
+        missing: usize,
+        shards: usize,
+        first: usize,
+        sidecar: PathBuf,
+    },
+    #[error("--task {task} --tasks {tasks}: {why}")]
+    Task {
+        task: usize,
+        tasks: usize,
+        why: &'static str,
+    },
     #[error("cannot start {jobs} worker threads: {detail}")]
     Threads { jobs: usize, detail: String },
     #[error(
@@ -186,6 +243,7 @@ impl BuildError {
 pub struct BuildReport {
     pub fingerprint: String,
     pub out: PathBuf,
+    pub scope: BuildScope,
     pub stages: Vec<StageReport>,
     /// Records no stage could read (invalid JSON, missing images, ...), by reason.
     pub unreadable: BTreeMap<RejectCode, u64>,
@@ -199,7 +257,9 @@ pub struct StageReport {
     pub shards_written: usize,
     pub shards_reused: usize,
     pub drawn: u64,
-    pub manifest: Manifest,
+    /// `None` for a task of a split build, which writes no manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
 }
 
 /// Builds every stage of a recipe into `options.out`.
@@ -249,9 +309,10 @@ pub fn build(
         std::path::absolute(&recipe.tokenizer).unwrap_or_else(|_| recipe.tokenizer.clone()),
         plan.tokenizer.blake3.clone(),
     );
+    let scope = options.scope;
+    check_scope(scope, options.rebuild)?;
     let layout = BuildLayout::new(out);
-    claim(&layout, &record, options.rebuild)?;
-    write_dataset_card(&layout, &record.stages)?;
+    claim(&layout, &record, options.rebuild, scope.is_task())?;
 
     // Records that could not be read at all belong to no stage: list them once, at the top.
     let mut unreadable_lines = Vec::new();
@@ -267,7 +328,6 @@ pub fn build(
             });
         }
     }
-    write_jsonl(&layout.unreadable_rejects(), &unreadable_lines)?;
 
     let jobs = options
         .jobs
@@ -280,22 +340,51 @@ pub fn build(
             detail: e.to_string(),
         })?;
 
+    let context = |stage, stage_plan| stage::StageContext {
+        recipe,
+        plan,
+        stage,
+        stage_plan,
+        indexes: &resolved.indexes,
+        encoder,
+        options,
+        pool: &pool,
+        layout: layout.stage(&stage.name),
+    };
+    if scope == BuildScope::Finish {
+        // Every stage's shards, before any file is written.
+        for (stage, stage_plan) in recipe.stages.iter().zip(&plan.stages) {
+            stage::check_built(&context(stage, stage_plan))?;
+        }
+    }
+    // A task writes its shards only: the files every task would share are the finish's.
+    if !scope.is_task() {
+        write_dataset_card(&layout, &record.stages)?;
+        write_jsonl(&layout.unreadable_rejects(), &unreadable_lines)?;
+    }
     let mut stages = Vec::new();
     for (stage, stage_plan) in recipe.stages.iter().zip(&plan.stages) {
-        let stage_layout = layout.stage(&stage.name);
+        let ctx = context(stage, stage_plan);
+        let stage_layout = ctx.layout.clone();
         let dir = stage_layout.dir().to_path_buf();
-        let ctx = stage::StageContext {
-            recipe,
-            plan,
-            stage,
-            stage_plan,
-            indexes: &resolved.indexes,
-            encoder,
-            options,
-            pool: &pool,
-            layout: stage_layout.clone(),
-        };
         let outcome = stage::run(&ctx, progress)?;
+        let Some(manifest) = outcome.manifest else {
+            // A task: its shards are written; the stage's summary files are the finish's.
+            progress(Progress::StageDone {
+                stage: stage.name.clone(),
+                reused: outcome.shards_written == 0,
+            });
+            stages.push(StageReport {
+                name: stage.name.clone(),
+                dir,
+                resumed: outcome.shards_written == 0,
+                shards_written: outcome.shards_written,
+                shards_reused: outcome.shards_reused,
+                drawn: outcome.drawn,
+                manifest: None,
+            });
+            continue;
+        };
         let rejects_path = stage_layout.rejects();
         let rejected = outcome.rejects.len() as u64;
         let fraction = rejected as f64 / outcome.drawn.max(1) as f64;
@@ -313,7 +402,7 @@ pub fn build(
         if !outcome.finished {
             write_jsonl(&rejects_path, &outcome.rejects)?;
             // Last: a manifest marks the stage finished.
-            outcome.manifest.write(stage_layout.manifest())?;
+            manifest.write(stage_layout.manifest())?;
         }
         progress(Progress::StageDone {
             stage: stage.name.clone(),
@@ -326,22 +415,59 @@ pub fn build(
             shards_written: outcome.shards_written,
             shards_reused: outcome.shards_reused,
             drawn: outcome.drawn,
-            manifest: outcome.manifest,
+            manifest: Some(manifest),
         });
     }
     Ok(BuildReport {
         fingerprint: plan.fingerprint.clone(),
         out: out.clone(),
+        scope,
         stages,
         unreadable,
     })
+}
+
+fn check_scope(scope: BuildScope, rebuild: bool) -> Result<(), BuildError> {
+    if let BuildScope::Task { task, tasks } = scope {
+        let why = if tasks == 0 {
+            Some("a build splits into at least 1 task")
+        } else if task >= tasks {
+            Some("tasks are numbered from 0 to --tasks minus 1")
+        } else if rebuild {
+            Some(
+                "--rebuild would delete what the other tasks write: rebuild without --task first, or use a new --out",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(BuildError::Task { task, tasks, why });
+        }
+    }
+    if scope == BuildScope::Finish && rebuild {
+        return Err(BuildError::Invalid(
+            "--rebuild with --finish would delete the shards the tasks built: finish without it"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Makes `out` this build's folder: an empty or new folder, or one whose `_mixtape/build.json` is
 /// a valid record of the same recipe and JPEG encoder. With `rebuild`, mixtape's files in it are
 /// deleted first (an old-layout build's too). The record is written before anything else, so every
 /// later file is provably this build's.
-fn claim(layout: &BuildLayout, record: &BuildRecord, rebuild: bool) -> Result<(), BuildError> {
+///
+/// A `task` of a split build may run beside the others in one folder: it leaves their record
+/// temporaries alone, writes the record (the same bytes in every task) through a temporary of its
+/// own, and reads the record again before calling a folder with files in it unowned (another task
+/// may have written the record and its first stage folders in between).
+fn claim(
+    layout: &BuildLayout,
+    record: &BuildRecord,
+    rebuild: bool,
+    task: bool,
+) -> Result<(), BuildError> {
     let out = layout.root();
     std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
     let path = layout.build_record();
@@ -353,7 +479,15 @@ fn claim(layout: &BuildLayout, record: &BuildRecord, rebuild: bool) -> Result<()
             file,
         });
     } else {
-        match BuildRecord::read(&path) {
+        let mut found = BuildRecord::read(&path);
+        if task
+            && matches!(found, Err(BuildRecordError::Missing { .. }))
+            && !holds_only_record_temporaries(layout)?
+        {
+            // Another task may have written the record, then its first folders, since.
+            found = BuildRecord::read(&path);
+        }
+        match found {
             Ok(found) if found.fingerprint != record.fingerprint => {
                 return Err(BuildError::OtherBuild {
                     out: out.to_path_buf(),
@@ -368,10 +502,15 @@ fn claim(layout: &BuildLayout, record: &BuildRecord, rebuild: bool) -> Result<()
                     expected: record.jpeg_encoder.clone(),
                 });
             }
+            // Another task's record, the same as this one's.
+            Ok(_) if task => return Ok(()),
             // Ours, or a build killed while writing its record (nothing else is written before it).
             Ok(_) => remove_record_temporaries(layout)?,
+            // Other tasks' temporaries are theirs to rename.
             Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(layout)? => {
-                remove_record_temporaries(layout)?
+                if !task {
+                    remove_record_temporaries(layout)?
+                }
             }
             Err(reason) => {
                 return Err(BuildError::Unowned {
@@ -380,6 +519,12 @@ fn claim(layout: &BuildLayout, record: &BuildRecord, rebuild: bool) -> Result<()
                 });
             }
         }
+    }
+    if task {
+        let dir = path.parent().unwrap_or(out);
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+        // Through a temporary of this process's own: tasks may write the record at once.
+        return write_atomic(&path, record.to_json().as_bytes());
     }
     record.write(&path).map_err(|reason| BuildError::Unowned {
         out: out.to_path_buf(),
@@ -548,7 +693,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique to this process, on this machine or another one sharing the folder.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -16,6 +16,11 @@
 //! written twice. A finished stage whose shards prove they hold its draws as their own cut gave them
 //! is kept as it is, whatever `--shard-bytes` says now. Since every shard is a pure function of its
 //! draws, a resume with the same settings is byte-identical to an uninterrupted build.
+//!
+//! A task of a split build ([`super::BuildScope::Task`]) does all this for its own shards only
+//! (`k % tasks == task`): it reads, keeps, removes and writes no other file, so tasks share the
+//! folder, and it writes no manifest. The finish builds nothing: it fails unless every shard is
+//! there, then writes the manifest as a whole build would.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -30,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::draws::{Draw, SourceDraws, interleave, stage_draws};
 use super::encode::{EncodeReject, EncodedSample, cut, encode_sample};
-use super::{BuildError, BuildOptions, Progress};
+use super::{BuildError, BuildOptions, BuildScope, Progress};
 use crate::index::SourceIndex;
 use crate::pack::{PackItem, Packer, PackerConfig};
 use crate::plan::{Plan, StagePlan};
@@ -126,7 +131,8 @@ impl ShardDraws {
 /// Result of a stage.
 #[derive(Debug)]
 pub struct StageOutcome {
-    pub manifest: Manifest,
+    /// `None` for a task of a split build.
+    pub manifest: Option<Manifest>,
     pub rejects: Vec<RejectEntry>,
     /// The stage's manifest and rejects file on disk already say exactly this: nothing was written.
     pub finished: bool,
@@ -149,19 +155,28 @@ pub(super) struct StageContext<'a> {
     pub layout: StageLayout,
 }
 
-pub(super) fn run(
-    ctx: &StageContext<'_>,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<StageOutcome, BuildError> {
+/// Fails unless every shard of the stage is finished (the finish of a split build checks every
+/// stage before it writes anything).
+pub(super) fn check_built(ctx: &StageContext<'_>) -> Result<(), BuildError> {
     let names: Vec<&str> = ctx.recipe.sources.iter().map(|s| s.name.as_str()).collect();
     let indexes: Vec<&SourceIndex> = names.iter().map(|n| &ctx.indexes[*n]).collect();
     let draws = stage_draws(ctx.plan.seed, ctx.stage_plan, &names, &indexes);
     let order = interleave(&draws);
+    let (_, cuts) = stage_cut(ctx, &draws, &order);
+    missing_shards(ctx, &cuts)
+}
+
+/// The stage's cut into shards: draws per shard, and each shard's draws.
+fn stage_cut(
+    ctx: &StageContext<'_>,
+    draws: &[SourceDraws],
+    order: &[(u32, u32)],
+) -> (usize, Vec<ShardDraws>) {
     let cut = |per_shard: usize| -> Vec<ShardDraws> {
         order
             .chunks(per_shard)
             .enumerate()
-            .map(|(k, chunk)| ShardDraws::of(ctx, &draws, k, per_shard, chunk))
+            .map(|(k, chunk)| ShardDraws::of(ctx, draws, k, per_shard, chunk))
             .collect()
     };
     let mut per_shard =
@@ -180,11 +195,28 @@ pub(super) fn run(
             (per_shard, cuts) = (theirs, their_cuts);
         }
     }
+    (per_shard, cuts)
+}
+
+pub(super) fn run(
+    ctx: &StageContext<'_>,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<StageOutcome, BuildError> {
+    let names: Vec<&str> = ctx.recipe.sources.iter().map(|s| s.name.as_str()).collect();
+    let indexes: Vec<&SourceIndex> = names.iter().map(|n| &ctx.indexes[*n]).collect();
+    let draws = stage_draws(ctx.plan.seed, ctx.stage_plan, &names, &indexes);
+    let order = interleave(&draws);
+    let (per_shard, cuts) = stage_cut(ctx, &draws, &order);
     let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
+    let scope = ctx.options.scope;
+    if scope == BuildScope::Finish {
+        missing_shards(ctx, &cuts)?;
+    }
     for dir in [ctx.layout.dir().to_path_buf(), ctx.layout.meta_dir()] {
         std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     }
-    let mut finished_shards = tidy(&ctx.layout, &cuts)?;
+    let mine = |k: usize| !scope.is_task() || scope.builds(k);
+    let mut finished_shards = tidy(&ctx.layout, &cuts, scope)?;
 
     let mut cursors: Vec<SourceCursor<'_>> = draws
         .iter()
@@ -201,13 +233,22 @@ pub(super) fn run(
         .collect();
     progress(Progress::StageStart {
         stage: ctx.stage.name.clone(),
-        draws: order.len() as u64,
+        draws: chunks
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| mine(k))
+            .map(|(_, c)| c.len() as u64)
+            .sum(),
     });
 
     let mut infos = Vec::new();
     let mut rejects = Vec::new();
     let (mut written, mut reused) = (0, 0);
     for (k, (chunk, cut)) in chunks.iter().zip(cuts).enumerate() {
+        if !mine(k) {
+            // Another task's: the cursors read past its records to this task's next shard.
+            continue;
+        }
         let done = match finished_shards[k].take() {
             Some(done) => {
                 // Its records are never read: a cursor reads forward to the next shard it builds.
@@ -228,6 +269,16 @@ pub(super) fn run(
         rejects.extend(done.rejects);
         infos.push(done.info);
     }
+    if scope.is_task() {
+        return Ok(StageOutcome {
+            manifest: None,
+            rejects,
+            finished: false,
+            shards_written: written,
+            shards_reused: reused,
+            drawn: order.len() as u64,
+        });
+    }
 
     let mut reject_counts = BTreeMap::new();
     for r in &rejects {
@@ -247,7 +298,7 @@ pub(super) fn run(
         && std::fs::read(ctx.layout.manifest()).is_ok_and(|b| b == manifest.to_json().as_bytes())
         && std::fs::read(ctx.layout.rejects()).is_ok_and(|b| b == super::jsonl(&rejects));
     Ok(StageOutcome {
-        manifest,
+        manifest: Some(manifest),
         rejects,
         finished,
         shards_written: written,
@@ -264,16 +315,48 @@ fn finished_cut(stage: &StageLayout) -> Option<usize> {
     read_done(stage, 0).map(|done| done.draws.draws_per_shard as usize)
 }
 
+/// Fails, naming the first, when a shard of `cuts` is not finished (the finish of a split build).
+fn missing_shards(ctx: &StageContext<'_>, cuts: &[ShardDraws]) -> Result<(), BuildError> {
+    let missing: Vec<usize> = cuts
+        .iter()
+        .enumerate()
+        .filter(|&(k, cut)| {
+            read_done(&ctx.layout, k as u32).is_none_or(|done| !done.draws.holds_same_draws(cut))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    match missing.first() {
+        None => Ok(()),
+        Some(&first) => Err(BuildError::NotBuilt {
+            stage: ctx.stage.name.clone(),
+            missing: missing.len(),
+            shards: cuts.len(),
+            first,
+            sidecar: ctx.layout.sidecar(first as u32),
+        }),
+    }
+}
+
 /// Readies a stage folder for this run's cut (`cuts[k]`: the draws of shard `k`) and returns the
 /// finished shards it keeps. A shard is kept when its sidecar holds exactly the draws of `cuts[k]`
 /// and its file has the recorded size. Unless every shard is kept, the manifest goes first (the
 /// stage is no longer finished), then every sidecar and shard not kept, then stale temporaries, so
 /// a kill at any point leaves a folder the next run reads the same way.
-fn tidy(stage: &StageLayout, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone>>, BuildError> {
+///
+/// A task of a split build looks at, keeps and removes its own shards only (with their
+/// temporaries), and leaves the rest, and the stage's own temporaries, to the others.
+fn tidy(
+    stage: &StageLayout,
+    cuts: &[ShardDraws],
+    scope: BuildScope,
+) -> Result<Vec<Option<ShardDone>>, BuildError> {
+    let mine = |k: usize| !scope.is_task() || scope.builds(k);
     let kept: Vec<Option<ShardDone>> = cuts
         .iter()
         .enumerate()
-        .map(|(k, cut)| read_done(stage, k as u32).filter(|done| done.draws.holds_same_draws(cut)))
+        .map(|(k, cut)| {
+            read_done(stage, k as u32).filter(|done| mine(k) && done.draws.holds_same_draws(cut))
+        })
         .collect();
     let keep = |index: usize| kept.get(index).is_some_and(Option::is_some);
     let mut sidecars = Vec::new();
@@ -286,14 +369,23 @@ fn tidy(stage: &StageLayout, cuts: &[ShardDraws]) -> Result<Vec<Option<ShardDone
                 .to_string_lossy()
                 .into_owned();
             match StageFile::of(&name) {
-                Some(StageFile::Sidecar(k)) if !keep(k) => sidecars.push(dir.join(&name)),
-                Some(StageFile::Shard(k)) if !keep(k) => others.push(dir.join(&name)),
-                Some(StageFile::Temporary) => others.push(dir.join(&name)),
+                Some(StageFile::Sidecar(k)) if mine(k) && !keep(k) => {
+                    sidecars.push(dir.join(&name))
+                }
+                Some(StageFile::Shard(k)) if mine(k) && !keep(k) => others.push(dir.join(&name)),
+                Some(StageFile::Temporary(Some(k))) if mine(k) => others.push(dir.join(&name)),
+                Some(StageFile::Temporary(None)) if !scope.is_task() => {
+                    others.push(dir.join(&name))
+                }
                 _ => {}
             }
         }
     }
-    if !sidecars.is_empty() || !others.is_empty() || kept.iter().any(Option::is_none) {
+    let all_kept = kept
+        .iter()
+        .enumerate()
+        .all(|(k, done)| !mine(k) || done.is_some());
+    if !sidecars.is_empty() || !others.is_empty() || !all_kept {
         remove(&stage.manifest())?;
     }
     sidecars.sort();
@@ -321,8 +413,9 @@ pub(super) enum StageFile {
     Shard(usize),
     /// `shard-NNNNN.done.json` (or the old `.shard-NNNNN.done.json`).
     Sidecar(usize),
-    /// A hidden temporary of a shard, sidecar, manifest or rejects file, left by a killed build.
-    Temporary,
+    /// A hidden temporary of a shard or sidecar (with the shard's index), or of the manifest or
+    /// rejects file, left by a killed build.
+    Temporary(Option<usize>),
     /// `manifest.json` or `rejects.jsonl`.
     Summary,
 }
@@ -345,7 +438,12 @@ impl StageFile {
             && ["shard-", "manifest.json.", "rejects.jsonl."]
                 .iter()
                 .any(|p| bare.starts_with(p));
-        (ours && (name.ends_with(".tmp") || name.contains(".tmp-"))).then_some(StageFile::Temporary)
+        if !(ours && (name.ends_with(".tmp") || name.contains(".tmp-"))) {
+            return None;
+        }
+        let file = bare.split(".tmp").next().unwrap_or(bare);
+        let shard = layout::shard_index(file).or_else(|| layout::sidecar_index(file));
+        Some(StageFile::Temporary(shard.map(|k| k as usize)))
     }
 }
 
@@ -740,17 +838,19 @@ mod tests {
         );
         assert_eq!(StageFile::of("manifest.json"), Some(StageFile::Summary));
         assert_eq!(StageFile::of("rejects.jsonl"), Some(StageFile::Summary));
+        // A shard's or sidecar's temporary names its shard, so a task of a split build can tell
+        // its own from the other tasks'.
         let temporaries = [
-            ".shard-00003.parquet.tmp",
-            "..shard-00003.done.json.tmp-4242",
-            ".shard-00003.done.json.tmp-4242",
-            ".manifest.json.tmp",
-            ".rejects.jsonl.tmp-7",
+            (".shard-00003.parquet.tmp", Some(3)),
+            ("..shard-00003.done.json.tmp-4242", Some(3)),
+            (".shard-00003.done.json.tmp-4242-123456", Some(3)),
+            (".manifest.json.tmp", None),
+            (".rejects.jsonl.tmp-7", None),
         ];
-        for temporary in temporaries {
+        for (temporary, shard) in temporaries {
             assert_eq!(
                 StageFile::of(temporary),
-                Some(StageFile::Temporary),
+                Some(StageFile::Temporary(shard)),
                 "{temporary}"
             );
         }

@@ -1,0 +1,260 @@
+//! `mixtape build --task I --tasks N` and `--finish`: a build split into tasks by shard, run at once
+//! in one folder, finishes byte-identical to a one-machine build for every N; a killed task is
+//! rerun alone; the task comes from Slurm's or Kubernetes' variables.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use mixtape_testdata::SplitMix64;
+use serde_json::Value;
+
+use crate::util::{TestDir, file_tree, small_recipe, walk};
+
+/// Small shards, so that each stage of the small recipe has several (one per task and more).
+const SHARD_BYTES: &str = "20000";
+
+fn build_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "build",
+        "recipe.yaml",
+        "--out",
+        out,
+        "--shard-bytes",
+        SHARD_BYTES,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `mixtape build ... --task I --tasks N` started in `dir`, not waited for.
+fn spawn_task(dir: &TestDir, out: &str, task: usize, tasks: usize) -> Child {
+    let (task, tasks) = (task.to_string(), tasks.to_string());
+    Command::new(env!("CARGO_BIN_EXE_mixtape"))
+        .args(build_args(
+            out,
+            &["--task", &task, "--tasks", &tasks, "--jobs", "1"],
+        ))
+        .current_dir(dir.root())
+        .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a task")
+}
+
+/// Runs every task of `tasks` at once into `out`, then the finish.
+fn split_build(dir: &TestDir, out: &str, tasks: usize) {
+    let children: Vec<Child> = (0..tasks).map(|t| spawn_task(dir, out, t, tasks)).collect();
+    for (task, child) in children.into_iter().enumerate() {
+        let done = child.wait_with_output().unwrap();
+        assert!(
+            done.status.success(),
+            "task {task} of {tasks}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    let finish = dir.run(&build_args(out, &["--finish"]));
+    assert_eq!(finish.code, 0, "{}", finish.stderr);
+}
+
+fn whole_build(dir: &TestDir) {
+    let whole = dir.run(&build_args("whole", &[]));
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+}
+
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap()
+}
+
+fn shards_written(report: &Value) -> u64 {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shards_written"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn tasks_run_at_once_finish_into_the_one_machine_build_byte_for_byte() {
+    let dir = TestDir::new();
+    dir.write("recipe.yaml", small_recipe());
+    whole_build(&dir);
+    let whole = file_tree(&dir.path("whole"));
+    let shards = whole.keys().filter(|k| k.ends_with(".parquet")).count();
+    assert!(
+        shards >= 6,
+        "only {shards} shards: the test needs several per task"
+    );
+    for tasks in [1, 2, 3, 8] {
+        let out = format!("split-{tasks}");
+        split_build(&dir, &out, tasks);
+        let split = file_tree(&dir.path(&out));
+        assert_eq!(
+            split.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>(),
+            "{tasks} tasks"
+        );
+        for (name, bytes) in &whole {
+            assert!(split[name] == *bytes, "{tasks} tasks: {name} differs");
+        }
+    }
+}
+
+#[test]
+fn a_killed_task_is_rerun_alone_and_the_result_is_still_byte_identical() {
+    // Kill points drawn at random: a task's shard deleted (killed before its sidecar), a sidecar
+    // deleted (killed before the rename of the next), temporaries left behind. Only the damaged
+    // tasks are rerun.
+    let dir = TestDir::new();
+    dir.write("recipe.yaml", small_recipe());
+    whole_build(&dir);
+    let whole = file_tree(&dir.path("whole"));
+    let mut rng = SplitMix64::new(19);
+    for round in 0..3 {
+        let tasks = 1 + rng.below(8) as usize;
+        let out = format!("split-{round}");
+        split_build(&dir, &out, tasks);
+        let shard_files: Vec<_> = walk(&dir.path(&out))
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.ends_with(".parquet") || name.ends_with(".done.json")
+            })
+            .collect();
+        let mut damaged = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let victim = &shard_files[rng.below(shard_files.len() as u64) as usize];
+            let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+            let index: usize = name["shard-".len().."shard-".len() + 5].parse().unwrap();
+            if victim.exists() {
+                std::fs::remove_file(victim).unwrap();
+            }
+            // What a kill mid-write leaves.
+            std::fs::write(victim.with_file_name(format!(".{name}.tmp")), b"partial").unwrap();
+            damaged.insert(index % tasks);
+        }
+        for &task in &damaged {
+            let rerun = dir.run(&build_args(
+                &out,
+                &[
+                    "--task",
+                    &task.to_string(),
+                    "--tasks",
+                    &tasks.to_string(),
+                    "--json",
+                ],
+            ));
+            assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+            assert!(shards_written(&report(&rerun.stdout)) >= 1);
+        }
+        // A task that lost nothing rebuilds nothing.
+        if let Some(intact) = (0..tasks).find(|t| !damaged.contains(t)) {
+            let again = dir.run(&build_args(
+                &out,
+                &[
+                    "--task",
+                    &intact.to_string(),
+                    "--tasks",
+                    &tasks.to_string(),
+                    "--json",
+                ],
+            ));
+            assert_eq!(
+                shards_written(&report(&again.stdout)),
+                0,
+                "{}",
+                again.stderr
+            );
+        }
+        let finish = dir.run(&build_args(&out, &["--finish"]));
+        assert_eq!(finish.code, 0, "{}", finish.stderr);
+        assert!(
+            file_tree(&dir.path(&out)) == whole,
+            "round {round}: {tasks} tasks, tasks {damaged:?} rerun: not the one-machine build"
+        );
+    }
+}
+
+#[test]
+fn the_finish_refuses_while_a_shard_is_missing_and_writes_nothing() {
+    let dir = TestDir::new();
+    dir.write("recipe.yaml", small_recipe());
+    // Task 0 of 2 only: the odd shards are missing.
+    let task = dir.run(&build_args("out", &["--task", "0", "--tasks", "2"]));
+    assert_eq!(task.code, 0, "{}", task.stderr);
+    let finish = dir.run(&build_args("out", &["--finish"]));
+    assert_eq!(finish.code, 1, "{}", finish.stderr);
+    assert!(
+        finish
+            .stderr
+            .contains("shards are not built (the first is shard 1,"),
+        "{}",
+        finish.stderr
+    );
+    let manifests = walk(&dir.path("out"))
+        .into_iter()
+        .filter(|p| p.ends_with("manifest.json") || p.ends_with("README.md"))
+        .count();
+    assert_eq!(
+        manifests, 0,
+        "the finish wrote summary files for an unfinished build"
+    );
+    // A task writes no manifest either, and no file another task or the finish owns.
+    assert!(!Path::new(&dir.path("out/_mixtape/rejects.jsonl")).exists());
+}
+
+#[test]
+fn the_task_comes_from_a_slurm_array_or_a_kubernetes_indexed_job() {
+    let dir = TestDir::new();
+    dir.write("recipe.yaml", small_recipe());
+    let run_with = |out: &str, env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = build_args(out, extra);
+        args.push("--json");
+        let run = Command::new(env!("CARGO_BIN_EXE_mixtape"))
+            .args(&args)
+            .current_dir(dir.root())
+            .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            run.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&run.stdout).into_owned(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    };
+    // `sbatch --array=4-5`: the second task is task 1 of 2.
+    let slurm = [
+        ("SLURM_ARRAY_TASK_ID", "5"),
+        ("SLURM_ARRAY_TASK_MIN", "4"),
+        ("SLURM_ARRAY_TASK_COUNT", "2"),
+    ];
+    let (code, stdout, stderr) = run_with("slurm", &slurm, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        report(&stdout)["scope"],
+        serde_json::json!({"task": {"task": 1, "tasks": 2}})
+    );
+    // An Indexed Job's index, with its completions passed as --tasks.
+    let (code, stdout, stderr) =
+        run_with("k8s", &[("JOB_COMPLETION_INDEX", "0")], &["--tasks", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        report(&stdout)["scope"],
+        serde_json::json!({"task": {"task": 0, "tasks": 2}})
+    );
+    let (code, _, stderr) = run_with("k8s", &[("JOB_COMPLETION_INDEX", "1")], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("pass --tasks N"), "{stderr}");
+    let (code, _, stderr) = run_with("bad", &[], &["--task", "2", "--tasks", "2"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("numbered from 0 to --tasks minus 1"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_with("bad", &[], &["--tasks", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("pass --task I (0 to 1)"), "{stderr}");
+}
