@@ -13,6 +13,7 @@ mod mix;
 mod parquet_tools;
 mod plan;
 mod python_package;
+mod slurm;
 mod split_build;
 mod stream;
 mod template;

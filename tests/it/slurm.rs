@@ -1,0 +1,276 @@
+//! A split build on a real single-node Slurm cluster: Debian's slurm-wlm and munge, slurmctld and
+//! slurmd started on this machine by `tests/slurm/start-cluster.sh`, jobs submitted with the
+//! scripts in `deploy/slurm/`. The array's result is compared byte for byte with a one-process
+//! build of the demo recipe, cut into small shards so that every task has several.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{TestDir, file_tree, repo, walk};
+
+const SHARD_BYTES: &str = "4194304";
+const TASKS: usize = 4;
+
+/// The cluster's slurm.conf (started once, shared by the tests).
+fn cluster() -> PathBuf {
+    let run = Command::new("bash")
+        .arg(repo().join("tests/slurm/start-cluster.sh"))
+        .output()
+        .expect("run start-cluster.sh");
+    assert!(
+        run.status.success(),
+        "the Slurm cluster did not start:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&run.stdout).trim())
+}
+
+/// A Slurm command (`sbatch`, `scontrol`, ...) against the test cluster, run in `dir` with the
+/// binary under test as `MIXTAPE` (sbatch passes the environment to the jobs).
+fn slurm(conf: &Path, dir: &TestDir, program: &str, args: &[&str]) -> String {
+    let run = Command::new(program)
+        .args(args)
+        .current_dir(dir.root())
+        .env("SLURM_CONF", conf)
+        .env("MIXTAPE", env!("CARGO_BIN_EXE_mixtape"))
+        .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{program} {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+/// `JobState` of a job (or array task, `ID_I`) as `scontrol show job` reports it.
+fn state(conf: &Path, dir: &TestDir, job: &str) -> String {
+    let shown = slurm(conf, dir, "scontrol", &["show", "job", "--oneliner", job]);
+    let state = shown
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("JobState="))
+        .unwrap_or("UNKNOWN");
+    state.to_string()
+}
+
+/// Waits until `job` (every task of an array) has ended; its final states.
+fn wait_for(conf: &Path, dir: &TestDir, job: &str) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let shown = slurm(conf, dir, "scontrol", &["show", "job", "--oneliner", job]);
+        let states: Vec<String> = shown
+            .lines()
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix("JobState="))
+                    .map(str::to_string)
+            })
+            .collect();
+        if !states.is_empty()
+            && states.iter().all(|s| {
+                !matches!(
+                    s.as_str(),
+                    "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED"
+                )
+            })
+        {
+            return states;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "job {job} still not done after 10 minutes: {states:?}\n{}",
+            job_logs(dir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The jobs' output files (`slurm-*.out` in the submit folder), for failure messages.
+fn job_logs(dir: &TestDir) -> String {
+    walk(dir.root())
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("slurm-"))
+        })
+        .map(|p| {
+            format!(
+                "{}:\n{}",
+                p.display(),
+                std::fs::read_to_string(&p).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The demo recipe, built in one process into `whole`, the reference.
+fn demo_and_reference(dir: &TestDir) -> String {
+    let recipe = repo().join("recipes/demo.yaml").display().to_string();
+    let whole = dir.run(&[
+        "build",
+        &recipe,
+        "--out",
+        "whole",
+        "--shard-bytes",
+        SHARD_BYTES,
+        "--quiet",
+    ]);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    recipe
+}
+
+#[test]
+fn a_job_array_and_its_dependent_finish_build_the_one_process_folder() {
+    let conf = cluster();
+    let dir = TestDir::new();
+    let recipe = demo_and_reference(&dir);
+    let submit = repo().join("deploy/slurm/submit.sh").display().to_string();
+    let ids = slurm(
+        &conf,
+        &dir,
+        "bash",
+        &[
+            &submit,
+            &TASKS.to_string(),
+            &recipe,
+            "out",
+            "--shard-bytes",
+            SHARD_BYTES,
+        ],
+    );
+    let (array, finish) = ids.trim().split_once(' ').expect("two job ids");
+    let finished = wait_for(&conf, &dir, finish);
+    assert_eq!(finished, ["COMPLETED"], "{}", job_logs(&dir));
+    assert!(
+        wait_for(&conf, &dir, array)
+            .iter()
+            .all(|s| s == "COMPLETED")
+    );
+    assert!(
+        file_tree(&dir.path("out")) == file_tree(&dir.path("whole")),
+        "the array's build differs from the one-process build"
+    );
+}
+
+#[test]
+fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
+    let conf = cluster();
+    let dir = TestDir::new();
+    let recipe = demo_and_reference(&dir);
+    let script = repo()
+        .join("deploy/slurm/build.sbatch")
+        .display()
+        .to_string();
+    let finish_script = repo()
+        .join("deploy/slurm/finish.sbatch")
+        .display()
+        .to_string();
+    let array = format!("0-{}", TASKS - 1);
+    let job = slurm(
+        &conf,
+        &dir,
+        "sbatch",
+        &[
+            "--parsable",
+            "--array",
+            &array,
+            &script,
+            &recipe,
+            "out",
+            "--shard-bytes",
+            SHARD_BYTES,
+        ],
+    );
+    let job = job.trim().split(';').next().unwrap().to_string();
+    let victim = format!("{job}_1");
+    // Cancel task 1 once it has finished its first shard (a sidecar of a shard k with k % 4 == 1).
+    let started = Instant::now();
+    let first_of_task_1 = || {
+        walk(&dir.path("out/_mixtape"))
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter_map(|n| {
+                n.strip_prefix("shard-")
+                    .and_then(|r| r.get(..5))
+                    .and_then(|k| k.parse::<usize>().ok())
+            })
+            .any(|k| k % TASKS == 1)
+    };
+    while !(dir.path("out/_mixtape").is_dir() && first_of_task_1()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "task 1 wrote no shard:\n{}",
+            job_logs(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    slurm(&conf, &dir, "scancel", &["--signal=KILL", &victim]);
+    let cancelled = wait_for(&conf, &dir, &victim);
+    assert_eq!(
+        cancelled,
+        ["CANCELLED"],
+        "task 1 ended before it was cancelled"
+    );
+    // Cut off mid-way: some of its shards are not there.
+    let sidecars_of_task_1 = walk(&dir.path("out/_mixtape"))
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".done.json"))
+        .filter_map(|n| {
+            n.strip_prefix("shard-")
+                .and_then(|r| r.get(..5))
+                .and_then(|k| k.parse::<usize>().ok())
+        })
+        .filter(|k| k % TASKS == 1)
+        .count();
+    let whole_shards = walk(&dir.path("whole"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert!(
+        sidecars_of_task_1 * TASKS < whole_shards,
+        "task 1 had finished before the kill"
+    );
+    // Requeued, it runs again as task 1 of the same array, keeping the shards it finished.
+    slurm(&conf, &dir, "scontrol", &["requeue", &victim]);
+    slurm(
+        &conf,
+        &dir,
+        "scontrol",
+        &["update", &format!("jobid={victim}"), "StartTime=now"],
+    );
+    let states = wait_for(&conf, &dir, &job);
+    assert!(
+        states.iter().all(|s| s == "COMPLETED"),
+        "{states:?}\n{}",
+        job_logs(&dir)
+    );
+    assert_eq!(state(&conf, &dir, &victim), "COMPLETED");
+    let finish = slurm(
+        &conf,
+        &dir,
+        "sbatch",
+        &[
+            "--parsable",
+            "--wait",
+            &finish_script,
+            &recipe,
+            "out",
+            "--shard-bytes",
+            SHARD_BYTES,
+        ],
+    );
+    assert_eq!(
+        state(&conf, &dir, finish.trim()),
+        "COMPLETED",
+        "{}",
+        job_logs(&dir)
+    );
+    assert!(
+        file_tree(&dir.path("out")) == file_tree(&dir.path("whole")),
+        "after the requeue the build differs from the one-process build"
+    );
+}
