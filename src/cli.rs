@@ -102,6 +102,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure (tokenize) the recipe's sources into the length cache, all of them or one task's
+    /// share, without planning: the part of planning that takes long.
+    ///
+    /// A split build's tasks then plan from the cache instead of each measuring every record: run
+    /// `index --task I --tasks N` on N machines sharing MIXTAPE_CACHE_DIR (the sources in name order,
+    /// source s is task s mod N's), then the build tasks. Task and count default as for `build
+    /// --task`.
+    Index {
+        /// The recipe file (.yaml).
+        recipe: PathBuf,
+        /// Measure only this task's sources (in name order, source s is task s mod N's).
+        #[arg(long, value_name = "I", requires = "tasks")]
+        task: Option<usize>,
+        /// Number of tasks the measuring is split into.
+        #[arg(long, value_name = "N")]
+        tasks: Option<usize>,
+        /// Print what was measured as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain what changed between two recipes or lock files, stage by stage.
     Diff {
         /// Recipe (.yaml/.yml) or lock file (.json) before the change.
@@ -288,6 +308,7 @@ impl Command {
             Command::Check { json, .. }
             | Command::Plan { json, .. }
             | Command::Build { json, .. }
+            | Command::Index { json, .. }
             | Command::Diff { json, .. }
             | Command::Verify { json, .. }
             | Command::Inspect { json, .. }
@@ -305,7 +326,7 @@ impl Command {
                 paths.push(recipe);
                 paths.extend(locked.as_deref());
             }
-            Command::Build { recipe, .. } => paths.push(recipe),
+            Command::Build { recipe, .. } | Command::Index { recipe, .. } => paths.push(recipe),
             Command::Diff { before, after, .. } => {
                 paths.extend([before.as_path(), after.as_path()])
             }

@@ -38,6 +38,30 @@ pub fn resolve_with_progress(
     cache: &IndexCache,
     progress: &(dyn Fn(IndexProgress) + Sync),
 ) -> Resolved {
+    resolve_sources(path, cache, &|_| true, progress)
+}
+
+/// Indexes (measures, or finds in `cache`) only the sources `index_it` picks by their position in
+/// the recipe, without planning: a part of the planning work, for `mixtape index --task`, whose
+/// tasks fill a shared cache that a later plan or build reads. `indexes` holds the picked sources'.
+pub fn index_sources(
+    path: &Path,
+    cache: &IndexCache,
+    index_it: &dyn Fn(usize) -> bool,
+    progress: &(dyn Fn(IndexProgress) + Sync),
+) -> Resolved {
+    let mut resolved = resolve_sources(path, cache, index_it, progress);
+    resolved.plan = None;
+    resolved
+}
+
+/// Loads the recipe and indexes the sources `index_it` picks; plans when it picked every source.
+fn resolve_sources(
+    path: &Path,
+    cache: &IndexCache,
+    index_it: &dyn Fn(usize) -> bool,
+    progress: &(dyn Fn(IndexProgress) + Sync),
+) -> Resolved {
     let loaded = recipe::load(path);
     let mut diagnostics = loaded.diagnostics;
     let mut resolved = Resolved {
@@ -76,7 +100,12 @@ pub fn resolve_with_progress(
             return resolved;
         }
     };
-    for spec in &recipe.sources {
+    let mut every_source = true;
+    for (position, spec) in recipe.sources.iter().enumerate() {
+        if !index_it(position) {
+            every_source = false;
+            continue;
+        }
         let span = recipe.source_spans[&spec.name];
         match index_source_with_progress(spec, &encoder, &tokenizer, &recipe_dir, cache, progress) {
             Ok(index) => {
@@ -105,7 +134,7 @@ pub fn resolve_with_progress(
             ),
         }
     }
-    if !diagnostics.has_errors() {
+    if every_source && !diagnostics.has_errors() {
         match plan::resolve(&recipe, &resolved.indexes, tokenizer) {
             Ok((p, warnings)) => {
                 diagnostics.extend(warnings);

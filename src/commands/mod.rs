@@ -4,6 +4,7 @@ mod audit;
 mod build;
 mod check;
 mod diff;
+mod index;
 mod inspect;
 mod plan;
 mod progress;
@@ -68,6 +69,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scope,
             };
             build::run(&recipe, &options, quiet, json)
+        }
+        Command::Index {
+            recipe,
+            task,
+            tasks,
+            json,
+        } => {
+            let scope = build::scope_from(task, tasks, &|name| std::env::var(name).ok())?;
+            index::run(&recipe, scope, json, &cache)
         }
         Command::Diff {
             before,

@@ -122,6 +122,7 @@ fn demo_and_reference(dir: &TestDir) -> String {
     recipe
 }
 
+/// `deploy/slurm/submit.sh`: an index array, the build array after it, the finish after that.
 #[test]
 fn a_job_array_and_its_dependent_finish_build_the_one_process_folder() {
     let conf = cluster();
@@ -141,14 +142,15 @@ fn a_job_array_and_its_dependent_finish_build_the_one_process_folder() {
             SHARD_BYTES,
         ],
     );
-    let (array, finish) = ids.trim().split_once(' ').expect("two job ids");
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    let [index, array, finish] = ids[..] else {
+        panic!("submit.sh printed {ids:?}, not three job ids");
+    };
     let finished = wait_for(&conf, &dir, finish);
     assert_eq!(finished, ["COMPLETED"], "{}", job_logs(&dir));
-    assert!(
-        wait_for(&conf, &dir, array)
-            .iter()
-            .all(|s| s == "COMPLETED")
-    );
+    for job in [index, array] {
+        assert!(wait_for(&conf, &dir, job).iter().all(|s| s == "COMPLETED"));
+    }
     assert!(
         file_tree(&dir.path("out")) == file_tree(&dir.path("whole")),
         "the array's build differs from the one-process build"

@@ -320,3 +320,54 @@ fn the_kubernetes_indexed_job_in_deploy_builds_the_one_machine_folder() {
     assert_eq!(whole.code, 0, "{}", whole.stderr);
     assert!(file_tree(&dir.path("out")) == file_tree(&dir.path("whole")));
 }
+
+fn measured(stdout: &str) -> Vec<(String, bool)> {
+    report(stdout)["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn index_tasks_measure_disjoint_shares_of_the_sources_into_the_shared_cache() {
+    let dir = TestDir::new();
+    dir.write("recipe.yaml", small_recipe());
+    let task = |i: &str| {
+        dir.run(&[
+            "index",
+            "recipe.yaml",
+            "--task",
+            i,
+            "--tasks",
+            "2",
+            "--json",
+        ])
+    };
+    let (first, second) = (task("0"), task("1"));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // The small recipe's sources in name order: caps, prose, qa.
+    assert_eq!(
+        measured(&first.stdout),
+        [("caps".to_string(), false), ("qa".to_string(), false)]
+    );
+    assert_eq!(measured(&second.stdout), [("prose".to_string(), false)]);
+    // Everything is measured now: a whole index (or a plan, or a build task) measures nothing.
+    let all = dir.run(&["index", "recipe.yaml", "--json"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert!(
+        measured(&all.stdout).iter().all(|(_, cached)| *cached),
+        "{}",
+        all.stdout
+    );
+    assert_eq!(measured(&all.stdout).len(), 3);
+    let bad = dir.run(&["index", "recipe.yaml", "--task", "2", "--tasks", "2"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("numbered from 0"), "{}", bad.stderr);
+}
