@@ -262,13 +262,14 @@ fn the_task_comes_from_a_slurm_array_or_a_kubernetes_indexed_job() {
 #[test]
 fn the_kubernetes_indexed_job_in_deploy_builds_the_one_machine_folder() {
     // The manifests are checked as Jobs (tests/python/kubernetes_jobs.py), then their containers'
-    // commands run here as the pods would: one process per completion index, at once, with
-    // JOB_COMPLETION_INDEX set, then the finish. /data is this test's folder, and the shards are
-    // small so that every task has some.
+    // commands run here as the pods would: for the index Job and then the build Job, one process
+    // per completion index, at once, with JOB_COMPLETION_INDEX set; then the finish. /data is this
+    // test's folder, and the shards are small so that every task has some.
     let deploy = crate::util::repo().join("deploy/kubernetes");
     let jobs: Value = serde_json::from_str(&crate::util::run_python(
         "tests/python/kubernetes_jobs.py",
         &[
+            &deploy.join("index-job.yaml"),
             &deploy.join("build-job.yaml"),
             &deploy.join("finish-job.yaml"),
         ],
@@ -282,33 +283,38 @@ fn the_kubernetes_indexed_job_in_deploy_builds_the_one_machine_folder() {
         let words: Vec<String> = jobs[name].as_array().unwrap().iter().map(local).collect();
         assert_eq!(words[0], "mixtape");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mixtape"));
-        command
-            .args(&words[1..])
-            .args(["--shard-bytes", SHARD_BYTES])
-            .current_dir(dir.root());
+        command.args(&words[1..]).current_dir(dir.root());
+        if words[1] == "build" {
+            command.args(["--shard-bytes", SHARD_BYTES]);
+        }
         for (key, value) in jobs["env"].as_object().unwrap() {
             command.env(key, local(value));
         }
         command
     };
-    let completions = jobs["completions"].as_u64().unwrap();
-    let pods: Vec<Child> = (0..completions)
-        .map(|index| {
-            command("build")
-                .env("JOB_COMPLETION_INDEX", index.to_string())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for pod in pods {
-        let done = pod.wait_with_output().unwrap();
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
-    }
+    let run_indexed_job = |name: &str, completions: &str| {
+        let completions = jobs[completions].as_u64().unwrap();
+        let pods: Vec<Child> = (0..completions)
+            .map(|index| {
+                command(name)
+                    .env("JOB_COMPLETION_INDEX", index.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for pod in pods {
+            let done = pod.wait_with_output().unwrap();
+            assert!(
+                done.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+        }
+    };
+    run_indexed_job("index", "index_completions");
+    run_indexed_job("build", "completions");
     let finish = command("finish").output().unwrap();
     assert!(
         finish.status.success(),

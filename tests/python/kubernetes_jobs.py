@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Checks deploy/kubernetes/'s split build: build-job.yaml must be a valid Indexed Job whose pods each
-build one task, and finish-job.yaml a Job that finishes the same build. Prints what the test then
-runs (the containers' commands and environment) as JSON.
+"""Checks deploy/kubernetes/'s split build: index-job.yaml and build-job.yaml must be valid Indexed
+Jobs whose pods each measure or build one task's share, and finish-job.yaml a Job that finishes the
+same build. Prints what the test then runs (the containers' commands and environment) as JSON.
 
-Usage: kubernetes_jobs.py BUILD_JOB_YAML FINISH_JOB_YAML
+Usage: kubernetes_jobs.py INDEX_JOB_YAML BUILD_JOB_YAML FINISH_JOB_YAML
 """
 
 import json
@@ -37,26 +37,43 @@ def option(command, name):
     return command[command.index(name) + 1] if name in command else None
 
 
-def main():
-    build, build_command, build_env = job(sys.argv[1])
-    finish, finish_command, finish_env = job(sys.argv[2])
-    spec = build["spec"]
-    assert spec.get("completionMode") == "Indexed", "build-job: completionMode must be Indexed"
+def indexed(doc, command, subcommand):
+    """An Indexed Job running `mixtape SUBCOMMAND ... --tasks COMPLETIONS`; its completions."""
+    spec = doc["spec"]
+    name = doc["metadata"]["name"]
+    assert spec.get("completionMode") == "Indexed", f"{name}: completionMode must be Indexed"
     completions = spec["completions"]
     assert isinstance(completions, int) and completions >= 1
     assert spec.get("parallelism", completions) <= completions
     # Each pod's JOB_COMPLETION_INDEX is its task; --tasks is the count.
-    assert build_command[:2] == ["mixtape", "build"], build_command
-    assert option(build_command, "--tasks") == str(completions), "--tasks must equal completions"
-    assert "--task" not in build_command, "the task comes from JOB_COMPLETION_INDEX"
+    assert command[:2] == ["mixtape", subcommand], command
+    assert option(command, "--tasks") == str(completions), f"{name}: --tasks must equal completions"
+    assert "--task" not in command, f"{name}: the task comes from JOB_COMPLETION_INDEX"
+    return completions
+
+
+def main():
+    index, index_command, index_env = job(sys.argv[1])
+    build, build_command, build_env = job(sys.argv[2])
+    finish, finish_command, finish_env = job(sys.argv[3])
+    completions = indexed(build, build_command, "build")
+    index_completions = indexed(index, index_command, "index")
     assert finish["spec"].get("completionMode", "NonIndexed") == "NonIndexed"
     assert finish_command[:2] == ["mixtape", "build"] and "--finish" in finish_command
     for same in ("--out", "--shard-bytes"):
         assert option(build_command, same) == option(finish_command, same), f"{same} differs"
     assert build_command[2] == finish_command[2], "the recipe differs"
-    assert build_env == finish_env, "the environment differs"
+    assert build_command[2] == index_command[2], "the index job's recipe differs"
+    assert build_env == finish_env == index_env, "the environment differs"
     json.dump(
-        {"completions": completions, "build": build_command, "finish": finish_command, "env": build_env},
+        {
+            "index_completions": index_completions,
+            "index": index_command,
+            "completions": completions,
+            "build": build_command,
+            "finish": finish_command,
+            "env": build_env,
+        },
         sys.stdout,
     )
 
