@@ -42,7 +42,7 @@ pub fn resolve_with_progress(
 }
 
 /// Indexes (measures, or finds in `cache`) only the sources `index_it` picks by their position in
-/// the recipe, without planning: a part of the planning work, for `mixtape index --task`, whose
+/// the recipe's sources (which are in name order), without planning: a part of the planning work, for `mixtape index --task`, whose
 /// tasks fill a shared cache that a later plan or build reads. `indexes` holds the picked sources'.
 pub fn index_sources(
     path: &Path,

@@ -5,8 +5,8 @@
 //!   resume state (a state saved here resumes in Rust and back) and tally. Each batch is a dict of
 //!   numpy arrays holding Qwen2-VL's inputs ([`mixtape_shards::qwen2vl`], whose labels the tch
 //!   trainer trains on too), handed to numpy without a copy; reading and decoding run with the GIL released.
-//!   With `wire=True` it yields each batch as [`wire`] bytes instead, for a DataLoader worker to
-//!   hand to the training process, where `WireDecoder` ([`images`]) finishes it.
+//!   With `wire=True` it yields each batch as `wire` bytes instead, for a DataLoader worker to
+//!   hand to the training process, where `WireDecoder` (module `images`) finishes it.
 //! - `check`, `plan` and `audit` return the documents `mixtape check/plan/audit --json`
 //!   print, as JSON text that the Python side parses.
 //! - A reader's failures raise `mixtape.ReaderError`; a shard whose bytes differ from what its
