@@ -103,16 +103,17 @@ pub enum Command {
         json: bool,
     },
     /// Measure (tokenize) the recipe's sources into the length cache, all of them or one task's
-    /// share, without planning: the part of planning that takes long.
+    /// share of their files, without planning: the part of planning that takes long.
     ///
-    /// A split build's tasks then plan from the cache instead of each measuring every record: run
-    /// `index --task I --tasks N` on N machines sharing MIXTAPE_CACHE_DIR (the sources in name order,
-    /// source s is task s mod N's), then the build tasks. Task and count default as for `build
-    /// --task`.
+    /// The cache holds one entry per file (a synthetic source is one part), so a split build's
+    /// tasks then plan from it instead of each measuring every record: run `index --task I --tasks
+    /// N` on N machines sharing MIXTAPE_CACHE_DIR, then the build tasks. Parts are the sources in
+    /// name order, each source's files in order; part p is task p mod N's. Task and count default as
+    /// for `build --task`.
     Index {
         /// The recipe file (.yaml).
         recipe: PathBuf,
-        /// Measure only this task's sources (in name order, source s is task s mod N's).
+        /// Measure only this task's parts (part p is task p mod N's).
         #[arg(long, value_name = "I", requires = "tasks")]
         task: Option<usize>,
         /// Number of tasks the measuring is split into.

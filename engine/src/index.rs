@@ -8,6 +8,11 @@
 //!
 //! Cache files are written to a temporary name and renamed, so a killed plan never leaves a torn
 //! entry; an unreadable entry is treated as a miss and rebuilt.
+//!
+//! A source is indexed and cached in parts ([`source_parts`]): one per file (a synthetic source is
+//! one part), each keyed on its own file, so editing one file re-measures that file only, and
+//! `mixtape index --task` splits the measuring of a recipe by file across machines that share the
+//! cache. A source's index is its parts' in file order, as if measured in one pass.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,6 +30,9 @@ use crate::template::{ChatStyle, Encoder, TextLengths};
 /// Bumped whenever the index layout or anything that changes measured lengths (template, readers,
 /// synthetic generators) changes, so stale cache entries are never reused.
 /// 3: image probing applies the decoder's acceptance rule (`mixtape_image::check`).
+/// (Entries became one per file of a source, not one per source, without a bump: an entry's
+/// layout and lengths are unchanged, a one-file source's key is the same as before, and the
+/// version counts in every plan's fingerprint.)
 pub const INDEX_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"MXIDX\0\0\x01";
 /// Records tokenized per parallel batch: large enough to amortise rayon, small enough to keep memory
@@ -142,6 +150,21 @@ impl SourceIndex {
         counts
     }
 
+    /// Appends the index of the source's next part, whose records follow this one's.
+    fn append(&mut self, part: SourceIndex) {
+        let (records, images) = (self.records, self.image_sizes.len() as u32);
+        self.records += part.records;
+        self.rejects.extend(part.rejects);
+        self.record_of
+            .extend(part.record_of.iter().map(|r| r + records));
+        self.is_text.extend(part.is_text);
+        self.text_tokens.extend(part.text_tokens);
+        self.loss_tokens.extend(part.loss_tokens);
+        self.image_start
+            .extend(part.image_start.iter().skip(1).map(|s| s + images));
+        self.image_sizes.extend(part.image_sizes);
+    }
+
     fn push_sample(
         &mut self,
         record: u64,
@@ -215,12 +238,87 @@ pub fn index_source_with_progress(
     cache: &IndexCache,
     progress: &(dyn Fn(IndexProgress) + Sync),
 ) -> Result<SourceIndex, IndexError> {
-    let files = spec
-        .files
+    let files = source_files(spec, recipe_dir)?;
+    let mut index = SourceIndex {
+        files: files.clone(),
+        image_start: vec![0],
+        ..SourceIndex::default()
+    };
+    let mut cached = true;
+    for part in 0..source_parts(spec) {
+        let before = index.records;
+        let (piece, hit) = index_part(
+            spec,
+            part,
+            &files,
+            encoder,
+            tokenizer,
+            recipe_dir,
+            cache,
+            &|records| {
+                progress(IndexProgress::Measured {
+                    source: spec.name.clone(),
+                    records: before + records,
+                })
+            },
+        )?;
+        cached &= hit;
+        index.append(piece);
+    }
+    progress(IndexProgress::Done {
+        source: spec.name.clone(),
+        records: index.records,
+        cached,
+    });
+    Ok(index)
+}
+
+/// The parts a source is indexed and cached in: one per file, or 1 for a synthetic source.
+pub fn source_parts(spec: &SourceSpec) -> usize {
+    if spec.format == SourceFormat::Synthetic {
+        1
+    } else {
+        spec.files.len()
+    }
+}
+
+/// The digests of a source's files (none for a synthetic source); a file source without files is
+/// an error.
+pub fn source_files(spec: &SourceSpec, recipe_dir: &Path) -> Result<Vec<FileDigest>, IndexError> {
+    if spec.format != SourceFormat::Synthetic && spec.files.is_empty() {
+        return Err(SourceError::NoFiles {
+            name: spec.name.clone(),
+        }
+        .into());
+    }
+    spec.files
         .iter()
         .map(|f| FileDigest::of(f, recipe_dir))
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = cache_key(spec, &files, tokenizer, recipe_dir);
+        .collect()
+}
+
+/// Indexes part `part` of a source (its file `part`; the whole of a synthetic source), or loads it
+/// from the cache; `files` are [`source_files`]'. Returns the part's index, its records numbered
+/// from 0, and whether it came from the cache. `measured` hears the records measured so far.
+#[allow(clippy::too_many_arguments)]
+pub fn index_part(
+    spec: &SourceSpec,
+    part: usize,
+    files: &[FileDigest],
+    encoder: &Encoder,
+    tokenizer: &FileDigest,
+    recipe_dir: &Path,
+    cache: &IndexCache,
+    measured: &dyn Fn(u64),
+) -> Result<(SourceIndex, bool), IndexError> {
+    let file = files.get(part);
+    let key = cache_key(
+        spec,
+        file.map(|_| &spec.files[part]),
+        file,
+        tokenizer,
+        recipe_dir,
+    );
     let entry = cache
         .dir
         .as_ref()
@@ -228,19 +326,14 @@ pub fn index_source_with_progress(
     if let Some(path) = &entry
         && let Some(index) = read_entry(path)
     {
-        progress(IndexProgress::Done {
-            source: spec.name.clone(),
-            records: index.records,
-            cached: true,
-        });
-        return Ok(index);
+        return Ok((index, true));
     }
     let mut index = SourceIndex {
-        files,
+        files: file.cloned().into_iter().collect(),
         image_start: vec![0],
         ..SourceIndex::default()
     };
-    let mut records = source::read_source(spec)?;
+    let mut records = source::read_source_file(spec, part)?;
     let next_batch = |records: &mut source::Records| -> Result<Vec<Record>, IndexError> {
         let mut batch = Vec::with_capacity(BATCH);
         for record in records.take(BATCH) {
@@ -252,27 +345,19 @@ pub fn index_source_with_progress(
     // parallel: the next batch is read while the current one is measured.
     let mut batch = next_batch(&mut records)?;
     while !batch.is_empty() {
-        let (measured, next) = rayon::join(
+        let (results, next) = rayon::join(
             || measure_batch(&batch, encoder, &spec.chat),
             || next_batch(&mut records),
         );
-        add_batch(&mut index, batch, measured);
-        progress(IndexProgress::Measured {
-            source: spec.name.clone(),
-            records: index.records,
-        });
+        add_batch(&mut index, batch, results);
+        measured(index.records);
         batch = next?;
     }
-    progress(IndexProgress::Done {
-        source: spec.name.clone(),
-        records: index.records,
-        cached: false,
-    });
     if let Some(path) = &entry {
         // The cache is an optimisation: failing to write it must not fail the plan.
         let _ = write_entry(path, &index);
     }
-    Ok(index)
+    Ok((index, false))
 }
 
 /// A record's kind, lengths and image sizes, or why it is rejected (code, message).
@@ -321,7 +406,8 @@ fn add_batch(index: &mut SourceIndex, batch: Vec<Record>, measured: Vec<Measured
 
 fn cache_key(
     spec: &SourceSpec,
-    files: &[FileDigest],
+    path: Option<&PathBuf>,
+    file: Option<&FileDigest>,
     tokenizer: &FileDigest,
     recipe_dir: &Path,
 ) -> String {
@@ -344,14 +430,13 @@ fn cache_key(
     if let Some(root) = &spec.image_root {
         h.update(relative_path(root, recipe_dir).as_bytes());
     }
-    if spec.format != SourceFormat::Synthetic {
-        // Image paths resolve against the source files' folders: where the files are matters.
-        for f in &spec.files {
-            h.update(f.to_string_lossy().as_bytes());
-        }
+    // Image paths resolve against the file's folder, and reject locations name the file: where
+    // the file is matters, as well as what it holds.
+    if let Some(path) = path {
+        h.update(path.to_string_lossy().as_bytes());
     }
-    for f in files {
-        h.update(f.blake3.as_bytes());
+    if let Some(file) = file {
+        h.update(file.blake3.as_bytes());
     }
     h.update(tokenizer.blake3.as_bytes());
     h.finalize().to_hex()[..32].to_string()

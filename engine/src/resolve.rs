@@ -1,4 +1,5 @@
-//! Entry points for `check` and `plan`: recipe file -> diagnostics and, when valid, a [`Plan`].
+//! Entry points for `check` and `plan`: recipe file -> diagnostics and, when valid, a [`Plan`]; and
+//! for `index`: a share of the sources' files measured into the cache ([`index_sources`]).
 //!
 //! This is the one place that sequences the layers (load the recipe, load the tokenizer, index every
 //! source, plan), turning each layer's typed errors into located diagnostics so the CLI only prints.
@@ -38,74 +39,17 @@ pub fn resolve_with_progress(
     cache: &IndexCache,
     progress: &(dyn Fn(IndexProgress) + Sync),
 ) -> Resolved {
-    resolve_sources(path, cache, &|_| true, progress)
-}
-
-/// Indexes (measures, or finds in `cache`) only the sources `index_it` picks by their position in
-/// the recipe's sources (which are in name order), without planning: a part of the planning work, for `mixtape index --task`, whose
-/// tasks fill a shared cache that a later plan or build reads. `indexes` holds the picked sources'.
-pub fn index_sources(
-    path: &Path,
-    cache: &IndexCache,
-    index_it: &dyn Fn(usize) -> bool,
-    progress: &(dyn Fn(IndexProgress) + Sync),
-) -> Resolved {
-    let mut resolved = resolve_sources(path, cache, index_it, progress);
-    resolved.plan = None;
-    resolved
-}
-
-/// Loads the recipe and indexes the sources `index_it` picks; plans when it picked every source.
-fn resolve_sources(
-    path: &Path,
-    cache: &IndexCache,
-    index_it: &dyn Fn(usize) -> bool,
-    progress: &(dyn Fn(IndexProgress) + Sync),
-) -> Resolved {
-    let loaded = recipe::load(path);
-    let mut diagnostics = loaded.diagnostics;
-    let mut resolved = Resolved {
-        files: loaded.sources,
-        diagnostics: Diagnostics::default(),
-        recipe: None,
-        indexes: BTreeMap::new(),
-        plan: None,
-        encoder: None,
-    };
-    let Some(recipe) = loaded.recipe else {
-        resolved.diagnostics = diagnostics;
+    let (mut resolved, mut diagnostics, loaded) = load(path);
+    let Some(Loaded {
+        recipe,
+        encoder,
+        tokenizer,
+        recipe_dir,
+    }) = loaded
+    else {
         return resolved;
     };
-    let recipe_dir = recipe.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let encoder = match Encoder::from_file(&recipe.tokenizer) {
-        Ok(e) => e,
-        Err(err) => {
-            diagnostics.push(
-                Diagnostic::error_in_file(recipe.tokenizer.clone(), err.to_string())
-                    .with_hint("`tokenizer.path` must name an HF tokenizer.json with the ChatML and vision special tokens"),
-            );
-            resolved.diagnostics = diagnostics;
-            resolved.recipe = Some(recipe);
-            return resolved;
-        }
-    };
-    let tokenizer = match FileDigest::of(&recipe.tokenizer, &recipe_dir) {
-        Ok(d) => d,
-        Err(err) => {
-            diagnostics.push(Diagnostic::error_in_file(
-                recipe.tokenizer.clone(),
-                err.to_string(),
-            ));
-            resolved.diagnostics = diagnostics;
-            return resolved;
-        }
-    };
-    let mut every_source = true;
-    for (position, spec) in recipe.sources.iter().enumerate() {
-        if !index_it(position) {
-            every_source = false;
-            continue;
-        }
+    for spec in &recipe.sources {
         let span = recipe.source_spans[&spec.name];
         match index_source_with_progress(spec, &encoder, &tokenizer, &recipe_dir, cache, progress) {
             Ok(index) => {
@@ -134,7 +78,7 @@ fn resolve_sources(
             ),
         }
     }
-    if every_source && !diagnostics.has_errors() {
+    if !diagnostics.has_errors() {
         match plan::resolve(&recipe, &resolved.indexes, tokenizer) {
             Ok((p, warnings)) => {
                 diagnostics.extend(warnings);
@@ -147,6 +91,145 @@ fn resolve_sources(
     resolved.recipe = Some(recipe);
     resolved.encoder = Some(encoder);
     resolved
+}
+
+/// A recipe loaded with its tokenizer, ready to index.
+struct Loaded {
+    recipe: Recipe,
+    encoder: Encoder,
+    tokenizer: FileDigest,
+    recipe_dir: std::path::PathBuf,
+}
+
+/// Loads the recipe and its tokenizer. `None` (with the problems in the diagnostics, and the
+/// recipe in the result when it loaded) when there is nothing to index.
+fn load(path: &Path) -> (Resolved, Diagnostics, Option<Loaded>) {
+    let loaded = recipe::load(path);
+    let mut diagnostics = loaded.diagnostics;
+    let mut resolved = Resolved {
+        files: loaded.sources,
+        diagnostics: Diagnostics::default(),
+        recipe: None,
+        indexes: BTreeMap::new(),
+        plan: None,
+        encoder: None,
+    };
+    let Some(recipe) = loaded.recipe else {
+        resolved.diagnostics = diagnostics;
+        return (resolved, Diagnostics::default(), None);
+    };
+    let recipe_dir = recipe.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let encoder = match Encoder::from_file(&recipe.tokenizer) {
+        Ok(e) => e,
+        Err(err) => {
+            diagnostics.push(
+                Diagnostic::error_in_file(recipe.tokenizer.clone(), err.to_string())
+                    .with_hint("`tokenizer.path` must name an HF tokenizer.json with the ChatML and vision special tokens"),
+            );
+            resolved.diagnostics = diagnostics;
+            resolved.recipe = Some(recipe);
+            return (resolved, Diagnostics::default(), None);
+        }
+    };
+    let tokenizer = match FileDigest::of(&recipe.tokenizer, &recipe_dir) {
+        Ok(d) => d,
+        Err(err) => {
+            diagnostics.push(Diagnostic::error_in_file(
+                recipe.tokenizer.clone(),
+                err.to_string(),
+            ));
+            resolved.diagnostics = diagnostics;
+            return (resolved, Diagnostics::default(), None);
+        }
+    };
+    let loaded = Loaded {
+        recipe,
+        encoder,
+        tokenizer,
+        recipe_dir,
+    };
+    (resolved, diagnostics, Some(loaded))
+}
+
+/// One part of a source (a file, or a whole synthetic source) that [`index_sources`] indexed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IndexedPart {
+    pub source: String,
+    /// The file, relative to the recipe's folder; `None` for a synthetic source.
+    pub file: Option<String>,
+    pub records: u64,
+    pub samples: usize,
+    /// Found in the cache: nothing was measured.
+    pub cached: bool,
+}
+
+/// What [`index_sources`] did, or every problem that stopped it.
+#[derive(Debug)]
+pub struct Indexed {
+    pub files: SourceMap,
+    pub diagnostics: Diagnostics,
+    pub parts: Vec<IndexedPart>,
+}
+
+/// Indexes (measures into `cache`, or finds there) the parts `index_it` picks, without planning:
+/// a share of the planning work, for `mixtape index --task`, whose tasks fill a shared cache that a
+/// later plan or build reads. Parts are numbered across the recipe: the recipe's sources in name
+/// order, each source's files in order ([`crate::index::source_parts`]).
+pub fn index_sources(path: &Path, cache: &IndexCache, index_it: &dyn Fn(usize) -> bool) -> Indexed {
+    let (resolved, mut diagnostics, loaded) = load(path);
+    let mut indexed = Indexed {
+        files: resolved.files,
+        diagnostics: resolved.diagnostics,
+        parts: Vec::new(),
+    };
+    let Some(loaded) = loaded else {
+        return indexed;
+    };
+    let mut position = 0;
+    for spec in &loaded.recipe.sources {
+        let span = loaded.recipe.source_spans[&spec.name];
+        let failed = |err: crate::index::IndexError| {
+            Diagnostic::error(span, format!("source `{}` cannot be read: {err}", spec.name))
+                .with_hint("fix or remove the file; per-record problems are rejected, but whole-file failures stop the plan")
+        };
+        let parts = crate::index::source_parts(spec);
+        let mine: Vec<usize> = (0..parts).filter(|p| index_it(position + p)).collect();
+        position += parts;
+        if mine.is_empty() {
+            continue;
+        }
+        let files = match crate::index::source_files(spec, &loaded.recipe_dir) {
+            Ok(files) => files,
+            Err(err) => {
+                diagnostics.push(failed(err));
+                continue;
+            }
+        };
+        for part in mine {
+            match crate::index::index_part(
+                spec,
+                part,
+                &files,
+                &loaded.encoder,
+                &loaded.tokenizer,
+                &loaded.recipe_dir,
+                cache,
+                &|_| {},
+            ) {
+                Ok((index, cached)) => indexed.parts.push(IndexedPart {
+                    source: spec.name.clone(),
+                    file: files.get(part).map(|f| f.path.clone()),
+                    records: index.records,
+                    samples: index.samples(),
+                    cached,
+                }),
+                Err(err) => diagnostics.push(failed(err)),
+            }
+        }
+    }
+    // Loading succeeded, so the problems so far are all in `diagnostics`.
+    indexed.diagnostics = diagnostics;
+    indexed
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! `mixtape index`: measure a recipe's sources (or one task's share of them) into the length cache.
+//! `mixtape index`: measure a recipe's sources (or one task's share of their files) into the
+//! length cache.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use mixtape_engine::build::BuildScope;
 use mixtape_engine::diag::Severity;
-use mixtape_engine::index::{IndexCache, IndexProgress};
+use mixtape_engine::index::IndexCache;
 use mixtape_engine::resolve::index_sources;
 
 pub fn run(
@@ -21,70 +22,37 @@ pub fn run(
             "--task {task} --tasks {tasks}: tasks are numbered from 0 to --tasks minus 1"
         );
     }
-    let spinner = super::progress::IndexSpinner::default();
-    // Which sources came from the cache, as indexing reports them.
-    let cached = std::sync::Mutex::new(std::collections::BTreeMap::new());
-    let resolved = index_sources(
-        recipe,
-        cache,
-        &|position| match scope {
-            BuildScope::Task { task, tasks } => position % tasks == task,
-            _ => true,
-        },
-        &|event| {
-            if let IndexProgress::Done {
-                source,
-                cached: hit,
-                ..
-            } = &event
-            {
-                cached
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(source.clone(), *hit);
-            }
-            spinner.update(event)
-        },
-    );
-    let diagnostics = resolved.diagnostics.sorted();
-    for d in diagnostics.iter().filter(|d| d.severity == Severity::Error) {
-        eprintln!("{}", d.render(&resolved.files));
+    let indexed = index_sources(recipe, cache, &|part| match scope {
+        BuildScope::Task { task, tasks } => part % tasks == task,
+        _ => true,
+    });
+    let diagnostics = indexed.diagnostics.sorted();
+    let errors: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    for d in &errors {
+        eprintln!("{}", d.render(&indexed.files));
     }
-    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        eprintln!("invalid: {}: nothing more was measured", recipe.display());
+    if !errors.is_empty() {
+        eprintln!("invalid: {}: not everything was measured", recipe.display());
         return Ok(ExitCode::from(super::PROBLEMS));
     }
-    let cached = cached.into_inner().unwrap_or_else(|e| e.into_inner());
-    let sources: Vec<serde_json::Value> = resolved
-        .indexes
-        .iter()
-        .map(|(name, index)| {
-            serde_json::json!({
-                "source": name,
-                "records": index.records,
-                "samples": index.samples(),
-                "cached": cached.get(name).copied().unwrap_or(false),
-            })
-        })
-        .collect();
     if json {
         let document = serde_json::json!({
             "recipe": recipe.display().to_string(),
             "scope": scope,
-            "sources": sources,
+            "parts": indexed.parts,
         });
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
-        for s in &sources {
+        for part in &indexed.parts {
             eprintln!(
-                "{:>16} {:>9} records {}",
-                s["source"].as_str().unwrap_or_default(),
-                s["records"],
-                if s["cached"] == true {
-                    "(cached)"
-                } else {
-                    "measured"
-                }
+                "{:>16} {:<40} {:>9} records {}",
+                part.source,
+                part.file.as_deref().unwrap_or("(synthetic)"),
+                part.records,
+                if part.cached { "(cached)" } else { "measured" }
             );
         }
         if cache.dir.is_none() {

@@ -327,24 +327,45 @@ fn the_kubernetes_indexed_job_in_deploy_builds_the_one_machine_folder() {
     assert!(file_tree(&dir.path("out")) == file_tree(&dir.path("whole")));
 }
 
-fn measured(stdout: &str) -> Vec<(String, bool)> {
-    report(stdout)["sources"]
+/// `index --json`'s parts: (source, file, cached).
+fn measured(stdout: &str) -> Vec<(String, Option<String>, bool)> {
+    report(stdout)["parts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
+        .map(|p| {
             (
-                s["source"].as_str().unwrap().to_string(),
-                s["cached"].as_bool().unwrap(),
+                p["source"].as_str().unwrap().to_string(),
+                p["file"].as_str().map(str::to_string),
+                p["cached"].as_bool().unwrap(),
             )
         })
         .collect()
 }
 
+/// The small recipe with a text source over three files of its own.
+fn recipe_with_files(dir: &TestDir) {
+    for (name, topic) in [("a", "rivers"), ("b", "towns"), ("c", "clocks")] {
+        let lines: String = (0..40)
+            .map(|i| {
+                let words = "Words. ".repeat(100 + i);
+                format!("{{\"text\": \"Article {i} about {topic}. {words}\"}}\n")
+            })
+            .collect();
+        dir.write(&format!("books/{name}.jsonl"), lines);
+    }
+    let recipe = small_recipe().replace(
+        "  prose: {format: synthetic, kind: long-text, count: 40, category: long-text}",
+        "  prose: {format: text, path: books/*.jsonl, category: long-text}",
+    );
+    assert!(recipe.contains("books/*.jsonl"));
+    dir.write("recipe.yaml", recipe);
+}
+
 #[test]
-fn index_tasks_measure_disjoint_shares_of_the_sources_into_the_shared_cache() {
+fn index_tasks_measure_disjoint_shares_of_the_files_into_the_shared_cache() {
     let dir = TestDir::new();
-    dir.write("recipe.yaml", small_recipe());
+    recipe_with_files(&dir);
     let task = |i: &str| {
         dir.run(&[
             "index",
@@ -358,22 +379,62 @@ fn index_tasks_measure_disjoint_shares_of_the_sources_into_the_shared_cache() {
     };
     let (first, second) = (task("0"), task("1"));
     assert_eq!(first.code, 0, "{}", first.stderr);
-    // The small recipe's sources in name order: caps, prose, qa.
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // Parts in order: the sources by name (caps, prose, qa), prose's files in order; part p is
+    // task p mod 2's.
+    let part =
+        |source: &str, file: Option<&str>| (source.to_string(), file.map(str::to_string), false);
     assert_eq!(
         measured(&first.stdout),
-        [("caps".to_string(), false), ("qa".to_string(), false)]
+        [
+            part("caps", None),
+            part("prose", Some("books/b.jsonl")),
+            part("qa", None)
+        ]
     );
-    assert_eq!(measured(&second.stdout), [("prose".to_string(), false)]);
-    // Everything is measured now: a whole index (or a plan, or a build task) measures nothing.
+    assert_eq!(
+        measured(&second.stdout),
+        [
+            part("prose", Some("books/a.jsonl")),
+            part("prose", Some("books/c.jsonl"))
+        ]
+    );
+    // Everything is measured now: a whole index measures nothing, and neither does a plan.
     let all = dir.run(&["index", "recipe.yaml", "--json"]);
     assert_eq!(all.code, 0, "{}", all.stderr);
+    assert_eq!(measured(&all.stdout).len(), 5);
     assert!(
-        measured(&all.stdout).iter().all(|(_, cached)| *cached),
+        measured(&all.stdout).iter().all(|(_, _, cached)| *cached),
         "{}",
         all.stdout
     );
-    assert_eq!(measured(&all.stdout).len(), 3);
+    // Editing one file re-measures that file only.
+    let mut b = std::fs::read_to_string(dir.path("books/b.jsonl")).unwrap();
+    b.push_str("{\"text\": \"One more article about towns.\"}\n");
+    dir.write("books/b.jsonl", b);
+    let again = dir.run(&["index", "recipe.yaml", "--json"]);
+    let remeasured: Vec<_> = measured(&again.stdout)
+        .into_iter()
+        .filter(|(_, _, cached)| !cached)
+        .collect();
+    assert_eq!(remeasured, [part("prose", Some("books/b.jsonl"))]);
     let bad = dir.run(&["index", "recipe.yaml", "--task", "2", "--tasks", "2"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("numbered from 0"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_source_indexed_file_by_file_plans_as_one_indexed_whole() {
+    // The plan (and its fingerprint) from a cache filled by index tasks equals the plan of a fresh
+    // cache, and of no cache at all.
+    let dir = TestDir::new();
+    recipe_with_files(&dir);
+    for i in ["0", "1", "2"] {
+        let task = dir.run(&["index", "recipe.yaml", "--task", i, "--tasks", "3"]);
+        assert_eq!(task.code, 0, "{}", task.stderr);
+    }
+    let cached = dir.run(&["plan", "recipe.yaml", "--json"]);
+    let fresh = dir.run(&["--no-cache", "plan", "recipe.yaml", "--json"]);
+    assert_eq!(cached.code, 0, "{}", cached.stderr);
+    assert_eq!(cached.stdout, fresh.stdout);
 }

@@ -119,6 +119,16 @@ pub type Records = Box<dyn Iterator<Item = Result<Record, SourceError>> + Send>;
 /// files, a synthetic source without settings); files are opened lazily, one at a time, and a file
 /// that cannot be read shows up as an `Err` item in the stream.
 pub fn read_source(spec: &SourceSpec) -> Result<Records, SourceError> {
+    read_files(spec, 0..spec.files.len())
+}
+
+/// The records of the spec's file `file_index` alone, located as [`read_source`] locates them (a
+/// synthetic source is read whole): one part of a source, for indexing a file at a time.
+pub fn read_source_file(spec: &SourceSpec, file_index: usize) -> Result<Records, SourceError> {
+    read_files(spec, file_index..file_index.saturating_add(1))
+}
+
+fn read_files(spec: &SourceSpec, files: std::ops::Range<usize>) -> Result<Records, SourceError> {
     if spec.format == SourceFormat::Synthetic {
         let settings = spec
             .synthetic
@@ -139,9 +149,11 @@ pub fn read_source(spec: &SourceSpec) -> Result<Records, SourceError> {
             count: spec.files.len(),
         });
     }
+    let count = spec.files.len();
     Ok(Box::new(Files {
         spec: Arc::new(spec.clone()),
-        next_file: 0,
+        next_file: files.start.min(count),
+        end: files.end.min(count),
         current: None,
     }))
 }
@@ -186,6 +198,8 @@ impl FileCtx {
 struct Files {
     spec: Arc<SourceSpec>,
     next_file: usize,
+    /// One past the last file to read.
+    end: usize,
     current: Option<Records>,
 }
 
@@ -226,7 +240,7 @@ impl Iterator for Files {
                     None => self.current = None,
                 }
             }
-            if self.next_file >= self.spec.files.len() {
+            if self.next_file >= self.end {
                 return None;
             }
             let index = self.next_file;
