@@ -168,7 +168,7 @@ pub fn resolve(
                     let index = &indexes[&s.name];
                     (0..index.samples()).fold((0, 0), |(size, largest), i| {
                         match usable(s, index, i, stage) {
-                            Ok(a) if can_cut(s, index, i, stage, &a) => {
+                            Ok(a) if can_cut(index, i, stage, &a) => {
                                 (size + stage.budget.basis.of(&a), largest)
                             }
                             Ok(a) => (
@@ -365,15 +365,11 @@ pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
 }
 
 /// Whether the stage may cut this sample (see [`cut_to`]).
-fn can_cut(
-    spec: &SourceSpec,
-    index: &SourceIndex,
-    sample: usize,
-    stage: &Stage,
-    whole: &Counts,
-) -> bool {
+fn can_cut(index: &SourceIndex, sample: usize, stage: &Stage, whole: &Counts) -> bool {
+    // Under any long-text policy: a cut keeps fewer tokens than the sample's usable ones, so it
+    // fits a window whenever the sample does (`truncate` already kept at most seq_len, `drop` left
+    // only samples that fit), and under `split` it is windowed like any other.
     cuttable_basis(stage.budget.basis)
-        && stage.long_text_of(spec) == LongText::Split
         && index.is_text[sample] != 0
         && whole.images == 0
         && whole.loss_tokens == whole.tokens
@@ -695,7 +691,7 @@ fn draw(
                 let need = target - basis.of(&expected);
                 let amount = basis.of(&a);
                 if amount > need {
-                    if let Some(kept) = cut_to(spec, index, sample, stage, &a, need) {
+                    if let Some(kept) = cut_to(index, sample, stage, &a, need) {
                         expected += &kept;
                         cut = Some(need);
                         pos += 1;
@@ -721,17 +717,16 @@ fn draw(
 }
 
 /// The amounts of `sample` cut to its first `keep` tokens, when the stage may cut it: a token basis
-/// (tokens, or loss tokens for a sample with loss on every token), a text sample without images, and
-/// a pack policy that splits long text into windows (a cut sample is windowed like any other).
+/// (tokens, or loss tokens for a sample with loss on every token) and a text sample without images,
+/// under any `long_text` policy (see [`can_cut`]).
 fn cut_to(
-    spec: &SourceSpec,
     index: &SourceIndex,
     sample: usize,
     stage: &Stage,
     whole: &Counts,
     keep: u64,
 ) -> Option<Counts> {
-    let cuttable = can_cut(spec, index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
+    let cuttable = can_cut(index, sample, stage, whole) && keep > 0 && keep < whole.tokens;
     cuttable.then(|| Counts {
         samples: keep.div_ceil(u64::from(stage.seq_len)),
         tokens: keep,

@@ -1,6 +1,7 @@
 //! Text longer than a stage's `seq_len`: `long_text: split` (windows, each a sample), `truncate`
 //! (the first `seq_len` tokens, one sample) or `drop` (rejected as `too_long`), set per stage under
-//! `pack` or per source, with the plan and the built shards agreeing on every count.
+//! `pack` or per source, with the plan and the built shards agreeing on every count, and a token
+//! budget landing exactly under each.
 
 use serde_json::Value;
 
@@ -171,4 +172,26 @@ fn the_old_split_long_text_switch_still_reads_and_cannot_be_mixed_with_long_text
         ),
     );
     assert_cli_snapshot!("long_text_errors", dir, &["check", "r.yaml"]);
+}
+
+#[test]
+fn a_token_budget_lands_exactly_under_every_long_text_policy() {
+    // The stage's last document is cut to the tokens the budget has left, whether long documents
+    // are split, truncated or dropped: a cut keeps fewer tokens than the document's usable ones, so
+    // it always fits a window.
+    let dir = TestDir::new();
+    for policy in ["split", "truncate", "drop"] {
+        let text = recipe("", &format!("    pack: {{long_text: {policy}}}\n"))
+            .replace("budget: {samples: 30}", "budget: {tokens: 20000}");
+        let name = format!("{policy}.yaml");
+        dir.write(&name, text);
+        let source = plan_source(&dir, &name);
+        assert_eq!(source["expected"]["tokens"], 20000, "{policy}: {source}");
+        let (manifest, _) = build(&dir, &name, &format!("out-{policy}"));
+        assert_eq!(manifest["totals"]["tokens"], 20000, "{policy}: {manifest}");
+        assert_eq!(
+            manifest["totals"]["loss_tokens"], 20000,
+            "{policy}: {manifest}"
+        );
+    }
 }
