@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::util::{TestDir, file_tree, repo, walk};
@@ -12,18 +13,23 @@ use crate::util::{TestDir, file_tree, repo, walk};
 const SHARD_BYTES: &str = "4194304";
 const TASKS: usize = 4;
 
-/// The cluster's slurm.conf (started once, shared by the tests).
+/// The cluster's slurm.conf (started once, shared by the tests: they run at once, and only one may
+/// install packages and start daemons).
 fn cluster() -> PathBuf {
-    let run = Command::new("bash")
-        .arg(repo().join("tests/slurm/start-cluster.sh"))
-        .output()
-        .expect("run start-cluster.sh");
-    assert!(
-        run.status.success(),
-        "the Slurm cluster did not start:\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&run.stdout).trim())
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        let run = Command::new("bash")
+            .arg(repo().join("tests/slurm/start-cluster.sh"))
+            .output()
+            .expect("run start-cluster.sh");
+        assert!(
+            run.status.success(),
+            "the Slurm cluster did not start:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&run.stdout).trim())
+    })
+    .clone()
 }
 
 /// A Slurm command (`sbatch`, `scontrol`, ...) against the test cluster, run in `dir` with the

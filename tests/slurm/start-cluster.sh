@@ -9,6 +9,9 @@ state="${1:-$(cd "$(dirname "$0")/../.." && pwd)/target/slurm}"
 mkdir -p "$state"
 state="$(cd "$state" && pwd)"
 conf="$state/slurm.conf"
+# One starter at a time (test processes may call this at once).
+exec 9>"$state/start.lock"
+flock 9
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "start-cluster.sh: slurm-wlm and munge are missing: apt-get install slurm-wlm munge" >&2
@@ -33,9 +36,9 @@ if ! pgrep -x munged >/dev/null; then
   fi
   if [ "$(id -u)" = 0 ]; then
     chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-    runuser -u munge -- munged || munged --force
+    runuser -u munge -- munged 9>&- || munged --force 9>&-
   else
-    munged
+    munged 9>&-
   fi
 fi
 
@@ -70,8 +73,9 @@ MpiDefault=none
 NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
-slurmctld -f "$conf"
-slurmd -f "$conf"
+# The daemons must not inherit the lock.
+slurmctld -f "$conf" 9>&-
+slurmd -f "$conf" 9>&-
 for _ in $(seq 1 60); do
   if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
     echo "$conf"
