@@ -86,7 +86,7 @@ impl WireDecoder {
         }
         Ok(Self {
             decoder: ImageDecoder::new(),
-            layout: Layout::new(mode, pixel_values),
+            layout: Layout::new(mode, pixel_values, threads),
             decode_images: mode == mixtape_shards::ImageMode::Decoded,
             threads,
         })

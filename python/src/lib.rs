@@ -99,10 +99,12 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(mode: ImageMode, pixel_values: bool) -> Self {
+    /// `threads` lay out `pixel_values` (the reader's decode threads: they are idle meanwhile).
+    fn new(mode: ImageMode, pixel_values: bool, threads: usize) -> Self {
         Self {
             inputs: InputsOptions {
                 pixel_values: pixel_values && mode == ImageMode::Decoded,
+                threads,
                 ..InputsOptions::default()
             },
             raw_images: mode == ImageMode::Raw,
@@ -209,6 +211,7 @@ impl PyReader {
                 })
             })
             .transpose()?;
+        let threads = options.decode_threads();
         let reader = py.detach(|| {
             let dirs =
                 layout::stages_to_read(&stages).map_err(|e| ReaderError::new_err(e.to_string()))?;
@@ -216,7 +219,7 @@ impl PyReader {
         })?;
         Ok(Self {
             reader: Mutex::new(reader),
-            layout: Layout::new(mode, pixel_values),
+            layout: Layout::new(mode, pixel_values, threads),
             wire,
         })
     }

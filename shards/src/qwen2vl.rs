@@ -128,6 +128,9 @@ pub struct InputsOptions {
     pub geometry: VisionGeometry,
     /// Whether to lay out `pixel_values` (the rows must have been read with decoded images).
     pub pixel_values: bool,
+    /// Threads that lay out `pixel_values`, the costly part (a float per value, two frames per
+    /// image); 0 or 1 lays them out on the calling thread. The layout is the same for any count.
+    pub threads: usize,
 }
 
 /// The model inputs of `rows`, concatenated in order.
@@ -148,16 +151,6 @@ pub fn qwen2vl_inputs(rows: &[Row], options: &InputsOptions) -> Result<Qwen2VlBa
     out.cu_seqlens.push(0);
     out.row_offsets.push(0);
     let geometry = options.geometry;
-    if options.pixel_values {
-        let patches: usize = rows
-            .iter()
-            .flat_map(|r| &r.images)
-            .map(|i| {
-                (i.height as usize / geometry.patch_size) * (i.width as usize / geometry.patch_size)
-            })
-            .sum();
-        out.pixel_values.reserve(patches * geometry.patch_values());
-    }
     for (index, row) in rows.iter().enumerate() {
         let start = out.input_ids.len();
         out.input_ids
@@ -183,20 +176,62 @@ pub fn qwen2vl_inputs(rows: &[Row], options: &InputsOptions) -> Result<Qwen2VlBa
         for (image_index, image) in row.images.iter().enumerate() {
             out.image_grid_thw
                 .extend(image.grid.iter().map(|&g| i64::from(g)));
-            if options.pixel_values {
-                let pixels: &[u8] = &image.rgb;
-                if pixels.is_empty() {
-                    return Err(InputsError::NoPixels {
-                        row: index,
-                        image: image_index,
-                    });
-                }
-                pixel_values(pixels, image, geometry, &mut out.pixel_values);
+            if options.pixel_values && image.rgb.is_empty() {
+                return Err(InputsError::NoPixels {
+                    row: index,
+                    image: image_index,
+                });
             }
         }
         out.row_offsets.push(out.input_ids.len() as i64);
     }
+    if options.pixel_values {
+        let images: Vec<&Image> = rows.iter().flat_map(|r| &r.images).collect();
+        out.pixel_values = all_pixel_values(&images, geometry, options.threads);
+    }
     Ok(out)
+}
+
+/// Every image's patches in order (see [`pixel_values`]), image `i` laid out on thread
+/// `i % threads` straight into its place in the result.
+fn all_pixel_values(images: &[&Image], geometry: VisionGeometry, threads: usize) -> Vec<f32> {
+    let lens: Vec<usize> = images
+        .iter()
+        .map(|i| pixel_values_len(i, geometry))
+        .collect();
+    // Zeroed pages straight from the allocator: nothing is written twice.
+    let mut values = vec![0f32; lens.iter().sum()];
+    let threads = threads.clamp(1, images.len().max(1));
+    let mut shares: Vec<Vec<(&Image, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut rest = values.as_mut_slice();
+    for (n, (&image, &len)) in images.iter().zip(&lens).enumerate() {
+        let (slot, after) = rest.split_at_mut(len);
+        shares[n % threads].push((image, slot));
+        rest = after;
+    }
+    let lay_out = |share: Vec<(&Image, &mut [f32])>| {
+        for (image, slot) in share {
+            pixel_values(&image.rgb, image, geometry, slot);
+        }
+    };
+    if threads == 1 {
+        shares.into_iter().for_each(lay_out);
+    } else {
+        std::thread::scope(|scope| {
+            for share in shares {
+                scope.spawn(move || lay_out(share));
+            }
+        });
+    }
+    values
+}
+
+/// Values `image` takes in `pixel_values`: its whole merge groups of patches, each
+/// [`VisionGeometry::patch_values`] long.
+fn pixel_values_len(image: &Image, geometry: VisionGeometry) -> usize {
+    let unit = geometry.patch_size * geometry.merge_size;
+    let groups = (image.height as usize / unit) * (image.width as usize / unit);
+    groups * geometry.merge_size * geometry.merge_size * geometry.patch_values()
 }
 
 /// `row`'s labels: the token where the loss mask is 1, [`IGNORE_INDEX`] elsewhere and at each
@@ -340,8 +375,9 @@ fn merged_grid(
     Ok((height / unit, width / unit))
 }
 
-/// Appends `image`'s patches (RGB u8, HWC, `height x width`) in the HF processor's layout.
-fn pixel_values(rgb: &[u8], image: &Image, geometry: VisionGeometry, out: &mut Vec<f32>) {
+/// Writes `image`'s patches (RGB u8, HWC, `height x width`) in the HF processor's layout into
+/// `out`, [`pixel_values_len`] values.
+fn pixel_values(rgb: &[u8], image: &Image, geometry: VisionGeometry, out: &mut [f32]) {
     let VisionGeometry {
         patch_size: patch,
         temporal_patch_size: frames,
@@ -353,6 +389,7 @@ fn pixel_values(rgb: &[u8], image: &Image, geometry: VisionGeometry, out: &mut V
     let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * IMAGE_STD[c]));
     let shift: [f32; 3] = std::array::from_fn(|c| -IMAGE_MEAN[c] / IMAGE_STD[c]);
     let mut frame = vec![0f32; patch * patch];
+    let mut out = out.chunks_exact_mut(patch * patch);
     for group_y in 0..gh {
         for group_x in 0..gw {
             for my in 0..merge {
@@ -366,8 +403,8 @@ fn pixel_values(rgb: &[u8], image: &Image, geometry: VisionGeometry, out: &mut V
                                 *value = f32::from(rgb[from + px * 3]) * scale[c] + shift[c];
                             }
                         }
-                        for _ in 0..frames {
-                            out.extend_from_slice(&frame);
+                        for slot in out.by_ref().take(frames) {
+                            slot.copy_from_slice(&frame);
                         }
                     }
                 }
@@ -466,6 +503,36 @@ mod tests {
         assert_eq!(h, [0, 1, 2, 2, 2, 3, 3, 3, 5, 6, 0, 1, 1, 2, 2, 3]);
         assert_eq!(w, [0, 1, 2, 3, 4, 2, 3, 4, 5, 6, 0, 1, 2, 1, 2, 3]);
         assert_eq!(batch.image_grid_thw, [1, 4, 6, 1, 4, 4]);
+    }
+
+    #[test]
+    fn pixel_values_are_the_same_laid_out_on_any_number_of_threads() {
+        let pattern = |height: usize, width: usize, seed: usize| -> Vec<u8> {
+            (0..height * width * 3)
+                .map(|i| ((i * 31 + seed * 17) % 251) as u8)
+                .collect()
+        };
+        let rows = || {
+            vec![
+                row(&[4], vec![image(0, 1, 28, 56, pattern(28, 56, 1))]),
+                row(&[6], vec![image(0, 1, 56, 56, pattern(56, 56, 2))]),
+                row(&[3], vec![image(0, 1, 28, 28, pattern(28, 28, 3))]),
+            ]
+        };
+        let with_threads = |threads| {
+            let options = InputsOptions {
+                pixel_values: true,
+                threads,
+                ..InputsOptions::default()
+            };
+            qwen2vl_inputs(&rows(), &options).unwrap().pixel_values
+        };
+        let one = with_threads(1);
+        // 8 + 16 + 4 patches.
+        assert_eq!(one.len(), 28 * VisionGeometry::default().patch_values());
+        for threads in [0, 2, 3, 8] {
+            assert!(with_threads(threads) == one, "{threads} threads");
+        }
     }
 
     #[test]
