@@ -11,7 +11,7 @@ remembers the last batch's, so its ``state_dict()`` / ``load_state_dict()`` chec
 exactly, with workers or without::
 
     dataset = ShardDataset("out/", batch_size=4, images="decoded")
-    loader = dataset.loader()    # num_workers=0 is fastest: the reader decodes on its own threads
+    loader = dataset.loader()    # no worker processes needed: the reader decodes on its own threads
     for batch in loader:
         ...                      # batch["input_ids"], batch["pixel_values"], ...
         checkpoint = {"data": loader.state_dict()}
