@@ -15,17 +15,10 @@ pub fn run(
     json: bool,
     cache: &IndexCache,
 ) -> anyhow::Result<ExitCode> {
-    if let BuildScope::Task { task, tasks } = scope
-        && task >= tasks
-    {
-        anyhow::bail!(
-            "--task {task} --tasks {tasks}: tasks are numbered from 0 to --tasks minus 1"
-        );
+    if let (BuildScope::Task { task, tasks }, Some(why)) = (scope, scope.problem()) {
+        anyhow::bail!("--task {task} --tasks {tasks}: {why}");
     }
-    let indexed = index_sources(recipe, cache, &|part| match scope {
-        BuildScope::Task { task, tasks } => part % tasks == task,
-        _ => true,
-    });
+    let indexed = index_sources(recipe, cache, &|part| scope.owns(part));
     let diagnostics = indexed.diagnostics.sorted();
     let errors: Vec<_> = diagnostics
         .iter()

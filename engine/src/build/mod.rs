@@ -89,17 +89,28 @@ pub enum BuildScope {
 }
 
 impl BuildScope {
-    /// Whether this run builds shard `index` (of any stage) when it is missing.
-    pub fn builds(&self, index: usize) -> bool {
+    /// Whether shard `index` (of any stage) is this run's to keep, remove or build: every shard but
+    /// another task's. Also the split of `mixtape index --task`, by part.
+    pub fn owns(&self, index: usize) -> bool {
         match *self {
-            BuildScope::Whole => true,
             BuildScope::Task { task, tasks } => index % tasks.max(1) == task,
-            BuildScope::Finish => false,
+            BuildScope::Whole | BuildScope::Finish => true,
         }
     }
 
     pub(crate) fn is_task(&self) -> bool {
         matches!(self, BuildScope::Task { .. })
+    }
+
+    /// Why a task's numbers are unusable (none for the other scopes).
+    pub fn problem(&self) -> Option<&'static str> {
+        match *self {
+            BuildScope::Task { tasks: 0, .. } => Some("a build splits into at least 1 task"),
+            BuildScope::Task { task, tasks } if task >= tasks => {
+                Some("tasks are numbered from 0 to --tasks minus 1")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -429,17 +440,9 @@ pub fn build(
 
 fn check_scope(scope: BuildScope, rebuild: bool) -> Result<(), BuildError> {
     if let BuildScope::Task { task, tasks } = scope {
-        let why = if tasks == 0 {
-            Some("a build splits into at least 1 task")
-        } else if task >= tasks {
-            Some("tasks are numbered from 0 to --tasks minus 1")
-        } else if rebuild {
-            Some(
-                "--rebuild would delete what the other tasks write: rebuild without --task first, or use a new --out",
-            )
-        } else {
-            None
-        };
+        let why = scope.problem().or(rebuild.then_some(
+            "--rebuild would delete what the other tasks write: rebuild without --task first, or use a new --out",
+        ));
         if let Some(why) = why {
             return Err(BuildError::Task { task, tasks, why });
         }

@@ -209,14 +209,20 @@ pub(super) fn run(
     let (per_shard, cuts) = stage_cut(ctx, &draws, &order);
     let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
     let scope = ctx.options.scope;
-    if scope == BuildScope::Finish {
-        missing_shards(ctx, &cuts)?;
-    }
     for dir in [ctx.layout.dir().to_path_buf(), ctx.layout.meta_dir()] {
         std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     }
-    let mine = |k: usize| !scope.is_task() || scope.builds(k);
     let mut finished_shards = tidy(&ctx.layout, &cuts, scope)?;
+    if scope == BuildScope::Finish {
+        // `build` checked every stage before writing anything; a shard gone since is no reason to
+        // build it here.
+        let missing: Vec<usize> = (0..cuts.len())
+            .filter(|&k| finished_shards[k].is_none())
+            .collect();
+        if let Some(error) = not_built(ctx, &missing, cuts.len()) {
+            return Err(error);
+        }
+    }
 
     let mut cursors: Vec<SourceCursor<'_>> = draws
         .iter()
@@ -236,7 +242,7 @@ pub(super) fn run(
         draws: chunks
             .iter()
             .enumerate()
-            .filter(|&(k, _)| mine(k))
+            .filter(|&(k, _)| scope.owns(k))
             .map(|(_, c)| c.len() as u64)
             .sum(),
     });
@@ -245,7 +251,7 @@ pub(super) fn run(
     let mut rejects = Vec::new();
     let (mut written, mut reused) = (0, 0);
     for (k, (chunk, cut)) in chunks.iter().zip(cuts).enumerate() {
-        if !mine(k) {
+        if !scope.owns(k) {
             // Another task's: the cursors read past its records to this task's next shard.
             continue;
         }
@@ -325,16 +331,19 @@ fn missing_shards(ctx: &StageContext<'_>, cuts: &[ShardDraws]) -> Result<(), Bui
         })
         .map(|(k, _)| k)
         .collect();
-    match missing.first() {
-        None => Ok(()),
-        Some(&first) => Err(BuildError::NotBuilt {
-            stage: ctx.stage.name.clone(),
-            missing: missing.len(),
-            shards: cuts.len(),
-            first,
-            sidecar: ctx.layout.sidecar(first as u32),
-        }),
-    }
+    not_built(ctx, &missing, cuts.len()).map_or(Ok(()), Err)
+}
+
+/// The error for a finish that found the shards `missing` (of `shards`) not built, if any are.
+fn not_built(ctx: &StageContext<'_>, missing: &[usize], shards: usize) -> Option<BuildError> {
+    let &first = missing.first()?;
+    Some(BuildError::NotBuilt {
+        stage: ctx.stage.name.clone(),
+        missing: missing.len(),
+        shards,
+        first,
+        sidecar: ctx.layout.sidecar(first as u32),
+    })
 }
 
 /// Readies a stage folder for this run's cut (`cuts[k]`: the draws of shard `k`) and returns the
@@ -350,12 +359,12 @@ fn tidy(
     cuts: &[ShardDraws],
     scope: BuildScope,
 ) -> Result<Vec<Option<ShardDone>>, BuildError> {
-    let mine = |k: usize| !scope.is_task() || scope.builds(k);
     let kept: Vec<Option<ShardDone>> = cuts
         .iter()
         .enumerate()
         .map(|(k, cut)| {
-            read_done(stage, k as u32).filter(|done| mine(k) && done.draws.holds_same_draws(cut))
+            read_done(stage, k as u32)
+                .filter(|done| scope.owns(k) && done.draws.holds_same_draws(cut))
         })
         .collect();
     let keep = |index: usize| kept.get(index).is_some_and(Option::is_some);
@@ -369,11 +378,15 @@ fn tidy(
                 .to_string_lossy()
                 .into_owned();
             match StageFile::of(&name) {
-                Some(StageFile::Sidecar(k)) if mine(k) && !keep(k) => {
+                Some(StageFile::Sidecar(k)) if scope.owns(k) && !keep(k) => {
                     sidecars.push(dir.join(&name))
                 }
-                Some(StageFile::Shard(k)) if mine(k) && !keep(k) => others.push(dir.join(&name)),
-                Some(StageFile::Temporary(Some(k))) if mine(k) => others.push(dir.join(&name)),
+                Some(StageFile::Shard(k)) if scope.owns(k) && !keep(k) => {
+                    others.push(dir.join(&name))
+                }
+                Some(StageFile::Temporary(Some(k))) if scope.owns(k) => {
+                    others.push(dir.join(&name))
+                }
                 Some(StageFile::Temporary(None)) if !scope.is_task() => {
                     others.push(dir.join(&name))
                 }
@@ -384,7 +397,7 @@ fn tidy(
     let all_kept = kept
         .iter()
         .enumerate()
-        .all(|(k, done)| !mine(k) || done.is_some());
+        .all(|(k, done)| !scope.owns(k) || done.is_some());
     if !sidecars.is_empty() || !others.is_empty() || !all_kept {
         remove(&stage.manifest())?;
     }
