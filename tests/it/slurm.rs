@@ -8,6 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use mixtape_shards::layout;
+
 use crate::util::{TestDir, file_tree, repo, walk};
 
 const SHARD_BYTES: &str = "4194304";
@@ -52,37 +54,30 @@ fn slurm(conf: &Path, dir: &TestDir, program: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// `JobState` of a job (or array task, `ID_I`) as `scontrol show job` reports it.
-fn state(conf: &Path, dir: &TestDir, job: &str) -> String {
-    let shown = slurm(conf, dir, "scontrol", &["show", "job", "--oneliner", job]);
-    let state = shown
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("JobState="))
-        .unwrap_or("UNKNOWN");
-    state.to_string()
+/// `JobState` of a job, or of each task of an array, as `scontrol show job` reports them.
+fn job_states(conf: &Path, dir: &TestDir, job: &str) -> Vec<String> {
+    slurm(conf, dir, "scontrol", &["show", "job", "--oneliner", job])
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("JobState="))
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 /// Waits until `job` (every task of an array) has ended; its final states.
 fn wait_for(conf: &Path, dir: &TestDir, job: &str) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let shown = slurm(conf, dir, "scontrol", &["show", "job", "--oneliner", job]);
-        let states: Vec<String> = shown
-            .lines()
-            .filter_map(|line| {
-                line.split_whitespace()
-                    .find_map(|f| f.strip_prefix("JobState="))
-                    .map(str::to_string)
-            })
-            .collect();
-        if !states.is_empty()
-            && states.iter().all(|s| {
-                !matches!(
-                    s.as_str(),
-                    "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED"
-                )
-            })
-        {
+        let states = job_states(conf, dir, job);
+        let running = |s: &String| {
+            matches!(
+                s.as_str(),
+                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED"
+            )
+        };
+        if !states.is_empty() && !states.iter().any(running) {
             return states;
         }
         assert!(
@@ -92,6 +87,15 @@ fn wait_for(conf: &Path, dir: &TestDir, job: &str) -> Vec<String> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Finished shards (sidecars) of task `task` in the build output `out`.
+fn finished_by(out: &Path, task: usize) -> usize {
+    walk(&out.join("_mixtape"))
+        .iter()
+        .filter_map(|p| layout::sidecar_index(&p.file_name()?.to_string_lossy()))
+        .filter(|&k| k as usize % TASKS == task)
+        .count()
 }
 
 /// The jobs' output files (`slurm-*.out` in the submit folder), for failure messages.
@@ -196,18 +200,7 @@ fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
     let victim = format!("{job}_1");
     // Cancel task 1 once it has finished its first shard (a sidecar of a shard k with k % 4 == 1).
     let started = Instant::now();
-    let first_of_task_1 = || {
-        walk(&dir.path("out/_mixtape"))
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .filter_map(|n| {
-                n.strip_prefix("shard-")
-                    .and_then(|r| r.get(..5))
-                    .and_then(|k| k.parse::<usize>().ok())
-            })
-            .any(|k| k % TASKS == 1)
-    };
-    while !(dir.path("out/_mixtape").is_dir() && first_of_task_1()) {
+    while !(dir.path("out/_mixtape").is_dir() && finished_by(&dir.path("out"), 1) > 0) {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "task 1 wrote no shard:\n{}",
@@ -223,17 +216,7 @@ fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
         "task 1 ended before it was cancelled"
     );
     // Cut off mid-way: some of its shards are not there.
-    let sidecars_of_task_1 = walk(&dir.path("out/_mixtape"))
-        .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .filter(|n| n.ends_with(".done.json"))
-        .filter_map(|n| {
-            n.strip_prefix("shard-")
-                .and_then(|r| r.get(..5))
-                .and_then(|k| k.parse::<usize>().ok())
-        })
-        .filter(|k| k % TASKS == 1)
-        .count();
+    let sidecars_of_task_1 = finished_by(&dir.path("out"), 1);
     let whole_shards = walk(&dir.path("whole"))
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
@@ -256,7 +239,7 @@ fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
         "{states:?}\n{}",
         job_logs(&dir)
     );
-    assert_eq!(state(&conf, &dir, &victim), "COMPLETED");
+    assert_eq!(job_states(&conf, &dir, &victim), ["COMPLETED"]);
     let finish = slurm(
         &conf,
         &dir,
@@ -272,8 +255,8 @@ fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
         ],
     );
     assert_eq!(
-        state(&conf, &dir, finish.trim()),
-        "COMPLETED",
+        job_states(&conf, &dir, finish.trim()),
+        ["COMPLETED"],
         "{}",
         job_logs(&dir)
     );

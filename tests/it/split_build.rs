@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use mixtape_shards::layout;
 use mixtape_testdata::SplitMix64;
 use serde_json::Value;
 
@@ -127,7 +128,9 @@ fn a_killed_task_is_rerun_alone_and_the_result_is_still_byte_identical() {
         for _ in 0..3 {
             let victim = &shard_files[rng.below(shard_files.len() as u64) as usize];
             let name = victim.file_name().unwrap().to_string_lossy().into_owned();
-            let index: usize = name["shard-".len().."shard-".len() + 5].parse().unwrap();
+            let index = layout::shard_index(&name)
+                .or_else(|| layout::sidecar_index(&name))
+                .unwrap() as usize;
             if victim.exists() {
                 std::fs::remove_file(victim).unwrap();
             }
