@@ -104,12 +104,15 @@ MDS_COLUMNS = {
 }
 
 
-def mosaic_available():
+def importable(what, *modules):
+    """Whether every module imports; when one does not, says on stderr that `what` is skipped."""
+    import importlib
+
     try:
-        import streaming  # noqa: F401
-        import torch  # noqa: F401
+        for module in modules:
+            importlib.import_module(module)
     except ImportError as err:
-        print(f"MosaicML Streaming not compared: {err}", file=sys.stderr)
+        print(f"{what} not compared: {err}", file=sys.stderr)
         return False
     return True
 
@@ -195,15 +198,6 @@ def mosaic_read(local, workers, rep):
     return tokens, images
 
 
-def python_available():
-    try:
-        import mixtape.torch  # noqa: F401
-    except ImportError as e:
-        print(f"the mixtape Python package is not importable ({e}): skipping it", file=sys.stderr)
-        return False
-    return True
-
-
 def python_read(stages, workers):
     """One pass through `ShardDataset`'s loader with `workers` DataLoader workers; (tokens, images)."""
     from mixtape.torch import ShardDataset
@@ -252,7 +246,7 @@ def main():
     runs = {"pyarrow_tokens_s": [], "mixtape_tokens_s": [], "pil_images_s": [], "mixtape_images_s": []}
     tokens = None
     mixtape_decoded = None
-    mosaic = mosaic_available()
+    mosaic = importable("MosaicML Streaming", "streaming", "torch")
     mds_dir = None
     if mosaic:
         mds_dir = tempfile.mkdtemp(prefix="mixtape-compare-mds-")
@@ -260,7 +254,7 @@ def main():
         print(f"wrote {mds_rows} rows as MDS in {seconds:.1f} s (not timed)", file=sys.stderr)
         runs["mosaic_s"] = []
         mosaic_counts = None
-    python = python_available()
+    python = importable("the mixtape Python package", "mixtape.torch")
     if python:
         runs["python_s"] = []
         python_counts = None
