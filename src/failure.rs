@@ -151,6 +151,21 @@ impl std::error::Error for UnreadableInput {
 /// Checks that `path` exists and can be opened (a file) or listed (a folder), before a command
 /// starts reading it, so that a typo exits 2 with the path named whatever the command.
 pub fn require_readable(path: &Path) -> Result<(), UnreadableInput> {
+    if mixtape_store::is_url(path) {
+        // An object, or a prefix with objects under it (a build or stage folder).
+        let found = mixtape_store::exists(path).and_then(|found| {
+            found.then_some(()).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no object or prefix of that name",
+                )
+            })
+        });
+        return found.map_err(|source| UnreadableInput {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
     let opened = std::fs::metadata(path).and_then(|meta| {
         if meta.is_dir() {
             std::fs::read_dir(path).map(drop)

@@ -171,7 +171,7 @@ impl BuildRecord {
     /// version and a checksum that matches its content.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, BuildRecordError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        let bytes = mixtape_store::read(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => BuildRecordError::Missing {
                 path: path.to_path_buf(),
             },

@@ -2,7 +2,7 @@
 //! (`verify` and the audit against a manifest entry, the reader's `verify_blake3` option, the
 //! engine's source index).
 //!
-//! The file is streamed through the hasher in 1 MiB chunks, so memory stays constant whatever
+//! The file (or object, streamed as it downloads) goes through the hasher in 1 MiB chunks, so memory stays constant whatever
 //! the file's size. The writer does not use it: it hashes bytes as it writes them
 //! (`atomic::HashingFile`), and both produce the same lowercase hex digest.
 
@@ -21,6 +21,15 @@ pub struct FileHash {
 /// Hashes the file at `path` (an [`std::io::ErrorKind::NotFound`] error when it does not exist).
 pub fn hash_file(path: &Path) -> std::io::Result<FileHash> {
     let mut hasher = blake3::Hasher::new();
+    if mixtape_store::is_url(path) {
+        let bytes = mixtape_store::for_each_chunk(path, |chunk| {
+            hasher.update(chunk);
+        })?;
+        return Ok(FileHash {
+            bytes,
+            blake3: hasher.finalize().to_hex().to_string(),
+        });
+    }
     // A 1 MiB buffer: blake3 hashes several KiB-chunks at once with SIMD, so bigger reads hash faster.
     let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
     let bytes = std::io::copy(&mut file, &mut hasher)?;

@@ -122,7 +122,7 @@ impl BuildLayout {
 
     /// Whether the root holds mixtape's folder (a build in this layout, finished or not).
     pub fn exists(&self) -> bool {
-        self.mixtape_dir().is_dir()
+        mixtape_store::is_dir(&self.mixtape_dir())
     }
 
     /// A file that only the layout before `_mixtape/` put in a build root: `ROOT/build.json`, or
@@ -131,13 +131,14 @@ impl BuildLayout {
         if self.exists() {
             return None;
         }
-        let top = Some(self.root.join(BUILD_RECORD_FILE)).filter(|p| p.is_file());
+        let top = Some(self.root.join(BUILD_RECORD_FILE)).filter(|p| mixtape_store::is_file(p));
         top.or_else(|| {
-            let mut nested: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            let mut nested: Vec<PathBuf> = mixtape_store::list(&self.root)
                 .ok()?
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join(MANIFEST_FILE))
-                .filter(|p| p.is_file())
+                .into_iter()
+                .filter(|e| e.size.is_none())
+                .map(|e| self.root.join(e.name).join(MANIFEST_FILE))
+                .filter(|p| mixtape_store::is_file(p))
                 .collect();
             nested.sort();
             nested.into_iter().next()
@@ -217,14 +218,13 @@ impl StageLayout {
     /// a missing folder has none.
     pub fn list_shards(&self) -> std::io::Result<Vec<(u32, PathBuf)>> {
         let mut shards = Vec::new();
-        let entries = match std::fs::read_dir(&self.dir) {
+        let entries = match mixtape_store::list(&self.dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(shards),
             other => other?,
         };
         for entry in entries {
-            let entry = entry?;
-            if let Some(index) = shard_index(&entry.file_name().to_string_lossy()) {
-                shards.push((index, entry.path()));
+            if let Some(index) = shard_index(&entry.name) {
+                shards.push((index, self.dir.join(&entry.name)));
             }
         }
         shards.sort();
@@ -233,7 +233,7 @@ impl StageLayout {
 
     /// Whether anything of this stage exists: its folder under `_mixtape/`, or a shard.
     pub fn exists(&self) -> bool {
-        self.meta_dir().is_dir() || self.list_shards().is_ok_and(|s| !s.is_empty())
+        mixtape_store::is_dir(&self.meta_dir()) || self.list_shards().is_ok_and(|s| !s.is_empty())
     }
 }
 
@@ -303,7 +303,7 @@ pub fn stages_to_read(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LayoutError> {
 /// is refused with the fix.
 pub fn discover(dir: impl AsRef<Path>) -> Result<Discovered, LayoutError> {
     let dir = dir.as_ref();
-    if !dir.is_dir() {
+    if !mixtape_store::is_dir(dir) {
         return Err(LayoutError::NotFound {
             path: dir.to_path_buf(),
         });
@@ -320,7 +320,7 @@ pub fn discover(dir: impl AsRef<Path>) -> Result<Discovered, LayoutError> {
     }
     let stage = StageLayout::of_dir(dir);
     let old_manifest = dir.join(MANIFEST_FILE);
-    if old_manifest.is_file() {
+    if mixtape_store::is_file(&old_manifest) {
         // A stage folder of the old layout: the build to redo is its parent.
         let root = stage.build().root().to_path_buf();
         return Err(LayoutError::OldLayout {
@@ -357,11 +357,10 @@ fn build_stages(
             path: listed.clone(),
             source,
         };
-        for entry in std::fs::read_dir(&listed).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for entry in mixtape_store::list(&listed).map_err(io)? {
+            let name = entry.name;
             let plain = !name.starts_with('.') && !name.starts_with('_');
-            if plain && entry.path().is_dir() && !names.contains(&name) {
+            if plain && entry.size.is_none() && !names.contains(&name) {
                 names.push(name);
             }
         }

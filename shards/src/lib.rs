@@ -57,7 +57,7 @@ pub use row::{
     ImageEncoding, PackedRow, PackedSampleMeta, RowChecks, RowError, ShardImage, count_samples,
 };
 pub use schema::{CREATED_BY, FORMAT_VERSION, MetaError, ShardMeta, shard_schema};
-pub use shard_file::{ReadColumns, ReadError, Region, ShardFile, read_rows};
+pub use shard_file::{Chunk, ChunkCache, ReadColumns, ReadError, Region, ShardFile, read_rows};
 pub use verify::{
     OnRow, Problem, ProblemKind, ShardRecount, StageRecount, StageReport, VerifyError,
     VerifyReport, verify, verify_with_rows,

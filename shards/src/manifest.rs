@@ -248,7 +248,7 @@ impl Manifest {
     /// Reads a manifest written by [`Manifest::write`], refusing other format versions.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
+        let bytes = mixtape_store::read(path).map_err(|source| ManifestError::Io {
             path: path.to_path_buf(),
             action: "read",
             source,

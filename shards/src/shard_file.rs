@@ -18,7 +18,6 @@
 //! here panics on bad input: columns are looked up by name and type-checked (see `crate::record_batch`).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +35,8 @@ mod checked;
 mod lists;
 
 pub use checked::Region;
+
+use checked::{RangeFetch, Source};
 
 use crate::record_batch::{self, DecodeError, DirectColumns};
 use crate::schema::{IMAGE_BYTES_PATH, LIST_ELEMENT, MetaError, columns as schema_columns};
@@ -111,6 +112,33 @@ fn at(row_group: Option<usize>) -> String {
         .unwrap_or_default()
 }
 
+/// A column chunk of a remote shard, as a [`ChunkCache`] sees it.
+#[derive(Clone, Debug)]
+pub struct Chunk<'a> {
+    pub path: &'a Path,
+    /// Where the shard is in the reader's schedule (see [`ShardFile::with_chunk_cache`]).
+    pub stage: usize,
+    pub shard: u32,
+    pub row_group: usize,
+    /// The rows of the row group, within the shard.
+    pub rows: std::ops::Range<u64>,
+    /// The chunk's bytes in the object.
+    pub start: u64,
+    pub len: u64,
+}
+
+/// Where a remote shard's column chunks are kept between reads: the reader's cache, which knows
+/// when each chunk is needed next. Bytes it hands back are checked against the manifest like
+/// fetched ones; a chunk that fails is [`forget`](ChunkCache::forget)ten and fetched again.
+pub trait ChunkCache: Send + Sync + std::fmt::Debug {
+    /// The chunk's bytes, if cached.
+    fn cached(&self, chunk: &Chunk<'_>) -> Option<bytes::Bytes>;
+    /// The chunk was just fetched (and checked): keep it or not.
+    fn fetched(&self, chunk: &Chunk<'_>, bytes: &bytes::Bytes);
+    /// The cached copy failed its check.
+    fn forget(&self, chunk: &Chunk<'_>);
+}
+
 /// An open shard: its footer and metadata, ready to decode row groups.
 #[derive(Debug)]
 pub struct ShardFile {
@@ -121,6 +149,8 @@ pub struct ShardFile {
     checksums: Option<Arc<ShardChecksums>>,
     /// The file's size.
     len: u64,
+    /// The cache a remote shard's column chunks go through, if any.
+    fetch: Option<RangeFetch>,
 }
 
 /// The magic a Parquet file starts and ends with.
@@ -132,19 +162,35 @@ impl ShardFile {
     /// [`ShardFile::open_checked`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| ReadError::Io {
+        let io = |source| ReadError::Io {
             path: path.clone(),
             source,
-        })?;
-        let len = parquet::file::reader::Length::len(&file);
-        let metadata =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
-                ReadError::Parquet {
-                    path: path.clone(),
-                    row_group: None,
-                    source,
-                }
-            })?;
+        };
+        let source = Source::open(&path, None).map_err(io)?;
+        let len = source.len().map_err(io)?;
+        let parquet = |source| ReadError::Parquet {
+            path: path.clone(),
+            row_group: None,
+            source,
+        };
+        let metadata = match &source {
+            Source::Local(file) => ArrowReaderMetadata::load(file, ArrowReaderOptions::new()),
+            Source::Remote { .. } => {
+                // The footer's length, then the footer: two ranged reads, nothing else.
+                let tail = source.load(len.saturating_sub(8), len.min(8)).map_err(io)?;
+                let footer = tail
+                    .get(..4)
+                    .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .unwrap_or(0);
+                let start = len.saturating_sub(8 + footer);
+                let footer = source.load(start, len - start).map_err(io)?;
+                ArrowReaderMetadata::load(
+                    &Loaded::new(len, vec![(start, footer)]),
+                    ArrowReaderOptions::new(),
+                )
+            }
+        }
+        .map_err(parquet)?;
         Self::with_metadata(path, metadata, None, len)
     }
 
@@ -157,8 +203,13 @@ impl ShardFile {
             path: path.clone(),
             source,
         };
-        let file = File::open(&path).map_err(io)?;
-        let len = parquet::file::reader::Length::len(&file);
+        let source = Source::open(&path, None).map_err(io)?;
+        // A remote shard is taken at its manifest size: no HEAD request per shard (a changed
+        // object fails the tail's checksum instead).
+        let len = match &source {
+            Source::Local(_) => source.len().map_err(io)?,
+            Source::Remote { .. } => info.bytes,
+        };
         if len != info.bytes {
             return Err(ReadError::Size {
                 path: path.clone(),
@@ -167,7 +218,7 @@ impl ShardFile {
             });
         }
         let checksums = &info.checksums;
-        let magic = checked::load(&file, 0, len.min(4)).map_err(io)?;
+        let magic = source.load(0, len.min(4)).map_err(io)?;
         if magic[..] != MAGIC[..] {
             let mut found = [0u8; 4];
             found[..magic.len()].copy_from_slice(&magic);
@@ -181,8 +232,9 @@ impl ShardFile {
         }
         // The magic is there, so the file has at least 4 bytes.
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
-        let (tail, found) =
-            checked::load_hashed(&file, tail_offset, len - tail_offset).map_err(io)?;
+        let (tail, found) = source
+            .load_hashed(tail_offset, len - tail_offset)
+            .map_err(io)?;
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
             let expected = checksums.tail_crc32;
             return Err(ReadError::Corrupt {
@@ -232,6 +284,7 @@ impl ShardFile {
             metadata,
             checksums,
             len,
+            fetch: None,
         })
     }
 
@@ -244,10 +297,15 @@ impl ShardFile {
     /// its CRC32 when the shard has checksums.
     fn load(&self, row_group: usize, leaves: &[usize]) -> Result<Loaded, ReadError> {
         let group = self.metadata.metadata().row_group(row_group);
-        let file = File::open(&self.path).map_err(|source| ReadError::Io {
+        let io = |source| ReadError::Io {
             path: self.path.clone(),
             source,
-        })?;
+        };
+        let source = Source::open(&self.path, self.fetch.clone()).map_err(io)?;
+        let first_row: u64 = (0..row_group)
+            .map(|g| self.row_group_rows(g).unwrap_or(0))
+            .sum();
+        let rows = first_row..first_row + self.row_group_rows(row_group).unwrap_or(0);
         let mut parts = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let (start, len) = group.column(leaf).byte_range();
@@ -263,14 +321,12 @@ impl ShardFile {
                     source: ParquetError::General(detail),
                 });
             }
-            let io = |source| ReadError::Io {
-                path: self.path.clone(),
-                source,
-            };
             let bytes = if let Some(checksums) = &self.checksums {
-                let (bytes, found) = checked::load_hashed(&file, start, len).map_err(io)?;
                 // `check_layout` made sure every (row group, leaf) has one.
                 let expected = checksums.column_chunks[row_group][leaf];
+                let (bytes, found) = source
+                    .load_chunk(row_group, rows.clone(), start, len, expected)
+                    .map_err(io)?;
                 if found != expected {
                     let column = group.column(leaf).column_path().string();
                     let region = Region::ColumnChunk { row_group, column };
@@ -283,11 +339,27 @@ impl ShardFile {
                 }
                 bytes
             } else {
-                checked::load(&file, start, len).map_err(io)?
+                source.load(start, len).map_err(io)?
             };
             parts.push((start, bytes));
         }
         Ok(Loaded::new(self.len, parts))
+    }
+
+    /// Sends this shard's column chunks through `cache` (a remote shard's; a local shard reads in
+    /// place), as shard `shard` of stage `stage` of the reader's schedule.
+    pub fn with_chunk_cache(
+        mut self,
+        cache: Arc<dyn ChunkCache>,
+        stage: usize,
+        shard: u32,
+    ) -> Self {
+        self.fetch = Some(RangeFetch {
+            cache,
+            stage,
+            shard,
+        });
+        self
     }
 
     pub fn path(&self) -> &Path {

@@ -276,7 +276,7 @@ pub fn verify_with_rows(
     let build_fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
     let mut stages = Vec::new();
     for stage in &stage_layouts {
-        if stage.manifest().is_file() {
+        if mixtape_store::is_file(&stage.manifest()) {
             stages.push(verify_stage(stage, build_fingerprint.as_deref(), on_row)?);
         } else {
             let out = dir.display();

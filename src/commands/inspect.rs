@@ -151,7 +151,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
 
 /// The shard file `path` names: itself, or shard `shard` (default 0) of a stage folder.
 fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
-    if !path.is_dir() {
+    if !mixtape_store::is_dir(path) {
         if shard.is_some() {
             bail!(
                 "--shard picks a shard of a stage folder, but {} is a file: drop --shard",
@@ -163,7 +163,7 @@ fn shard_path(path: &Path, shard: Option<u32>) -> anyhow::Result<PathBuf> {
     let index = shard.unwrap_or(0);
     let stage = StageLayout::of_dir(path);
     let manifest_path = stage.manifest();
-    if !manifest_path.is_file() {
+    if !mixtape_store::is_file(&manifest_path) {
         return Ok(stage.shard(index));
     }
     let manifest = Manifest::read(&manifest_path)?;

@@ -8,7 +8,7 @@
 //! so `Path::join` builds object keys as it builds file names. Only this crate tells the two apart:
 //!
 //! - [`Location`]: a path resolved to a local file or a remote object of a store;
-//! - [`read`], [`read_range`], [`size`], [`list`], [`write`], [`create_new`], [`delete`]: the
+//! - [`read`], [`read_range`], [`for_each_chunk`], [`size`], [`list`], [`write`], [`create_new`], [`delete`]: the
 //!   blocking operations the rest of mixtape needs, each naming the location (and byte range) in
 //!   its error. Remote calls run on one shared tokio runtime, are retried with exponential backoff
 //!   on transient failures (5xx, throttling, dropped connections, timeouts) and counted in
@@ -35,4 +35,7 @@ pub use cache::{CacheKey, RangeCache};
 pub use counters::{Counters, counters};
 pub use error::StoreError;
 pub use location::{Location, Remote, is_url, set_s3_endpoint};
-pub use ops::{Entry, create_new, delete, exists, list, read, read_range, size, write};
+pub use ops::{
+    Entry, create_new, delete, exists, for_each_chunk, is_dir, is_file, list, read, read_range,
+    size, write,
+};

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::location::{Location, Remote};
@@ -97,6 +98,42 @@ pub fn read(path: &Path) -> io::Result<Bytes> {
     }
 }
 
+/// Streams the whole file or object at `path` through `each`, a piece at a time, so memory stays
+/// small whatever its size; returns its size. A remote read that fails midway fails (no retry: the
+/// pieces already handed over cannot be taken back).
+pub fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+    match location(path)? {
+        Location::Local(path) => {
+            let mut file = std::fs::File::open(path)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0;
+            loop {
+                let read = file.read(&mut buf)?;
+                if read == 0 {
+                    return Ok(total);
+                }
+                each(&buf[..read]);
+                total += read as u64;
+            }
+        }
+        Location::Remote(remote) => {
+            let total = block_on(async {
+                let mut stream = remote.store.get(&remote.key).await?.into_stream();
+                let mut total = 0u64;
+                while let Some(piece) = stream.next().await {
+                    let piece = piece?;
+                    each(&piece);
+                    total += piece.len() as u64;
+                }
+                Ok(total)
+            })
+            .map_err(|e| remote_error(&remote, None, e))?;
+            counters().got(total);
+            Ok(total)
+        }
+    }
+}
+
 /// Bytes `start..start + len` of the file or object at `path`; an error if it holds fewer.
 pub fn read_range(path: &Path, start: u64, len: u64) -> io::Result<Bytes> {
     let range = start..start + len;
@@ -169,6 +206,24 @@ pub fn exists(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether `path` is a folder, or a prefix with objects under it.
+pub fn is_dir(path: &Path) -> bool {
+    match Location::of(path) {
+        Ok(Location::Local(path)) => path.is_dir(),
+        Ok(Location::Remote(remote)) => list_remote(&remote).is_ok_and(|e| !e.is_empty()),
+        Err(_) => false,
+    }
+}
+
+/// Whether `path` is a file, or an object.
+pub fn is_file(path: &Path) -> bool {
+    match Location::of(path) {
+        Ok(Location::Local(path)) => path.is_file(),
+        Ok(Location::Remote(_)) => size(path).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// The children of folder or prefix `dir`, sorted by name. A missing local folder is an error; a
 /// prefix without objects is empty.
 pub fn list(dir: &Path) -> io::Result<Vec<Entry>> {
@@ -177,7 +232,8 @@ pub fn list(dir: &Path) -> io::Result<Vec<Entry>> {
             let mut entries = Vec::new();
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
-                let meta = entry.metadata()?;
+                // Follows symbolic links, as `Path::is_dir` does.
+                let meta = std::fs::metadata(entry.path())?;
                 entries.push(Entry {
                     name: entry.file_name().to_string_lossy().into_owned(),
                     size: meta.is_file().then_some(meta.len()),

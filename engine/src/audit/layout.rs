@@ -72,7 +72,7 @@ pub fn discover(dir: &Path) -> Result<Found, AuditError> {
     let build_fingerprint = record
         .ok()
         .map(|record| (build.build_record(), record.fingerprint));
-    let unreadable = Some(build.unreadable_rejects()).filter(|p| p.is_file());
+    let unreadable = Some(build.unreadable_rejects()).filter(|p| mixtape_store::is_file(p));
     Ok(Found {
         whole_build: true,
         stages,
@@ -103,7 +103,7 @@ fn stage_dir(stage: &StageLayout) -> Result<StageDir, AuditError> {
         .map(|(_, path)| path)
         .collect();
     let manifest_path = stage.manifest();
-    let manifest = if manifest_path.exists() {
+    let manifest = if mixtape_store::is_file(&manifest_path) {
         Manifest::read(&manifest_path).map_err(|e| Some(e.to_string()))
     } else {
         Err(None)

@@ -27,7 +27,7 @@ pub fn audit_stage(
     let recount = report.map(StageReport::recount).unwrap_or_default();
     let manifest = report.and_then(|r| r.manifest.as_ref());
     let rejects_path = stage.rejects_path();
-    let rejects = if rejects_path.exists() {
+    let rejects = if mixtape_store::is_file(&rejects_path) {
         read_rejects(&rejects_path).unwrap_or_else(|problem| {
             problems.push(*problem);
             Vec::new()
@@ -219,7 +219,8 @@ pub fn read_rejects(path: &Path) -> Result<Vec<RejectEntry>, Box<AuditProblem>> 
             error,
         })
     };
-    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let bytes = mixtape_store::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| unreadable(e.to_string()))?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())

@@ -103,6 +103,111 @@ impl ChunkReader for Loaded {
     }
 }
 
+/// Where a shard's bytes come from: a local file, read in place, or a remote object, fetched a
+/// range at a time (through the reader's cache when it has one, see [`RangeFetch`]).
+#[derive(Debug)]
+pub(crate) enum Source {
+    Local(File),
+    Remote {
+        path: std::path::PathBuf,
+        fetch: Option<RangeFetch>,
+    },
+}
+
+/// A cache a remote shard's column chunks go through, and what they are to it.
+#[derive(Clone, Debug)]
+pub(crate) struct RangeFetch {
+    pub cache: Arc<dyn crate::shard_file::ChunkCache>,
+    /// The stage and shard the file is, in the reader's schedule.
+    pub stage: usize,
+    pub shard: u32,
+}
+
+impl Source {
+    /// Opens the shard at `path`: a local file, or a remote object (nothing is fetched yet), whose
+    /// column chunks go through `fetch`'s cache when given.
+    pub(crate) fn open(path: &std::path::Path, fetch: Option<RangeFetch>) -> std::io::Result<Self> {
+        if mixtape_store::is_url(path) {
+            Ok(Self::Remote {
+                path: path.to_path_buf(),
+                fetch,
+            })
+        } else {
+            File::open(path).map(Self::Local)
+        }
+    }
+
+    /// The file's or object's size (a HEAD request for an object).
+    pub(crate) fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Self::Local(file) => Ok(Length::len(file)),
+            Self::Remote { path, .. } => mixtape_store::size(path),
+        }
+    }
+
+    /// `len` bytes at `start`.
+    pub(crate) fn load(&self, start: u64, len: u64) -> std::io::Result<Bytes> {
+        match self {
+            Self::Local(file) => load(file, start, len),
+            Self::Remote { path, .. } => mixtape_store::read_range(path, start, len),
+        }
+    }
+
+    /// `len` bytes at `start` and their CRC32.
+    pub(crate) fn load_hashed(&self, start: u64, len: u64) -> std::io::Result<(Bytes, u32)> {
+        match self {
+            Self::Local(file) => load_hashed(file, start, len),
+            Self::Remote { path, .. } => {
+                let bytes = mixtape_store::read_range(path, start, len)?;
+                let crc = crc32fast::hash(&bytes);
+                Ok((bytes, crc))
+            }
+        }
+    }
+
+    /// Column chunk `(start, len)` of row group `row_group`, which must hash to `expected`: read
+    /// through the reader's cache for a remote shard that has one (a cached copy that fails the
+    /// check is dropped and fetched again), else read directly. Returns the bytes and their CRC32.
+    pub(crate) fn load_chunk(
+        &self,
+        row_group: usize,
+        rows: std::ops::Range<u64>,
+        start: u64,
+        len: u64,
+        expected: u32,
+    ) -> std::io::Result<(Bytes, u32)> {
+        let Self::Remote {
+            path,
+            fetch: Some(fetch),
+        } = self
+        else {
+            return self.load_hashed(start, len);
+        };
+        let chunk = crate::shard_file::Chunk {
+            path,
+            stage: fetch.stage,
+            shard: fetch.shard,
+            row_group,
+            rows,
+            start,
+            len,
+        };
+        if let Some(bytes) = fetch.cache.cached(&chunk) {
+            let crc = crc32fast::hash(&bytes);
+            if crc == expected {
+                return Ok((bytes, crc));
+            }
+            fetch.cache.forget(&chunk);
+        }
+        let bytes = mixtape_store::read_range(path, start, len)?;
+        let crc = crc32fast::hash(&bytes);
+        if crc == expected {
+            fetch.cache.fetched(&chunk, &bytes);
+        }
+        Ok((bytes, crc))
+    }
+}
+
 /// Reads `len` bytes of `file` at `start`, without zeroing a buffer first.
 pub(crate) fn load(file: &File, start: u64, len: u64) -> std::io::Result<Bytes> {
     load_pieces(file, start, len, len, |_| {})
