@@ -21,6 +21,11 @@ pub struct Cli {
     /// Do not read or write the index cache (re-tokenize every source).
     #[arg(long, global = true)]
     pub no_cache: bool,
+
+    /// The endpoint of an S3-compatible store (MinIO, Huawei OBS, Ceph...) for s3:// URLs, e.g.
+    /// http://127.0.0.1:9000 [env: AWS_ENDPOINT_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +287,13 @@ pub enum Command {
         /// Check every shard's blake3 against the manifest before reading it.
         #[arg(long)]
         verify: bool,
+        /// Keep the column chunks of remote shards (s3://...) in this local folder between epochs,
+        /// evicting what the reader's order needs furthest in the future.
+        #[arg(long, value_name = "DIR")]
+        chunk_cache: Option<PathBuf>,
+        /// The most the chunk cache holds: bytes, or with a unit (500MB, 20GiB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "10GiB", requires = "chunk_cache")]
+        chunk_cache_limit: u64,
         /// Print one line per row: stage, epoch, shard, row (instead of the state).
         #[arg(long)]
         order: bool,
@@ -356,4 +368,30 @@ impl Command {
         }
         paths
     }
+}
+
+/// A size in bytes: a number, optionally followed by B, KB, MB, GB, TB (powers of 1000) or KiB,
+/// MiB, GiB, TiB (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write bytes, or e.g. 500MB or 20GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit `{other}` (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")),
+    };
+    Ok((number * scale).round() as u64)
 }

@@ -112,15 +112,16 @@ fn at(row_group: Option<usize>) -> String {
         .unwrap_or_default()
 }
 
-/// A column chunk of a remote shard, as a [`ChunkCache`] sees it.
+/// A byte range of a remote shard (a column chunk, its magic or tail), as a [`ChunkCache`] sees it.
 #[derive(Clone, Debug)]
 pub struct Chunk<'a> {
     pub path: &'a Path,
     /// Where the shard is in the reader's schedule (see [`ShardFile::with_chunk_cache`]).
     pub stage: usize,
     pub shard: u32,
-    pub row_group: usize,
-    /// The rows of the row group, within the shard.
+    /// The row group of a column chunk; `None` for the leading magic and the tail (footer).
+    pub row_group: Option<usize>,
+    /// The rows the bytes serve, within the shard: the row group's, or all for the magic and tail.
     pub rows: std::ops::Range<u64>,
     /// The chunk's bytes in the object.
     pub start: u64,
@@ -198,12 +199,39 @@ impl ShardFile {
     /// magic and its tail (footer included) against `info` before parsing the footer, and keeps
     /// `info`'s checksums to check each column chunk as a row group is read.
     pub fn open_checked(path: impl AsRef<Path>, info: &ShardInfo) -> Result<Self, ReadError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_checked_with(path.as_ref(), info, None)
+    }
+
+    /// Like [`ShardFile::open_checked`], for a reader that keeps a remote shard's bytes (its
+    /// magic, tail and column chunks) in `cache`, as shard `shard` of stage `stage` of its
+    /// schedule. A local shard is read in place, as by [`ShardFile::open_checked`].
+    pub fn open_checked_cached(
+        path: impl AsRef<Path>,
+        info: &ShardInfo,
+        cache: Arc<dyn ChunkCache>,
+        stage: usize,
+        shard: u32,
+    ) -> Result<Self, ReadError> {
+        let fetch = RangeFetch {
+            cache,
+            stage,
+            shard,
+        };
+        Self::open_checked_with(path.as_ref(), info, Some(fetch))
+    }
+
+    fn open_checked_with(
+        path: &Path,
+        info: &ShardInfo,
+        fetch: Option<RangeFetch>,
+    ) -> Result<Self, ReadError> {
+        let path = path.to_path_buf();
         let io = |source| ReadError::Io {
             path: path.clone(),
             source,
         };
-        let source = Source::open(&path, None).map_err(io)?;
+        let source = Source::open(&path, fetch.clone()).map_err(io)?;
+        let all_rows = 0..info.rows;
         // A remote shard is taken at its manifest size: no HEAD request per shard (a changed
         // object fails the tail's checksum instead).
         let len = match &source {
@@ -218,7 +246,10 @@ impl ShardFile {
             });
         }
         let checksums = &info.checksums;
-        let magic = source.load(0, len.min(4)).map_err(io)?;
+        let magic_crc = crc32fast::hash(&MAGIC);
+        let (magic, _) = source
+            .load_checked(None, all_rows.clone(), 0, len.min(4), magic_crc)
+            .map_err(io)?;
         if magic[..] != MAGIC[..] {
             let mut found = [0u8; 4];
             found[..magic.len()].copy_from_slice(&magic);
@@ -233,7 +264,13 @@ impl ShardFile {
         // The magic is there, so the file has at least 4 bytes.
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
         let (tail, found) = source
-            .load_hashed(tail_offset, len - tail_offset)
+            .load_checked(
+                None,
+                all_rows,
+                tail_offset,
+                len - tail_offset,
+                checksums.tail_crc32,
+            )
             .map_err(io)?;
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
             let expected = checksums.tail_crc32;
@@ -257,7 +294,9 @@ impl ShardFile {
             path: path.clone(),
             detail,
         })?;
-        Self::with_metadata(path, metadata, Some(Arc::new(checksums.clone())), len)
+        let mut file = Self::with_metadata(path, metadata, Some(Arc::new(checksums.clone())), len)?;
+        file.fetch = fetch;
+        Ok(file)
     }
 
     fn with_metadata(
@@ -325,7 +364,7 @@ impl ShardFile {
                 // `check_layout` made sure every (row group, leaf) has one.
                 let expected = checksums.column_chunks[row_group][leaf];
                 let (bytes, found) = source
-                    .load_chunk(row_group, rows.clone(), start, len, expected)
+                    .load_checked(Some(row_group), rows.clone(), start, len, expected)
                     .map_err(io)?;
                 if found != expected {
                     let column = group.column(leaf).column_path().string();
@@ -344,22 +383,6 @@ impl ShardFile {
             parts.push((start, bytes));
         }
         Ok(Loaded::new(self.len, parts))
-    }
-
-    /// Sends this shard's column chunks through `cache` (a remote shard's; a local shard reads in
-    /// place), as shard `shard` of stage `stage` of the reader's schedule.
-    pub fn with_chunk_cache(
-        mut self,
-        cache: Arc<dyn ChunkCache>,
-        stage: usize,
-        shard: u32,
-    ) -> Self {
-        self.fetch = Some(RangeFetch {
-            cache,
-            stage,
-            shard,
-        });
-        self
     }
 
     pub fn path(&self) -> &Path {

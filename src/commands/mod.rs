@@ -23,6 +23,7 @@ pub use crate::failure::PROBLEMS;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // A missing input exits 2 with its path, the same for every command, before any of them
     // would turn it into a finding of its own (an invalid recipe, a damaged shard set).
+    mixtape_store::set_s3_endpoint(cli.endpoint.as_deref());
     for path in cli.command.inputs() {
         crate::failure::require_readable(path)?;
     }
@@ -138,6 +139,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shuffle_window,
             no_shuffle,
             verify,
+            chunk_cache,
+            chunk_cache_limit,
             order,
             json,
         } => stream::run(stream::StreamArgs {
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shuffle_window,
             no_shuffle,
             verify,
+            chunk_cache: chunk_cache.map(|dir| (dir, chunk_cache_limit)),
             order,
             json,
         }),

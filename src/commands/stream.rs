@@ -37,8 +37,31 @@ pub struct StreamArgs {
     pub shuffle_window: usize,
     pub no_shuffle: bool,
     pub verify: bool,
+    /// The chunk cache's folder and limit in bytes.
+    pub chunk_cache: Option<(PathBuf, u64)>,
     pub order: bool,
     pub json: bool,
+}
+
+/// What the read cost in object-store traffic.
+#[derive(Debug, Serialize)]
+struct Remote {
+    requests: u64,
+    bytes_downloaded: u64,
+    retries: u64,
+    cache_hit_bytes: u64,
+}
+
+impl Remote {
+    fn now() -> Self {
+        let counters = mixtape_store::counters();
+        Self {
+            requests: counters.get_requests(),
+            bytes_downloaded: counters.bytes_downloaded(),
+            retries: counters.retries(),
+            cache_hit_bytes: counters.cache_hit_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +78,8 @@ struct Report {
     images_per_s: f64,
     megapixels_per_s: f64,
     error: Option<String>,
+    /// Traffic to object stores (all zero for local shards).
+    remote: Remote,
     state: ReaderState,
     tally: mixtape_shards::Tally,
 }
@@ -77,6 +102,9 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
         .with_shuffle_window(args.shuffle_window)
         .with_shuffle(!args.no_shuffle)
         .with_verify(args.verify);
+    if let Some((dir, limit)) = &args.chunk_cache {
+        options = options.with_cache(dir, *limit);
+    }
     let resume = match &args.resume {
         Some(path) => {
             let bytes = std::fs::read(path)
@@ -140,6 +168,7 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
         images_per_s: per_s(tally.total.images as f64),
         megapixels_per_s: per_s(megapixels),
         error: error.clone(),
+        remote: Remote::now(),
         state: state.clone(),
         tally,
     };
@@ -163,6 +192,13 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
             "{:.0} rows/s  {:.0} tokens/s  {:.1} images/s  {:.2} megapixels/s",
             report.rows_per_s, report.tokens_per_s, report.images_per_s, report.megapixels_per_s
         );
+        let remote = &report.remote;
+        if remote.requests > 0 {
+            eprintln!(
+                "remote: {} bytes downloaded in {} requests ({} retried), {} bytes from the chunk cache",
+                remote.bytes_downloaded, remote.requests, remote.retries, remote.cache_hit_bytes
+            );
+        }
         if !args.order {
             writeln!(out, "{}", serde_json::to_string(&state)?)?;
         }

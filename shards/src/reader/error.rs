@@ -48,6 +48,12 @@ pub enum ReaderError {
         expected: String,
         found: String,
     },
+    /// The chunk cache's folder could not be opened.
+    #[error("cannot use {} as the reader's cache folder: {source} (pass a writable local folder)", dir.display())]
+    Cache {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     /// A shard could not be read for verification.
     #[error("cannot read shard {} to verify it: {source}", path.display())]
     Io {

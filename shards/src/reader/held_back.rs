@@ -62,7 +62,7 @@ pub fn read_rows_at(
         let shard_end = shard_first + info.rows;
         if wanted.range(shard_first..shard_end).next().is_some() {
             let path: PathBuf = stage.shard_path(shard as u32);
-            let file = open_listed_shard(&path, info)?;
+            let file = open_listed_shard(&path, info, None)?;
             let path: Arc<Path> = Arc::from(path.as_path());
             let mut group_first = shard_first;
             for group in 0..file.row_groups() {

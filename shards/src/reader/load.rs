@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use crate::{PackedRow, ReadColumns, ReadError, ShardFile, ShardInfo};
 
 use super::ReaderError;
+use super::cache::ReaderCache;
 use super::order::EpochOrder;
 use super::partition::Split;
 use super::rows::RowOrigin;
@@ -74,6 +75,8 @@ pub(crate) struct Loader {
     pub window: usize,
     pub decode_threads: usize,
     pub verify: bool,
+    /// Where remote shards' column chunks are kept between epochs, if anywhere.
+    pub cache: Option<Arc<ReaderCache>>,
     /// The optional columns read: never the stored position_ids (the reader derives them from
     /// seq_lens, Row::position_ids), and no image bytes when images are skipped.
     pub columns: ReadColumns,
@@ -308,6 +311,9 @@ impl EpochReader<'_> {
     }
 
     fn load(&mut self, window: u64) -> Result<(), ReaderError> {
+        if let Some(cache) = &self.loader.cache {
+            cache.enter(self.stage_index, self.order.epoch(), window);
+        }
         let (now, perm) = self.owned(window);
         let (next, _) = self.owned(window + 1);
         // Keep footers only of shards this or the next window still reads.
@@ -383,7 +389,8 @@ impl EpochReader<'_> {
             if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
                 verify_blake3(&path, &info.blake3)?;
             }
-            let file = open_listed_shard(&path, info)?;
+            let cache = self.loader.cache.clone().map(|c| (c, self.stage_index, shard));
+            let file = open_listed_shard(&path, info, cache)?;
             let mut starts = Vec::with_capacity(file.row_groups() + 1);
             let mut total = 0u64;
             for group in 0..file.row_groups() {
@@ -472,11 +479,19 @@ fn verify_blake3(path: &Path, expected: &str) -> Result<(), ReaderError> {
     Ok(())
 }
 
-/// Opens a shard its stage's manifest lists, checked against that entry: size, magic and footer
+/// Opens a shard its stage's manifest lists (its remote bytes through `cache`, if given), checked
+/// against that entry: size, magic and footer
 /// now (and each column chunk as its row group is read), then the footer's rows and row groups
 /// against the manifest's.
-pub(super) fn open_listed_shard(path: &Path, info: &ShardInfo) -> Result<ShardFile, ReaderError> {
-    let file = ShardFile::open_checked(path, info)?;
+pub(super) fn open_listed_shard(
+    path: &Path,
+    info: &ShardInfo,
+    cache: Option<(Arc<ReaderCache>, usize, u32)>,
+) -> Result<ShardFile, ReaderError> {
+    let file = match cache {
+        Some((cache, stage, shard)) => ShardFile::open_checked_cached(path, info, cache, stage, shard)?,
+        None => ShardFile::open_checked(path, info)?,
+    };
     let mismatch = |what, manifest, footer| ReaderError::ShardMismatch {
         path: path.to_path_buf(),
         what,

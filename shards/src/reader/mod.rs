@@ -25,6 +25,7 @@
 //! (decoded images included), plus one footer per shard the current windows touch, plus up to
 //! [`POOL_BYTES`] of idle pixel buffers kept for reuse (see [`Pixels`]).
 
+mod cache;
 mod error;
 mod held_back;
 pub mod images;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 
 use crate::ReadColumns;
 
+pub use cache::CacheOptions;
 pub use error::{OptionsError, PixelsError, ReaderError, StateMismatch};
 pub use held_back::read_rows_at;
 pub use images::{ImageDecoder, decode_pixels, patchify};
@@ -56,6 +58,7 @@ pub use rows::{Image, Row, RowBatch, RowOrigin};
 pub use state::{ReaderState, STATE_VERSION};
 pub use tally::Tally;
 
+use cache::ReaderCache;
 use load::{Cursor, Loader};
 use partition::Split;
 use pipeline::Pipeline;
@@ -204,6 +207,23 @@ impl Reader {
             window: options.shuffle_window(),
             decode_threads: options.decode_threads(),
             verify: options.verify(),
+            cache: match options.cache() {
+                Some(cache) => Some(Arc::new(
+                    ReaderCache::open(
+                        cache,
+                        schedule.clone(),
+                        options.seed(),
+                        options.shuffle(),
+                        options.shuffle_window(),
+                        options.epochs(),
+                    )
+                    .map_err(|source| ReaderError::Cache {
+                        dir: cache.dir.clone(),
+                        source,
+                    })?,
+                )),
+                None => None,
+            },
             columns: ReadColumns {
                 image_bytes: options.image_mode() != ImageMode::Skip,
                 position_ids: false,

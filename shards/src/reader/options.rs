@@ -13,8 +13,10 @@
 //! Every default is a documented `DEFAULT_*` constant that states its trade-off.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::ReaderError;
+use super::cache::CacheOptions;
 use super::error::OptionsError;
 
 /// Packed rows per batch, per rank. One packed row already holds `seq_len` tokens, so a batch of
@@ -95,6 +97,7 @@ pub struct ReaderOptions {
     decode_threads: usize,
     image_mode: ImageMode,
     verify: bool,
+    cache: Option<CacheOptions>,
 }
 
 impl Default for ReaderOptions {
@@ -114,6 +117,7 @@ impl Default for ReaderOptions {
             decode_threads: DEFAULT_DECODE_THREADS,
             image_mode: ImageMode::Decoded,
             verify: false,
+            cache: None,
         }
     }
 }
@@ -210,6 +214,22 @@ impl ReaderOptions {
     pub fn with_verify(mut self, verify: bool) -> Self {
         self.verify = verify;
         self
+    }
+
+    /// Keep the column chunks of remote shards in the local folder `dir`, up to `limit_bytes`,
+    /// evicting by the reader's future order (see `reader::cache`): with a limit below the data
+    /// set's size, later epochs download only what the cache could not hold. Local shards are read
+    /// in place and never cached.
+    pub fn with_cache(mut self, dir: impl Into<PathBuf>, limit_bytes: u64) -> Self {
+        self.cache = Some(CacheOptions {
+            dir: dir.into(),
+            limit_bytes,
+        });
+        self
+    }
+
+    pub fn cache(&self) -> Option<&CacheOptions> {
+        self.cache.as_ref()
     }
 
     pub fn seed(&self) -> u64 {

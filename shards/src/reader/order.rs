@@ -124,6 +124,19 @@ impl EpochOrder {
         }
     }
 
+    /// `starts[shard]`: the layout position of shard `shard`'s first row in this epoch.
+    pub fn shard_starts(&self) -> Vec<u64> {
+        let mut starts = vec![0; self.shard_order.len()];
+        for (slot, &shard) in self.shard_order.iter().enumerate() {
+            starts[shard as usize] = self.starts[slot];
+        }
+        starts
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
     /// Rows in the epoch.
     pub fn rows(&self) -> u64 {
         *self.starts.last().unwrap_or(&0)

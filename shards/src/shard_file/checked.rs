@@ -165,12 +165,13 @@ impl Source {
         }
     }
 
-    /// Column chunk `(start, len)` of row group `row_group`, which must hash to `expected`: read
-    /// through the reader's cache for a remote shard that has one (a cached copy that fails the
-    /// check is dropped and fetched again), else read directly. Returns the bytes and their CRC32.
-    pub(crate) fn load_chunk(
+    /// Bytes `(start, len)` (a column chunk of `row_group`, or the magic or tail), serving `rows`,
+    /// which must hash to `expected`: read through the reader's cache for a remote shard that has
+    /// one (a cached copy that fails the check is dropped and fetched again), else read directly.
+    /// Returns the bytes and their CRC32 for the caller to compare.
+    pub(crate) fn load_checked(
         &self,
-        row_group: usize,
+        row_group: Option<usize>,
         rows: std::ops::Range<u64>,
         start: u64,
         len: u64,
