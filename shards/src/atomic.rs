@@ -2,8 +2,11 @@
 //! folder.
 //!
 //! Invariant: a file under its final name is always complete. A crash (even `kill -9` or power
-//! loss) leaves at worst a stale `.NAME.tmp`, which the next writer of the same file truncates and
-//! reuses; it never leaves a truncated file under `NAME`. The rename replaces an existing file of
+//! loss) leaves at worst a stale `.NAME.tmp` (a shard; the next writer of the same shard truncates
+//! and reuses it) or `.NAME.tmp-PID-NANOS` (a manifest or record, see [`mixtape_store::write`]);
+//! it never leaves a truncated file under `NAME`. A shard bound for object storage is written to a
+//! local temporary and uploaded whole ([`mixtape_store::publish`]): the store shows it only once
+//! the upload completes. The rename replaces an existing file of
 //! the same name in one step, so rebuilding a shard never exposes a moment without one.
 //!
 //! Temporary names start with a dot, which pyarrow and HF `datasets` skip when they list a dataset
@@ -27,45 +30,10 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Makes a completed rename durable: on POSIX systems the new directory entry survives a crash
-/// only once the directory itself is synced.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    File::open(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    })?
-    .sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// Renames `tmp` (whose contents the caller has synced) to `path` and syncs the folder.
-pub(crate) fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
-    std::fs::rename(tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder),
-/// creating the folder when it is missing (a manifest's `_mixtape/<stage>/`).
+/// Writes `bytes` to `path` (a file or an object) atomically: see [`mixtape_store::write`], the
+/// one atomic write every layer uses.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        publish(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    mixtape_store::write(path, bytes::Bytes::copy_from_slice(bytes))
 }
 
 /// A file that counts and blake3-hashes every byte written to it, and CRC32s it in segments cut at
@@ -198,7 +166,11 @@ mod tests {
         write_file(&path, b"one").unwrap();
         write_file(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert!(!tmp_path(&path).exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["manifest.json"]);
     }
 
     #[test]

@@ -296,7 +296,7 @@ impl ShardWriter {
                 source,
             }
         }
-        std::fs::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
+        mixtape_store::create_dir_all(dir).map_err(io(dir, "create the shard folder"))?;
         std::fs::create_dir_all(temporary_dir)
             .map_err(io(temporary_dir, "create the temporary shard folder"))?;
         let mut file = HashingFile::create(&tmp).map_err(io(&tmp, "create temporary shard"))?;
@@ -453,7 +453,7 @@ impl ShardWriter {
         })?;
         let checksums = checksums(&chunk_ranges, &hashed.segments).map_err(parquet)?;
         let (bytes, blake3) = (hashed.bytes, hashed.blake3);
-        atomic::publish(&self.tmp, &self.path).map_err(|source| WriteError::Io {
+        mixtape_store::publish(&self.tmp, &self.path).map_err(|source| WriteError::Io {
             path: self.path.clone(),
             action: "publish shard",
             source,

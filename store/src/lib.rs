@@ -36,6 +36,6 @@ pub use counters::{Counters, counters};
 pub use error::StoreError;
 pub use location::{Location, Remote, is_url, set_s3_endpoint};
 pub use ops::{
-    Entry, create_new, delete, exists, for_each_chunk, is_dir, is_file, list, read, read_range,
-    size, write,
+    Entry, create_dir_all, create_new, delete, exists, for_each_chunk, is_dir, is_file, list,
+    publish, read, read_range, remove_dir, size, sync_dir, write,
 };

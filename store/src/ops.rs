@@ -270,22 +270,137 @@ fn list_remote(remote: &Remote) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Writes `bytes` as the whole file or object at `path`, atomically: readers see the old
-/// contents or the new, never part (a temporary file renamed into place; a single PUT or a
-/// multipart upload, which the store publishes only when it completes).
+/// Writes `bytes` as the whole file or object at `path`, atomically and durably: readers see the
+/// old contents or the new, never part, and a crash leaves at worst a hidden temporary. A local
+/// file is written to `.NAME.tmp-PID-NANOS` beside it (unique to this process, so writers on
+/// several machines sharing the folder never write one temporary), fsynced, renamed into place and
+/// its folder fsynced; missing folders are created. An object is one PUT, or a multipart upload
+/// above 16 MiB, which the store publishes only when it completes.
 pub fn write(path: &Path, bytes: Bytes) -> io::Result<()> {
     match location(path)? {
         Location::Local(path) => {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            let tmp = path.with_file_name(format!(".{name}.tmp"));
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, path)
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = temporary_beside(&path);
+            let result = (|| {
+                let mut file = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                file.sync_all()?;
+                drop(file);
+                std::fs::rename(&tmp, &path)?;
+                sync_dir(dir.unwrap_or(Path::new(".")))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
         }
         Location::Remote(remote) => put(&remote, bytes, PutMode::Overwrite).map(|_| ()),
+    }
+}
+
+/// A hidden temporary name beside `path`, unique to this process and moment.
+fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()))
+}
+
+/// Makes a rename in `dir` durable: on POSIX systems a new directory entry survives a crash only
+/// once the directory itself is synced.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Publishes the finished local file `tmp` as `path`: a rename (and a sync of the folder) for a
+/// local path; for a URL an upload, streamed from the file in parts, which the store makes visible
+/// only once complete, after which `tmp` is removed.
+pub fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
+    match location(path)? {
+        Location::Local(path) => {
+            std::fs::rename(tmp, &path)?;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            sync_dir(dir.unwrap_or(Path::new(".")))
+        }
+        Location::Remote(remote) => {
+            let len = std::fs::metadata(tmp)?.len();
+            if len <= MULTIPART_ABOVE as u64 {
+                put(
+                    &remote,
+                    Bytes::from(std::fs::read(tmp)?),
+                    PutMode::Overwrite,
+                )?;
+            } else {
+                upload_parts(&remote, tmp)?;
+                counters().put(len);
+            }
+            std::fs::remove_file(tmp)
+        }
+    }
+}
+
+/// Uploads the file `local` to `remote` in parts of [`PART_BYTES`], at most four in flight, so
+/// memory stays bounded whatever the file's size. A failed upload is never completed, so nothing
+/// appears under the key.
+fn upload_parts(remote: &Remote, local: &Path) -> io::Result<()> {
+    let mut file = std::fs::File::open(local)?;
+    let failed = |e| remote_error(remote, None, e);
+    block_on(async {
+        let upload = remote
+            .store
+            .put_multipart(&remote.key)
+            .await
+            .map_err(failed)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut buf = vec![0u8; PART_BYTES];
+        loop {
+            let read = read_full(&mut file, &mut buf)?;
+            if read == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await.map_err(failed)?;
+            writer.write(&buf[..read]);
+        }
+        writer.finish().await.map(drop).map_err(failed)
+    })
+}
+
+/// Fills `buf` from `file` as far as it goes; the bytes read (0 at the end).
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Creates the folder `dir` and its parents; nothing for a URL (prefixes exist by their objects).
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    match location(dir)? {
+        Location::Local(dir) => std::fs::create_dir_all(dir),
+        Location::Remote(_) => Ok(()),
+    }
+}
+
+/// Removes the folder `dir` if it is empty; nothing for a URL.
+pub fn remove_dir(dir: &Path) -> io::Result<()> {
+    match location(dir)? {
+        Location::Local(dir) => std::fs::remove_dir(dir),
+        Location::Remote(_) => Ok(()),
     }
 }
 

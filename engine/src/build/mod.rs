@@ -30,13 +30,18 @@
 //! alone and keeps what it finished. [`BuildScope::Finish`] then checks that every shard is there
 //! and writes what a whole build writes last (manifests, rejects lists, the dataset card): the
 //! folder is byte-identical to a one-machine build's, for any `N`.
+//!
+//! `out` may be a URL (`s3://bucket/prefix`): every file is then an object, written in the same
+//! order with the same guarantees (see `remote`: shards uploaded whole from a local scratch folder,
+//! manifests last, a lock object against a second builder), and the objects are byte-identical to
+//! the files of a build on disk.
 
 pub mod draws;
 pub mod encode;
+mod remote;
 pub mod stage;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use mixtape_shards::layout::{BUILD_RECORD_FILE, BuildLayout, MIXTAPE_DIR};
@@ -195,6 +200,11 @@ pub enum BuildError {
         reason: BuildRecordError,
     },
     #[error(
+        "another build is writing this output: {} is held by {holder}; wait for it to end, or, if it was killed on another machine, delete that object and rerun (a build resumes where it stopped)",
+        lock.display()
+    )]
+    Locked { lock: PathBuf, holder: String },
+    #[error(
         "{} is a build in mixtape's old layout ({} beside the shards); this mixtape keeps its files in {MIXTAPE_DIR}/ so that stage folders are plain Parquet datasets: pass --rebuild to delete mixtape's files there and build from scratch, or use another --out",
         out.display(), file.display()
     )]
@@ -323,6 +333,11 @@ pub fn build(
     let scope = options.scope;
     check_scope(scope, options.rebuild)?;
     let layout = BuildLayout::new(out);
+    let remote = mixtape_store::is_url(out);
+    let _lock = remote
+        .then(|| remote::BuildLock::take(&layout, scope))
+        .transpose()?;
+    let scratch = remote.then(remote::Scratch::create).transpose()?;
     claim(&layout, &record, options.rebuild, scope.is_task())?;
 
     // Records that could not be read at all belong to no stage: list them once, at the top.
@@ -361,6 +376,10 @@ pub fn build(
         options,
         pool: &pool,
         layout: layout.stage(&stage.name),
+        temporaries: match &scratch {
+            Some(scratch) => scratch.stage(&stage.name),
+            None => layout.stage(&stage.name).meta_dir(),
+        },
     };
     if scope == BuildScope::Finish {
         // Every stage's shards, before any file is written.
@@ -472,7 +491,7 @@ fn claim(
     task: bool,
 ) -> Result<(), BuildError> {
     let out = layout.root();
-    std::fs::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
+    mixtape_store::create_dir_all(out).map_err(|e| BuildError::io(out, e))?;
     let path = layout.build_record();
     if rebuild {
         remove_mixtape_files(layout)?;
@@ -525,7 +544,7 @@ fn claim(
     }
     if task {
         let dir = path.parent().unwrap_or(out);
-        std::fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+        mixtape_store::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
         // Through a temporary of this process's own: tasks may write the record at once.
         return write_atomic(&path, record.to_json().as_bytes());
     }
@@ -538,16 +557,13 @@ fn claim(
 /// The entries of `dir` (none when it does not exist), sorted by name.
 fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
     let mut entries = Vec::new();
-    let read = match std::fs::read_dir(dir) {
+    let read = match mixtape_store::list(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
         other => other.map_err(|e| BuildError::io(dir, e))?,
     };
     for entry in read {
-        let entry = entry.map_err(|e| BuildError::io(dir, e))?;
-        entries.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-        ));
+        let path = dir.join(&entry.name);
+        entries.push((entry.name, path));
     }
     entries.sort();
     Ok(entries)
@@ -569,8 +585,8 @@ fn is_record_temporary(name: &str) -> bool {
     name.starts_with(&format!(".{BUILD_RECORD_FILE}.")) && name.contains(".tmp")
 }
 
-/// `out` is empty, or holds only `_mixtape/` with at most a temporary of the record in it: a build
-/// killed while writing its record.
+/// `out` is empty, or holds only `_mixtape/` with at most a temporary of the record in it (a build
+/// killed while writing its record) and build locks (an object store's; see `remote`).
 fn holds_only_record_temporaries(layout: &BuildLayout) -> Result<bool, BuildError> {
     let top_ok = list(layout.root())?
         .iter()
@@ -578,13 +594,13 @@ fn holds_only_record_temporaries(layout: &BuildLayout) -> Result<bool, BuildErro
     Ok(top_ok
         && list(&layout.mixtape_dir())?
             .iter()
-            .all(|(name, _)| is_record_temporary(name)))
+            .all(|(name, _)| is_record_temporary(name) || remote::is_lock(name)))
 }
 
 fn remove_record_temporaries(layout: &BuildLayout) -> Result<(), BuildError> {
     for (name, path) in list(&layout.mixtape_dir())? {
         if is_top_level_temporary(&name) {
-            std::fs::remove_file(&path).map_err(|e| BuildError::io(&path, e))?;
+            mixtape_store::delete(&path).map_err(|e| BuildError::io(&path, e))?;
         }
     }
     Ok(())
@@ -596,13 +612,13 @@ fn remove_record_temporaries(layout: &BuildLayout) -> Result<(), BuildError> {
 /// layout put them (top-level `build.json` and `rejects.jsonl`, stage folders' manifests, rejects
 /// and hidden sidecars). Folders are removed once empty. A user's own files, anywhere, stay.
 fn remove_mixtape_files(layout: &BuildLayout) -> Result<(), BuildError> {
-    let remove = |path: &Path| std::fs::remove_file(path).map_err(|e| BuildError::io(path, e));
+    let remove = |path: &Path| mixtape_store::delete(path).map_err(|e| BuildError::io(path, e));
     // The manifests first, so a kill midway leaves no finished-looking stage.
     let mut manifests = Vec::new();
     for root in [layout.mixtape_dir(), layout.root().to_path_buf()] {
         for (_, path) in list(&root)? {
             let manifest = path.join(mixtape_shards::MANIFEST_FILE);
-            if path.is_dir() && manifest.is_file() {
+            if mixtape_store::is_file(&manifest) {
                 manifests.push(manifest);
             }
         }
@@ -612,21 +628,21 @@ fn remove_mixtape_files(layout: &BuildLayout) -> Result<(), BuildError> {
     }
     for root in [layout.mixtape_dir(), layout.root().to_path_buf()] {
         for (name, path) in list(&root)? {
-            if path.is_dir() {
+            if mixtape_store::is_dir(&path) {
                 for (file, file_path) in list(&path)? {
                     if stage::StageFile::of(&file).is_some() {
                         remove(&file_path)?;
                     }
                 }
-                let _ = std::fs::remove_dir(&path);
+                let _ = mixtape_store::remove_dir(&path);
             } else if is_top_level_file(&name) {
                 remove(&path)?;
             }
         }
     }
-    let _ = std::fs::remove_dir(layout.mixtape_dir());
+    let _ = mixtape_store::remove_dir(&layout.mixtape_dir());
     let card = layout.dataset_card();
-    if std::fs::read_to_string(&card).is_ok_and(|text| text.contains(DATASET_CARD_MARK)) {
+    if read_text(&card).is_ok_and(|text| text.contains(DATASET_CARD_MARK)) {
         remove(&card)?;
     }
     Ok(())
@@ -667,7 +683,7 @@ pub fn dataset_card(stages: &[String]) -> String {
 fn write_dataset_card(layout: &BuildLayout, stages: &[String]) -> Result<(), BuildError> {
     let path = layout.dataset_card();
     let text = dataset_card(stages);
-    match std::fs::read_to_string(&path) {
+    match read_text(&path) {
         Ok(existing) if existing == text => Ok(()),
         Ok(existing) if !existing.contains(DATASET_CARD_MARK) => Ok(()),
         _ => write_atomic(&path, text.as_bytes()),
@@ -689,23 +705,14 @@ fn write_jsonl(path: &Path, entries: &[RejectEntry]) -> Result<(), BuildError> {
     write_atomic(path, &jsonl(entries))
 }
 
-/// Writes to a temporary file beside `path`, syncs it, and renames it into place.
+/// Writes `bytes` to `path` atomically (see [`mixtape_store::write`]: a local temporary unique to
+/// this process, synced and renamed; or one upload of an object).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique to this process, on this machine or another one sharing the folder.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| BuildError::io(path, e))
+    mixtape_store::write(path, bytes.to_vec().into()).map_err(|e| BuildError::io(path, e))
+}
+
+/// The text of a file or object.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = mixtape_store::read(path)?;
+    String::from_utf8(bytes.to_vec()).map_err(std::io::Error::other)
 }

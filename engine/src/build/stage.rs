@@ -153,6 +153,9 @@ pub(super) struct StageContext<'a> {
     pub pool: &'a rayon::ThreadPool,
     /// Where the stage's shards and bookkeeping go.
     pub layout: StageLayout,
+    /// A local folder for shards being written: `_mixtape/<stage>/` for a build on disk, a scratch
+    /// folder when the shards are uploaded to an object store.
+    pub temporaries: std::path::PathBuf,
 }
 
 /// Fails unless every shard of the stage is finished (the finish of a split build checks every
@@ -210,7 +213,7 @@ pub(super) fn run(
     let chunks: Vec<&[(u32, u32)]> = order.chunks(per_shard).collect();
     let scope = ctx.options.scope;
     for dir in [ctx.layout.dir().to_path_buf(), ctx.layout.meta_dir()] {
-        std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+        mixtape_store::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
     }
     let mut finished_shards = tidy(&ctx.layout, &cuts, scope)?;
     if scope == BuildScope::Finish {
@@ -301,8 +304,9 @@ pub(super) fn run(
         reject_counts,
     );
     let finished = written == 0
-        && std::fs::read(ctx.layout.manifest()).is_ok_and(|b| b == manifest.to_json().as_bytes())
-        && std::fs::read(ctx.layout.rejects()).is_ok_and(|b| b == super::jsonl(&rejects));
+        && mixtape_store::read(&ctx.layout.manifest())
+            .is_ok_and(|b| b == manifest.to_json().as_bytes())
+        && mixtape_store::read(&ctx.layout.rejects()).is_ok_and(|b| b == super::jsonl(&rejects));
     Ok(StageOutcome {
         manifest: Some(manifest),
         rejects,
@@ -371,12 +375,8 @@ fn tidy(
     let mut sidecars = Vec::new();
     let mut others = Vec::new();
     for dir in [stage.dir().to_path_buf(), stage.meta_dir()] {
-        for entry in std::fs::read_dir(&dir).map_err(|e| BuildError::io(&dir, e))? {
-            let name = entry
-                .map_err(|e| BuildError::io(&dir, e))?
-                .file_name()
-                .to_string_lossy()
-                .into_owned();
+        for entry in mixtape_store::list(&dir).map_err(|e| BuildError::io(&dir, e))? {
+            let name = entry.name;
             match StageFile::of(&name) {
                 Some(StageFile::Sidecar(k)) if scope.owns(k) && !keep(k) => {
                     sidecars.push(dir.join(&name))
@@ -410,10 +410,7 @@ fn tidy(
 }
 
 fn remove(path: &Path) -> Result<(), BuildError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BuildError::io(path, e)),
-        _ => Ok(()),
-    }
+    mixtape_store::delete(path).map_err(|e| BuildError::io(path, e))
 }
 
 /// The files `build` writes for a stage, by name: in the stage folder (shards and their
@@ -515,13 +512,9 @@ fn write_shard(
     };
     let options =
         ShardOptions::default().with_image_pad_token(ctx.encoder.special().image_pad as i32);
-    let writer = ShardWriter::try_new_with_temporary_in(
-        ctx.layout.dir(),
-        ctx.layout.meta_dir(),
-        meta,
-        options,
-    )
-    .map_err(BuildError::Write)?;
+    let writer =
+        ShardWriter::try_new_with_temporary_in(ctx.layout.dir(), &ctx.temporaries, meta, options)
+            .map_err(BuildError::Write)?;
     let packer = Packer::try_new(PackerConfig {
         seq_len: stage.seq_len,
         buffer: stage.pack.buffer as usize,
@@ -785,9 +778,9 @@ fn assemble(items: &[u64], pending: &mut HashMap<u64, Item>) -> PackedRow {
 /// cost a full read of the build).
 fn read_done(stage: &StageLayout, index: u32) -> Option<ShardDone> {
     let done: ShardDone =
-        serde_json::from_slice(&std::fs::read(stage.sidecar(index)).ok()?).ok()?;
+        serde_json::from_slice(&mixtape_store::read(&stage.sidecar(index)).ok()?).ok()?;
     let file = shard_file_name(index);
-    let size = std::fs::metadata(stage.shard(index)).ok()?.len();
+    let size = mixtape_store::size(&stage.shard(index)).ok()?;
     (done.info.index == index && done.info.file == file && done.info.bytes == size).then_some(done)
 }
 
