@@ -66,7 +66,9 @@ impl FileDigest {
             path: path.to_path_buf(),
             source,
         };
-        let hash = mixtape_shards::hash_file(path).map_err(io)?;
+        // A source on object storage is hashed (and later read) from its downloaded copy.
+        let local = mixtape_store::local_copy(path).map_err(io)?;
+        let hash = mixtape_shards::hash_file(&local).map_err(io)?;
         Ok(Self {
             path: relative_path(path, base),
             bytes: hash.bytes,

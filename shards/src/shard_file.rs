@@ -246,9 +246,10 @@ impl ShardFile {
             });
         }
         let checksums = &info.checksums;
-        let magic_crc = crc32fast::hash(&MAGIC);
-        let (magic, _) = source
-            .load_checked(None, all_rows.clone(), 0, len.min(4), magic_crc)
+        let magic = source
+            .load_checked(None, all_rows.clone(), 0, len.min(4), |b| {
+                b[..] == MAGIC[..]
+            })
             .map_err(io)?;
         if magic[..] != MAGIC[..] {
             let mut found = [0u8; 4];
@@ -263,15 +264,13 @@ impl ShardFile {
         }
         // The magic is there, so the file has at least 4 bytes.
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
-        let (tail, found) = source
-            .load_checked(
-                None,
-                all_rows,
-                tail_offset,
-                len - tail_offset,
-                checksums.tail_crc32,
-            )
+        let tail_crc = |bytes: &bytes::Bytes| crc32fast::hash(bytes);
+        let tail = source
+            .load_checked(None, all_rows, tail_offset, len - tail_offset, |b| {
+                tail_crc(b) == checksums.tail_crc32
+            })
             .map_err(io)?;
+        let found = tail_crc(&tail);
         if found != checksums.tail_crc32 || tail_offset != checksums.tail_offset {
             let expected = checksums.tail_crc32;
             return Err(ReadError::Corrupt {
@@ -345,7 +344,7 @@ impl ShardFile {
             .map(|g| self.row_group_rows(g).unwrap_or(0))
             .sum();
         let rows = first_row..first_row + self.row_group_rows(row_group).unwrap_or(0);
-        let mut parts = Vec::with_capacity(leaves.len());
+        let mut ranges = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let (start, len) = group.column(leaf).byte_range();
             if start.checked_add(len).is_none_or(|end| end > self.len) {
@@ -360,27 +359,72 @@ impl ShardFile {
                     source: ParquetError::General(detail),
                 });
             }
-            let bytes = if let Some(checksums) = &self.checksums {
-                // `check_layout` made sure every (row group, leaf) has one.
-                let expected = checksums.column_chunks[row_group][leaf];
-                let (bytes, found) = source
-                    .load_checked(Some(row_group), rows.clone(), start, len, expected)
-                    .map_err(io)?;
-                if found != expected {
-                    let column = group.column(leaf).column_path().string();
-                    let region = Region::ColumnChunk { row_group, column };
-                    return Err(ReadError::Corrupt {
-                        path: self.path.clone(),
-                        region,
-                        expected,
-                        found,
-                    });
+            ranges.push((leaf, start, len));
+        }
+        let Some(checksums) = &self.checksums else {
+            let mut parts = Vec::with_capacity(ranges.len());
+            for (_, start, len) in ranges {
+                parts.push((start, source.load(start, len).map_err(io)?));
+            }
+            return Ok(Loaded::new(self.len, parts));
+        };
+        // `check_layout` made sure every (row group, leaf) has one.
+        let expected = |leaf: usize| checksums.column_chunks[row_group][leaf];
+        let corrupt = |leaf: usize, found: u32| {
+            let column = group.column(leaf).column_path().string();
+            ReadError::Corrupt {
+                path: self.path.clone(),
+                region: Region::ColumnChunk { row_group, column },
+                expected: expected(leaf),
+                found,
+            }
+        };
+        let mut parts = Vec::with_capacity(ranges.len());
+        if !source.is_remote() {
+            for (leaf, start, len) in ranges {
+                let (bytes, found) = source.load_hashed(start, len).map_err(io)?;
+                if found != expected(leaf) {
+                    return Err(corrupt(leaf, found));
                 }
-                bytes
-            } else {
-                source.load(start, len).map_err(io)?
+                parts.push((start, bytes));
+            }
+            return Ok(Loaded::new(self.len, parts));
+        }
+        // A remote shard: chunks that lie end to end (every wanted column of a row group, but for
+        // skipped image bytes) come in one request, and are checked (and cached) as one run.
+        ranges.sort_by_key(|&(_, start, _)| start);
+        let mut runs: Vec<Vec<(usize, u64, u64)>> = Vec::new();
+        for range in ranges {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|&(_, s, l)| s + l == range.1) => {
+                    run.push(range)
+                }
+                _ => runs.push(vec![range]),
+            }
+        }
+        for run in runs {
+            let run_start = run[0].1;
+            let run_len = run.iter().map(|&(_, _, len)| len).sum();
+            let piece = |bytes: &bytes::Bytes, start: u64, len: u64| {
+                let at = (start - run_start) as usize;
+                bytes.slice(at..at + len as usize)
             };
-            parts.push((start, bytes));
+            let all_match = |bytes: &bytes::Bytes| {
+                run.iter().all(|&(leaf, start, len)| {
+                    crc32fast::hash(&piece(bytes, start, len)) == expected(leaf)
+                })
+            };
+            let bytes = source
+                .load_checked(Some(row_group), rows.clone(), run_start, run_len, all_match)
+                .map_err(io)?;
+            for &(leaf, start, len) in &run {
+                let chunk = piece(&bytes, start, len);
+                let found = crc32fast::hash(&chunk);
+                if found != expected(leaf) {
+                    return Err(corrupt(leaf, found));
+                }
+                parts.push((start, chunk));
+            }
         }
         Ok(Loaded::new(self.len, parts))
     }

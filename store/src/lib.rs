@@ -13,6 +13,8 @@
 //!   its error. Remote calls run on one shared tokio runtime, are retried with exponential backoff
 //!   on transient failures (5xx, throttling, dropped connections, timeouts) and counted in
 //!   [`counters`];
+//! - [`glob`] and [`local_copy`]: recipe sources on object storage, matched by pattern and read
+//!   from a downloaded copy;
 //! - [`RangeCache`]: a local disk cache of byte ranges with a size limit, whose eviction the
 //!   caller drives (the shard reader knows its future accesses and evicts by Belady's rule).
 //!
@@ -30,6 +32,7 @@ mod error;
 mod location;
 mod ops;
 mod runtime;
+mod sources;
 
 pub use cache::{CacheKey, RangeCache};
 pub use counters::{Counters, counters};
@@ -39,3 +42,4 @@ pub use ops::{
     Entry, create_dir_all, create_new, delete, exists, for_each_chunk, is_dir, is_file, list,
     publish, read, read_range, remove_dir, size, sync_dir, write,
 };
+pub use sources::{glob, local_copy, set_download_dir};

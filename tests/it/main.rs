@@ -10,9 +10,12 @@ mod diff;
 mod inspect;
 mod long_text;
 mod mix;
+mod object_store;
 mod parquet_tools;
 mod plan;
 mod python_package;
+#[allow(dead_code)] // the harness of end-to-end object-storage tests; not all of it is used yet
+mod s3_server;
 mod slurm;
 mod split_build;
 mod stream;

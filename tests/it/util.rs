@@ -60,11 +60,17 @@ impl TestDir {
 
     /// `mixtape ARGS...` run in this folder, with a private index cache.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// [`TestDir::run`] with extra environment variables (an object store's endpoint and keys).
+    pub fn run_env(&self, args: &[&str], env: &[(String, String)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_mixtape"))
             .args(args)
             .current_dir(self.dir.path())
             .env("MIXTAPE_CACHE_DIR", self.dir.path().join(".cache"))
             .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run mixtape");
         Output {

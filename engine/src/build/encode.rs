@@ -150,11 +150,12 @@ fn process_image(
             return process_pixels(&img, policy).map_err(reject);
         }
         ImageSource::Bytes(bytes) => bytes.clone(),
-        ImageSource::File(path) => std::fs::read(path)
+        ImageSource::File(path) => mixtape_store::read(path)
             .map_err(|e| EncodeReject {
                 code: RejectCode::MissingImage,
                 message: format!("cannot read {}: {e}", path.display()),
             })?
+            .to_vec()
             .into(),
     };
     if policy.encoding == ImageEncoding::Source {

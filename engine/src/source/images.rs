@@ -36,7 +36,7 @@ pub(crate) fn resolve_path(root: &Path, written: &str) -> PathBuf {
 
 /// An image file on disk, with its displayed size, if the builder's decoder would accept it.
 pub(crate) fn probe_file(path: PathBuf) -> Result<ImageRef, RejectReason> {
-    let bytes = match std::fs::read(&path) {
+    let bytes = match mixtape_store::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(RejectReason::MissingImage(path));

@@ -64,7 +64,9 @@ pub(crate) fn open(ctx: FileCtx) -> Result<Records, SourceError> {
 }
 
 fn open_reader(ctx: &FileCtx) -> Result<BufReader<File>, SourceError> {
-    let file = File::open(&ctx.path).map_err(|e| SourceError::io(&ctx.path, e))?;
+    let file = mixtape_store::local_copy(&ctx.path)
+        .and_then(File::open)
+        .map_err(|e| SourceError::io(&ctx.path, e))?;
     Ok(BufReader::new(file))
 }
 

@@ -54,7 +54,9 @@ pub(crate) fn open(ctx: FileCtx) -> Result<Records, SourceError> {
         path: ctx.path.clone(),
         detail: e.to_string(),
     };
-    let file = File::open(&ctx.path).map_err(|e| SourceError::io(&ctx.path, e))?;
+    let file = mixtape_store::local_copy(&ctx.path)
+        .and_then(File::open)
+        .map_err(|e| SourceError::io(&ctx.path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
     let plan = plan(&ctx, builder.schema())?;
     let mut wanted = vec![plan.text.name.as_str()];

@@ -57,7 +57,9 @@ struct Group {
 }
 
 pub(crate) fn open(ctx: FileCtx) -> Result<Records, SourceError> {
-    let file = File::open(&ctx.path).map_err(|e| SourceError::io(&ctx.path, e))?;
+    let file = mixtape_store::local_copy(&ctx.path)
+        .and_then(File::open)
+        .map_err(|e| SourceError::io(&ctx.path, e))?;
     Ok(Box::new(TarGroups {
         ctx,
         file: BufReader::new(file),

@@ -5,8 +5,10 @@
 //! order positions `start(s) + r` of an epoch's layout, where `start(s)` follows from the epoch's
 //! shard permutation and the manifest's row counts alone, and a window holds a contiguous run of
 //! layout positions. So a chunk's next use is the first window, after the one being read, that
-//! holds one of its row group's rows, found without opening any footer. Time is counted in
-//! windows across the whole schedule: stage by stage, epoch by epoch.
+//! holds one of its row group's rows, found without opening any footer (more exactly, the loader
+//! keeps the next window's rows of each row group it decodes, so a row group spanning windows
+//! `a..=b` is read at windows `a`, `a + 2`, ...). Time is counted in windows across the whole
+//! schedule: stage by stage, epoch by epoch.
 //!
 //! [`mixtape_store::RangeCache`] then applies Belady's rule with it: the chunks needed furthest in
 //! the future leave first, and a chunk needed later than everything cached is not kept. Windows
@@ -137,9 +139,11 @@ impl ChunkCache for ReaderCache {
 
     fn fetched(&self, chunk: &Chunk<'_>, bytes: &Bytes) {
         // A cache that cannot write (a full disk) costs speed, never data: the chunk was read.
-        let _ = self.ranges.offer(&Self::key(chunk), Self::tag(chunk), bytes, |tag| {
-            self.future.next_use(tag)
-        });
+        let _ = self
+            .ranges
+            .offer(&Self::key(chunk), Self::tag(chunk), bytes, |tag| {
+                self.future.next_use(tag)
+            });
     }
 
     fn forget(&self, chunk: &Chunk<'_>) {
@@ -166,11 +170,17 @@ impl Future {
                 continue;
             }
             let start = *self.starts(tag.stage, epoch).get(tag.shard as usize)?;
-            let first = (start + tag.rows.start) / self.window;
-            let last = (start + tag.rows.end - 1) / self.window;
-            let (first, last) = (first_tick + first, first_tick + last);
-            if last > now {
-                return Some(first.max(now + 1));
+            let first = first_tick + (start + tag.rows.start) / self.window;
+            let last = first_tick + (start + tag.rows.end - 1) / self.window;
+            // Reading window `w`, the loader keeps the rows of `w + 1` from the row groups it
+            // decodes: a row group spanning windows `first..=last` is read at `first`, `first + 2`...
+            let next = if first > now {
+                first
+            } else {
+                first + (now + 1 - first).div_ceil(2) * 2
+            };
+            if next <= last {
+                return Some(next);
             }
         }
         None

@@ -389,7 +389,11 @@ impl EpochReader<'_> {
             if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
                 verify_blake3(&path, &info.blake3)?;
             }
-            let cache = self.loader.cache.clone().map(|c| (c, self.stage_index, shard));
+            let cache = self
+                .loader
+                .cache
+                .clone()
+                .map(|c| (c, self.stage_index, shard));
             let file = open_listed_shard(&path, info, cache)?;
             let mut starts = Vec::with_capacity(file.row_groups() + 1);
             let mut total = 0u64;
@@ -489,7 +493,9 @@ pub(super) fn open_listed_shard(
     cache: Option<(Arc<ReaderCache>, usize, u32)>,
 ) -> Result<ShardFile, ReaderError> {
     let file = match cache {
-        Some((cache, stage, shard)) => ShardFile::open_checked_cached(path, info, cache, stage, shard)?,
+        Some((cache, stage, shard)) => {
+            ShardFile::open_checked_cached(path, info, cache, stage, shard)?
+        }
         None => ShardFile::open_checked(path, info)?,
     };
     let mismatch = |what, manifest, footer| ReaderError::ShardMismatch {

@@ -165,24 +165,25 @@ impl Source {
         }
     }
 
-    /// Bytes `(start, len)` (a column chunk of `row_group`, or the magic or tail), serving `rows`,
-    /// which must hash to `expected`: read through the reader's cache for a remote shard that has
-    /// one (a cached copy that fails the check is dropped and fetched again), else read directly.
-    /// Returns the bytes and their CRC32 for the caller to compare.
+    /// Bytes `(start, len)` (column chunks of `row_group`, or the magic or tail), serving `rows`,
+    /// which must pass `check` (their checksums): read through the reader's cache for a remote
+    /// shard that has one (a cached copy that fails `check` is dropped and fetched again; a fetched
+    /// one that fails is not kept), else read directly. The caller checks the bytes returned and
+    /// reports a mismatch.
     pub(crate) fn load_checked(
         &self,
         row_group: Option<usize>,
         rows: std::ops::Range<u64>,
         start: u64,
         len: u64,
-        expected: u32,
-    ) -> std::io::Result<(Bytes, u32)> {
+        check: impl Fn(&Bytes) -> bool,
+    ) -> std::io::Result<Bytes> {
         let Self::Remote {
             path,
             fetch: Some(fetch),
         } = self
         else {
-            return self.load_hashed(start, len);
+            return self.load(start, len);
         };
         let chunk = crate::shard_file::Chunk {
             path,
@@ -194,18 +195,22 @@ impl Source {
             len,
         };
         if let Some(bytes) = fetch.cache.cached(&chunk) {
-            let crc = crc32fast::hash(&bytes);
-            if crc == expected {
-                return Ok((bytes, crc));
+            if check(&bytes) {
+                return Ok(bytes);
             }
             fetch.cache.forget(&chunk);
         }
         let bytes = mixtape_store::read_range(path, start, len)?;
-        let crc = crc32fast::hash(&bytes);
-        if crc == expected {
+        if check(&bytes) {
             fetch.cache.fetched(&chunk, &bytes);
         }
-        Ok((bytes, crc))
+        Ok(bytes)
+    }
+
+    /// Whether this is a remote object (read in as few ranges as possible: each request costs a
+    /// round trip).
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self, Self::Remote { .. })
     }
 }
 

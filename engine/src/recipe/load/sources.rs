@@ -404,6 +404,27 @@ fn expand_paths(
     let mut out = BTreeSet::new();
     let mut ok = true;
     for (pattern, span) in patterns {
+        if mixtape_store::is_url(std::path::Path::new(&pattern)) {
+            // Objects of a store: listed and matched there (see `mixtape_store::glob`).
+            match mixtape_store::glob(&pattern) {
+                Ok(matches) if matches.is_empty() => {
+                    diags.push(
+                        Diagnostic::error(span, format!("no objects match `{pattern}`"))
+                            .with_hint("check the bucket, the prefix and the store's credentials"),
+                    );
+                    ok = false;
+                }
+                Ok(matches) => out.extend(matches),
+                Err(err) => {
+                    diags.push(Diagnostic::error(
+                        span,
+                        format!("cannot list `{pattern}`: {err}"),
+                    ));
+                    ok = false;
+                }
+            }
+            continue;
+        }
         let full = files.dir(span.file).join(&pattern);
         let full_str = full.to_string_lossy().into_owned();
         let matches: Vec<PathBuf> = match glob::glob(&full_str) {

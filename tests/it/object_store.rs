@@ -1,0 +1,476 @@
+//! Builds and reads on object storage, against a real S3-compatible server (moto's, started per
+//! test by `s3_server`) and, where faults are the point, through a proxy that injects them.
+//!
+//! What must hold: a build into `s3://` writes the same bytes a build on disk writes, and resumes
+//! after a kill; a second builder is refused; reading a stage back yields the same rows in the same
+//! order as from disk, whatever the network does (503s, connections dropped mid-body), losing and
+//! repeating nothing; a changed object is named with its URL and row group; `--images skip`
+//! downloads the token columns and no image bytes; and the chunk cache, with a quarter of the data
+//! set, downloads close to what an optimal cache would over three epochs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::s3_server::{FaultProxy, Faults, S3Server, request};
+use crate::util::{TestDir, file_tree, run_python, small_recipe};
+
+/// A test folder with the small recipe, and a server with bucket `data`.
+fn setup() -> (TestDir, S3Server) {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let server = S3Server::start();
+    server.create_bucket("data");
+    (dir, server)
+}
+
+fn ok(out: &crate::util::Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+/// Every object under `prefix/` of bucket `data`, by key relative to the prefix.
+fn objects(server: &S3Server, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    server
+        .list_keys("data")
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let rel = key.strip_prefix(&format!("{prefix}/"))?.to_string();
+            let response = request(&server.addr(), "GET", &format!("/data/{key}"), &[], b"");
+            assert_eq!(response.status, 200, "GET {key}");
+            Some((rel, response.body))
+        })
+        .collect()
+}
+
+fn put(server: &S3Server, key: &str, body: &[u8]) {
+    let response = request(&server.addr(), "PUT", &format!("/data/{key}"), &[], body);
+    assert_eq!(response.status, 200, "PUT {key}");
+}
+
+/// Uploads the local folder `dir` under `prefix/`.
+fn upload(server: &S3Server, dir: &std::path::Path, prefix: &str) {
+    for (rel, bytes) in file_tree(dir) {
+        put(server, &format!("{prefix}/{rel}"), &bytes);
+    }
+}
+
+fn order(dir: &TestDir, env: &[(String, String)], set: &str, extra: &[&str]) -> String {
+    let mut args = vec!["stream", set, "--order", "--images", "decoded"];
+    args.extend_from_slice(extra);
+    let out = dir.run_env(&args, env);
+    ok(&out);
+    out.stdout
+}
+
+#[test]
+fn a_build_into_s3_writes_the_bytes_of_a_build_on_disk_and_reads_back_in_the_same_order() {
+    let (dir, server) = setup();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    let out = dir.run_env(
+        &["build", "r.yaml", "--out", "s3://data/out", "--quiet"],
+        &server.env(),
+    );
+    ok(&out);
+    assert_eq!(objects(&server, "out"), file_tree(&dir.path("out")));
+
+    let env = server.env();
+    assert_eq!(
+        order(&dir, &env, "s3://data/out", &[]),
+        order(&dir, &env, "out", &[])
+    );
+    ok(&dir.run_env(&["verify", "s3://data/out"], &env));
+    let audit = dir.run_env(&["audit", "s3://data/out", "--recipe", "r.yaml"], &env);
+    ok(&audit);
+    assert!(
+        !std::fs::read_dir(dir.root()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("s3")),
+        "nothing of the URL was created as a local folder"
+    );
+}
+
+#[test]
+fn a_killed_build_into_s3_resumes_byte_identical_and_a_second_builder_is_refused() {
+    let (dir, server) = setup();
+    let env = server.env();
+    // Many small shards, so the kill lands between two of them.
+    let args = [
+        "build",
+        "r.yaml",
+        "--out",
+        "s3://data/out",
+        "--quiet",
+        "--shard-bytes",
+        "200000",
+        "--jobs",
+        "1",
+    ];
+    ok(&dir.run(&[&args[..2], &["--out", "local"], &args[4..]].concat()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mixtape"))
+        .args(args)
+        .current_dir(dir.root())
+        .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let shards = |server: &S3Server| {
+        server
+            .list_keys("data")
+            .iter()
+            .filter(|(k, _)| k.ends_with(".parquet"))
+            .count()
+    };
+    while shards(&server) < 2 && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let keys: Vec<String> = server
+        .list_keys("data")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.iter().any(|k| k == "out/_mixtape/lock.json"),
+        "the killed build left its lock: {keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.ends_with("manifest.json")) || shards(&server) > 2,
+        "killed before it finished: {keys:?}"
+    );
+
+    // Another machine's lock: refused, naming the lock object and the fix.
+    put(
+        &server,
+        "out/_mixtape/lock.json",
+        br#"{"host": "elsewhere", "pid": 1, "started": 0}"#,
+    );
+    let refused = dir.run_env(&args, &env);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("s3://data/out/_mixtape/lock.json is held by host elsewhere"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("delete that object and rerun"),
+        "{}",
+        refused.stderr
+    );
+
+    // The killed build's own lock (this machine, its process gone) is taken over on rerun.
+    put(
+        &server,
+        "out/_mixtape/lock.json",
+        format!(
+            r#"{{"host": "{}", "pid": 4000000, "started": 0}}"#,
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim()
+        )
+        .as_bytes(),
+    );
+    ok(&dir.run_env(&args, &env));
+    assert_eq!(objects(&server, "out"), file_tree(&dir.path("local")));
+}
+
+#[test]
+fn reading_through_503s_and_dropped_connections_loses_and_repeats_nothing() {
+    let (dir, server) = setup();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    upload(&server, &dir.path("out"), "out");
+    let proxy = FaultProxy::start(
+        &server.addr(),
+        Faults {
+            status_503_every: Some(4),
+            drop_every: Some(7),
+            ..Faults::default()
+        },
+    );
+    // The endpoint from --endpoint, over the environment's (the server's, without faults).
+    let faulty = order(
+        &dir,
+        &server.env(),
+        "s3://data/out",
+        &["--endpoint", &proxy.endpoint(), "--epochs", "2"],
+    );
+    assert!(
+        proxy.faults_injected() >= 5,
+        "{} faults",
+        proxy.faults_injected()
+    );
+    assert_eq!(faulty, order(&dir, &[], "out", &["--epochs", "2"]));
+}
+
+#[test]
+fn a_changed_object_is_named_with_its_url_and_row_group() {
+    let (dir, server) = setup();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    upload(&server, &dir.path("out"), "out");
+    let mut shard = std::fs::read(dir.path("out/main/shard-00000.parquet")).unwrap();
+    let middle = shard.len() / 3;
+    shard[middle] ^= 0x40;
+    put(&server, "out/main/shard-00000.parquet", &shard);
+    let out = dir.run_env(&["stream", "s3://data/out"], &server.env());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("s3://data/out/main/shard-00000.parquet")
+            && out.stderr.contains("row group 0"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Bytes of the column chunks of every shard under `out` (image bytes, the others), and of their
+/// leading magic and tails (footer and page indexes), from pyarrow.
+fn column_bytes(dir: &TestDir, out: &std::path::Path) -> (u64, u64, u64) {
+    let script = r#"
+import glob, sys, pyarrow.parquet as pq
+images = other = footers = 0
+for path in glob.glob(sys.argv[1] + "/*/shard-*.parquet"):
+    meta = pq.ParquetFile(path).metadata
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            col = meta.row_group(g).column(c)
+            if col.path_in_schema == "images.list.element.bytes":
+                images += col.total_compressed_size
+            else:
+                other += col.total_compressed_size
+    # Everything after the last column chunk: page indexes, footer, trailing magic; and the leading one.
+    last = meta.row_group(meta.num_row_groups - 1)
+    ends = [last.column(c).file_offset for c in range(meta.num_columns)]
+    import os
+    footers += os.path.getsize(path) - max(
+        max(last.column(c).data_page_offset, last.column(c).dictionary_page_offset or 0) + last.column(c).total_compressed_size
+        for c in range(meta.num_columns)
+    ) + 4
+print(images, other, footers)
+"#;
+    let script = dir.write("column_bytes.py", script);
+    let printed = run_python(script.to_str().unwrap(), &[out]);
+    let mut numbers = printed
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap());
+    let mut next = || numbers.next().unwrap();
+    (next(), next(), next())
+}
+
+/// `stream --json` through `proxy`, returning the report.
+fn stream_json(dir: &TestDir, proxy: &FaultProxy, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["stream", "s3://data/out", "--json"];
+    args.extend_from_slice(extra);
+    let out = dir.run_env(&args, &proxy.env());
+    ok(&out);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[test]
+fn skipping_images_downloads_the_token_columns_and_no_image_bytes() {
+    let (dir, server) = setup();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    upload(&server, &dir.path("out"), "out");
+    let (image_bytes, token_bytes, footer_bytes) = column_bytes(&dir, &dir.path("out"));
+    assert!(
+        image_bytes > 5 * token_bytes,
+        "{image_bytes} vs {token_bytes}"
+    );
+    let proxy = FaultProxy::start(&server.addr(), Faults::default());
+    stream_json(&dir, &proxy, &["--images", "skip"]);
+    let downloaded: u64 = proxy
+        .ranged_gets()
+        .iter()
+        .map(|(_, range)| range_len(range))
+        .sum();
+    // The token columns and each shard's magic and tail (its footer: a few KB, which this small
+    // set's token columns do not dwarf as a real set's do), and not one image byte.
+    assert!(
+        downloaded as f64 <= 1.1 * token_bytes as f64 + footer_bytes as f64,
+        "{downloaded} bytes downloaded for {token_bytes} bytes of token columns and {footer_bytes} of footers"
+    );
+}
+
+/// The length of an HTTP `Range` header's `bytes=A-B`.
+fn range_len(range: &str) -> u64 {
+    let (start, end) = range
+        .trim_start_matches("bytes=")
+        .split_once('-')
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .unwrap();
+    end + 1 - start
+}
+
+/// Bytes a cache of `limit` bytes downloads for `accesses` (object, range, size) when it evicts
+/// by Belady's rule with exact knowledge of every future access (the optimum the reader's cache
+/// is measured against), and when it evicts the least recently used.
+fn simulate(accesses: &[(String, u64)], limit: u64) -> (u64, u64) {
+    let mut next: Vec<usize> = vec![usize::MAX; accesses.len()];
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, (key, _)) in accesses.iter().enumerate().rev() {
+        next[i] = seen.get(key.as_str()).copied().unwrap_or(usize::MAX);
+        seen.insert(key, i);
+    }
+    // Belady with bypass: keep the ranges needed soonest.
+    let mut cached: HashMap<&str, (usize, u64)> = HashMap::new();
+    let (mut used, mut belady) = (0u64, 0u64);
+    for (i, (key, size)) in accesses.iter().enumerate() {
+        if let Some(entry) = cached.get_mut(key.as_str()) {
+            entry.0 = next[i];
+            continue;
+        }
+        belady += size;
+        if next[i] == usize::MAX || *size > limit {
+            continue;
+        }
+        let mut victims: Vec<(&str, usize, u64)> =
+            cached.iter().map(|(k, (n, s))| (*k, *n, *s)).collect();
+        victims.sort_by_key(|v| std::cmp::Reverse(v.1));
+        let mut freed = 0;
+        let mut evict = Vec::new();
+        for (k, n, s) in victims {
+            if used - freed + size <= limit || n <= next[i] {
+                break;
+            }
+            freed += s;
+            evict.push(k);
+        }
+        if used - freed + size <= limit {
+            for k in evict {
+                cached.remove(k);
+            }
+            used = used - freed + size;
+            cached.insert(key, (next[i], *size));
+        }
+    }
+    // LRU, admitting everything.
+    let mut lru: VecDeque<(&str, u64)> = VecDeque::new();
+    let (mut used, mut lru_bytes) = (0u64, 0u64);
+    for (key, size) in accesses {
+        if let Some(at) = lru.iter().position(|(k, _)| k == key) {
+            let entry = lru.remove(at).unwrap();
+            lru.push_back(entry);
+            continue;
+        }
+        lru_bytes += size;
+        while used + size > limit {
+            let Some((_, s)) = lru.pop_front() else { break };
+            used -= s;
+        }
+        if *size <= limit {
+            lru.push_back((key, *size));
+            used += size;
+        }
+    }
+    (belady, lru_bytes)
+}
+
+/// Two stages of a few hundred short rows each, small images: many shards and windows per epoch.
+fn many_rows_recipe() -> String {
+    format!(
+        r#"version: 1
+name: many-rows
+seed: 11
+tokenizer: {{path: {tok}}}
+sources:
+  prose: {{format: synthetic, kind: long-text, count: 400, category: long-text}}
+  caps: {{format: synthetic, kind: shapes-caption, count: 2000, category: caption}}
+stages:
+  - name: first
+    seq_len: 512
+    budget: {{tokens: 150000}}
+    mix: {{long-text: 0.5, caption: 0.5}}
+    image: {{max_pixels: 200704}}
+  - name: second
+    seq_len: 512
+    budget: {{tokens: 150000}}
+    mix: {{long-text: 0.8, caption: 0.2}}
+    image: {{max_pixels: 200704}}
+"#,
+        tok = crate::util::tokenizer()
+    )
+}
+
+#[test]
+fn a_chunk_cache_of_a_quarter_of_the_set_downloads_near_the_optimum_over_three_epochs() {
+    let (dir, server) = setup();
+    // Many shards and windows, so the order reuses chunks across many windows.
+    dir.write("many.yaml", many_rows_recipe());
+    ok(&dir.run(&[
+        "build",
+        "many.yaml",
+        "--out",
+        "out",
+        "--quiet",
+        "--shard-bytes",
+        "60000",
+    ]));
+    upload(&server, &dir.path("out"), "out");
+    let read = [
+        "--images",
+        "skip",
+        "--epochs",
+        "3",
+        "--shuffle-window",
+        "4",
+        "--decode-threads",
+        "1",
+    ];
+
+    // Without a cache every access is a download: the trace of accesses, in order.
+    let uncached = FaultProxy::start(&server.addr(), Faults::default());
+    stream_json(&dir, &uncached, &read);
+    let accesses: Vec<(String, u64)> = uncached
+        .ranged_gets()
+        .into_iter()
+        .map(|(target, range)| {
+            let len = range_len(&range);
+            (format!("{target} {range}"), len)
+        })
+        .collect();
+    let mut unique: HashMap<&str, u64> = HashMap::new();
+    for (key, size) in &accesses {
+        unique.insert(key, *size);
+    }
+    let set_bytes: u64 = unique.values().sum();
+    let limit = set_bytes / 4;
+    let (optimum, lru) = simulate(&accesses, limit);
+
+    let cache = dir.path("chunks");
+    let limit_arg = limit.to_string();
+    let cached = FaultProxy::start(&server.addr(), Faults::default());
+    let mut args = read.to_vec();
+    args.extend([
+        "--chunk-cache",
+        cache.to_str().unwrap(),
+        "--chunk-cache-limit",
+        &limit_arg,
+    ]);
+    let report = stream_json(&dir, &cached, &args);
+    let downloaded = report["remote"]["bytes_downloaded"].as_u64().unwrap();
+    let total: u64 = accesses.iter().map(|(_, s)| s).sum();
+    eprintln!(
+        "set {set_bytes} B, limit {limit} B, 3 epochs: uncached {total} B, LRU {lru} B, optimum {optimum} B, chunk cache {downloaded} B"
+    );
+    assert!(
+        downloaded as f64 <= 1.05 * optimum as f64,
+        "the chunk cache downloaded {downloaded} bytes, the optimum {optimum} (LRU {lru})"
+    );
+    let held: u64 = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        held <= limit,
+        "the cache holds {held} bytes, over its limit {limit}"
+    );
+}
