@@ -71,7 +71,13 @@ class Reader:
     ``pixel_values`` (lay out ``pixel_values`` for decoded images), ``verify`` (blake3 every shard
     first; every byte read is CRC-checked regardless), ``state`` (a state dict or its JSON, to
     continue after the batch it was taken at), ``wire`` (yield each batch as bytes, for
-    ``mixtape.torch``'s DataLoader workers to hand to the training process, which finishes them).
+    ``mixtape.torch``'s DataLoader workers to hand to the training process, which finishes them),
+    ``chunk_cache`` and ``chunk_cache_limit`` (a local folder, and its size in bytes, default 10 GiB,
+    where column chunks of shards on object storage are kept between epochs; each rank and worker
+    uses its own subfolder).
+
+    ``stages`` may be object-store URLs (``s3://bucket/prefix``; credentials and endpoint from the
+    ``AWS_*`` variables).
 
     Reading and decoding run with the GIL released. A failure raises ``ReaderError``; a shard whose
     bytes changed since it was built raises ``CorruptShardError``, naming shard, row group and

@@ -142,7 +142,7 @@ impl PyReader {
         stages, *, seed=None, batch_size=None, stage_batch_sizes=None, rank=None, world_size=None,
         worker=0, workers=1, epochs=None, shuffle=None, shuffle_window=None, prefetch=None,
         decode_threads=None, images="decoded", pixel_values=true, verify=false, state=None,
-        wire=false,
+        wire=false, chunk_cache=None, chunk_cache_limit=10 << 30,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -165,6 +165,8 @@ impl PyReader {
         verify: bool,
         state: Option<String>,
         wire: bool,
+        chunk_cache: Option<PathBuf>,
+        chunk_cache_limit: u64,
     ) -> PyResult<Self> {
         let mode = image_mode(images)?;
         // RANK and WORLD_SIZE from the environment, as torchrun sets them, unless given.
@@ -178,6 +180,9 @@ impl PyReader {
             .with_worker(worker, workers)
             .with_image_mode(mode)
             .with_verify(verify);
+        if let Some(dir) = chunk_cache {
+            options = options.with_cache(dir, chunk_cache_limit);
+        }
         if let Some(seed) = seed {
             options = options.with_seed(seed);
         }

@@ -121,7 +121,8 @@ pub struct Chunk<'a> {
     pub shard: u32,
     /// The row group of a column chunk; `None` for the leading magic and the tail (footer).
     pub row_group: Option<usize>,
-    /// The rows the bytes serve, within the shard: the row group's, or all for the magic and tail.
+    /// The rows the bytes serve, within the shard: the row group's, or the first row for the magic
+    /// and tail (read when the shard is opened).
     pub rows: std::ops::Range<u64>,
     /// The chunk's bytes in the object.
     pub start: u64,
@@ -231,7 +232,9 @@ impl ShardFile {
             source,
         };
         let source = Source::open(&path, fetch.clone()).map_err(io)?;
-        let all_rows = 0..info.rows;
+        // The magic and tail are read when a reader opens the shard, which it does at its first
+        // row and keeps open while it reads on: to a cache they serve the first row.
+        let opening = 0..info.rows.min(1);
         // A remote shard is taken at its manifest size: no HEAD request per shard (a changed
         // object fails the tail's checksum instead).
         let len = match &source {
@@ -247,9 +250,7 @@ impl ShardFile {
         }
         let checksums = &info.checksums;
         let magic = source
-            .load_checked(None, all_rows.clone(), 0, len.min(4), |b| {
-                b[..] == MAGIC[..]
-            })
+            .load_checked(None, opening.clone(), 0, len.min(4), |b| b[..] == MAGIC[..])
             .map_err(io)?;
         if magic[..] != MAGIC[..] {
             let mut found = [0u8; 4];
@@ -266,7 +267,7 @@ impl ShardFile {
         let tail_offset = checksums.tail_offset.clamp(4, len.max(4));
         let tail_crc = |bytes: &bytes::Bytes| crc32fast::hash(bytes);
         let tail = source
-            .load_checked(None, all_rows, tail_offset, len - tail_offset, |b| {
+            .load_checked(None, opening, tail_offset, len - tail_offset, |b| {
                 tail_crc(b) == checksums.tail_crc32
             })
             .map_err(io)?;
@@ -925,6 +926,7 @@ mod tests {
     use super::*;
     use crate::testing::row;
     use crate::{ShardOptions, ShardWriter};
+    use std::fs::File;
 
     fn write_shard(dir: &Path) -> PathBuf {
         let meta = ShardMeta {

@@ -34,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.cache_dir.clone().or_else(IndexCache::default_dir)
         },
     };
+    // Source files read from object storage are downloaded beside the length index.
+    mixtape_store::set_download_dir(cache.dir.as_ref().map(|dir| dir.join("objects")));
     match cli.command {
         Command::Check { recipes, json } => check::run(&recipes, json, &cache),
         Command::Plan {

@@ -8,7 +8,8 @@
 //! [`RangeCache::offer`] applies Belady's rule with it: when a new range does not fit, the cached
 //! ranges needed furthest in the future (or never again) go first, and the new range is kept only
 //! if it is needed sooner than every range it would push out; a range is never evicted for one
-//! needed later.
+//! needed later. Free room takes any range, even one never needed again in this run: a later run
+//! (the next job of a schedule, a restart) may read it, and such ranges are the first to go.
 //!
 //! Ranges live in one file each, named by the blake3 of (URL, start, length), written to a
 //! temporary name and renamed, so a crash leaves no half range under a real name. A cache folder is
@@ -168,14 +169,14 @@ impl<T: Clone> RangeCache<T> {
     }
 
     /// Offers `bytes`, just fetched for `key`, to the cache. `next_use` gives when a range (by its
-    /// tag) is needed next, as a point in the caller's schedule, `None` for never; `tag` is this
-    /// range's. Returns whether it was kept.
+    /// tag) is needed next, as a point in the caller's schedule (any increasing count), `None` for
+    /// never; `tag` is this range's. Returns whether it was kept.
     pub fn offer(
         &self,
         key: &CacheKey,
         tag: T,
         bytes: &Bytes,
-        next_use: impl Fn(&T) -> Option<u64>,
+        next_use: impl Fn(&T) -> Option<u128>,
     ) -> io::Result<bool> {
         let len = bytes.len() as u64;
         let mine = next_use(&tag);
@@ -183,12 +184,19 @@ impl<T: Clone> RangeCache<T> {
         if inner.entries.contains_key(key) {
             return Ok(true);
         }
-        let Some(mine) = mine.filter(|_| len <= self.limit) else {
-            inner.declined_bytes += len;
-            return Ok(false);
+        // Free room takes anything, even a range this run never reads again (a later run may):
+        // such ranges are the first to go when room is needed.
+        let fits = inner.used + len <= self.limit;
+        let mine = match mine {
+            Some(mine) if len <= self.limit => mine,
+            _ if fits => u128::MAX,
+            _ => {
+                inner.declined_bytes += len;
+                return Ok(false);
+            }
         };
-        let mut victims: Vec<(Option<u64>, Victim)> = Vec::new();
-        if inner.used + len > self.limit {
+        let mut victims: Vec<(Option<u128>, Victim)> = Vec::new();
+        if !fits {
             victims.extend(
                 inner
                     .orphans
@@ -299,12 +307,12 @@ mod tests {
         let cache: RangeCache<usize> = RangeCache::open(dir.path(), slots * 10).unwrap();
         let mut misses = 0;
         for (now, &id) in accesses.iter().enumerate() {
-            let next_use = |&at: &usize| -> Option<u64> {
+            let next_use = |&at: &usize| -> Option<u128> {
                 let id = accesses[at];
                 accesses[now + 1..]
                     .iter()
                     .position(|&x| x == id)
-                    .map(|p| (now + 1 + p) as u64)
+                    .map(|p| (now + 1 + p) as u128)
             };
             if cache.get(&key(id), &now).is_none() {
                 misses += 1;

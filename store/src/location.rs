@@ -128,15 +128,32 @@ impl Location {
         if authority.is_empty() {
             return Err(bad("no bucket or host after `://`".to_string()));
         }
-        let key = key.trim_matches('/');
-        let key = object_store::path::Path::parse(key)
+        // `.` and `..` resolved as a file path's would be (a record's `../images/x.jpg` beside its
+        // data file), and empty segments dropped: keys have none of them.
+        let mut segments: Vec<&str> = Vec::new();
+        for segment in key.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    segments.pop();
+                }
+                segment => segments.push(segment),
+            }
+        }
+        let key = segments.join("/");
+        let parsed = object_store::path::Path::parse(&key)
             .map_err(|e| bad(format!("not a valid object key: {e}")))?;
         let root = format!("{scheme}://{authority}");
         let store = store_for(&scheme, &root).map_err(|e| bad(e.to_string()))?;
+        let url = if key.is_empty() {
+            root
+        } else {
+            format!("{root}/{key}")
+        };
         Ok(Self::Remote(Remote {
-            url: text.trim_end_matches('/').to_string(),
+            url,
             store,
-            key,
+            key: parsed,
         }))
     }
 
@@ -234,6 +251,17 @@ mod tests {
         };
         assert_eq!(remote.url, "s3://bucket/out/warmup/shard-00000.parquet");
         assert_eq!(remote.key(), "out/warmup/shard-00000.parquet");
+    }
+
+    #[test]
+    fn dot_segments_resolve_like_a_files_path() {
+        let Location::Remote(remote) =
+            Location::of(Path::new("s3://b/corpus/llava/../images/./x.jpg")).unwrap()
+        else {
+            panic!("not remote");
+        };
+        assert_eq!(remote.url, "s3://b/corpus/images/x.jpg");
+        assert_eq!(remote.key(), "corpus/images/x.jpg");
     }
 
     #[test]

@@ -34,7 +34,8 @@ use super::schedule::Schedule;
 /// Where the reader keeps remote column chunks, and how many bytes at most.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheOptions {
-    /// A local folder, used by this reader alone (each rank and worker needs its own).
+    /// A local folder. Each reader keeps its ranges in its own subfolder, `rank-R-worker-W`, so
+    /// the ranks of a node and their DataLoader workers can be given one folder.
     pub dir: PathBuf,
     pub limit_bytes: u64,
 }
@@ -44,8 +45,15 @@ pub struct CacheOptions {
 struct Tag {
     stage: usize,
     shard: u32,
+    /// `None` for the magic and tail, read when the shard is opened.
+    row_group: Option<usize>,
     rows: Range<u64>,
+    /// The window it was last read in.
+    read_at: u64,
 }
+
+/// The layout position of each shard's first row in one epoch, by shard index.
+type ShardStarts = Arc<Vec<u64>>;
 
 /// The reader's chunk cache.
 #[derive(Debug)]
@@ -69,12 +77,13 @@ struct Future {
     /// The window the reader is in, counted across the schedule.
     now: AtomicU64,
     /// `starts[(stage, epoch)][shard]`: the layout position of the shard's first row.
-    starts: Mutex<HashMap<(usize, u32), Arc<Vec<u64>>>>,
+    starts: Mutex<HashMap<(usize, u32), ShardStarts>>,
 }
 
 impl ReaderCache {
     pub(crate) fn open(
         options: &CacheOptions,
+        (rank, worker): (usize, usize),
         schedule: Arc<Schedule>,
         seed: u64,
         shuffle: bool,
@@ -94,7 +103,10 @@ impl ReaderCache {
             total += w * u64::from(epochs);
         }
         Ok(Self {
-            ranges: RangeCache::open(&options.dir, options.limit_bytes)?,
+            ranges: RangeCache::open(
+                options.dir.join(format!("rank-{rank}-worker-{worker}")),
+                options.limit_bytes,
+            )?,
             future: Future {
                 schedule,
                 seed,
@@ -123,25 +135,27 @@ impl ReaderCache {
         }
     }
 
-    fn tag(chunk: &Chunk<'_>) -> Tag {
+    fn tag(&self, chunk: &Chunk<'_>) -> Tag {
         Tag {
             stage: chunk.stage,
             shard: chunk.shard,
+            row_group: chunk.row_group,
             rows: chunk.rows.clone(),
+            read_at: self.future.now.load(Ordering::Relaxed),
         }
     }
 }
 
 impl ChunkCache for ReaderCache {
     fn cached(&self, chunk: &Chunk<'_>) -> Option<Bytes> {
-        self.ranges.get(&Self::key(chunk), &Self::tag(chunk))
+        self.ranges.get(&Self::key(chunk), &self.tag(chunk))
     }
 
     fn fetched(&self, chunk: &Chunk<'_>, bytes: &Bytes) {
         // A cache that cannot write (a full disk) costs speed, never data: the chunk was read.
         let _ = self
             .ranges
-            .offer(&Self::key(chunk), Self::tag(chunk), bytes, |tag| {
+            .offer(&Self::key(chunk), self.tag(chunk), bytes, |tag| {
                 self.future.next_use(tag)
             });
     }
@@ -156,17 +170,30 @@ impl Future {
         self.stage_base[stage] + u64::from(epoch) * self.windows[stage] + window
     }
 
-    /// The first window after the current one that holds a row of `tag`; `None` if no later
-    /// window of the schedule does.
-    fn next_use(&self, tag: &Tag) -> Option<u64> {
+    /// When `tag` is read next: the first window after the current one that reads it, then, within
+    /// the window, in the order the loader reads (the footers of the shards it opens, then row
+    /// groups by shard and index); `None` if no later window of the schedule reads it.
+    fn next_use(&self, tag: &Tag) -> Option<u128> {
+        let window = self.next_window(tag)?;
+        let within = match tag.row_group {
+            None => u64::from(tag.shard) << 24,
+            Some(group) => 1 << 63 | u64::from(tag.shard) << 24 | group.min(0xff_ffff) as u64,
+        };
+        Some(u128::from(window) << 64 | u128::from(within))
+    }
+
+    /// The first window after the current one that reads `tag`.
+    fn next_window(&self, tag: &Tag) -> Option<u64> {
         let now = self.now.load(Ordering::Relaxed);
         if tag.rows.is_empty() || tag.stage >= self.windows.len() {
             return None;
         }
+        // A range not read yet in the current window may still be, later in it.
+        let from = if tag.read_at >= now { now + 1 } else { now };
         for epoch in 0..self.epochs {
             let first_tick = self.tick(tag.stage, epoch, 0);
-            if first_tick + self.windows[tag.stage] <= now + 1 {
-                // The whole epoch is at or before the current window.
+            if first_tick + self.windows[tag.stage] <= from {
+                // The whole epoch is before `from`.
                 continue;
             }
             let start = *self.starts(tag.stage, epoch).get(tag.shard as usize)?;
@@ -174,10 +201,10 @@ impl Future {
             let last = first_tick + (start + tag.rows.end - 1) / self.window;
             // Reading window `w`, the loader keeps the rows of `w + 1` from the row groups it
             // decodes: a row group spanning windows `first..=last` is read at `first`, `first + 2`...
-            let next = if first > now {
+            let next = if first >= from {
                 first
             } else {
-                first + (now + 1 - first).div_ceil(2) * 2
+                first + (from - first).div_ceil(2) * 2
             };
             if next <= last {
                 return Some(next);
@@ -186,7 +213,7 @@ impl Future {
         None
     }
 
-    fn starts(&self, stage: usize, epoch: u32) -> Arc<Vec<u64>> {
+    fn starts(&self, stage: usize, epoch: u32) -> ShardStarts {
         let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
         starts
             .entry((stage, epoch))

@@ -211,6 +211,7 @@ impl Reader {
                 Some(cache) => Some(Arc::new(
                     ReaderCache::open(
                         cache,
+                        (options.rank(), options.worker()),
                         schedule.clone(),
                         options.seed(),
                         options.shuffle(),

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Object storage against local disk, same machine, same run, against a local S3-compatible server
+# (moto's, from .venv: `bash tests/python/setup-venv.sh`). Issue 18's figures:
+#   - build: into s3:// against into a folder (wall seconds), outputs compared byte for byte;
+#   - read, cold, --images skip: bytes downloaded against the token columns' size (pyarrow's);
+#   - read, warm chunk cache, images decoded: rows/s against reading the folder;
+#   - 3 epochs with a chunk cache of 25% of the token columns, --images skip: bytes downloaded,
+#     against an unlimited cache and no cache.
+#
+#   benches/objstore/run.sh MIXTAPE_BIN RECIPE [REPS=3] [SHUFFLE_WINDOW=64]
+#
+# Prints one line per measurement; medians of REPS runs where timed.
+set -euo pipefail
+bin="$(realpath "$1")"
+recipe="$(realpath "$2")"
+reps="${3:-3}"
+window="${4:-64}"
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+py="$repo/.venv/bin/python"
+work="$(mktemp -d)"
+port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$repo/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null; rm -rf "$work"' EXIT
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=us-east-1 MIXTAPE_CACHE_DIR="$work/cache"
+for _ in $(seq 50); do
+  curl -sf "$AWS_ENDPOINT_URL/" >/dev/null && break
+  sleep 0.2
+done
+"$py" -c 'import boto3; boto3.client("s3").create_bucket(Bucket="bench")'
+"$bin" plan "$recipe" >/dev/null
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+wall() { # command...: prints its wall seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
+field() { # json-file, python expression over `r`
+  "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# Build: a folder against a prefix, interleaved.
+for rep in $(seq 1 "$reps"); do
+  rm -rf "$work/local"
+  "$py" -c 'import boto3; s3=boto3.resource("s3"); s3.Bucket("bench").objects.all().delete()'
+  wall "$bin" build "$recipe" --out "$work/local" --quiet >>"$work/build-local"
+  wall "$bin" build "$recipe" --out s3://bench/set --quiet >>"$work/build-s3"
+done
+"$py" - "$work/local" <<'EOF'
+import boto3, os, sys
+root = sys.argv[1]
+s3 = boto3.client("s3")
+for dirpath, _, files in os.walk(root):
+    for name in files:
+        path = os.path.join(dirpath, name)
+        key = "set/" + os.path.relpath(path, root)
+        body = s3.get_object(Bucket="bench", Key=key)["Body"].read()
+        assert body == open(path, "rb").read(), key
+print("build: the prefix holds the folder's bytes, object for object")
+EOF
+echo "build into a folder: $(median <"$work/build-local") s; into s3://: $(median <"$work/build-s3") s"
+
+# Token columns and image bytes of the set, from pyarrow.
+read -r images tokens < <("$py" - "$work/local" <<'EOF'
+import glob, sys, pyarrow.parquet as pq
+images = other = 0
+for path in glob.glob(sys.argv[1] + "/*/shard-*.parquet"):
+    meta = pq.ParquetFile(path).metadata
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            col = meta.row_group(g).column(c)
+            if col.path_in_schema == "images.list.element.bytes":
+                images += col.total_compressed_size
+            else:
+                other += col.total_compressed_size
+print(images, other)
+EOF
+)
+echo "set: $tokens bytes of token columns, $images bytes of images"
+
+stream() { # out-json, args...
+  local out="$1"
+  shift
+  "$bin" stream "$@" --json >"$out" 2>/dev/null
+}
+
+# Cold, images skipped.
+stream "$work/cold.json" s3://bench/set --images skip
+down=$(field "$work/cold.json" 'r["remote"]["bytes_downloaded"]')
+echo "cold --images skip: $down bytes downloaded = $(echo "scale=3; $down / $tokens" | bc)x the token columns"
+
+# Warm cache against the folder, images decoded, interleaved.
+stream "$work/fill.json" s3://bench/set --chunk-cache "$work/chunks"
+for rep in $(seq 1 "$reps"); do
+  stream "$work/l.json" "$work/local"
+  field "$work/l.json" 'r["rows_per_s"]' >>"$work/local-rows"
+  stream "$work/w.json" s3://bench/set --chunk-cache "$work/chunks"
+  field "$work/w.json" 'r["rows_per_s"]' >>"$work/warm-rows"
+  field "$work/w.json" 'r["remote"]["bytes_downloaded"]' >>"$work/warm-down"
+done
+l=$(median <"$work/local-rows")
+w=$(median <"$work/warm-rows")
+echo "images decoded: folder $l rows/s, s3:// with a warm cache $w rows/s = $(echo "scale=3; $w / $l" | bc)x (downloaded per warm pass: $(median <"$work/warm-down") bytes: manifests and footers)"
+
+# Three epochs, a quarter of the token columns as the cache.
+quarter=$((tokens / 4))
+for limit in 0 "$quarter" 100GB; do
+  rm -rf "$work/c3"
+  stream "$work/e3.json" s3://bench/set --images skip --epochs 3 --shuffle-window "$window" \
+    --chunk-cache "$work/c3" --chunk-cache-limit "$limit"
+  echo "3 epochs, --shuffle-window $window, cache limit $limit: $(field "$work/e3.json" 'r["remote"]["bytes_downloaded"]') bytes downloaded"
+done
