@@ -6,8 +6,9 @@
 //! unchanged inputs reads a few arrays instead of tokenizing. Image pads are not stored, only image
 //! sizes, because the pad count depends on each stage's image policy.
 //!
-//! Cache files are written to a temporary name and renamed, so a killed plan never leaves a torn
-//! entry; an unreadable entry is treated as a miss and rebuilt.
+//! Cache files are written atomically ([`mixtape_store::write`]: a temporary renamed into place, or
+//! one PUT when the cache folder is a bucket, `--cache-dir s3://...`), so a killed plan never leaves
+//! a torn entry; an unreadable entry is treated as a miss and rebuilt.
 //!
 //! A source is indexed and cached in parts ([`source_parts`]): one per file (a synthetic source is
 //! one part), each keyed on its own file, so editing one file re-measures that file only, and
@@ -15,7 +16,6 @@
 //! cache. A source's index is its parts' in file order, as if measured in one pass.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -445,8 +445,6 @@ fn cache_key(
 }
 
 fn write_entry(path: &Path, index: &SourceIndex) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let header = serde_json::to_vec(index).map_err(std::io::Error::other)?;
     let mut buf = Vec::with_capacity(header.len() + index.samples() * 24);
     buf.extend_from_slice(MAGIC);
@@ -467,30 +465,12 @@ fn write_entry(path: &Path, index: &SourceIndex) -> std::io::Result<()> {
         buf.extend_from_slice(&h.to_le_bytes());
         buf.extend_from_slice(&w.to_le_bytes());
     }
-    let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(&buf)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path)
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
-    Ok((path.clone(), std::fs::File::create(path)?))
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    // A file written atomically, or an object: a cache folder may be shared storage or a bucket.
+    mixtape_store::write(path, buf.into())
 }
 
 fn read_entry(path: &Path) -> Option<SourceIndex> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = mixtape_store::read(path).ok()?;
     let mut cur = Cursor {
         bytes: &bytes,
         pos: 0,

@@ -35,7 +35,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     // Source files read from object storage are downloaded beside the length index.
-    mixtape_store::set_download_dir(cache.dir.as_ref().map(|dir| dir.join("objects")));
+    // (In the system's temporary folder when the cache itself is in a bucket.)
+    mixtape_store::set_download_dir(
+        cache
+            .dir
+            .as_ref()
+            .filter(|dir| !mixtape_store::is_url(dir))
+            .map(|dir| dir.join("objects")),
+    );
     match cli.command {
         Command::Check { recipes, json } => check::run(&recipes, json, &cache),
         Command::Plan {

@@ -491,32 +491,31 @@ fn split_build_tasks_into_s3_and_their_finish_write_the_bytes_of_a_one_machine_b
         "--shard-bytes",
         "200000",
     ]));
-    let task = |i: &str| {
-        let out = dir.run_env(
-            &[
-                "build",
-                "r.yaml",
-                "--out",
-                "s3://data/split",
-                "--quiet",
-                "--shard-bytes",
-                "200000",
-                "--task",
-                i,
-                "--tasks",
-                "2",
-            ],
-            &env,
-        );
-        ok(&out);
-    };
-    // Both tasks at once, as a job array runs them: each holds a lock of its own.
-    std::thread::scope(|scope| {
-        scope.spawn(|| task("0"));
-        scope.spawn(|| task("1"));
-    });
-    ok(&dir.run_env(
-        &[
+    // The length cache in the bucket too: machines that share no file system share the measuring.
+    let lengths = "s3://data/lengths";
+    for task in ["0", "1"] {
+        let args = [
+            "index",
+            "r.yaml",
+            "--task",
+            task,
+            "--tasks",
+            "2",
+            "--cache-dir",
+            lengths,
+        ];
+        ok(&dir.run_env(&args, &env));
+    }
+    let index = dir.run_env(&["index", "r.yaml", "--json", "--cache-dir", lengths], &env);
+    ok(&index);
+    let parts: serde_json::Value = serde_json::from_str(&index.stdout).unwrap();
+    let parts = parts["parts"].as_array().unwrap();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p["cached"] == true),
+        "{parts:?}"
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec![
             "build",
             "r.yaml",
             "--out",
@@ -524,10 +523,18 @@ fn split_build_tasks_into_s3_and_their_finish_write_the_bytes_of_a_one_machine_b
             "--quiet",
             "--shard-bytes",
             "200000",
-            "--finish",
-        ],
-        &env,
-    ));
+            "--cache-dir",
+            lengths,
+        ];
+        args.extend_from_slice(extra);
+        ok(&dir.run_env(&args, &env));
+    };
+    // Both tasks at once, as a job array runs them: each holds a lock of its own.
+    std::thread::scope(|scope| {
+        scope.spawn(|| build(&["--task", "0", "--tasks", "2"]));
+        scope.spawn(|| build(&["--task", "1", "--tasks", "2"]));
+    });
+    build(&["--finish"]);
     assert_eq!(objects(&server, "split"), file_tree(&dir.path("whole")));
 }
 
