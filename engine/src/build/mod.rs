@@ -502,12 +502,17 @@ fn claim(
         });
     } else {
         let mut found = BuildRecord::read(&path);
-        if task
-            && matches!(found, Err(BuildRecordError::Missing { .. }))
-            && !holds_only_record_temporaries(layout)?
-        {
-            // Another task may have written the record, then its first folders, since.
-            found = BuildRecord::read(&path);
+        // Whether the folder held nothing but record temporaries (and locks) when the record was
+        // missing: looked at once, since another task may write the record and its first files
+        // at any moment.
+        let mut only_temporaries = None;
+        if matches!(found, Err(BuildRecordError::Missing { .. })) {
+            let only = holds_only_record_temporaries(layout)?;
+            if task && !only {
+                // Another task may have written the record, then its first folders, since.
+                found = BuildRecord::read(&path);
+            }
+            only_temporaries = Some(only);
         }
         match found {
             Ok(found) if found.fingerprint != record.fingerprint => {
@@ -529,7 +534,7 @@ fn claim(
             // Ours, or a build killed while writing its record (nothing else is written before it).
             Ok(_) => remove_record_temporaries(layout)?,
             // Other tasks' temporaries are theirs to rename.
-            Err(BuildRecordError::Missing { .. }) if holds_only_record_temporaries(layout)? => {
+            Err(BuildRecordError::Missing { .. }) if only_temporaries == Some(true) => {
                 if !task {
                     remove_record_temporaries(layout)?
                 }
