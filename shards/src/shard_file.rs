@@ -116,7 +116,7 @@ fn at(row_group: Option<usize>) -> String {
 #[derive(Clone, Debug)]
 pub struct Chunk<'a> {
     pub path: &'a Path,
-    /// Where the shard is in the reader's schedule (see [`ShardFile::with_chunk_cache`]).
+    /// Where the shard is in the reader's schedule (see [`ShardFile::open_checked_cached`]).
     pub stage: usize,
     pub shard: u32,
     /// The row group of a column chunk; `None` for the leading magic and the tail (footer).

@@ -8,12 +8,12 @@
 //! so `Path::join` builds object keys as it builds file names. Only this crate tells the two apart:
 //!
 //! - [`Location`]: a path resolved to a local file or a remote object of a store;
-//! - [`read`], [`read_range`], [`for_each_chunk`], [`size`], [`list`], [`write`], [`create_new`], [`delete`]: the
-//!   blocking operations the rest of mixtape needs, each naming the location (and byte range) in
-//!   its error. Remote calls run on one shared tokio runtime, are retried with exponential backoff
+//! - [`read`], [`read_range`], [`for_each_chunk`], [`size`], [`list`], [`write()`], [`create_new`],
+//!   [`delete`] and more: the blocking operations the rest of mixtape needs, each naming the
+//!   location (and byte range) in its error. Remote calls run on one shared tokio runtime, are retried with exponential backoff
 //!   on transient failures (5xx, throttling, dropped connections, timeouts) and counted in
 //!   [`counters`];
-//! - [`glob`] and [`local_copy`]: recipe sources on object storage, matched by pattern and read
+//! - [`glob()`] and [`local_copy`]: recipe sources on object storage, matched by pattern and read
 //!   from a downloaded copy;
 //! - [`RangeCache`]: a local disk cache of byte ranges with a size limit, whose eviction the
 //!   caller drives (the shard reader knows its future accesses and evicts by Belady's rule).
