@@ -65,21 +65,7 @@ EOF
 echo "build into a folder: $(median <"$work/build-local") s; into s3://: $(median <"$work/build-s3") s"
 
 # Token columns and image bytes of the set, from pyarrow.
-read -r images tokens < <("$py" - "$work/local" <<'EOF'
-import glob, sys, pyarrow.parquet as pq
-images = other = 0
-for path in glob.glob(sys.argv[1] + "/*/shard-*.parquet"):
-    meta = pq.ParquetFile(path).metadata
-    for g in range(meta.num_row_groups):
-        for c in range(meta.num_columns):
-            col = meta.row_group(g).column(c)
-            if col.path_in_schema == "images.list.element.bytes":
-                images += col.total_compressed_size
-            else:
-                other += col.total_compressed_size
-print(images, other)
-EOF
-)
+read -r images tokens _ < <("$py" "$repo/benches/objstore/column_bytes.py" "$work/local")
 echo "set: $tokens bytes of token columns, $images bytes of images"
 
 stream() { # out-json, args...

@@ -341,10 +341,6 @@ impl ShardFile {
             source,
         };
         let source = Source::open(&self.path, self.fetch.clone()).map_err(io)?;
-        let first_row: u64 = (0..row_group)
-            .map(|g| self.row_group_rows(g).unwrap_or(0))
-            .sum();
-        let rows = first_row..first_row + self.row_group_rows(row_group).unwrap_or(0);
         let mut ranges = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let (start, len) = group.column(leaf).byte_range();
@@ -381,9 +377,9 @@ impl ShardFile {
             }
         };
         let mut parts = Vec::with_capacity(ranges.len());
-        if !source.is_remote() {
+        if let Source::Local(file) = &source {
             for (leaf, start, len) in ranges {
-                let (bytes, found) = source.load_hashed(start, len).map_err(io)?;
+                let (bytes, found) = checked::load_hashed(file, start, len).map_err(io)?;
                 if found != expected(leaf) {
                     return Err(corrupt(leaf, found));
                 }
@@ -391,6 +387,11 @@ impl ShardFile {
             }
             return Ok(Loaded::new(self.len, parts));
         }
+        // The rows the row group serves, for the reader's cache.
+        let first_row: u64 = (0..row_group)
+            .map(|g| self.row_group_rows(g).unwrap_or(0))
+            .sum();
+        let rows = first_row..first_row + self.row_group_rows(row_group).unwrap_or(0);
         // A remote shard: chunks that lie end to end (every wanted column of a row group, but for
         // skipped image bytes) come in one request, and are checked (and cached) as one run.
         ranges.sort_by_key(|&(_, start, _)| start);

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -61,9 +61,6 @@ struct Inner<T> {
     orphans: HashMap<String, u64>,
     /// Bytes of every cached file, orphans included.
     used: u64,
-    /// Bytes evicted and ranges declined, for reports.
-    evicted_bytes: u64,
-    declined_bytes: u64,
 }
 
 impl<T: Clone> RangeCache<T> {
@@ -89,8 +86,6 @@ impl<T: Clone> RangeCache<T> {
             entries: HashMap::new(),
             orphans,
             used,
-            evicted_bytes: 0,
-            declined_bytes: 0,
         };
         let mut cache = Self {
             dir,
@@ -117,24 +112,9 @@ impl<T: Clone> RangeCache<T> {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
     /// Bytes held now.
     pub fn used(&self) -> u64 {
         self.lock().used
-    }
-
-    /// Bytes evicted so far, and bytes of ranges not admitted because they were needed later than
-    /// everything cached.
-    pub fn evicted_and_declined(&self) -> (u64, u64) {
-        let inner = self.lock();
-        (inner.evicted_bytes, inner.declined_bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<T>> {
@@ -190,10 +170,7 @@ impl<T: Clone> RangeCache<T> {
         let mine = match mine {
             Some(mine) if len <= self.limit => mine,
             _ if fits => u128::MAX,
-            _ => {
-                inner.declined_bytes += len;
-                return Ok(false);
-            }
+            _ => return Ok(false),
         };
         let mut victims: Vec<(Option<u128>, Victim)> = Vec::new();
         if !fits {
@@ -229,7 +206,6 @@ impl<T: Clone> RangeCache<T> {
                 take += 1;
             }
             if inner.used - freed + len > self.limit {
-                inner.declined_bytes += len;
                 return Ok(false);
             }
             victims.truncate(take);
@@ -247,7 +223,6 @@ impl<T: Clone> RangeCache<T> {
             };
             std::fs::remove_file(self.dir.join(name))?;
             inner.used -= len;
-            inner.evicted_bytes += len;
         }
         let name = key.file_name();
         let tmp = self.dir.join(format!(".{name}.tmp"));

@@ -1,14 +1,13 @@
-//! Process-wide counts of remote traffic, for `--stats`, benchmarks and tests of what was fetched.
+//! Process-wide counts of remote reads, for `stream`'s report, benchmarks and tests of what was
+//! fetched.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Remote requests and bytes since the process started (or the last [`Counters::reset`]).
+/// Remote reads since the process started.
 #[derive(Debug, Default)]
 pub struct Counters {
     get_requests: AtomicU64,
     bytes_downloaded: AtomicU64,
-    put_requests: AtomicU64,
-    bytes_uploaded: AtomicU64,
     retries: AtomicU64,
     cache_hit_bytes: AtomicU64,
 }
@@ -18,8 +17,6 @@ pub fn counters() -> &'static Counters {
     static COUNTERS: Counters = Counters {
         get_requests: AtomicU64::new(0),
         bytes_downloaded: AtomicU64::new(0),
-        put_requests: AtomicU64::new(0),
-        bytes_uploaded: AtomicU64::new(0),
         retries: AtomicU64::new(0),
         cache_hit_bytes: AtomicU64::new(0),
     };
@@ -35,13 +32,6 @@ impl Counters {
     pub fn bytes_downloaded(&self) -> u64 {
         self.bytes_downloaded.load(Ordering::Relaxed)
     }
-    /// PUT requests (whole objects or multipart uploads) that succeeded.
-    pub fn put_requests(&self) -> u64 {
-        self.put_requests.load(Ordering::Relaxed)
-    }
-    pub fn bytes_uploaded(&self) -> u64 {
-        self.bytes_uploaded.load(Ordering::Relaxed)
-    }
     /// Reads retried by mixtape after a short or failed body (object_store's own retries of
     /// requests are not seen here).
     pub fn retries(&self) -> u64 {
@@ -52,26 +42,9 @@ impl Counters {
         self.cache_hit_bytes.load(Ordering::Relaxed)
     }
 
-    pub fn reset(&self) {
-        for counter in [
-            &self.get_requests,
-            &self.bytes_downloaded,
-            &self.put_requests,
-            &self.bytes_uploaded,
-            &self.retries,
-            &self.cache_hit_bytes,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
-    }
-
     pub(crate) fn got(&self, bytes: u64) {
         self.get_requests.fetch_add(1, Ordering::Relaxed);
         self.bytes_downloaded.fetch_add(bytes, Ordering::Relaxed);
-    }
-    pub(crate) fn put(&self, bytes: u64) {
-        self.put_requests.fetch_add(1, Ordering::Relaxed);
-        self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
     }
     pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);

@@ -25,9 +25,6 @@ pub enum StoreError {
         range: Range<u64>,
         got: u64,
     },
-    /// The operation makes no sense for this kind of location.
-    #[error("{url}: {what} is not supported for this store")]
-    Unsupported { url: String, what: &'static str },
 }
 
 fn range_text(range: &Option<Range<u64>>) -> String {
@@ -65,7 +62,6 @@ impl StoreError {
                 _ => std::io::ErrorKind::Other,
             },
             Self::Short { .. } => std::io::ErrorKind::UnexpectedEof,
-            Self::Unsupported { .. } => std::io::ErrorKind::Unsupported,
         }
     }
 }

@@ -164,14 +164,6 @@ impl Location {
             Self::Remote(_) => None,
         }
     }
-
-    /// What errors call this location: the path or the URL as given.
-    pub fn name(&self) -> String {
-        match self {
-            Self::Local(path) => path.display().to_string(),
-            Self::Remote(remote) => remote.url.clone(),
-        }
-    }
 }
 
 /// The shared client of the store at `root` (`scheme://authority`), built on first use.

@@ -343,7 +343,6 @@ pub fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
                 )?;
             } else {
                 upload_parts(&remote, tmp)?;
-                counters().put(len);
             }
             std::fs::remove_file(tmp)
         }
@@ -430,7 +429,6 @@ pub fn create_new(path: &Path, bytes: Bytes) -> io::Result<bool> {
 
 /// Uploads `bytes` to `remote`; `Ok(false)` when `mode` is `Create` and the object exists.
 fn put(remote: &Remote, bytes: Bytes, mode: PutMode) -> io::Result<bool> {
-    let len = bytes.len() as u64;
     let create = matches!(mode, PutMode::Create);
     let result = if bytes.len() > MULTIPART_ABOVE && !create {
         block_on(async {
@@ -451,10 +449,7 @@ fn put(remote: &Remote, bytes: Bytes, mode: PutMode) -> io::Result<bool> {
         )
     };
     match result {
-        Ok(_) => {
-            counters().put(len);
-            Ok(true)
-        }
+        Ok(_) => Ok(true),
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) if create => Ok(false),

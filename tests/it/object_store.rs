@@ -234,31 +234,8 @@ fn a_changed_object_is_named_with_its_url_and_row_group() {
 
 /// Bytes of the column chunks of every shard under `out` (image bytes, the others), and of their
 /// leading magic and tails (footer and page indexes), from pyarrow.
-fn column_bytes(dir: &TestDir, out: &std::path::Path) -> (u64, u64, u64) {
-    let script = r#"
-import glob, sys, pyarrow.parquet as pq
-images = other = footers = 0
-for path in glob.glob(sys.argv[1] + "/*/shard-*.parquet"):
-    meta = pq.ParquetFile(path).metadata
-    for g in range(meta.num_row_groups):
-        for c in range(meta.num_columns):
-            col = meta.row_group(g).column(c)
-            if col.path_in_schema == "images.list.element.bytes":
-                images += col.total_compressed_size
-            else:
-                other += col.total_compressed_size
-    # Everything after the last column chunk: page indexes, footer, trailing magic; and the leading one.
-    last = meta.row_group(meta.num_row_groups - 1)
-    ends = [last.column(c).file_offset for c in range(meta.num_columns)]
-    import os
-    footers += os.path.getsize(path) - max(
-        max(last.column(c).data_page_offset, last.column(c).dictionary_page_offset or 0) + last.column(c).total_compressed_size
-        for c in range(meta.num_columns)
-    ) + 4
-print(images, other, footers)
-"#;
-    let script = dir.write("column_bytes.py", script);
-    let printed = run_python(script.to_str().unwrap(), &[out]);
+fn column_bytes(out: &std::path::Path) -> (u64, u64, u64) {
+    let printed = run_python("benches/objstore/column_bytes.py", &[out]);
     let mut numbers = printed
         .split_whitespace()
         .map(|n| n.parse::<u64>().unwrap());
@@ -280,7 +257,7 @@ fn skipping_images_downloads_the_token_columns_and_no_image_bytes() {
     let (dir, server) = setup();
     ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
     upload(&server, &dir.path("out"), "out");
-    let (image_bytes, token_bytes, footer_bytes) = column_bytes(&dir, &dir.path("out"));
+    let (image_bytes, token_bytes, footer_bytes) = column_bytes(&dir.path("out"));
     assert!(
         image_bytes > 5 * token_bytes,
         "{image_bytes} vs {token_bytes}"

@@ -153,18 +153,6 @@ impl Source {
         }
     }
 
-    /// `len` bytes at `start` and their CRC32.
-    pub(crate) fn load_hashed(&self, start: u64, len: u64) -> std::io::Result<(Bytes, u32)> {
-        match self {
-            Self::Local(file) => load_hashed(file, start, len),
-            Self::Remote { path, .. } => {
-                let bytes = mixtape_store::read_range(path, start, len)?;
-                let crc = crc32fast::hash(&bytes);
-                Ok((bytes, crc))
-            }
-        }
-    }
-
     /// Bytes `(start, len)` (column chunks of `row_group`, or the magic or tail), serving `rows`,
     /// which must pass `check` (their checksums): read through the reader's cache for a remote
     /// shard that has one (a cached copy that fails `check` is dropped and fetched again; a fetched
@@ -205,12 +193,6 @@ impl Source {
             fetch.cache.fetched(&chunk, &bytes);
         }
         Ok(bytes)
-    }
-
-    /// Whether this is a remote object (read in as few ranges as possible: each request costs a
-    /// round trip).
-    pub(crate) fn is_remote(&self) -> bool {
-        matches!(self, Self::Remote { .. })
     }
 }
 
