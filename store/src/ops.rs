@@ -232,8 +232,12 @@ pub fn list(dir: &Path) -> io::Result<Vec<Entry>> {
             let mut entries = Vec::new();
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
-                // Follows symbolic links, as `Path::is_dir` does.
-                let meta = std::fs::metadata(entry.path())?;
+                // Follows symbolic links, as `Path::is_dir` does. An entry gone since the folder was
+                // read (another process's temporary, renamed) is no longer a child.
+                let meta = match std::fs::metadata(entry.path()) {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    meta => meta?,
+                };
                 entries.push(Entry {
                     name: entry.file_name().to_string_lossy().into_owned(),
                     size: meta.is_file().then_some(meta.len()),
