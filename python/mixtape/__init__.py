@@ -20,7 +20,8 @@ takes, the batch's rows concatenated (no padding)::
     sample_sources, sample_categories, sample_keys: list[str] per sample
     stage (str), epoch, offset (int), state (dict): the state after this batch
 
-``check``, ``plan`` and ``audit`` return what ``mixtape check/plan/audit --json`` print, as dicts.
+``check``, ``plan`` and ``audit`` return what ``mixtape check/plan/audit --json`` print, as dicts;
+``remote_counters`` what this process has fetched from object stores.
 For PyTorch, see ``mixtape.torch``.
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "check",
     "plan",
     "audit",
+    "remote_counters",
 ]
 __version__ = _native.__version__
 
@@ -158,3 +160,11 @@ def audit(
 
 def _opt(path: Optional[PathLike]) -> Optional[str]:
     return None if path is None else os.fspath(path)
+
+
+def remote_counters() -> Dict[str, int]:
+    """What this process has read from object stores so far, as ``mixtape stream`` reports it under
+    ``remote``: ``requests`` (GETs), ``bytes_downloaded``, ``retries`` (reads retried after a short
+    or failed body) and ``cache_hit_bytes`` (bytes a ``chunk_cache`` served instead of the store).
+    Take it before and after an epoch to see what the epoch cost."""
+    return _native.remote_counters()

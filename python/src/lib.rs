@@ -8,7 +8,8 @@
 //!   With `wire=True` it yields each batch as `wire` bytes instead, for a DataLoader worker to
 //!   hand to the training process, where `WireDecoder` (module `images`) finishes it.
 //! - `check`, `plan` and `audit` return the documents `mixtape check/plan/audit --json`
-//!   print, as JSON text that the Python side parses.
+//!   print, as JSON text that the Python side parses; `remote_counters` returns the process's
+//!   object-store counters.
 //! - A reader's failures raise `mixtape.ReaderError`; a shard whose bytes differ from what its
 //!   manifest records raises its subclass `mixtape.CorruptShardError`. The message is the Rust
 //!   error's: it names the shard, and the row group and column where it knows them.
@@ -499,6 +500,19 @@ fn audit(
     })
 }
 
+/// The process's remote-read counters, as `mixtape stream` reports them under `remote`: GET
+/// requests, bytes downloaded, reads retried, and bytes served from chunk caches instead.
+#[pyfunction]
+fn remote_counters(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let counters = mixtape_store::counters();
+    let dict = PyDict::new(py);
+    dict.set_item("requests", counters.get_requests())?;
+    dict.set_item("bytes_downloaded", counters.bytes_downloaded())?;
+    dict.set_item("retries", counters.retries())?;
+    dict.set_item("cache_hit_bytes", counters.cache_hit_bytes())?;
+    Ok(dict)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -508,6 +522,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(audit, m)?)?;
+    m.add_function(wrap_pyfunction!(remote_counters, m)?)?;
     m.add("ReaderError", py.get_type::<ReaderError>())?;
     m.add("CorruptShardError", py.get_type::<CorruptShardError>())?;
     m.add("RecipeError", py.get_type::<RecipeError>())?;
