@@ -4,8 +4,8 @@
 #   - build: into s3:// against into a folder (wall seconds), outputs compared byte for byte;
 #   - read, cold, --images skip: bytes downloaded against the token columns' size (pyarrow's);
 #   - read, warm chunk cache, images decoded: rows/s against reading the folder;
-#   - 3 epochs with a chunk cache of 25% of the token columns, --images skip: bytes downloaded,
-#     against an unlimited cache and no cache.
+#   - 3 epochs with a chunk cache of 25% of the token columns, --images skip: bytes downloaded and
+#     rows/s, against an unlimited cache and no cache.
 #
 #   benches/objstore/run.sh MIXTAPE_BIN RECIPE [REPS=3] [SHUFFLE_WINDOW=64]
 #
@@ -16,31 +16,18 @@ recipe="$(realpath "$2")"
 reps="${3:-3}"
 window="${4:-64}"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-py="$repo/.venv/bin/python"
 work="$(mktemp -d)"
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$repo/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto=$!
-trap 'kill $moto 2>/dev/null; rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_REGION=us-east-1 MIXTAPE_CACHE_DIR="$work/cache"
-for _ in $(seq 50); do
-  curl -sf "$AWS_ENDPOINT_URL/" >/dev/null && break
-  sleep 0.2
-done
-"$py" -c 'import boto3; boto3.client("s3").create_bucket(Bucket="bench")'
+# shellcheck source=moto.sh
+source "$repo/benches/objstore/moto.sh"
+export MIXTAPE_CACHE_DIR="$work/cache"
 "$bin" plan "$recipe" >/dev/null
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 wall() { # command...: prints its wall seconds
   local t0 t1
   t0=$(date +%s.%N)
   "$@" >/dev/null 2>&1
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc
-}
-field() { # json-file, python expression over `r`
-  "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"
 }
 
 # Build: a folder against a prefix, interleaved.
@@ -92,11 +79,21 @@ l=$(median <"$work/local-rows")
 w=$(median <"$work/warm-rows")
 echo "images decoded: folder $l rows/s, s3:// with a warm cache $w rows/s = $(echo "scale=3; $w / $l" | bc)x (downloaded per warm pass: $(median <"$work/warm-down") bytes: manifests and footers)"
 
-# Three epochs, a quarter of the token columns as the cache.
+# Three epochs, a quarter of the token columns as the cache, against an unlimited cache and none:
+# bytes downloaded, and rows/s (each run starts with an empty cache; limits interleaved per rep).
 quarter=$((tokens / 4))
-for limit in 0 "$quarter" 100GB; do
-  rm -rf "$work/c3"
-  stream "$work/e3.json" s3://bench/set --images skip --epochs 3 --shuffle-window "$window" \
-    --chunk-cache "$work/c3" --chunk-cache-limit "$limit"
-  echo "3 epochs, --shuffle-window $window, cache limit $limit: $(field "$work/e3.json" 'r["remote"]["bytes_downloaded"]') bytes downloaded"
+for rep in $(seq 1 "$reps"); do
+  for limit in 0 "$quarter" 100GB; do
+    rm -rf "$work/c3"
+    stream "$work/e3.json" s3://bench/set --images skip --epochs 3 --shuffle-window "$window" \
+      --chunk-cache "$work/c3" --chunk-cache-limit "$limit"
+    field "$work/e3.json" 'r["remote"]["bytes_downloaded"]' >>"$work/e3-down-$limit"
+    field "$work/e3.json" 'r["rows_per_s"]' >>"$work/e3-rows-$limit"
+  done
 done
+for limit in 0 "$quarter" 100GB; do
+  echo "3 epochs, --shuffle-window $window, cache limit $limit: $(median <"$work/e3-down-$limit") bytes downloaded, $(median <"$work/e3-rows-$limit") rows/s"
+done
+q=$(median <"$work/e3-rows-$quarter")
+u=$(median <"$work/e3-rows-100GB")
+echo "3 epochs: a 25% cache reads at $(echo "scale=3; $q / $u" | bc)x the rows/s of an unlimited one"

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""MosaicML Streaming against `mixtape stream`, both reading the same rows from the same local
+S3-compatible server, cold (issue 18's goal: >= 5x its images/s and tokens/s). Run by
+benches/objstore/mosaic.sh, which starts the server and builds the recipe into a folder and into
+s3://bench/set.
+
+Each rep, interleaved, every byte from the server on both sides:
+- mixtape: `mixtape stream s3://bench/set/STAGE... --images decoded --decode-threads THREADS
+  --batch-size 4`, no chunk cache;
+- Mosaic: the same packed rows written as MDS (benches/reader/compare.py's `write_mds`, not timed) and
+  uploaded to s3://bench/mds; a shuffled `StreamingDataset(remote=..., local=<a new empty folder>)`
+  through a DataLoader of THREADS workers decoding each row's images with PIL (compare.py's reader),
+  timed from creating the dataset to the last batch, as `mixtape stream` times itself.
+
+Usage: mosaic.py MIXTAPE_BIN LOCAL_BUILD_DIR STAGE... [--threads 2] [--reps 3]
+Needs `streaming`, `torch`, `boto3`, `pyarrow` and `PIL` in the interpreter; prints one JSON object.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reader"))
+from compare import _decoded_dataset_class, collate_rows, settle, shard_paths, write_mds  # noqa: E402
+
+BUCKET = "bench"
+
+
+def upload(folder, prefix):
+    import boto3
+
+    s3 = boto3.client("s3")
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            s3.upload_file(path, BUCKET, f"{prefix}/{os.path.relpath(path, folder)}")
+
+
+def mosaic_remote(remote, workers, rep):
+    """One cold pass over the MDS copy on the server; (seconds, tokens, images)."""
+    import torch.utils.data
+    from streaming.base.util import clean_stale_shared_memory
+
+    clean_stale_shared_memory()
+    local = tempfile.mkdtemp(prefix="mixtape-mosaic-local-")
+    try:
+        settle()
+        start = time.perf_counter()
+        dataset = _decoded_dataset_class()(
+            remote=remote, local=local, shuffle=True, shuffle_seed=rep, batch_size=4
+        )
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=4, num_workers=workers, collate_fn=collate_rows
+        )
+        tokens = images = 0
+        for batch in loader:
+            for row in batch:
+                tokens += len(row["input_ids"])
+                images += len(row["images"])
+        seconds = time.perf_counter() - start
+        del loader, dataset
+        return seconds, tokens, images
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def mixtape_remote(binary, stages, threads):
+    settle()
+    cmd = [binary, "stream", *stages, "--json", "--images", "decoded",
+           "--decode-threads", str(threads), "--batch-size", "4"]
+    report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return report["seconds"], report["tokens"], report["images"], report["remote"]["bytes_downloaded"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("build")
+    parser.add_argument("stages", nargs="+")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("S3_ENDPOINT_URL", os.environ["AWS_ENDPOINT_URL"])
+    paths = shard_paths([os.path.join(args.build, s) for s in args.stages])
+    mds = tempfile.mkdtemp(prefix="mixtape-mosaic-mds-")
+    try:
+        rows = write_mds(paths, os.path.join(mds, "mds"))
+        upload(os.path.join(mds, "mds"), "mds")
+    finally:
+        shutil.rmtree(mds, ignore_errors=True)
+    print(f"wrote {rows} rows as MDS to s3://{BUCKET}/mds (not timed)", file=sys.stderr)
+    remote_stages = [f"s3://{BUCKET}/set/{s}" for s in args.stages]
+    runs = {"mixtape": [], "mosaic": []}
+    for rep in range(args.reps):
+        runs["mixtape"].append(mixtape_remote(args.binary, remote_stages, args.threads))
+        runs["mosaic"].append(mosaic_remote(f"s3://{BUCKET}/mds", args.threads, rep))
+    result = {"threads": args.threads, "batch_size": 4, "rows": rows}
+    for name, reps in runs.items():
+        seconds = statistics.median(r[0] for r in reps)
+        # Each reader's own counts: mixtape drops an epoch's last partial batch, the DataLoader does not.
+        tokens, images = reps[-1][1], reps[-1][2]
+        result[name] = {
+            "median_seconds": round(seconds, 3),
+            "all_seconds": [round(r[0], 3) for r in reps],
+            "tokens": tokens,
+            "images": images,
+            "tokens_per_s": round(tokens / seconds),
+            "images_per_s": round(images / seconds, 1),
+        }
+    result["mixtape"]["bytes_downloaded"] = runs["mixtape"][-1][3]
+    mix, mos = result["mixtape"], result["mosaic"]
+    result["ratios"] = {
+        "mixtape_over_mosaic_tokens_per_s": round(mix["tokens_per_s"] / mos["tokens_per_s"], 3),
+        "mixtape_over_mosaic_images_per_s": round(mix["images_per_s"] / mos["images_per_s"], 3),
+    }
+    json.dump(result, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
