@@ -294,6 +294,13 @@ pub enum Command {
         /// The most the chunk cache holds: bytes, or with a unit (500MB, 20GiB).
         #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "10GiB", requires = "chunk_cache")]
         chunk_cache_limit: u64,
+        /// Range requests in flight at once for remote shards.
+        #[arg(long, value_name = "N", default_value_t = mixtape_shards::reader::DEFAULT_REMOTE_REQUESTS)]
+        remote_requests: usize,
+        /// Fetch a remote stage's next shuffle window only on entering it (by default it is fetched
+        /// and decoded while the current window's batches go out).
+        #[arg(long)]
+        no_read_ahead: bool,
         /// Print one line per row: stage, epoch, shard, row (instead of the state).
         #[arg(long)]
         order: bool,

@@ -76,7 +76,9 @@ class Reader:
     ``mixtape.torch``'s DataLoader workers to hand to the training process, which finishes them),
     ``chunk_cache`` and ``chunk_cache_limit`` (a local folder, and its size in bytes, default 10 GiB,
     where column chunks of shards on object storage are kept between epochs; each rank and worker
-    uses its own subfolder).
+    uses its own subfolder), ``remote_requests`` (range requests in flight at once for shards on
+    object storage, default 8) and ``read_ahead`` (fetch and decode a remote stage's next shuffle
+    window while this one's batches go out, default True).
 
     ``stages`` may be object-store URLs (``s3://bucket/prefix``; credentials and endpoint from the
     ``AWS_*`` variables).

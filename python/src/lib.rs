@@ -143,7 +143,8 @@ impl PyReader {
         stages, *, seed=None, batch_size=None, stage_batch_sizes=None, rank=None, world_size=None,
         worker=0, workers=1, epochs=None, shuffle=None, shuffle_window=None, prefetch=None,
         decode_threads=None, images="decoded", pixel_values=true, verify=false, state=None,
-        wire=false, chunk_cache=None, chunk_cache_limit=10 << 30,
+        wire=false, chunk_cache=None, chunk_cache_limit=10 << 30, remote_requests=None,
+        read_ahead=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -168,6 +169,8 @@ impl PyReader {
         wire: bool,
         chunk_cache: Option<PathBuf>,
         chunk_cache_limit: u64,
+        remote_requests: Option<usize>,
+        read_ahead: bool,
     ) -> PyResult<Self> {
         let mode = image_mode(images)?;
         // RANK and WORLD_SIZE from the environment, as torchrun sets them, unless given.
@@ -180,7 +183,11 @@ impl PyReader {
             .with_rank(rank, world_size)
             .with_worker(worker, workers)
             .with_image_mode(mode)
-            .with_verify(verify);
+            .with_verify(verify)
+            .with_read_ahead(read_ahead);
+        if let Some(requests) = remote_requests {
+            options = options.with_remote_requests(requests);
+        }
         if let Some(dir) = chunk_cache {
             options = options.with_cache(dir, chunk_cache_limit);
         }

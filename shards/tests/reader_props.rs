@@ -1,8 +1,10 @@
 //! Property tests of the reader's guarantees, on real shards written with random layouts:
 //! ranks are disjoint and complete, every rank yields the same number of batches, resuming from
 //! the state at a random stop point (with the same or another world size, across stages) yields
-//! exactly the rows not yet yielded, the order does not depend on threads or prefetch depth, and a
-//! rank's batches dealt round-robin to workers (as a PyTorch `DataLoader` does) come back in order.
+//! exactly the rows not yet yielded, the order does not depend on threads or prefetch depth, a
+//! rank's batches dealt round-robin to workers (as a PyTorch `DataLoader` does) come back in order,
+//! and stages read as object-store URLs (`file://`, through the same ranged reads, chunk cache and
+//! read-ahead as `s3://`) give the folder's rows, resumed or not.
 
 mod reader_fixture;
 
@@ -226,6 +228,43 @@ proptest! {
                 prop_assert!(reader.next().is_none(), "a worker has batches after another ran dry");
             }
             prop_assert_eq!(&dealt, &expected);
+        }
+    }
+
+    #[test]
+    fn stages_read_as_urls_give_the_folders_rows_with_or_without_read_ahead_and_cache(
+        l in layout(), seed in any::<u64>(), window in 1usize..20, batch in 1usize..4,
+        (rank, world) in (1usize..3).prop_flat_map(|w| (0..w, Just(w))), epochs in 1u32..3,
+        stop in 0usize..12, cache_limit in prop::sample::select(vec![0u64, 2_000, 1 << 30]),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = write(dir.path(), &l);
+        let urls: Vec<PathBuf> = dirs
+            .iter()
+            .map(|d| PathBuf::from(format!("file://{}", d.display())))
+            .collect();
+        let base = || options(seed, window, batch, rank, world, epochs);
+        let (head, resume) = read_some(&dirs, base(), None, Some(stop));
+        let (tail, _) = read_some(&dirs, base(), Some(resume.clone()), None);
+        let folder = all(Reader::try_new(&dirs, base(), None).unwrap());
+        prop_assert_eq!(tagged(&head).into_iter().chain(tagged(&tail)).collect::<Vec<_>>(), tagged(&folder));
+        let cache = dir.path().join("cache");
+        for read_ahead in [true, false] {
+            for cached in [false, true] {
+                let mut o = base().with_read_ahead(read_ahead).with_remote_requests(3);
+                if cached {
+                    o = o.with_cache(&cache, cache_limit);
+                }
+                let whole = all(Reader::try_new(&urls, o.clone(), None).unwrap());
+                prop_assert_eq!(tagged(&whole), tagged(&folder));
+                let (head, state) = read_some(&urls, o.clone(), None, Some(stop));
+                prop_assert_eq!(&state, &resume);
+                let (tail, _) = read_some(&urls, o, Some(state), None);
+                prop_assert_eq!(
+                    tagged(&head).into_iter().chain(tagged(&tail)).collect::<Vec<_>>(),
+                    tagged(&folder)
+                );
+            }
         }
     }
 }

@@ -150,6 +150,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verify,
             chunk_cache,
             chunk_cache_limit,
+            remote_requests,
+            no_read_ahead,
             order,
             json,
         } => stream::run(stream::StreamArgs {
@@ -173,6 +175,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_shuffle,
             verify,
             chunk_cache: chunk_cache.map(|dir| (dir, chunk_cache_limit)),
+            remote_requests,
+            read_ahead: !no_read_ahead,
             order,
             json,
         }),

@@ -39,6 +39,10 @@ pub struct StreamArgs {
     pub verify: bool,
     /// The chunk cache's folder and limit in bytes.
     pub chunk_cache: Option<(PathBuf, u64)>,
+    /// Range requests in flight at once for remote shards.
+    pub remote_requests: usize,
+    /// Whether a remote stage's next window is read ahead.
+    pub read_ahead: bool,
     pub order: bool,
     pub json: bool,
 }
@@ -101,6 +105,8 @@ pub fn run(args: StreamArgs) -> anyhow::Result<ExitCode> {
         .with_prefetch(args.prefetch)
         .with_shuffle_window(args.shuffle_window)
         .with_shuffle(!args.no_shuffle)
+        .with_remote_requests(args.remote_requests)
+        .with_read_ahead(args.read_ahead)
         .with_verify(args.verify);
     if let Some((dir, limit)) = &args.chunk_cache {
         options = options.with_cache(dir, *limit);

@@ -197,19 +197,34 @@ fn reading_through_503s_and_dropped_connections_loses_and_repeats_nothing() {
             ..Faults::default()
         },
     );
-    // The endpoint from --endpoint, over the environment's (the server's, without faults).
-    let faulty = order(
+    let from_disk = order(
         &dir,
-        &server.env(),
-        "s3://data/out",
-        &["--endpoint", &proxy.endpoint(), "--epochs", "2"],
+        &[],
+        "out",
+        &["--epochs", "2", "--shuffle-window", "16"],
     );
-    assert!(
-        proxy.faults_injected() >= 5,
-        "{} faults",
-        proxy.faults_injected()
-    );
-    assert_eq!(faulty, order(&dir, &[], "out", &["--epochs", "2"]));
+    // Reading ahead (the default) or window by window, many requests at once or one.
+    for fetching in [&[][..], &["--no-read-ahead", "--remote-requests", "1"][..]] {
+        // The endpoint from --endpoint, over the environment's (the server's, without faults).
+        let endpoint = proxy.endpoint();
+        let mut args = vec![
+            "--endpoint",
+            &endpoint,
+            "--epochs",
+            "2",
+            "--shuffle-window",
+            "16",
+        ];
+        args.extend_from_slice(fetching);
+        let injected = proxy.faults_injected();
+        let faulty = order(&dir, &server.env(), "s3://data/out", &args);
+        assert!(
+            proxy.faults_injected() >= injected + 5,
+            "{} faults",
+            proxy.faults_injected() - injected
+        );
+        assert_eq!(faulty, from_disk, "{fetching:?}");
+    }
 }
 
 #[test]

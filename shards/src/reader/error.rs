@@ -98,7 +98,7 @@ pub enum ReaderError {
 #[non_exhaustive]
 pub enum OptionsError {
     /// A count that must be at least 1 is 0 (`batch_size`, `world_size`, `workers`, `shuffle_window`,
-    /// `prefetch`, `decode_threads`).
+    /// `prefetch`, `decode_threads`, `remote_requests`).
     #[error("{0} must be at least 1")]
     Zero(&'static str),
     #[error("the batch size of stage `{stage}` must be at least 1")]

@@ -15,14 +15,22 @@
 //! grow with the shard count after all. Each time it decodes, it also takes the next row groups the
 //! order will need, one per decode thread, so this window decodes in parallel like the others.
 //!
+//! A stage on object storage reads ahead: once a window is decoded, a thread of its own opens the
+//! next window's shards and decodes its row groups, `remote_requests` at a time, while this window's
+//! batches go out; entering the next window takes what it decoded (and decodes whatever it did not).
+//! The store's latency is then paid while the trainer works. It is the same work the loader would
+//! do on entering that window, only earlier (the chunk cache is told the reader is there already:
+//! nothing more of the current window is read), so rows, errors and cache decisions are the same.
+//!
 //! Row groups are decoded in parallel but results are placed by key, and the first error in
 //! (shard, row group) order is the one reported, so neither rows nor errors depend on thread
 //! count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use crate::{PackedRow, ReadColumns, ReadError, ShardFile, ShardInfo};
 
@@ -74,6 +82,10 @@ pub(crate) struct Loader {
     pub shuffle: bool,
     pub window: usize,
     pub decode_threads: usize,
+    /// Range requests in flight at once for a stage on object storage.
+    pub remote_requests: usize,
+    /// Whether a stage on object storage reads the next window ahead.
+    pub read_ahead: bool,
     pub verify: bool,
     /// Where remote shards' column chunks are kept between epochs, if anywhere.
     pub cache: Option<Arc<ReaderCache>>,
@@ -138,6 +150,8 @@ impl Loader {
                 split,
                 stage_index: cursor.stage,
                 stage,
+                remote: mixtape_store::is_url(&stage.dir),
+                ahead: None,
                 order: &order,
                 offset: cursor.offset,
                 end,
@@ -193,7 +207,7 @@ impl Loader {
 const LOOKAHEAD_POSITIONS: u64 = 1024;
 
 /// An open shard: its footer and the first row of each row group.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct OpenShard {
     file: Arc<ShardFile>,
     path: Arc<Path>,
@@ -208,6 +222,10 @@ struct EpochReader<'a> {
     split: Split,
     stage_index: usize,
     stage: &'a Stage,
+    /// Whether the stage is on object storage (it then reads ahead, see [`ReadAhead`]).
+    remote: bool,
+    /// The next window, being decoded in the background.
+    ahead: Option<ReadAhead>,
     order: &'a EpochOrder,
     offset: u64,
     end: u64,
@@ -323,6 +341,18 @@ impl EpochReader<'_> {
         self.next = next;
         self.lazy = self.window.is_none();
         self.window = Some((window, perm));
+        if let Some(ahead) = self.ahead.take()
+            && ahead.window == window
+        {
+            // Its error is the one decoding here would have met first.
+            let decoded = ahead.finish()?;
+            for (shard, open) in decoded.shards {
+                self.shards.entry(shard).or_insert(open);
+            }
+            for (location, row) in decoded.rows {
+                self.rows.entry(location).or_insert(row);
+            }
+        }
         if !self.lazy {
             let missing: Vec<(u32, u64)> = self
                 .now
@@ -331,97 +361,270 @@ impl EpochReader<'_> {
                 .copied()
                 .collect();
             self.decode(missing)?;
+            self.read_ahead(window + 1);
         }
         Ok(())
+    }
+
+    /// Starts decoding window `window` in the background (a remote stage, this window decoded).
+    fn read_ahead(&mut self, window: u64) {
+        let (start, _) = self.order.window_span(window);
+        // Verification hashes whole shards once per run, on the loader's thread.
+        if !self.remote || !self.loader.read_ahead || self.loader.verify || start >= self.end {
+            return;
+        }
+        let wanted: Vec<(u32, u64)> = self
+            .next
+            .iter()
+            .filter(|l| !self.rows.contains_key(l))
+            .copied()
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let (after, _) = self.owned(window + 1);
+        let keep: HashSet<(u32, u64)> = self.next.union(&after).copied().collect();
+        let wanted_shards: BTreeSet<u32> = wanted.iter().map(|&(shard, _)| shard).collect();
+        let open: BTreeMap<u32, OpenShard> = self
+            .shards
+            .iter()
+            .filter(|(shard, _)| wanted_shards.contains(shard))
+            .map(|(&shard, open)| (shard, open.clone()))
+            .collect();
+        // Nothing more of this window is read: to the cache, the reader is in the next one.
+        if let Some(cache) = &self.loader.cache {
+            cache.enter(self.stage_index, self.order.epoch(), window);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = AheadJob {
+            loader: self.loader.clone(),
+            stage_index: self.stage_index,
+            shards: open,
+            wanted,
+            keep,
+            cancel: cancel.clone(),
+        };
+        // A thread that cannot be spawned only means no read-ahead: the window is decoded on entry.
+        self.ahead = std::thread::Builder::new()
+            .name("mixtape-reader-ahead".into())
+            .spawn(move || job.run())
+            .ok()
+            .map(|handle| ReadAhead {
+                window,
+                cancel,
+                handle: Some(handle),
+            });
     }
 
     /// Decodes the row groups holding `wanted` (in parallel), keeping the rows of `wanted` and
     /// every other row this rank owns in this window or the next.
     fn decode(&mut self, mut wanted: Vec<(u32, u64)>) -> Result<(), ReaderError> {
         wanted.sort_unstable();
-        let mut groups: BTreeSet<(u32, usize)> = BTreeSet::new();
-        for &(shard, row) in &wanted {
-            let open = self.open(shard)?;
-            let group = open.starts.partition_point(|&s| s <= row) - 1;
-            groups.insert((shard, group));
+        for &(shard, _) in &wanted {
+            self.open(shard)?;
         }
-        let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = groups
-            .iter()
-            .map(|&(shard, group)| {
-                let open = &self.shards[&shard];
-                (open.file.clone(), open.path.clone(), shard, group)
-            })
-            .collect();
-        let decoded = decode_row_groups(&jobs, self.loader.decode_threads, self.loader.columns);
-        for ((_, path, shard, group), result) in jobs.iter().zip(decoded) {
-            let rows = result?;
-            let first = self.shards[shard].starts[*group];
-            for (index, row) in rows.into_iter().enumerate() {
-                let location = (*shard, first + index as u64);
-                let keep = self.now.contains(&location)
-                    || self.next.contains(&location)
-                    || wanted.binary_search(&location).is_ok();
-                if keep {
-                    let origin = RowOrigin {
-                        stage: self.stage_index,
-                        shard: *shard,
-                        row: location.1,
-                    };
-                    let raw = RawRow {
-                        row,
-                        origin,
-                        path: path.clone(),
-                        row_group: *group,
-                        row_in_group: index,
-                    };
-                    self.rows.insert(location, raw);
-                }
-            }
-        }
-        Ok(())
+        let (now, next) = (&self.now, &self.next);
+        decode_rows(
+            self.loader,
+            self.stage_index,
+            self.remote,
+            &self.shards,
+            &wanted,
+            |location| now.contains(location) || next.contains(location),
+            &mut self.rows,
+            None,
+        )
     }
 
     /// Opens shard `shard` (footer only) unless already open, checking it against the manifest.
     fn open(&mut self, shard: u32) -> Result<&OpenShard, ReaderError> {
         if !self.shards.contains_key(&shard) {
-            let path: PathBuf = self.stage.shard_path(shard);
-            let info = &self.stage.manifest.shards[shard as usize];
             if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
-                verify_blake3(&path, &info.blake3)?;
+                let info = &self.stage.manifest.shards[shard as usize];
+                verify_blake3(&self.stage.shard_path(shard), &info.blake3)?;
             }
-            let cache = self
-                .loader
-                .cache
-                .clone()
-                .map(|c| (c, self.stage_index, shard));
-            let file = open_listed_shard(&path, info, cache)?;
-            let mut starts = Vec::with_capacity(file.row_groups() + 1);
-            let mut total = 0u64;
-            for group in 0..file.row_groups() {
-                starts.push(total);
-                total += file.row_group_rows(group).unwrap_or(0);
-            }
-            starts.push(total);
-            let open = OpenShard {
-                file: Arc::new(file),
-                path: Arc::from(path.as_path()),
-                starts,
-            };
+            let open = open_shard(self.loader, self.stage_index, shard)?;
             self.shards.insert(shard, open);
         }
         self.shards.get(&shard).ok_or(ReaderError::Stopped)
     }
 }
 
+/// Opens shard `shard` of stage `stage_index` (footer only), checked against its manifest entry.
+fn open_shard(loader: &Loader, stage_index: usize, shard: u32) -> Result<OpenShard, ReaderError> {
+    let stage = &loader.schedule.stages[stage_index];
+    let path: PathBuf = stage.shard_path(shard);
+    let info = &stage.manifest.shards[shard as usize];
+    let cache = loader.cache.clone().map(|c| (c, stage_index, shard));
+    let file = open_listed_shard(&path, info, cache)?;
+    let mut starts = Vec::with_capacity(file.row_groups() + 1);
+    let mut total = 0u64;
+    for group in 0..file.row_groups() {
+        starts.push(total);
+        total += file.row_group_rows(group).unwrap_or(0);
+    }
+    starts.push(total);
+    Ok(OpenShard {
+        file: Arc::new(file),
+        path: Arc::from(path.as_path()),
+        starts,
+    })
+}
+
+/// Decodes the row groups holding `wanted` (sorted; their shards open in `shards`) and puts into
+/// `rows` those of `wanted` and those `keep` accepts. A stage on object storage fetches
+/// `remote_requests` row groups at a time, a local one `decode_threads`; `cancel` stops it between
+/// row groups.
+#[allow(clippy::too_many_arguments)]
+fn decode_rows(
+    loader: &Loader,
+    stage_index: usize,
+    remote: bool,
+    shards: &BTreeMap<u32, OpenShard>,
+    wanted: &[(u32, u64)],
+    keep: impl Fn(&(u32, u64)) -> bool,
+    rows: &mut HashMap<(u32, u64), RawRow>,
+    cancel: Option<&AtomicBool>,
+) -> Result<(), ReaderError> {
+    let mut groups: BTreeSet<(u32, usize)> = BTreeSet::new();
+    for &(shard, row) in wanted {
+        let open = shards.get(&shard).ok_or(ReaderError::Stopped)?;
+        groups.insert((shard, open.starts.partition_point(|&s| s <= row) - 1));
+    }
+    let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = groups
+        .iter()
+        .map(|&(shard, group)| {
+            let open = &shards[&shard];
+            (open.file.clone(), open.path.clone(), shard, group)
+        })
+        .collect();
+    let threads = if remote {
+        loader.remote_requests.max(loader.decode_threads)
+    } else {
+        loader.decode_threads
+    };
+    let decoded = decode_row_groups(
+        &jobs,
+        threads,
+        loader.decode_threads,
+        loader.columns,
+        cancel,
+    );
+    for ((_, path, shard, group), result) in jobs.iter().zip(decoded) {
+        let decoded = result?;
+        let first = shards[shard].starts[*group];
+        for (index, row) in decoded.into_iter().enumerate() {
+            let location = (*shard, first + index as u64);
+            if keep(&location) || wanted.binary_search(&location).is_ok() {
+                let origin = RowOrigin {
+                    stage: stage_index,
+                    shard: *shard,
+                    row: location.1,
+                };
+                let raw = RawRow {
+                    row,
+                    origin,
+                    path: path.clone(),
+                    row_group: *group,
+                    row_in_group: index,
+                };
+                rows.insert(location, raw);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A window being decoded ahead (see the module's doc): dropping it stops the work after the row
+/// groups in flight and waits for them.
+struct ReadAhead {
+    window: u64,
+    cancel: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Result<Decoded, ReaderError>>>,
+}
+
+/// What a read-ahead decoded: the shards it opened and the rows it kept.
+struct Decoded {
+    shards: BTreeMap<u32, OpenShard>,
+    rows: HashMap<(u32, u64), RawRow>,
+}
+
+impl ReadAhead {
+    /// Waits for the decoding to end.
+    fn finish(mut self) -> Result<Decoded, ReaderError> {
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(decoded)) => decoded,
+            // A panic in the read-ahead thread.
+            Some(Err(_)) | None => Err(ReaderError::Stopped),
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The read-ahead's work, moved to its thread.
+struct AheadJob {
+    loader: Loader,
+    stage_index: usize,
+    /// The shards of `wanted` already open.
+    shards: BTreeMap<u32, OpenShard>,
+    /// The window's rows not decoded yet, sorted.
+    wanted: Vec<(u32, u64)>,
+    /// The rows to keep besides `wanted`: this rank's of the window and of the one after it.
+    keep: HashSet<(u32, u64)>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl AheadJob {
+    /// Opens the shards in shard order, then decodes, as entering the window would.
+    fn run(mut self) -> Result<Decoded, ReaderError> {
+        self.wanted.sort_unstable();
+        for &(shard, _) in &self.wanted {
+            if !self.shards.contains_key(&shard) {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(ReaderError::Stopped);
+                }
+                let open = open_shard(&self.loader, self.stage_index, shard)?;
+                self.shards.insert(shard, open);
+            }
+        }
+        let mut rows = HashMap::new();
+        decode_rows(
+            &self.loader,
+            self.stage_index,
+            true,
+            &self.shards,
+            &self.wanted,
+            |location| self.keep.contains(location),
+            &mut rows,
+            Some(&self.cancel),
+        )?;
+        Ok(Decoded {
+            shards: self.shards,
+            rows,
+        })
+    }
+}
+
 /// Decodes `jobs` on up to `threads` threads; results in job order. With fewer row groups than
-/// threads (shards of one row group, the lazy window's first batch), each row group's columns
-/// are split over two threads instead, so no core idles.
+/// half the `decode_threads` (shards of one row group, the lazy window's first batch), each row
+/// group's columns are split over two threads instead, so no core idles. Once `cancel` is set, the
+/// jobs not started yet are left undone (their results: `Stopped`).
 fn decode_row_groups(
     jobs: &[(Arc<ShardFile>, Arc<Path>, u32, usize)],
     threads: usize,
+    decode_threads: usize,
     columns: ReadColumns,
+    cancel: Option<&AtomicBool>,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
-    let split = threads >= 2 * jobs.len();
+    let split = decode_threads >= 2 * jobs.len();
     let read = |file: &ShardFile, group: usize| {
         if split {
             file.read_row_group_columns_split(group, columns)
@@ -447,14 +650,17 @@ fn decode_row_groups(
                     let Some((file, _, _, group)) = jobs.get(i) else {
                         break;
                     };
+                    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                        break;
+                    }
                     let result = read(file, *group);
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 }
             });
         }
     });
-    // Every slot is filled once the scope ends: a decode thread that panicked re-raises its panic
-    // here (the reader then reports `Stopped`), so an empty slot cannot be observed.
+    // Every slot is filled once the scope ends, but for jobs left undone after `cancel`: a decode
+    // thread that panicked re-raises its panic here (the reader then reports `Stopped`).
     slots
         .into_iter()
         .map(|slot| {

@@ -21,7 +21,8 @@
 //!   reader converts its rows, outside any order.
 //!
 //! Memory is bounded by the options, not by the data: about two windows of this rank's rows (of
-//! `shuffle_window / world_size` rows each), plus `prefetch + 2 * decode_threads + 1` batches
+//! `shuffle_window / world_size` rows each; three for a stage on object storage, which reads one
+//! window ahead unless `read_ahead` is off), plus `prefetch + 2 * decode_threads + 1` batches
 //! (decoded images included), plus one footer per shard the current windows touch, plus up to
 //! [`POOL_BYTES`] of idle pixel buffers kept for reuse (see [`Pixels`]).
 
@@ -50,8 +51,8 @@ pub use error::{OptionsError, PixelsError, ReaderError, StateMismatch};
 pub use held_back::read_rows_at;
 pub use images::{ImageDecoder, decode_pixels, patchify};
 pub use options::{
-    DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH, DEFAULT_SEED,
-    DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
+    DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_EPOCHS, DEFAULT_PREFETCH,
+    DEFAULT_REMOTE_REQUESTS, DEFAULT_SEED, DEFAULT_SHUFFLE_WINDOW, ImageMode, ReaderOptions,
 };
 pub use pixels::{POOL_BYTES, Pixels};
 pub use rows::{Image, Row, RowBatch, RowOrigin};
@@ -206,6 +207,8 @@ impl Reader {
             shuffle: options.shuffle(),
             window: options.shuffle_window(),
             decode_threads: options.decode_threads(),
+            remote_requests: options.remote_requests(),
+            read_ahead: options.read_ahead(),
             verify: options.verify(),
             cache: match options.cache() {
                 Some(cache) => Some(Arc::new(
