@@ -16,6 +16,6 @@ source "$repo/benches/objstore/moto.sh"
 export MIXTAPE_CACHE_DIR="$work/cache"
 "$bin" build "$recipe" --out "$work/local" --quiet >/dev/null
 "$bin" build "$recipe" --out s3://bench/set --quiet >/dev/null
-mapfile -t stages < <("$py" -c 'import json,sys; print("\n".join(s["name"] for s in json.load(open(sys.argv[1]))["stages"]))' "$work/local/_mixtape/build.json")
+mapfile -t stages < <("$py" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["stages"]))' "$work/local/_mixtape/build.json")
 "${PYTHON:?set PYTHON to an interpreter with mosaicml-streaming}" "$repo/benches/objstore/mosaic.py" \
   "$bin" "$work/local" "${stages[@]}" --reps "$reps"

@@ -4,8 +4,9 @@
 #   - build: into s3:// against into a folder (wall seconds), outputs compared byte for byte;
 #   - read, cold, --images skip: bytes downloaded against the token columns' size (pyarrow's);
 #   - read, warm chunk cache, images decoded: rows/s against reading the folder;
-#   - 3 epochs with a chunk cache of 25% of the token columns, --images skip: bytes downloaded and
-#     rows/s, against an unlimited cache and no cache.
+#   - read, cold, images decoded: rows/s reading one window ahead against --no-read-ahead;
+#   - 3 epochs with a chunk cache of 25% of what the read fetches (--images skip: the token columns;
+#     decoded: the whole set): bytes downloaded and rows/s, against an unlimited cache and no cache.
 #
 #   benches/objstore/run.sh MIXTAPE_BIN RECIPE [REPS=3] [SHUFFLE_WINDOW=64]
 #
@@ -79,21 +80,39 @@ l=$(median <"$work/local-rows")
 w=$(median <"$work/warm-rows")
 echo "images decoded: folder $l rows/s, s3:// with a warm cache $w rows/s = $(echo "scale=3; $w / $l" | bc)x (downloaded per warm pass: $(median <"$work/warm-down") bytes: manifests and footers)"
 
-# Three epochs, a quarter of the token columns as the cache, against an unlimited cache and none:
-# bytes downloaded, and rows/s (each run starts with an empty cache; limits interleaved per rep).
-quarter=$((tokens / 4))
+# Cold, images decoded, no cache: reading one window ahead (the default) against fetching each
+# window on entering it, interleaved.
 for rep in $(seq 1 "$reps"); do
-  for limit in 0 "$quarter" 100GB; do
-    rm -rf "$work/c3"
-    stream "$work/e3.json" s3://bench/set --images skip --epochs 3 --shuffle-window "$window" \
-      --chunk-cache "$work/c3" --chunk-cache-limit "$limit"
-    field "$work/e3.json" 'r["remote"]["bytes_downloaded"]' >>"$work/e3-down-$limit"
-    field "$work/e3.json" 'r["rows_per_s"]' >>"$work/e3-rows-$limit"
+  stream "$work/a.json" s3://bench/set --shuffle-window "$window"
+  field "$work/a.json" 'r["rows_per_s"]' >>"$work/ahead-rows"
+  stream "$work/n.json" s3://bench/set --shuffle-window "$window" --no-read-ahead
+  field "$work/n.json" 'r["rows_per_s"]' >>"$work/no-ahead-rows"
+done
+a=$(median <"$work/ahead-rows")
+n=$(median <"$work/no-ahead-rows")
+echo "cold, images decoded, --shuffle-window $window: read-ahead $a rows/s, --no-read-ahead $n rows/s = $(echo "scale=3; $a / $n" | bc)x"
+
+# Three epochs with a cache of a quarter of what the read fetches, against an unlimited cache and
+# none: bytes downloaded and rows/s (each run starts with an empty cache; limits interleaved per rep).
+# With images skipped the read is all requests and no work, so a miss costs its full latency; with
+# images decoded (what a trainer reads) the misses are fetched while images decode.
+three_epochs() { # images-mode, bytes the read fetches
+  local images="$1" quarter=$(($2 / 4)) limit rep q u
+  for rep in $(seq 1 "$reps"); do
+    for limit in 0 "$quarter" 100GB; do
+      rm -rf "$work/c3"
+      stream "$work/e3.json" s3://bench/set --images "$images" --epochs 3 --shuffle-window "$window" \
+        --chunk-cache "$work/c3" --chunk-cache-limit "$limit"
+      field "$work/e3.json" 'r["remote"]["bytes_downloaded"]' >>"$work/e3-$images-down-$limit"
+      field "$work/e3.json" 'r["rows_per_s"]' >>"$work/e3-$images-rows-$limit"
+    done
   done
-done
-for limit in 0 "$quarter" 100GB; do
-  echo "3 epochs, --shuffle-window $window, cache limit $limit: $(median <"$work/e3-down-$limit") bytes downloaded, $(median <"$work/e3-rows-$limit") rows/s"
-done
-q=$(median <"$work/e3-rows-$quarter")
-u=$(median <"$work/e3-rows-100GB")
-echo "3 epochs: a 25% cache reads at $(echo "scale=3; $q / $u" | bc)x the rows/s of an unlimited one"
+  for limit in 0 "$quarter" 100GB; do
+    echo "3 epochs, --images $images, --shuffle-window $window, cache limit $limit: $(median <"$work/e3-$images-down-$limit") bytes downloaded, $(median <"$work/e3-$images-rows-$limit") rows/s"
+  done
+  q=$(median <"$work/e3-$images-rows-$quarter")
+  u=$(median <"$work/e3-$images-rows-100GB")
+  echo "3 epochs, --images $images: a 25% cache reads at $(echo "scale=3; $q / $u" | bc)x the rows/s of an unlimited one"
+}
+three_epochs skip "$tokens"
+three_epochs decoded "$((tokens + images))"
