@@ -3,6 +3,7 @@
 mod util;
 
 mod audit;
+mod azurite;
 mod build;
 mod check;
 mod cli;

@@ -1,5 +1,6 @@
 //! Builds and reads on object storage, against a real S3-compatible server (moto's, started per
-//! test by `s3_server`) and, where faults are the point, through a proxy that injects them.
+//! test by `s3_server`) and, where faults are the point, through a proxy that injects them; and
+//! against Azure's blob service emulator (Azurite, started by `azurite`) for `az://`.
 //!
 //! What must hold: a build into `s3://` writes the same bytes a build on disk writes, and resumes
 //! after a kill; a second builder is refused; reading a stage back yields the same rows in the same
@@ -10,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::azurite::Azurite;
 use crate::s3_server::{FaultProxy, Faults, S3Server, request};
 use crate::util::{TestDir, file_tree, run_python, small_recipe};
 
@@ -91,6 +93,34 @@ fn a_build_into_s3_writes_the_bytes_of_a_build_on_disk_and_reads_back_in_the_sam
             .starts_with("s3")),
         "nothing of the URL was created as a local folder"
     );
+}
+
+#[test]
+fn a_build_into_azure_blob_storage_writes_the_bytes_of_a_build_on_disk_and_reads_back_in_the_same_order()
+ {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let azurite = Azurite::start();
+    azurite.create_container("data");
+    let env = azurite.env();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    ok(&dir.run_env(
+        &["build", "r.yaml", "--out", "az://data/out", "--quiet"],
+        &env,
+    ));
+    // The lock blob is gone, and every other blob is the file a build on disk writes.
+    assert_eq!(azurite.blobs("data", "out"), file_tree(&dir.path("out")));
+    assert_eq!(
+        order(&dir, &env, "az://data/out", &["--epochs", "2"]),
+        order(&dir, &[], "out", &["--epochs", "2"])
+    );
+    ok(&dir.run_env(&["verify", "az://data/out"], &env));
+    // A second build of the same prefix resumes: nothing to redo, the same blobs.
+    ok(&dir.run_env(
+        &["build", "r.yaml", "--out", "az://data/out", "--quiet"],
+        &env,
+    ));
+    assert_eq!(azurite.blobs("data", "out"), file_tree(&dir.path("out")));
 }
 
 #[test]

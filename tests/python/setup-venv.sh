@@ -14,6 +14,11 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -r tests/requirements.txt -r python/requirements-test.txt
 bash trainer-bridge/install-libtorch.sh --cuda
+# The test servers from the npm registry (tests/node/package.json: Azurite, for az:// URLs), pinned by
+# its package-lock.json, into tests/node/node_modules/.
+if ! [ -x tests/node/node_modules/.bin/azurite-blob ]; then
+  npm ci --prefix tests/node --no-audit --no-fund --silent
+fi
 site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "$PWD/.libtorch" > "$site/mixtape-libtorch.pth"
 .venv/bin/python -c 'import torch' || {
