@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::{PackedRow, ReadColumns, ReadError, ShardFile, ShardInfo};
+use crate::{PackedRow, ReadColumns, ShardFile, ShardInfo};
 
 use super::ReaderError;
 use super::cache::ReaderCache;
@@ -420,6 +420,24 @@ impl EpochReader<'_> {
     /// every other row this rank owns in this window or the next.
     fn decode(&mut self, mut wanted: Vec<(u32, u64)>) -> Result<(), ReaderError> {
         wanted.sort_unstable();
+        if self.remote && !self.loader.verify {
+            let missing: BTreeSet<u32> = wanted
+                .iter()
+                .map(|&(shard, _)| shard)
+                .filter(|shard| !self.shards.contains_key(shard))
+                .collect();
+            let missing: Vec<u32> = missing.into_iter().collect();
+            let threads = self.loader.remote_requests;
+            for (shard, open) in missing.iter().zip(open_shards(
+                self.loader,
+                self.stage_index,
+                &missing,
+                threads,
+                None,
+            )) {
+                self.shards.insert(*shard, open?);
+            }
+        }
         for &(shard, _) in &wanted {
             self.open(shard)?;
         }
@@ -583,17 +601,26 @@ struct AheadJob {
 }
 
 impl AheadJob {
-    /// Opens the shards in shard order, then decodes, as entering the window would.
+    /// Opens the shards (errors in shard order), then decodes, as entering the window would.
     fn run(mut self) -> Result<Decoded, ReaderError> {
         self.wanted.sort_unstable();
-        for &(shard, _) in &self.wanted {
-            if !self.shards.contains_key(&shard) {
-                if self.cancel.load(Ordering::Relaxed) {
-                    return Err(ReaderError::Stopped);
-                }
-                let open = open_shard(&self.loader, self.stage_index, shard)?;
-                self.shards.insert(shard, open);
-            }
+        let missing: BTreeSet<u32> = self
+            .wanted
+            .iter()
+            .map(|&(shard, _)| shard)
+            .filter(|shard| !self.shards.contains_key(shard))
+            .collect();
+        let missing: Vec<u32> = missing.into_iter().collect();
+        let threads = self.loader.remote_requests;
+        let opened = open_shards(
+            &self.loader,
+            self.stage_index,
+            &missing,
+            threads,
+            Some(&self.cancel),
+        );
+        for (shard, open) in missing.iter().zip(opened) {
+            self.shards.insert(*shard, open?);
         }
         let mut rows = HashMap::new();
         decode_rows(
@@ -625,50 +652,76 @@ fn decode_row_groups(
     cancel: Option<&AtomicBool>,
 ) -> Vec<Result<Vec<PackedRow>, ReaderError>> {
     let split = decode_threads >= 2 * jobs.len();
-    let read = |file: &ShardFile, group: usize| {
+    parallel_map(jobs, threads, cancel, |(file, _, _, group)| {
         if split {
-            file.read_row_group_columns_split(group, columns)
+            file.read_row_group_columns_split(*group, columns)
         } else {
-            file.read_row_group_columns(group, columns)
+            file.read_row_group_columns(*group, columns)
         }
-    };
-    if threads <= 1 || jobs.len() <= 1 {
-        return jobs
+    })
+    .into_iter()
+    .map(|done| done.ok_or(ReaderError::Stopped)?.map_err(ReaderError::from))
+    .collect()
+}
+
+/// Opens `shards` (sorted, none open yet) on up to `threads` threads: for a remote stage, each
+/// opening is two requests (magic and tail) of the store's latency, and a window of small shards
+/// opens many. Results in shard order, so the first error reported is the serial one.
+fn open_shards(
+    loader: &Loader,
+    stage_index: usize,
+    shards: &[u32],
+    threads: usize,
+    cancel: Option<&AtomicBool>,
+) -> Vec<Result<OpenShard, ReaderError>> {
+    parallel_map(shards, threads, cancel, |&shard| {
+        open_shard(loader, stage_index, shard)
+    })
+    .into_iter()
+    .map(|done| done.ok_or(ReaderError::Stopped)?)
+    .collect()
+}
+
+/// `work` of every item on up to `threads` scoped threads, results in item order whichever thread
+/// finishes first; once `cancel` is set, items not started yet are left `None`.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    cancel: Option<&AtomicBool>,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    if threads <= 1 || items.len() <= 1 {
+        return items
             .iter()
-            .map(|(file, _, _, group)| read(file, *group).map_err(ReaderError::from))
+            .map(|item| (!cancelled()).then(|| work(item)))
             .collect();
     }
     let next = AtomicUsize::new(0);
-    // One slot per job, filled by whichever thread reads it.
-    type Slot = Mutex<Option<Result<Vec<PackedRow>, ReadError>>>;
-    let slots: Vec<Slot> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    // One slot per item, filled by whichever thread takes it.
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(jobs.len()) {
+        for _ in 0..threads.min(items.len()) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((file, _, _, group)) = jobs.get(i) else {
+                    let Some(item) = items.get(i) else {
                         break;
                     };
-                    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    if cancelled() {
                         break;
                     }
-                    let result = read(file, *group);
+                    let result = work(item);
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 }
             });
         }
     });
-    // Every slot is filled once the scope ends, but for jobs left undone after `cancel`: a decode
-    // thread that panicked re-raises its panic here (the reader then reports `Stopped`).
+    // Every slot is filled once the scope ends, but for items left after `cancel`: a thread that
+    // panicked re-raises its panic here (the reader then reports `Stopped`).
     slots
         .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .ok_or(ReaderError::Stopped)?
-                .map_err(ReaderError::from)
-        })
+        .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect()
 }
 
