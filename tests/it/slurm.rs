@@ -225,7 +225,11 @@ fn a_task_cancelled_mid_way_and_requeued_still_gives_the_same_bytes() {
         sidecars_of_task_1 * TASKS < whole_shards,
         "task 1 had finished before the kill"
     );
-    // Requeued, it runs again as task 1 of the same array, keeping the shards it finished.
+    // Requeued, it runs again as task 1 of the same array, keeping the shards it finished. Not in
+    // the second of the kill: slurmd refuses a job's new credential when it was issued no later than
+    // the old one's revocation, which it compares in whole seconds ("Job credential revoked", and the
+    // requeued task fails at launch).
+    std::thread::sleep(Duration::from_secs(2));
     slurm(&conf, &dir, "scontrol", &["requeue", &victim]);
     slurm(
         &conf,
