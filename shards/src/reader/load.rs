@@ -354,16 +354,18 @@ impl EpochReader<'_> {
             }
         }
         if !self.lazy {
-            let missing: Vec<(u32, u64)> = self
-                .now
-                .iter()
-                .filter(|l| !self.rows.contains_key(l))
-                .copied()
-                .collect();
-            self.decode(missing)?;
+            self.decode(self.undecoded(&self.now))?;
             self.read_ahead(window + 1);
         }
         Ok(())
+    }
+
+    /// The locations of `set` not decoded yet.
+    fn undecoded(&self, set: &HashSet<(u32, u64)>) -> Vec<(u32, u64)> {
+        set.iter()
+            .filter(|l| !self.rows.contains_key(l))
+            .copied()
+            .collect()
     }
 
     /// Starts decoding window `window` in the background (a remote stage, this window decoded).
@@ -373,12 +375,7 @@ impl EpochReader<'_> {
         if !self.remote || !self.loader.read_ahead || self.loader.verify || start >= self.end {
             return;
         }
-        let wanted: Vec<(u32, u64)> = self
-            .next
-            .iter()
-            .filter(|l| !self.rows.contains_key(l))
-            .copied()
-            .collect();
+        let wanted = self.undecoded(&self.next);
         if wanted.is_empty() {
             return;
         }
@@ -421,22 +418,13 @@ impl EpochReader<'_> {
     fn decode(&mut self, mut wanted: Vec<(u32, u64)>) -> Result<(), ReaderError> {
         wanted.sort_unstable();
         if self.remote && !self.loader.verify {
-            let missing: BTreeSet<u32> = wanted
-                .iter()
-                .map(|&(shard, _)| shard)
-                .filter(|shard| !self.shards.contains_key(shard))
-                .collect();
-            let missing: Vec<u32> = missing.into_iter().collect();
-            let threads = self.loader.remote_requests;
-            for (shard, open) in missing.iter().zip(open_shards(
+            open_missing(
                 self.loader,
                 self.stage_index,
-                &missing,
-                threads,
+                &mut self.shards,
+                &wanted,
                 None,
-            )) {
-                self.shards.insert(*shard, open?);
-            }
+            )?;
         }
         for &(shard, _) in &wanted {
             self.open(shard)?;
@@ -604,24 +592,13 @@ impl AheadJob {
     /// Opens the shards (errors in shard order), then decodes, as entering the window would.
     fn run(mut self) -> Result<Decoded, ReaderError> {
         self.wanted.sort_unstable();
-        let missing: BTreeSet<u32> = self
-            .wanted
-            .iter()
-            .map(|&(shard, _)| shard)
-            .filter(|shard| !self.shards.contains_key(shard))
-            .collect();
-        let missing: Vec<u32> = missing.into_iter().collect();
-        let threads = self.loader.remote_requests;
-        let opened = open_shards(
+        open_missing(
             &self.loader,
             self.stage_index,
-            &missing,
-            threads,
+            &mut self.shards,
+            &self.wanted,
             Some(&self.cancel),
-        );
-        for (shard, open) in missing.iter().zip(opened) {
-            self.shards.insert(*shard, open?);
-        }
+        )?;
         let mut rows = HashMap::new();
         decode_rows(
             &self.loader,
@@ -664,22 +641,29 @@ fn decode_row_groups(
     .collect()
 }
 
-/// Opens `shards` (sorted, none open yet) on up to `threads` threads: for a remote stage, each
-/// opening is two requests (magic and tail) of the store's latency, and a window of small shards
-/// opens many. Results in shard order, so the first error reported is the serial one.
-fn open_shards(
+/// Opens the shards of `wanted` not in `shards` yet, `remote_requests` at a time: for a remote
+/// stage each opening is two requests (magic and tail) of the store's latency, and a window of small
+/// shards opens many. Errors come in shard order, so the one reported is the serial one.
+fn open_missing(
     loader: &Loader,
     stage_index: usize,
-    shards: &[u32],
-    threads: usize,
+    shards: &mut BTreeMap<u32, OpenShard>,
+    wanted: &[(u32, u64)],
     cancel: Option<&AtomicBool>,
-) -> Vec<Result<OpenShard, ReaderError>> {
-    parallel_map(shards, threads, cancel, |&shard| {
+) -> Result<(), ReaderError> {
+    let missing: BTreeSet<u32> = wanted
+        .iter()
+        .map(|&(shard, _)| shard)
+        .filter(|shard| !shards.contains_key(shard))
+        .collect();
+    let missing: Vec<u32> = missing.into_iter().collect();
+    let opened = parallel_map(&missing, loader.remote_requests, cancel, |&shard| {
         open_shard(loader, stage_index, shard)
-    })
-    .into_iter()
-    .map(|done| done.ok_or(ReaderError::Stopped)?)
-    .collect()
+    });
+    for (shard, open) in missing.into_iter().zip(opened) {
+        shards.insert(shard, open.ok_or(ReaderError::Stopped)??);
+    }
+    Ok(())
 }
 
 /// `work` of every item on up to `threads` scoped threads, results in item order whichever thread
