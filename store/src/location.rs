@@ -194,11 +194,14 @@ fn store_for(scheme: &str, root: &str) -> Result<Arc<dyn ObjectStore>, object_st
                     .build()?,
             )
         }
+        // Plain HTTP is allowed, as `object_store` allows it for GCS by default: the base URL is
+        // `https://storage.googleapis.com` unless the service account's `gcs_base_url` names a
+        // test server such as fake-gcs-server, which speaks HTTP.
         "gs" => Arc::new(
             GoogleCloudStorageBuilder::from_env()
                 .with_url(root)
                 .with_retry(retry())
-                .with_client_options(client(false))
+                .with_client_options(client(true))
                 .build()?,
         ),
         "http" | "https" => Arc::new(

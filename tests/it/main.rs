@@ -8,6 +8,7 @@ mod build;
 mod check;
 mod cli;
 mod diff;
+mod fake_gcs;
 mod inspect;
 mod long_text;
 mod mix;

@@ -1,6 +1,7 @@
 //! Builds and reads on object storage, against a real S3-compatible server (moto's, started per
 //! test by `s3_server`) and, where faults are the point, through a proxy that injects them; and
-//! against Azure's blob service emulator (Azurite, started by `azurite`) for `az://`.
+//! against Azure's blob service emulator (Azurite, started by `azurite`) for `az://`, and a GCS
+//! emulator (fake-gcs-server, started by `fake_gcs`) for reads of `gs://`.
 //!
 //! What must hold: a build into `s3://` writes the same bytes a build on disk writes, and resumes
 //! after a kill; a second builder is refused; reading a stage back yields the same rows in the same
@@ -12,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::azurite::Azurite;
+use crate::fake_gcs::FakeGcs;
 use crate::s3_server::{FaultProxy, Faults, S3Server, request};
 use crate::util::{TestDir, file_tree, run_python, small_recipe};
 
@@ -121,6 +123,63 @@ fn a_build_into_azure_blob_storage_writes_the_bytes_of_a_build_on_disk_and_reads
         &env,
     ));
     assert_eq!(azurite.blobs("data", "out"), file_tree(&dir.path("out")));
+}
+
+/// fake-gcs-server serves GCS's JSON API and the XML API's reads, which is what `gs://` reads use;
+/// `object_store` writes through the XML API's object PUT, which it lacks
+/// (fsouza/fake-gcs-server#331), so the test uploads the set and sources itself.
+#[test]
+fn a_set_and_recipe_sources_in_google_cloud_storage_read_as_the_same_files_on_disk() {
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("data");
+    let env = gcs.env();
+    ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
+    gcs.upload(&dir.path("out"), "data", "out");
+    assert_eq!(gcs.objects("data", "out"), file_tree(&dir.path("out")));
+    assert_eq!(
+        order(&dir, &env, "gs://data/out", &["--epochs", "2"]),
+        order(&dir, &[], "out", &["--epochs", "2"])
+    );
+    ok(&dir.run_env(&["verify", "gs://data/out"], &env));
+    // Ranged reads: with images skipped, no image byte comes down.
+    let skip = dir.run_env(
+        &["stream", "gs://data/out", "--images", "skip", "--json"],
+        &env,
+    );
+    ok(&skip);
+    let report: serde_json::Value = serde_json::from_str(&skip.stdout).unwrap();
+    let (image_bytes, token_bytes, _) = column_bytes(&dir.path("out"));
+    let downloaded = report["remote"]["bytes_downloaded"].as_u64().unwrap();
+    let set_bytes: u64 = file_tree(&dir.path("out"))
+        .values()
+        .map(|b| b.len() as u64)
+        .sum();
+    assert!(
+        token_bytes <= downloaded && downloaded < set_bytes - image_bytes,
+        "{downloaded} bytes downloaded; of the set's {set_bytes}, {token_bytes} are the other \
+         columns and {image_bytes} images"
+    );
+
+    let repo = crate::util::repo();
+    for (from, prefix) in DEMO_SOURCES {
+        gcs.upload(&repo.join(from), "data", prefix);
+    }
+    dir.write("local.yaml", local_sources_recipe());
+    dir.write(
+        "remote.yaml",
+        sources_recipe(
+            "gs://data/corpus/llava/*.jsonl",
+            "gs://data/corpus/wds/shapes-*.tar",
+        ),
+    );
+    ok(&dir.run(&["build", "local.yaml", "--out", "local", "--quiet"]));
+    ok(&dir.run_env(
+        &["build", "remote.yaml", "--out", "remote", "--quiet"],
+        &env,
+    ));
+    assert_same_rows(&dir, "remote", "local");
 }
 
 #[test]
@@ -321,7 +380,6 @@ fn skipping_images_downloads_the_token_columns_and_no_image_bytes() {
         "{downloaded} bytes downloaded for {token_bytes} bytes of token columns and {footer_bytes} of footers"
     );
 }
-
 /// The length of an HTTP `Range` header's `bytes=A-B`.
 fn range_len(range: &str) -> u64 {
     let (start, end) = range
@@ -560,21 +618,18 @@ fn split_build_tasks_into_s3_and_their_finish_write_the_bytes_of_a_one_machine_b
     assert_eq!(objects(&server, "split"), file_tree(&dir.path("whole")));
 }
 
-#[test]
-fn a_recipe_whose_sources_are_objects_builds_what_the_same_files_on_disk_build() {
-    let (dir, server) = setup();
-    let repo = crate::util::repo();
-    // The demo's LLaVA-style conversations (their images by relative path) and WebDataset tars.
-    for (from, prefix) in [
-        ("recipes/data/llava", "corpus/llava"),
-        ("recipes/data/images", "corpus/images"),
-        ("recipes/data/wds", "corpus/wds"),
-    ] {
-        upload(&server, &repo.join(from), prefix);
-    }
-    let recipe = |llava: &str, wds: &str| {
-        format!(
-            r#"version: 1
+/// The demo's LLaVA-style conversations (their images by relative path) and WebDataset tars,
+/// uploaded under `corpus/` as `put` writes them.
+const DEMO_SOURCES: [(&str, &str); 3] = [
+    ("recipes/data/llava", "corpus/llava"),
+    ("recipes/data/images", "corpus/images"),
+    ("recipes/data/wds", "corpus/wds"),
+];
+
+/// A one-stage recipe over conversations at `llava` and WebDataset tars at `wds` (globs).
+fn sources_recipe(llava: &str, wds: &str) -> String {
+    format!(
+        r#"version: 1
 name: remote-sources
 seed: 3
 tokenizer: {{path: {tok}}}
@@ -587,22 +642,53 @@ stages:
     budget: {{samples: 24}}
     mix: {{vqa: 0.5, caption: 0.5}}
 "#,
-            tok = crate::util::tokenizer()
-        )
-    };
-    dir.write(
-        "local.yaml",
-        recipe(
-            &repo
-                .join("recipes/data/llava/*.jsonl")
-                .display()
-                .to_string(),
-            &repo
-                .join("recipes/data/wds/shapes-*.tar")
-                .display()
-                .to_string(),
-        ),
+        tok = crate::util::tokenizer()
+    )
+}
+
+/// [`sources_recipe`] over the demo's files on disk.
+fn local_sources_recipe() -> String {
+    let repo = crate::util::repo();
+    sources_recipe(
+        &repo
+            .join("recipes/data/llava/*.jsonl")
+            .display()
+            .to_string(),
+        &repo
+            .join("recipes/data/wds/shapes-*.tar")
+            .display()
+            .to_string(),
+    )
+}
+
+/// The builds of [`sources_recipe`] in `dir/a` and `dir/b` hold the same rows; their files differ
+/// only in the recipe fingerprint in their footers (the recipes name different paths).
+fn assert_same_rows(dir: &TestDir, a: &str, b: &str) {
+    let script = dir.write(
+        "same_rows.py",
+        "import sys, pyarrow.parquet as pq\n\
+         a, b = (pq.read_table(p) for p in sys.argv[1:])\n\
+         print(a.num_rows, a.equals(b))\n",
     );
+    let printed = run_python(
+        script.to_str().unwrap(),
+        &[
+            &dir.path(&format!("{a}/only/shard-00000.parquet")),
+            &dir.path(&format!("{b}/only/shard-00000.parquet")),
+        ],
+    );
+    assert!(printed.trim().ends_with("True"), "{printed}");
+}
+
+#[test]
+fn a_recipe_whose_sources_are_objects_builds_what_the_same_files_on_disk_build() {
+    let (dir, server) = setup();
+    let repo = crate::util::repo();
+    for (from, prefix) in DEMO_SOURCES {
+        upload(&server, &repo.join(from), prefix);
+    }
+    let recipe = sources_recipe;
+    dir.write("local.yaml", local_sources_recipe());
     dir.write(
         "remote.yaml",
         recipe(
@@ -616,22 +702,7 @@ stages:
         &["build", "remote.yaml", "--out", "remote", "--quiet"],
         &env,
     ));
-    // The same rows; the files differ only in the recipe fingerprint in their footers (the
-    // recipes name different paths).
-    let script = dir.write(
-        "same_rows.py",
-        "import sys, pyarrow.parquet as pq\n\
-         a, b = (pq.read_table(p) for p in sys.argv[1:])\n\
-         print(a.num_rows, a.equals(b))\n",
-    );
-    let printed = run_python(
-        script.to_str().unwrap(),
-        &[
-            &dir.path("remote/only/shard-00000.parquet"),
-            &dir.path("local/only/shard-00000.parquet"),
-        ],
-    );
-    assert!(printed.trim().ends_with("True"), "{printed}");
+    assert_same_rows(&dir, "remote", "local");
     let missing = dir.run_env(&["check", "remote.yaml"], &env);
     ok(&missing);
     dir.write(

@@ -768,8 +768,9 @@ fn try_request(
     })
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
-fn percent_encode(value: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (a query value, or an object
+/// name as one segment of a path).
+pub fn percent_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
