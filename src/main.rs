@@ -17,7 +17,24 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Restores SIGPIPE's default action, which the Rust runtime sets to "ignore": a reader that closes
+/// the pipe early (`mixtape stream --order | head`) then ends this process quietly, as it ends `cat`,
+/// where every later `println!` would otherwise panic on the broken pipe.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE and no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_a_closed_pipe() {}
+
 fn main() -> ExitCode {
+    die_quietly_on_a_closed_pipe();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

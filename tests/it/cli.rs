@@ -206,3 +206,38 @@ fn no_color_keeps_ansi_escapes_out_of_terminal_output() {
         "loss tokens are marked instead: {plain}"
     );
 }
+
+/// A reader that stops early (`| head`) ends the command quietly, by SIGPIPE as it ends `cat`: no
+/// panic on the closed pipe, whatever is left to print.
+#[cfg(unix)]
+#[test]
+fn a_pipe_closed_early_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let dir = TestDir::new();
+    dir.write("r.yaml", small_recipe());
+    let built = dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mixtape"))
+        // Far more lines than a pipe's buffer holds, so that the command is still writing.
+        .args(["stream", "out", "--order", "--epochs", "1000"])
+        .current_dir(dir.root())
+        .env("MIXTAPE_CACHE_DIR", dir.path(".cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mixtape");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty(), "no first line");
+    // The read end is dropped here: the next writes meet a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
+}
