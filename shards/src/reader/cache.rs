@@ -5,10 +5,10 @@
 //! order positions `start(s) + r` of an epoch's layout, where `start(s)` follows from the epoch's
 //! shard permutation and the manifest's row counts alone, and a window holds a contiguous run of
 //! layout positions. So a chunk's next use is the first window, after the one being read, that
-//! holds one of its row group's rows, found without opening any footer (more exactly, the loader
-//! keeps the next window's rows of each row group it decodes, so a row group spanning windows
-//! `a..=b` is read at windows `a`, `a + 2`, ...). Time is counted in windows across the whole
-//! schedule: stage by stage, epoch by epoch.
+//! holds one of its row group's rows, found without opening any footer (the loader keeps the rows
+//! of later windows of each row group it decodes, so a row group spanning windows `a..=b` is read
+//! at window `a` of each epoch, and not again in `a + 1..=b`). Time is counted in windows across
+//! the whole schedule: stage by stage, epoch by epoch.
 //!
 //! [`mixtape_store::RangeCache`] then applies Belady's rule with it: the chunks needed furthest in
 //! the future leave first, and a chunk needed later than everything cached is not kept. Windows
@@ -198,16 +198,10 @@ impl Future {
             }
             let start = *self.starts(tag.stage, epoch).get(tag.shard as usize)?;
             let first = first_tick + (start + tag.rows.start) / self.window;
-            let last = first_tick + (start + tag.rows.end - 1) / self.window;
-            // Reading window `w`, the loader keeps the rows of `w + 1` from the row groups it
-            // decodes: a row group spanning windows `first..=last` is read at `first`, `first + 2`...
-            let next = if first >= from {
-                first
-            } else {
-                first + (from - first).div_ceil(2) * 2
-            };
-            if next <= last {
-                return Some(next);
+            // Decoding a row group, the loader keeps its rows of every later window of the epoch:
+            // a row group spanning windows `first..=last` is read at `first` only.
+            if first >= from {
+                return Some(first);
             }
         }
         None

@@ -1,13 +1,14 @@
 //! The loader: turns the order into this rank's batches of decoded (not yet image-decoded) rows.
 //!
 //! It walks the schedule from a cursor, epoch by epoch, window by window (see [`super::order`]).
-//! Entering a window, it works out which of the window's rows this rank owns (and which of the
-//! next window's, so that a row group straddling the edge is decoded once), opens the shards they
+//! Entering a window, it works out which of the window's rows this rank owns, opens the shards they
 //! lie in (footer only, checked against the manifest and its checksums, hashed whole first when
-//! `verify` is on), decodes
-//! the needed row groups on `decode_threads` scoped threads, and keeps only the owned rows. So it
-//! holds at most about two windows' worth of this rank's rows, and touches only the shards the
-//! order reaches: nothing is indexed up front.
+//! `verify` is on), decodes the needed row groups on `decode_threads` scoped threads, and keeps the
+//! rows this rank owns in this window or any later window of the epoch ([`Ownership`]), so that a
+//! row group spanning several windows is decoded once per epoch, not at every other window. So it
+//! holds about two windows' worth of this rank's rows, or, where row groups are longer than
+//! windows, this rank's rows of the row groups the current and next window reach; and it touches
+//! only the shards the order reaches: nothing is indexed up front.
 //!
 //! The first window of each epoch is decoded lazily instead, row group by row group as batches need
 //! them, so the first batch costs the footers and row groups of its own rows: with tiny shards a
@@ -145,6 +146,13 @@ impl Loader {
             );
             let steps = split.steps(order.rows(), cursor.offset);
             let end = cursor.offset + steps * split.step_rows();
+            let ownership = Arc::new(Ownership {
+                shard_starts: order.shard_starts(),
+                order: order.clone(),
+                split,
+                offset: cursor.offset,
+                end,
+            });
             let mut epoch = EpochReader {
                 loader: self,
                 split,
@@ -157,8 +165,8 @@ impl Loader {
                 end,
                 verified: &mut verified,
                 window: None,
-                now: HashSet::new(),
-                next: HashSet::new(),
+                ownership,
+                owned: Owned::default(),
                 lazy: true,
                 rows: HashMap::new(),
                 shards: BTreeMap::new(),
@@ -206,6 +214,116 @@ impl Loader {
 /// alongside the one a batch needs.
 const LOOKAHEAD_POSITIONS: u64 = 1024;
 
+/// Which rows of one epoch of one stage this rank (and worker) owns, window by window. A decoded
+/// row group's rows are kept if this rank owns them in the window being read or any later one.
+#[derive(Debug)]
+struct Ownership {
+    order: EpochOrder,
+    split: Split,
+    /// This reader's part of the epoch: order positions `offset..end`.
+    offset: u64,
+    end: u64,
+    /// The layout position of each shard's first row, by shard index.
+    shard_starts: Vec<u64>,
+}
+
+impl Ownership {
+    /// Locations of the rows of `window` this rank owns, and the window's permutation.
+    fn owned(&self, window: u64) -> (HashSet<(u32, u64)>, Vec<u32>) {
+        let perm = self.order.window_permutation(window);
+        let (start, end) = self.order.window_span(window);
+        let mut owned = HashSet::new();
+        for position in start.max(self.offset)..end.min(self.end) {
+            if self.split.owns(self.offset, self.end, position)
+                && let Some(location) = self
+                    .order
+                    .locate(start + u64::from(perm[(position - start) as usize]))
+            {
+                owned.insert(location);
+            }
+        }
+        (owned, perm)
+    }
+
+    /// The window holding `(shard, row)`: windows cut layout positions as they cut order positions.
+    fn window_of(&self, (shard, row): (u32, u64)) -> u64 {
+        (self.shard_starts[shard as usize] + row) / self.order.window_rows()
+    }
+
+    /// The windows from `from` on, up to the last of this reader's part of the epoch, that hold a
+    /// row of one of `groups` (their shards open in `shards`).
+    fn windows_reached(
+        &self,
+        shards: &BTreeMap<u32, OpenShard>,
+        groups: &BTreeSet<(u32, usize)>,
+        from: u64,
+    ) -> BTreeSet<u64> {
+        let Some(last_position) = self.end.checked_sub(1) else {
+            return BTreeSet::new();
+        };
+        let last_window = self.order.window_of(last_position);
+        let mut windows = BTreeSet::new();
+        for &(shard, group) in groups {
+            let Some(open) = shards.get(&shard) else {
+                continue;
+            };
+            let (first_row, end_row) = (open.starts[group], open.starts[group + 1]);
+            if first_row == end_row {
+                continue;
+            }
+            let first = self.window_of((shard, first_row)).max(from);
+            let last = self.window_of((shard, end_row - 1)).min(last_window);
+            windows.extend(first..=last);
+        }
+        windows
+    }
+}
+
+/// The rows this rank owns, for the windows worked out so far, by window.
+#[derive(Debug, Default)]
+struct Owned(BTreeMap<u64, HashSet<(u32, u64)>>);
+
+impl Owned {
+    fn insert(&mut self, window: u64, rows: HashSet<(u32, u64)>) {
+        self.0.insert(window, rows);
+    }
+
+    /// Works out the windows of `windows` not known yet.
+    fn cover(&mut self, ownership: &Ownership, windows: impl IntoIterator<Item = u64>) {
+        for window in windows {
+            self.0
+                .entry(window)
+                .or_insert_with(|| ownership.owned(window).0);
+        }
+    }
+
+    /// Adds the windows `other` worked out that this does not know.
+    fn merge(&mut self, other: Owned) {
+        for (window, rows) in other.0 {
+            self.0.entry(window).or_insert(rows);
+        }
+    }
+
+    /// The rows owned in `window` (none if it was not worked out).
+    fn of(&self, window: u64) -> &HashSet<(u32, u64)> {
+        static NONE: std::sync::LazyLock<HashSet<(u32, u64)>> =
+            std::sync::LazyLock::new(HashSet::new);
+        self.0.get(&window).unwrap_or(&NONE)
+    }
+
+    /// Whether this rank owns `location`, in a window worked out.
+    fn contains(&self, ownership: &Ownership, location: &(u32, u64)) -> bool {
+        self.0
+            .get(&ownership.window_of(*location))
+            .is_some_and(|rows| rows.contains(location))
+    }
+
+    /// Forgets the windows before `window`: the reader is past them.
+    fn forget_before(&mut self, window: u64) {
+        self.0 = self.0.split_off(&window);
+    }
+}
+
 /// An open shard: its footer and the first row of each row group.
 #[derive(Clone, Debug)]
 struct OpenShard {
@@ -232,9 +350,11 @@ struct EpochReader<'a> {
     verified: &'a mut HashSet<(usize, u32)>,
     /// The loaded window and its permutation.
     window: Option<(u64, Vec<u32>)>,
-    /// Locations this rank owns in the loaded window and in the next one.
-    now: HashSet<(u32, u64)>,
-    next: HashSet<(u32, u64)>,
+    /// Which rows this rank owns, window by window.
+    ownership: Arc<Ownership>,
+    /// The rows it owns in the loaded window, the next one, and the later ones decoded row groups
+    /// reach.
+    owned: Owned,
     /// While true (the epoch's first window), row groups are decoded when a batch needs them
     /// rather than the whole window at once: the first batch then costs a few row groups, not a
     /// window's worth of shards, however small the shards are.
@@ -311,34 +431,19 @@ impl EpochReader<'_> {
         self.order.locate(start + u64::from(offset))
     }
 
-    /// Locations of the rows of `window` this rank owns, and the window's permutation.
-    fn owned(&self, window: u64) -> (HashSet<(u32, u64)>, Vec<u32>) {
-        let perm = self.order.window_permutation(window);
-        let (start, end) = self.order.window_span(window);
-        let mut owned = HashSet::new();
-        for position in start.max(self.offset)..end.min(self.end) {
-            if self.split.owns(self.offset, self.end, position)
-                && let Some(location) = self
-                    .order
-                    .locate(start + u64::from(perm[(position - start) as usize]))
-            {
-                owned.insert(location);
-            }
-        }
-        (owned, perm)
-    }
-
     fn load(&mut self, window: u64) -> Result<(), ReaderError> {
         if let Some(cache) = &self.loader.cache {
             cache.enter(self.stage_index, self.order.epoch(), window);
         }
-        let (now, perm) = self.owned(window);
-        let (next, _) = self.owned(window + 1);
-        // Keep footers only of shards this or the next window still reads.
+        let (now, perm) = self.ownership.owned(window);
+        self.owned.forget_before(window);
+        self.owned.insert(window, now);
+        self.owned.cover(&self.ownership, [window + 1]);
+        // Keep footers only of shards this or the next window still reads (rows of later windows
+        // are decoded already).
+        let (now, next) = (self.owned.of(window), self.owned.of(window + 1));
         self.shards
-            .retain(|shard, _| now.iter().chain(&next).any(|(s, _)| s == shard));
-        self.now = now;
-        self.next = next;
+            .retain(|shard, _| now.iter().chain(next).any(|(s, _)| s == shard));
         self.lazy = self.window.is_none();
         self.window = Some((window, perm));
         if let Some(ahead) = self.ahead.take()
@@ -352,9 +457,10 @@ impl EpochReader<'_> {
             for (location, row) in decoded.rows {
                 self.rows.entry(location).or_insert(row);
             }
+            self.owned.merge(decoded.owned);
         }
         if !self.lazy {
-            self.decode(self.undecoded(&self.now))?;
+            self.decode(self.undecoded(self.owned.of(window)))?;
             self.read_ahead(window + 1);
         }
         Ok(())
@@ -375,12 +481,12 @@ impl EpochReader<'_> {
         if !self.remote || !self.loader.read_ahead || self.loader.verify || start >= self.end {
             return;
         }
-        let wanted = self.undecoded(&self.next);
+        let wanted = self.undecoded(self.owned.of(window));
         if wanted.is_empty() {
             return;
         }
-        let (after, _) = self.owned(window + 1);
-        let keep: HashSet<(u32, u64)> = self.next.union(&after).copied().collect();
+        let mut owned = Owned::default();
+        owned.insert(window, self.owned.of(window).clone());
         let wanted_shards: BTreeSet<u32> = wanted.iter().map(|&(shard, _)| shard).collect();
         let open: BTreeMap<u32, OpenShard> = self
             .shards
@@ -398,7 +504,9 @@ impl EpochReader<'_> {
             stage_index: self.stage_index,
             shards: open,
             wanted,
-            keep,
+            window,
+            ownership: self.ownership.clone(),
+            owned,
             cancel: cancel.clone(),
         };
         // A thread that cannot be spawned only means no read-ahead: the window is decoded on entry.
@@ -414,7 +522,7 @@ impl EpochReader<'_> {
     }
 
     /// Decodes the row groups holding `wanted` (in parallel), keeping the rows of `wanted` and
-    /// every other row this rank owns in this window or the next.
+    /// every other row this rank owns in this window or a later one.
     fn decode(&mut self, mut wanted: Vec<(u32, u64)>) -> Result<(), ReaderError> {
         wanted.sort_unstable();
         if self.remote && !self.loader.verify {
@@ -429,14 +537,21 @@ impl EpochReader<'_> {
         for &(shard, _) in &wanted {
             self.open(shard)?;
         }
-        let (now, next) = (&self.now, &self.next);
+        let groups = row_groups(&self.shards, &wanted)?;
+        let window = self.window.as_ref().map_or(0, |(w, _)| *w);
+        let reached = self
+            .ownership
+            .windows_reached(&self.shards, &groups, window);
+        self.owned.cover(&self.ownership, reached);
+        let (ownership, owned) = (&self.ownership, &self.owned);
         decode_rows(
             self.loader,
             self.stage_index,
             self.remote,
             &self.shards,
+            &groups,
             &wanted,
-            |location| now.contains(location) || next.contains(location),
+            |location| owned.contains(ownership, location),
             &mut self.rows,
             None,
         )
@@ -477,8 +592,21 @@ fn open_shard(loader: &Loader, stage_index: usize, shard: u32) -> Result<OpenSha
     })
 }
 
-/// Decodes the row groups holding `wanted` (sorted; their shards open in `shards`) and puts into
-/// `rows` those of `wanted` and those `keep` accepts. A stage on object storage fetches
+/// The row groups, as (shard, row group), holding `wanted` (their shards open in `shards`).
+fn row_groups(
+    shards: &BTreeMap<u32, OpenShard>,
+    wanted: &[(u32, u64)],
+) -> Result<BTreeSet<(u32, usize)>, ReaderError> {
+    let mut groups = BTreeSet::new();
+    for &(shard, row) in wanted {
+        let open = shards.get(&shard).ok_or(ReaderError::Stopped)?;
+        groups.insert((shard, open.starts.partition_point(|&s| s <= row) - 1));
+    }
+    Ok(groups)
+}
+
+/// Decodes `groups`, the row groups holding `wanted` (sorted; their shards open in `shards`), and
+/// puts into `rows` those of `wanted` and those `keep` accepts. A stage on object storage fetches
 /// `remote_requests` row groups at a time, a local one `decode_threads`; `cancel` stops it between
 /// row groups.
 #[allow(clippy::too_many_arguments)]
@@ -487,16 +615,12 @@ fn decode_rows(
     stage_index: usize,
     remote: bool,
     shards: &BTreeMap<u32, OpenShard>,
+    groups: &BTreeSet<(u32, usize)>,
     wanted: &[(u32, u64)],
     keep: impl Fn(&(u32, u64)) -> bool,
     rows: &mut HashMap<(u32, u64), RawRow>,
     cancel: Option<&AtomicBool>,
 ) -> Result<(), ReaderError> {
-    let mut groups: BTreeSet<(u32, usize)> = BTreeSet::new();
-    for &(shard, row) in wanted {
-        let open = shards.get(&shard).ok_or(ReaderError::Stopped)?;
-        groups.insert((shard, open.starts.partition_point(|&s| s <= row) - 1));
-    }
     let jobs: Vec<(Arc<ShardFile>, Arc<Path>, u32, usize)> = groups
         .iter()
         .map(|&(shard, group)| {
@@ -549,10 +673,12 @@ struct ReadAhead {
     handle: Option<JoinHandle<Result<Decoded, ReaderError>>>,
 }
 
-/// What a read-ahead decoded: the shards it opened and the rows it kept.
+/// What a read-ahead decoded: the shards it opened, the rows it kept, and the windows whose owned
+/// rows it worked out to keep them.
 struct Decoded {
     shards: BTreeMap<u32, OpenShard>,
     rows: HashMap<(u32, u64), RawRow>,
+    owned: Owned,
 }
 
 impl ReadAhead {
@@ -583,8 +709,12 @@ struct AheadJob {
     shards: BTreeMap<u32, OpenShard>,
     /// The window's rows not decoded yet, sorted.
     wanted: Vec<(u32, u64)>,
-    /// The rows to keep besides `wanted`: this rank's of the window and of the one after it.
-    keep: HashSet<(u32, u64)>,
+    /// The window read ahead.
+    window: u64,
+    ownership: Arc<Ownership>,
+    /// The rows this rank owns in `window` (and, once worked out, in the later windows the
+    /// decoded row groups reach): the rows kept.
+    owned: Owned,
     cancel: Arc<AtomicBool>,
 }
 
@@ -599,20 +729,27 @@ impl AheadJob {
             &self.wanted,
             Some(&self.cancel),
         )?;
+        let groups = row_groups(&self.shards, &self.wanted)?;
+        let reached = self
+            .ownership
+            .windows_reached(&self.shards, &groups, self.window);
+        self.owned.cover(&self.ownership, reached);
         let mut rows = HashMap::new();
         decode_rows(
             &self.loader,
             self.stage_index,
             true,
             &self.shards,
+            &groups,
             &self.wanted,
-            |location| self.keep.contains(location),
+            |location| self.owned.contains(&self.ownership, location),
             &mut rows,
             Some(&self.cancel),
         )?;
         Ok(Decoded {
             shards: self.shards,
             rows,
+            owned: self.owned,
         })
     }
 }

@@ -22,7 +22,8 @@
 //!
 //! Memory is bounded by the options, not by the data: about two windows of this rank's rows (of
 //! `shuffle_window / world_size` rows each; three for a stage on object storage, which reads one
-//! window ahead unless `read_ahead` is off), plus `prefetch + 2 * decode_threads + 1` batches
+//! window ahead unless `read_ahead` is off; where row groups are longer than windows, this rank's
+//! rows of the row groups those windows reach, since a row group is decoded once an epoch), plus `prefetch + 2 * decode_threads + 1` batches
 //! (decoded images included), plus one footer per shard the current windows touch, plus up to
 //! [`POOL_BYTES`] of idle pixel buffers kept for reuse (see [`Pixels`]).
 
