@@ -117,13 +117,15 @@ def importable(what, *modules):
     return True
 
 
-def write_mds(paths, out):
-    """The packed rows of every shard, as MDS samples in `out` (one sample per packed row)."""
+def write_mds(paths, out, shard_bytes=None):
+    """The packed rows of every shard, as MDS samples in `out` (one sample per packed row), in
+    shards of about `shard_bytes` (Mosaic's default size limit when None)."""
     from streaming import MDSWriter
 
     columns = TOKEN_COLUMNS + ["images"]
     rows = 0
-    with MDSWriter(out=out, columns=MDS_COLUMNS, compression=None) as writer:
+    limit = {} if shard_bytes is None else {"size_limit": shard_bytes}
+    with MDSWriter(out=out, columns=MDS_COLUMNS, compression=None, **limit) as writer:
         for path in paths:
             table = pq.read_table(path, columns=columns)
             lists = {c: table.column(c).to_pylist() for c in TOKEN_COLUMNS}
