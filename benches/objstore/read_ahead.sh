@@ -6,8 +6,9 @@
 #
 #   benches/objstore/read_ahead.sh MIXTAPE_BIN RECIPE [DELAY_MS=20] [REPS=3] [SHUFFLE_WINDOW=256] [SHARD_BYTES=500000]
 #
-# Small shards (many per window) give each window many requests to wait for; the demo's default
-# shards are one row group per stage, fetched twice an epoch, which leaves latency nothing to add.
+# Small shards (many per window) give each window many requests to wait for. With the demo's
+# default shards (one row group per stage) and window (2048 rows: a stage is one window), what is
+# left to compare is the read-ahead across stages and epochs: SHUFFLE_WINDOW=2048 SHARD_BYTES=1e9.
 #
 # Prints the medians of rows/s and their ratio.
 set -euo pipefail

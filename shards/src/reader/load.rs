@@ -19,9 +19,12 @@
 //! A stage on object storage reads ahead: once a window is decoded, a thread of its own opens the
 //! next window's shards and decodes its row groups, `remote_requests` at a time, while this window's
 //! batches go out; entering the next window takes what it decoded (and decodes whatever it did not).
-//! The store's latency is then paid while the trainer works. It is the same work the loader would
-//! do on entering that window, only earlier (the chunk cache is told the reader is there already:
-//! nothing more of the current window is read), so rows, errors and cache decisions are the same.
+//! Once the epoch's last window is decoded, the next epoch's first window (of this stage or the
+//! next, if that is on object storage) is read ahead the same way, so an epoch or stage change does
+//! not wait for the store either. The store's latency is then paid while the trainer works. It is
+//! the same work the loader would do on entering that window, only earlier (the chunk cache is told
+//! the reader is there already: nothing more of the current window is read), so rows, errors and
+//! cache decisions are the same; an error met ahead of a lazy first window is met again in place.
 //!
 //! Row groups are decoded in parallel but results are placed by key, and the first error in
 //! (shard, row group) order is the one reported, so neither rows nor errors depend on thread
@@ -123,56 +126,72 @@ impl Loader {
         cursor
     }
 
+    /// This reader's part of the epoch at `cursor`, `steps_before` of this rank's steps after the
+    /// start of the run (the worker phase counts from there).
+    fn part(&self, cursor: Cursor, steps_before: u64) -> EpochPart {
+        let stage = &self.schedule.stages[cursor.stage];
+        let mut split = self.splits[cursor.stage];
+        // Worker `w` takes the steps `w, w + workers, ...` counted from the run's start.
+        split.phase = (split.phase + split.workers - steps_before % split.workers) % split.workers;
+        let order = EpochOrder::new(
+            self.seed,
+            stage.name(),
+            cursor.epoch,
+            &stage.shard_rows,
+            self.shuffle,
+            self.window,
+        );
+        let steps = split.steps(order.rows(), cursor.offset);
+        EpochPart {
+            stage_index: cursor.stage,
+            shard_starts: order.shard_starts(),
+            end: cursor.offset + steps * split.step_rows(),
+            order,
+            split,
+            offset: cursor.offset,
+            steps,
+        }
+    }
+
     /// Produces every batch from `start` on, handing each to `emit`; stops after the first error
     /// or when `emit` returns `false` (the reader was dropped).
     pub fn run(&self, start: Cursor, mut emit: impl FnMut(Result<RawBatch, ReaderError>) -> bool) {
+        let stages = self.schedule.stages.len();
         let mut cursor = self.normalize(start);
         let mut verified: HashSet<(usize, u32)> = HashSet::new();
         // This rank's steps since `start`, taken or left to other workers.
         let mut steps_before = 0u64;
-        while cursor.stage < self.schedule.stages.len() {
-            let stage = &self.schedule.stages[cursor.stage];
-            let mut split = self.splits[cursor.stage];
-            // Worker `w` takes the steps `w, w + workers, ...` counted from `start`.
-            split.phase =
-                (split.phase + split.workers - steps_before % split.workers) % split.workers;
-            let order = EpochOrder::new(
-                self.seed,
-                stage.name(),
-                cursor.epoch,
-                &stage.shard_rows,
-                self.shuffle,
-                self.window,
-            );
-            let steps = split.steps(order.rows(), cursor.offset);
-            let end = cursor.offset + steps * split.step_rows();
-            let ownership = Arc::new(Ownership {
-                shard_starts: order.shard_starts(),
-                order: order.clone(),
-                split,
-                offset: cursor.offset,
-                end,
+        let mut part = (cursor.stage < stages).then(|| Arc::new(self.part(cursor, steps_before)));
+        // A read-ahead of the next epoch's first window, started by the epoch before it.
+        let mut handed_over: Option<ReadAhead> = None;
+        while let Some(current) = part.take() {
+            steps_before += current.steps;
+            let next_cursor = self.normalize(Cursor {
+                stage: cursor.stage,
+                epoch: cursor.epoch + 1,
+                offset: 0,
             });
+            let following = (next_cursor.stage < stages)
+                .then(|| Arc::new(self.part(next_cursor, steps_before)));
+            let stage = &self.schedule.stages[cursor.stage];
             let mut epoch = EpochReader {
                 loader: self,
-                split,
                 stage_index: cursor.stage,
                 stage,
                 remote: mixtape_store::is_url(&stage.dir),
-                ahead: None,
-                order: &order,
-                offset: cursor.offset,
-                end,
+                ahead: handed_over.take(),
+                part: current.clone(),
+                following: following.clone(),
                 verified: &mut verified,
                 window: None,
-                ownership,
                 owned: Owned::default(),
+                left_to_decode: HashSet::new(),
                 lazy: true,
                 rows: HashMap::new(),
                 shards: BTreeMap::new(),
             };
-            steps_before += steps;
-            for step in (0..steps).filter(|&step| split.takes_step(step)) {
+            let split = current.split;
+            for step in (0..current.steps).filter(|&step| split.takes_step(step)) {
                 let positions = split.batch(cursor.offset, step);
                 let mut rows = Vec::with_capacity(positions.clone().count());
                 for position in positions {
@@ -201,11 +220,9 @@ impl Loader {
                     return;
                 }
             }
-            cursor = self.normalize(Cursor {
-                stage: cursor.stage,
-                epoch: cursor.epoch + 1,
-                offset: 0,
-            });
+            handed_over = epoch.ahead.take();
+            cursor = next_cursor;
+            part = following;
         }
     }
 }
@@ -214,20 +231,24 @@ impl Loader {
 /// alongside the one a batch needs.
 const LOOKAHEAD_POSITIONS: u64 = 1024;
 
-/// Which rows of one epoch of one stage this rank (and worker) owns, window by window. A decoded
-/// row group's rows are kept if this rank owns them in the window being read or any later one.
+/// This reader's part of one epoch of one stage: the epoch's order, the rank's (and worker's)
+/// split of it, and so which rows it owns, window by window. A decoded row group's rows are kept if
+/// this reader owns them in the window being read or any later one.
 #[derive(Debug)]
-struct Ownership {
+struct EpochPart {
+    stage_index: usize,
     order: EpochOrder,
     split: Split,
-    /// This reader's part of the epoch: order positions `offset..end`.
+    /// Order positions `offset..end`: from the cursor to the end of this reader's last step.
     offset: u64,
     end: u64,
+    /// Global steps from `offset`, this reader's or not.
+    steps: u64,
     /// The layout position of each shard's first row, by shard index.
     shard_starts: Vec<u64>,
 }
 
-impl Ownership {
+impl EpochPart {
     /// Locations of the rows of `window` this rank owns, and the window's permutation.
     fn owned(&self, window: u64) -> (HashSet<(u32, u64)>, Vec<u32>) {
         let perm = self.order.window_permutation(window);
@@ -289,11 +310,9 @@ impl Owned {
     }
 
     /// Works out the windows of `windows` not known yet.
-    fn cover(&mut self, ownership: &Ownership, windows: impl IntoIterator<Item = u64>) {
+    fn cover(&mut self, part: &EpochPart, windows: impl IntoIterator<Item = u64>) {
         for window in windows {
-            self.0
-                .entry(window)
-                .or_insert_with(|| ownership.owned(window).0);
+            self.0.entry(window).or_insert_with(|| part.owned(window).0);
         }
     }
 
@@ -312,9 +331,9 @@ impl Owned {
     }
 
     /// Whether this rank owns `location`, in a window worked out.
-    fn contains(&self, ownership: &Ownership, location: &(u32, u64)) -> bool {
+    fn contains(&self, part: &EpochPart, location: &(u32, u64)) -> bool {
         self.0
-            .get(&ownership.window_of(*location))
+            .get(&part.window_of(*location))
             .is_some_and(|rows| rows.contains(location))
     }
 
@@ -336,25 +355,25 @@ struct OpenShard {
 /// The state of reading one epoch of one stage.
 struct EpochReader<'a> {
     loader: &'a Loader,
-    /// The stage's batch split.
-    split: Split,
     stage_index: usize,
     stage: &'a Stage,
     /// Whether the stage is on object storage (it then reads ahead, see [`ReadAhead`]).
     remote: bool,
-    /// The next window, being decoded in the background.
+    /// The next window (of this epoch, or the next epoch's first), being decoded in the background.
     ahead: Option<ReadAhead>,
-    order: &'a EpochOrder,
-    offset: u64,
-    end: u64,
+    /// The epoch's order and this reader's part of it.
+    part: Arc<EpochPart>,
+    /// The next epoch's, if the run goes on.
+    following: Option<Arc<EpochPart>>,
     verified: &'a mut HashSet<(usize, u32)>,
     /// The loaded window and its permutation.
     window: Option<(u64, Vec<u32>)>,
-    /// Which rows this rank owns, window by window.
-    ownership: Arc<Ownership>,
     /// The rows it owns in the loaded window, the next one, and the later ones decoded row groups
     /// reach.
     owned: Owned,
+    /// In a lazy last window of the epoch, the rows owned there not decoded yet: once none is
+    /// left, the next epoch's first window is read ahead.
+    left_to_decode: HashSet<(u32, u64)>,
     /// While true (the epoch's first window), row groups are decoded when a batch needs them
     /// rather than the whole window at once: the first batch then costs a few row groups, not a
     /// window's worth of shards, however small the shards are.
@@ -367,7 +386,7 @@ struct EpochReader<'a> {
 impl EpochReader<'_> {
     /// The row at order position `position` (owned by this rank).
     fn take(&mut self, position: u64) -> Result<RawRow, ReaderError> {
-        let window = self.order.window_of(position);
+        let window = self.part.order.window_of(position);
         if self.window.as_ref().is_none_or(|(w, _)| *w != window) {
             self.load(window)?;
         }
@@ -395,16 +414,16 @@ impl EpochReader<'_> {
             return Ok(wanted);
         }
         let mut groups = BTreeSet::from([self.group_of(location)?]);
-        let window = self.order.window_of(position);
-        let (_, window_end) = self.order.window_span(window);
+        let window = self.part.order.window_of(position);
+        let (_, window_end) = self.part.order.window_span(window);
         let last = window_end
-            .min(self.end)
+            .min(self.part.end)
             .min(position.saturating_add(LOOKAHEAD_POSITIONS));
         for ahead in position + 1..last {
             if groups.len() >= threads {
                 break;
             }
-            if !self.split.owns(self.offset, self.end, ahead) {
+            if !self.part.split.owns(self.part.offset, self.part.end, ahead) {
                 continue;
             }
             let Some(next) = self.locate(ahead) else {
@@ -425,20 +444,20 @@ impl EpochReader<'_> {
 
     fn locate(&self, position: u64) -> Option<(u32, u64)> {
         let (window, perm) = self.window.as_ref()?;
-        let (start, _) = self.order.window_span(*window);
-        debug_assert_eq!(*window, self.order.window_of(position));
+        let (start, _) = self.part.order.window_span(*window);
+        debug_assert_eq!(*window, self.part.order.window_of(position));
         let offset = *perm.get(usize::try_from(position - start).ok()?)?;
-        self.order.locate(start + u64::from(offset))
+        self.part.order.locate(start + u64::from(offset))
     }
 
     fn load(&mut self, window: u64) -> Result<(), ReaderError> {
         if let Some(cache) = &self.loader.cache {
-            cache.enter(self.stage_index, self.order.epoch(), window);
+            cache.enter(self.stage_index, self.part.order.epoch(), window);
         }
-        let (now, perm) = self.ownership.owned(window);
+        let (now, perm) = self.part.owned(window);
         self.owned.forget_before(window);
         self.owned.insert(window, now);
-        self.owned.cover(&self.ownership, [window + 1]);
+        self.owned.cover(&self.part, [window + 1]);
         // Keep footers only of shards this or the next window still reads (rows of later windows
         // are decoded already).
         let (now, next) = (self.owned.of(window), self.owned.of(window + 1));
@@ -447,21 +466,34 @@ impl EpochReader<'_> {
         self.lazy = self.window.is_none();
         self.window = Some((window, perm));
         if let Some(ahead) = self.ahead.take()
+            && Arc::ptr_eq(&ahead.part, &self.part)
             && ahead.window == window
         {
-            // Its error is the one decoding here would have met first.
-            let decoded = ahead.finish()?;
-            for (shard, open) in decoded.shards {
-                self.shards.entry(shard).or_insert(open);
+            match ahead.finish() {
+                Ok(decoded) => {
+                    for (shard, open) in decoded.shards {
+                        self.shards.entry(shard).or_insert(open);
+                    }
+                    for (location, row) in decoded.rows {
+                        self.rows.entry(location).or_insert(row);
+                    }
+                    self.owned.merge(decoded.owned);
+                }
+                // Its error is the one decoding this window here would meet first.
+                Err(err) if !self.lazy => return Err(err),
+                // A lazy window meets errors batch by batch: decoding it in place meets this one
+                // where it lies, after the batches before it.
+                Err(_) => {}
             }
-            for (location, row) in decoded.rows {
-                self.rows.entry(location).or_insert(row);
-            }
-            self.owned.merge(decoded.owned);
         }
         if !self.lazy {
             self.decode(self.undecoded(self.owned.of(window)))?;
             self.read_ahead(window + 1);
+        } else if self.reads_following_ahead() && self.is_last(window) {
+            self.left_to_decode = self.undecoded(self.owned.of(window)).into_iter().collect();
+            if self.left_to_decode.is_empty() {
+                self.read_ahead_following();
+            }
         }
         Ok(())
     }
@@ -474,39 +506,93 @@ impl EpochReader<'_> {
             .collect()
     }
 
-    /// Starts decoding window `window` in the background (a remote stage, this window decoded).
+    /// Whether `window` is the last this reader reads of the epoch.
+    fn is_last(&self, window: u64) -> bool {
+        let (_, end) = self.part.order.window_span(window);
+        end >= self.part.end
+    }
+
+    /// Whether the next epoch's first window is to be read ahead: it is on object storage, and
+    /// read-ahead is on (verification hashes whole shards once per run, on the loader's thread).
+    fn reads_following_ahead(&self) -> bool {
+        self.loader.read_ahead
+            && !self.loader.verify
+            && self.following.as_ref().is_some_and(|part| {
+                mixtape_store::is_url(&self.loader.schedule.stages[part.stage_index].dir)
+            })
+    }
+
+    /// Starts decoding window `window` in the background (this window decoded): the next window
+    /// of a remote stage, or past this reader's last window, the next epoch's first.
     fn read_ahead(&mut self, window: u64) {
-        let (start, _) = self.order.window_span(window);
+        let (start, _) = self.part.order.window_span(window);
+        if start >= self.part.end {
+            self.read_ahead_following();
+            return;
+        }
         // Verification hashes whole shards once per run, on the loader's thread.
-        if !self.remote || !self.loader.read_ahead || self.loader.verify || start >= self.end {
+        if !self.remote || !self.loader.read_ahead || self.loader.verify {
             return;
         }
         let wanted = self.undecoded(self.owned.of(window));
-        if wanted.is_empty() {
+        if !wanted.is_empty() {
+            let owned = self.owned.of(window).clone();
+            self.spawn_ahead(self.part.clone(), window, owned, wanted);
+        }
+    }
+
+    /// Starts decoding the next epoch's first window in the background (this epoch's last window
+    /// decoded), so that a stage or epoch change on object storage does not wait for the store.
+    fn read_ahead_following(&mut self) {
+        if self.ahead.is_some() || !self.reads_following_ahead() {
             return;
         }
-        let mut owned = Owned::default();
-        owned.insert(window, self.owned.of(window).clone());
-        let wanted_shards: BTreeSet<u32> = wanted.iter().map(|&(shard, _)| shard).collect();
-        let open: BTreeMap<u32, OpenShard> = self
-            .shards
-            .iter()
-            .filter(|(shard, _)| wanted_shards.contains(shard))
-            .map(|(&shard, open)| (shard, open.clone()))
-            .collect();
-        // Nothing more of this window is read: to the cache, the reader is in the next one.
-        if let Some(cache) = &self.loader.cache {
-            cache.enter(self.stage_index, self.order.epoch(), window);
+        let Some(part) = self.following.clone() else {
+            return;
+        };
+        let window = part.order.window_of(part.offset);
+        let (owned, _) = part.owned(window);
+        let wanted: Vec<(u32, u64)> = owned.iter().copied().collect();
+        if !wanted.is_empty() {
+            self.spawn_ahead(part, window, owned, wanted);
         }
+    }
+
+    /// Decodes `wanted`, rows of window `window` of `part`, on a thread of its own, keeping
+    /// `owned` (the rows this reader owns there) and the rows it owns in the later windows the row
+    /// groups reach.
+    fn spawn_ahead(
+        &mut self,
+        part: Arc<EpochPart>,
+        window: u64,
+        owned: HashSet<(u32, u64)>,
+        wanted: Vec<(u32, u64)>,
+    ) {
+        // The footers open already, if the window is of this stage.
+        let wanted_shards: BTreeSet<u32> = wanted.iter().map(|&(shard, _)| shard).collect();
+        let open: BTreeMap<u32, OpenShard> = if part.stage_index == self.stage_index {
+            self.shards
+                .iter()
+                .filter(|(shard, _)| wanted_shards.contains(shard))
+                .map(|(&shard, open)| (shard, open.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        // Nothing more of this window is read: to the cache, the reader is in that one.
+        if let Some(cache) = &self.loader.cache {
+            cache.enter(part.stage_index, part.order.epoch(), window);
+        }
+        let mut kept = Owned::default();
+        kept.insert(window, owned);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = AheadJob {
             loader: self.loader.clone(),
-            stage_index: self.stage_index,
+            part: part.clone(),
             shards: open,
             wanted,
             window,
-            ownership: self.ownership.clone(),
-            owned,
+            owned: kept,
             cancel: cancel.clone(),
         };
         // A thread that cannot be spawned only means no read-ahead: the window is decoded on entry.
@@ -515,6 +601,7 @@ impl EpochReader<'_> {
             .spawn(move || job.run())
             .ok()
             .map(|handle| ReadAhead {
+                part,
                 window,
                 cancel,
                 handle: Some(handle),
@@ -539,11 +626,9 @@ impl EpochReader<'_> {
         }
         let groups = row_groups(&self.shards, &wanted)?;
         let window = self.window.as_ref().map_or(0, |(w, _)| *w);
-        let reached = self
-            .ownership
-            .windows_reached(&self.shards, &groups, window);
-        self.owned.cover(&self.ownership, reached);
-        let (ownership, owned) = (&self.ownership, &self.owned);
+        let reached = self.part.windows_reached(&self.shards, &groups, window);
+        self.owned.cover(&self.part, reached);
+        let (part, owned) = (&self.part, &self.owned);
         decode_rows(
             self.loader,
             self.stage_index,
@@ -551,10 +636,19 @@ impl EpochReader<'_> {
             &self.shards,
             &groups,
             &wanted,
-            |location| owned.contains(ownership, location),
+            |location| owned.contains(part, location),
             &mut self.rows,
             None,
-        )
+        )?;
+        if !self.left_to_decode.is_empty() {
+            let rows = &self.rows;
+            self.left_to_decode
+                .retain(|location| !rows.contains_key(location));
+            if self.left_to_decode.is_empty() {
+                self.read_ahead_following();
+            }
+        }
+        Ok(())
     }
 
     /// Opens shard `shard` (footer only) unless already open, checking it against the manifest.
@@ -668,6 +762,8 @@ fn decode_rows(
 /// A window being decoded ahead (see the module's doc): dropping it stops the work after the row
 /// groups in flight and waits for them.
 struct ReadAhead {
+    /// The epoch the window is of.
+    part: Arc<EpochPart>,
     window: u64,
     cancel: Arc<AtomicBool>,
     handle: Option<JoinHandle<Result<Decoded, ReaderError>>>,
@@ -704,14 +800,14 @@ impl Drop for ReadAhead {
 /// The read-ahead's work, moved to its thread.
 struct AheadJob {
     loader: Loader,
-    stage_index: usize,
+    /// The epoch the window is of.
+    part: Arc<EpochPart>,
     /// The shards of `wanted` already open.
     shards: BTreeMap<u32, OpenShard>,
-    /// The window's rows not decoded yet, sorted.
+    /// The window's rows not decoded yet.
     wanted: Vec<(u32, u64)>,
     /// The window read ahead.
     window: u64,
-    ownership: Arc<Ownership>,
     /// The rows this rank owns in `window` (and, once worked out, in the later windows the
     /// decoded row groups reach): the rows kept.
     owned: Owned,
@@ -724,25 +820,25 @@ impl AheadJob {
         self.wanted.sort_unstable();
         open_missing(
             &self.loader,
-            self.stage_index,
+            self.part.stage_index,
             &mut self.shards,
             &self.wanted,
             Some(&self.cancel),
         )?;
         let groups = row_groups(&self.shards, &self.wanted)?;
         let reached = self
-            .ownership
+            .part
             .windows_reached(&self.shards, &groups, self.window);
-        self.owned.cover(&self.ownership, reached);
+        self.owned.cover(&self.part, reached);
         let mut rows = HashMap::new();
         decode_rows(
             &self.loader,
-            self.stage_index,
+            self.part.stage_index,
             true,
             &self.shards,
             &groups,
             &self.wanted,
-            |location| self.owned.contains(&self.ownership, location),
+            |location| self.owned.contains(&self.part, location),
             &mut rows,
             Some(&self.cancel),
         )?;
