@@ -4,7 +4,7 @@
 //! Entering a window, it works out which of the window's rows this rank owns, opens the shards they
 //! lie in (footer only, checked against the manifest and its checksums, hashed whole first when
 //! `verify` is on), decodes the needed row groups on `decode_threads` scoped threads, and keeps the
-//! rows this rank owns in this window or any later window of the epoch ([`Ownership`]), so that a
+//! rows this rank owns in this window or any later window of the epoch ([`EpochPart`]), so that a
 //! row group spanning several windows is decoded once per epoch, not at every other window. So it
 //! holds about two windows' worth of this rank's rows, or, where row groups are longer than
 //! windows, this rank's rows of the row groups the current and next window reach; and it touches
@@ -176,7 +176,6 @@ impl Loader {
             let stage = &self.schedule.stages[cursor.stage];
             let mut epoch = EpochReader {
                 loader: self,
-                stage_index: cursor.stage,
                 stage,
                 remote: mixtape_store::is_url(&stage.dir),
                 ahead: handed_over.take(),
@@ -355,7 +354,6 @@ struct OpenShard {
 /// The state of reading one epoch of one stage.
 struct EpochReader<'a> {
     loader: &'a Loader,
-    stage_index: usize,
     stage: &'a Stage,
     /// Whether the stage is on object storage (it then reads ahead, see [`ReadAhead`]).
     remote: bool,
@@ -452,7 +450,7 @@ impl EpochReader<'_> {
 
     fn load(&mut self, window: u64) -> Result<(), ReaderError> {
         if let Some(cache) = &self.loader.cache {
-            cache.enter(self.stage_index, self.part.order.epoch(), window);
+            cache.enter(self.part.stage_index, self.part.order.epoch(), window);
         }
         let (now, perm) = self.part.owned(window);
         self.owned.forget_before(window);
@@ -570,7 +568,7 @@ impl EpochReader<'_> {
     ) {
         // The footers open already, if the window is of this stage.
         let wanted_shards: BTreeSet<u32> = wanted.iter().map(|&(shard, _)| shard).collect();
-        let open: BTreeMap<u32, OpenShard> = if part.stage_index == self.stage_index {
+        let open: BTreeMap<u32, OpenShard> = if part.stage_index == self.part.stage_index {
             self.shards
                 .iter()
                 .filter(|(shard, _)| wanted_shards.contains(shard))
@@ -615,7 +613,7 @@ impl EpochReader<'_> {
         if self.remote && !self.loader.verify {
             open_missing(
                 self.loader,
-                self.stage_index,
+                self.part.stage_index,
                 &mut self.shards,
                 &wanted,
                 None,
@@ -631,7 +629,7 @@ impl EpochReader<'_> {
         let (part, owned) = (&self.part, &self.owned);
         decode_rows(
             self.loader,
-            self.stage_index,
+            self.part.stage_index,
             self.remote,
             &self.shards,
             &groups,
@@ -654,11 +652,11 @@ impl EpochReader<'_> {
     /// Opens shard `shard` (footer only) unless already open, checking it against the manifest.
     fn open(&mut self, shard: u32) -> Result<&OpenShard, ReaderError> {
         if !self.shards.contains_key(&shard) {
-            if self.loader.verify && self.verified.insert((self.stage_index, shard)) {
+            if self.loader.verify && self.verified.insert((self.part.stage_index, shard)) {
                 let info = &self.stage.manifest.shards[shard as usize];
                 verify_blake3(&self.stage.shard_path(shard), &info.blake3)?;
             }
-            let open = open_shard(self.loader, self.stage_index, shard)?;
+            let open = open_shard(self.loader, self.part.stage_index, shard)?;
             self.shards.insert(shard, open);
         }
         self.shards.get(&shard).ok_or(ReaderError::Stopped)
