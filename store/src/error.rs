@@ -36,6 +36,15 @@ fn range_text(range: &Option<Range<u64>>) -> String {
 
 fn hint(source: &object_store::Error) -> &'static str {
     match source {
+        // The stores say so in the body object_store quotes (a listing's error is a generic one):
+        // S3's `NoSuchBucket`, Azure's `ContainerNotFound`, GCS's "The specified bucket does not
+        // exist".
+        _ if ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
+            .iter()
+            .any(|code| source.to_string().contains(code)) =>
+        {
+            " (no such bucket or container: check the name after `://`, or create it)"
+        }
         object_store::Error::NotFound { .. } => " (no such object: check the URL)",
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => {

@@ -317,6 +317,32 @@ fn reading_through_503s_and_dropped_connections_loses_and_repeats_nothing() {
 }
 
 #[test]
+fn a_bucket_that_does_not_exist_is_named_as_such() {
+    let (dir, server) = setup();
+    let env = server.env();
+    let build = dir.run_env(
+        &[
+            "build",
+            "r.yaml",
+            "--out",
+            "s3://no-such-bucket/out",
+            "--quiet",
+        ],
+        &env,
+    );
+    let read = dir.run_env(&["stream", "s3://no-such-bucket/out"], &env);
+    for out in [build, read] {
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("s3://no-such-bucket/out")
+                && out.stderr.contains("no such bucket or container"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn a_changed_object_is_named_with_its_url_and_row_group() {
     let (dir, server) = setup();
     ok(&dir.run(&["build", "r.yaml", "--out", "out", "--quiet"]));
