@@ -10,12 +10,13 @@ pub enum StoreError {
     #[error("{url}: {reason}")]
     BadUrl { url: String, reason: String },
     /// The store answered, or the network failed, after every retry.
-    #[error("{url}{}: {source}{}", range_text(.range), hint(.source))]
+    #[error("{url}{}: {error}{}", range_text(.range), hint(.error))]
     Remote {
         url: String,
         range: Option<Range<u64>>,
-        #[source]
-        source: object_store::Error,
+        /// Quoted in the message, not chained as a source: its text already carries its own
+        /// causes, which a chain would print again at every level.
+        error: object_store::Error,
     },
     /// The object arrived shorter than the range asked for (a connection that closed early and
     /// kept doing so through every retry).
@@ -34,15 +35,19 @@ fn range_text(range: &Option<Range<u64>>) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the store says the bucket or container is missing, in the body object_store quotes (a
+/// listing's error is a generic one): S3's `NoSuchBucket`, Azure's `ContainerNotFound`, GCS's "The
+/// specified bucket does not exist".
+fn no_such_bucket(error: &object_store::Error) -> bool {
+    let text = error.to_string();
+    ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
+        .iter()
+        .any(|code| text.contains(code))
+}
+
 fn hint(source: &object_store::Error) -> &'static str {
     match source {
-        // The stores say so in the body object_store quotes (a listing's error is a generic one):
-        // S3's `NoSuchBucket`, Azure's `ContainerNotFound`, GCS's "The specified bucket does not
-        // exist".
-        _ if ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
-            .iter()
-            .any(|code| source.to_string().contains(code)) =>
-        {
+        _ if no_such_bucket(source) => {
             " (no such bucket or container: check the name after `://`, or create it)"
         }
         object_store::Error::NotFound { .. } => " (no such object: check the URL)",
@@ -60,7 +65,8 @@ impl StoreError {
         use object_store::Error as E;
         match self {
             Self::BadUrl { .. } => std::io::ErrorKind::InvalidInput,
-            Self::Remote { source, .. } => match source {
+            Self::Remote { error, .. } => match error {
+                _ if no_such_bucket(error) => std::io::ErrorKind::NotFound,
                 E::NotFound { .. } => std::io::ErrorKind::NotFound,
                 E::AlreadyExists { .. } | E::Precondition { .. } => {
                     std::io::ErrorKind::AlreadyExists

@@ -39,7 +39,7 @@ fn remote_error(
     StoreError::Remote {
         url: remote.url.clone(),
         range,
-        source,
+        error: source,
     }
     .into()
 }

@@ -71,10 +71,10 @@ pub fn glob(pattern: &str) -> io::Result<Vec<PathBuf>> {
         }
         Ok::<_, object_store::Error>(keys)
     })
-    .map_err(|source| StoreError::Remote {
+    .map_err(|error| StoreError::Remote {
         url: prefix.to_string(),
         range: None,
-        source,
+        error,
     })?;
     counters().got(0);
     let mut matched: Vec<PathBuf> = keys
@@ -97,7 +97,7 @@ pub fn local_copy(path: &Path) -> io::Result<PathBuf> {
         StoreError::Remote {
             url: remote.url.clone(),
             range: None,
-            source,
+            error: source,
         }
         .into()
     };

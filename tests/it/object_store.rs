@@ -331,11 +331,23 @@ fn a_bucket_that_does_not_exist_is_named_as_such() {
         &env,
     );
     let read = dir.run_env(&["stream", "s3://no-such-bucket/out"], &env);
+    assert!(
+        read.stderr.contains("check the path") && !read.stderr.contains("permissions"),
+        "{}",
+        read.stderr
+    );
     for out in [build, read] {
         assert_eq!(out.code, 2, "{}", out.stderr);
         assert!(
             out.stderr.contains("s3://no-such-bucket/out")
                 && out.stderr.contains("no such bucket or container"),
+            "{}",
+            out.stderr
+        );
+        // The store's answer once in the message and once as its cause, not again at every
+        // level of the store client's own error chain.
+        assert!(
+            out.stderr.matches("<Code>NoSuchBucket</Code>").count() <= 2,
             "{}",
             out.stderr
         );
