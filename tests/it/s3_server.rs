@@ -26,12 +26,12 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::server_process::{ServerProcess, free_port};
 use crate::util::repo;
 
 /// The `Authorization` header value [`request`] sends: moto never checks signatures, but it reads
@@ -39,9 +39,6 @@ use crate::util::repo;
 /// anonymous (403 on private objects).
 pub const AUTHORIZATION: &str =
     "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request";
-
-/// How long [`S3Server::start`] waits for moto to answer.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Read and write timeout of the harness's own requests and of the proxy's upstream connections,
 /// so that a wedged server fails a test instead of hanging it.
@@ -56,10 +53,7 @@ const SLOW_DOWN_BODY: &str = "<Error><Code>SlowDown</Code><Message>injected</Mes
 /// A moto S3 server on `127.0.0.1`, killed when dropped.
 #[derive(Debug)]
 pub struct S3Server {
-    child: Child,
-    port: u16,
-    /// Holds `moto.log` (the server's stdout and stderr), shown when it fails to start.
-    log_dir: tempfile::TempDir,
+    process: ServerProcess,
 }
 
 impl S3Server {
@@ -71,60 +65,23 @@ impl S3Server {
             "{} is missing: run `bash tests/python/setup-venv.sh` (it creates .venv/ with the Python packages the tests use, moto[server] among them)",
             moto.display()
         );
-        let log_dir = tempfile::tempdir().expect("temp dir for the moto log");
-        let log_path = log_dir.path().join("moto.log");
-        let log = std::fs::File::create(&log_path).expect("create the moto log");
         let port = free_port();
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(log_dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the moto log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", moto.display()));
-        let mut server = S3Server {
-            child,
-            port,
-            log_dir,
-        };
-        server.wait_until_ready();
-        server
-    }
-
-    /// Polls `GET /` until moto answers 200; panics with its log if it exits or never answers.
-    fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the moto process") {
-                panic!(
-                    "moto_server exited ({status}) before answering on port {}; its log:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            if try_request(&self.addr(), "GET", "/", &[], b"").is_ok_and(|r| r.status == 200) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "moto_server did not answer GET / on port {} within {STARTUP_TIMEOUT:?}; its log:\n{}",
-                    self.port,
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
+        let mut process = ServerProcess::spawn("moto_server", &moto, &args, port);
+        process.wait_until("answer GET /", |server| {
+            try_request(&server.addr(), "GET", "/", &[], b"").is_ok_and(|r| r.status == 200)
+        });
+        S3Server { process }
     }
 
     /// What moto has printed so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_dir.path().join("moto.log")).unwrap_or_default()
+        self.process.log()
     }
 
     /// `127.0.0.1:PORT`, the address to give [`FaultProxy::start`].
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.process.addr()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -194,14 +151,6 @@ impl S3Server {
     }
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        // Errors mean it is already gone; nothing to report from a destructor.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The environment variables that make `AmazonS3Builder::from_env()` reach an S3 endpoint with
 /// moto's test credentials. (`object_store` does not read `AWS_EC2_METADATA_DISABLED`; it is there
 /// for the AWS SDKs and CLIs, and static credentials keep `object_store` off instance metadata.)
@@ -217,13 +166,6 @@ pub fn client_env(endpoint: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
-}
-
-/// A port nobody listens on right now (the OS's pick; another process could take it before the
-/// caller binds it, which is unlikely enough for tests).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free local port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// Which faults a [`FaultProxy`] injects; the default injects none. Requests are numbered from 1
