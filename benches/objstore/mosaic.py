@@ -51,8 +51,9 @@ def upload(folder, prefix):
             s3.upload_file(path, BUCKET, f"{prefix}/{os.path.relpath(path, folder)}")
 
 
-def mosaic_remote(remote, workers, rep):
-    """One cold pass over the MDS copy on the server; (seconds, tokens, images)."""
+def mosaic_remote(remote, workers, seed, cache_limit=None, epochs=1):
+    """`epochs` cold epochs of one StreamingDataset over the MDS copy on the server, its shard cache
+    limited to `cache_limit` bytes (None: no eviction); (seconds, tokens, images)."""
     import torch.utils.data
     from streaming.base.util import clean_stale_shared_memory
 
@@ -62,16 +63,18 @@ def mosaic_remote(remote, workers, rep):
         settle()
         start = time.perf_counter()
         dataset = _decoded_dataset_class()(
-            remote=remote, local=local, shuffle=True, shuffle_seed=rep, batch_size=4
+            remote=remote, local=local, shuffle=True, shuffle_seed=seed, batch_size=4,
+            cache_limit=cache_limit,
         )
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=4, num_workers=workers, collate_fn=collate_rows
         )
         tokens = images = 0
-        for batch in loader:
-            for row in batch:
-                tokens += len(row["input_ids"])
-                images += len(row["images"])
+        for _ in range(epochs):
+            for batch in loader:
+                for row in batch:
+                    tokens += len(row["input_ids"])
+                    images += len(row["images"])
         seconds = time.perf_counter() - start
         del loader, dataset
         return seconds, tokens, images
@@ -108,36 +111,6 @@ def set_size(prefix):
     return sum(o["Size"] for o in objects), shards
 
 
-def mosaic_cached(remote, workers, limit, epochs):
-    """`epochs` epochs of one StreamingDataset with `cache_limit=limit`; (seconds, tokens, images)."""
-    import torch.utils.data
-    from streaming.base.util import clean_stale_shared_memory
-
-    clean_stale_shared_memory()
-    local = tempfile.mkdtemp(prefix="mixtape-mosaic-local-")
-    try:
-        settle()
-        start = time.perf_counter()
-        dataset = _decoded_dataset_class()(
-            remote=remote, local=local, shuffle=True, shuffle_seed=0, batch_size=4,
-            cache_limit=limit,
-        )
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=4, num_workers=workers, collate_fn=collate_rows
-        )
-        tokens = images = 0
-        for _ in range(epochs):
-            for batch in loader:
-                for row in batch:
-                    tokens += len(row["input_ids"])
-                    images += len(row["images"])
-        seconds = time.perf_counter() - start
-        del loader, dataset
-        return seconds, tokens, images
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-
-
 def cache_comparison(args, remote_stages):
     """Both readers over `args.epochs` epochs with a cache of `args.cache_fraction` of their set."""
     (mixtape_set, mixtape_shards), (mosaic_set, mosaic_shards) = set_size("set"), set_size("mds")
@@ -162,8 +135,8 @@ def cache_comparison(args, remote_stages):
             shutil.rmtree(cache, ignore_errors=True)
         os.environ["S3_ENDPOINT_URL"] = args.count_url
         before = counted_bytes(args.count_file)
-        seconds, tokens, images = mosaic_cached(
-            f"s3://{BUCKET}/mds", args.threads, mosaic_limit, args.epochs
+        seconds, tokens, images = mosaic_remote(
+            f"s3://{BUCKET}/mds", args.threads, 0, mosaic_limit, args.epochs
         )
         runs["mosaic"].append((seconds, tokens, images, counted_bytes(args.count_file) - before))
     sizes = {

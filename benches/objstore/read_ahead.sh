@@ -8,7 +8,7 @@
 #
 # Small shards (many per window) give each window many requests to wait for. With the demo's
 # default shards (one row group per stage) and window (2048 rows: a stage is one window), what is
-# left to compare is the read-ahead across stages and epochs: SHUFFLE_WINDOW=2048 SHARD_BYTES=1e9.
+# left to compare is the read-ahead across stages and epochs: SHUFFLE_WINDOW=2048 SHARD_BYTES=1000000000.
 #
 # Prints the medians of rows/s and their ratio.
 set -euo pipefail
